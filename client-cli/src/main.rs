@@ -1,0 +1,2 @@
+//! The atelier CLI.
+fn main() {}

@@ -1,0 +1,2 @@
+//! The web binary.
+fn main() {}
