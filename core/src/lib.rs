@@ -1,1 +1,11 @@
-//! Atelier core.
+//! Atelier's pure core: the resource model, its Automerge mapping, storage, search and sync.
+//!
+//! Nothing here does network I/O or owns an async runtime: time and randomness come in as
+//! arguments, so the binaries (relay, CLI, web) and the tests drive the same code.
+
+pub mod ids;
+pub mod resource;
+pub mod vocab;
+
+pub use ids::{DocumentId, OfficeId};
+pub use resource::Resource;
