@@ -3,8 +3,11 @@
 //! Nothing here does network I/O or owns an async runtime: time and randomness come in as
 //! arguments, so the binaries (relay, CLI, web) and the tests drive the same code.
 
+pub mod document;
 pub mod ids;
 pub mod resource;
+pub mod search;
+pub mod store;
 pub mod vocab;
 
 pub use ids::{DocumentId, OfficeId};

@@ -1,0 +1,552 @@
+//! One resource = one Automerge document: the mapping (autosurgeon), edits, and change history.
+//!
+//! `summary` and `description` are Automerge `Text`, changed by splices, so that two offices
+//! typing in the same paragraph both keep their words. Other fields are plain values (last
+//! writer wins per field). Each change carries a JSON commit message naming the office and the
+//! fields it touched, which `history` reads back.
+
+use std::collections::BTreeMap;
+
+use automerge::{AutoCommit, ChangeHash, ReadDoc};
+use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile, Text};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::resource::{self, Dates, Designer, Link, Location, Resource, ValidationErrors};
+
+/// The `@type` marker of a resource document, so that other documents (the catalog) and
+/// foreign documents opened by an automerge-repo client are told apart.
+pub const RESOURCE_TYPE: &str = "atelier.resource";
+/// Schema of the resource documents. A document with a higher schema was written by a newer
+/// Atelier: it is shown read-only rather than rewritten by an older one.
+pub const SCHEMA: u64 = 1;
+
+/// Errors reading or changing a resource document.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    /// The document is not a resource of this schema.
+    #[error("ce document n'est pas une ressource atelier lisible : {0}")]
+    NotAResource(String),
+    /// The requested change is not valid.
+    #[error("{0}")]
+    Invalid(#[from] ValidationErrors),
+    /// An edit names a field that cannot be edited that way.
+    #[error("champ « {field} » : {message}")]
+    BadEdit { field: String, message: String },
+    /// Automerge or autosurgeon failed.
+    #[error("automerge : {0}")]
+    Automerge(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<automerge::AutomergeError> for DocumentError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Self::Automerge(e.to_string())
+    }
+}
+
+impl From<autosurgeon::ReconcileError> for DocumentError {
+    fn from(e: autosurgeon::ReconcileError) -> Self {
+        Self::Automerge(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct LocationDoc {
+    commune: Option<String>,
+    insee: Option<String>,
+    departement: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct DesignerDoc {
+    role: String,
+    name: String,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct DatesDoc {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct LinkDoc {
+    url: String,
+    label: Option<String>,
+}
+
+/// The document shape. Field names are FORMAT.md's, so a JavaScript client reads them as is.
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+struct ResourceDoc {
+    #[autosurgeon(rename = "@type")]
+    doc_type: String,
+    schema: u64,
+    #[autosurgeon(rename = "ref")]
+    ref_: Option<String>,
+    kind: String,
+    title: String,
+    summary: Text,
+    description: Text,
+    office: String,
+    status: String,
+    axes: Vec<String>,
+    themes: Vec<String>,
+    sectors: Vec<String>,
+    materials: Vec<String>,
+    audiences: Vec<String>,
+    keywords: Vec<String>,
+    location: Option<LocationDoc>,
+    year: Option<i64>,
+    client: Option<String>,
+    designers: Vec<DesignerDoc>,
+    intervention: Option<String>,
+    building_type: Option<String>,
+    cost_eur_ht: Option<f64>,
+    floor_area_m2: Option<f64>,
+    tool_type: Option<String>,
+    action_type: Option<String>,
+    dates: Option<DatesDoc>,
+    links: Vec<LinkDoc>,
+    /// Unknown FORMAT fields, each as its JSON text, so any JSON value survives.
+    extra: BTreeMap<String, String>,
+    /// Milliseconds since the epoch at creation.
+    created_at: i64,
+    /// Deletion is a tombstone that syncs like any other change.
+    deleted: bool,
+}
+
+/// A resource as its document holds it, with the document's own metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub resource: Resource,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+/// One edit asked by a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// Set a field (dotted for nested: `location.commune`) to a JSON value; `null` clears it.
+    Set { field: String, value: Value },
+    /// Splice a text field: at `pos` (in characters), delete `delete` characters, insert `insert`.
+    Splice { field: String, pos: usize, delete: usize, insert: String },
+    /// Append to a text field.
+    Append { field: String, text: String },
+    /// Mark deleted (a tombstone) or restore.
+    SetDeleted(bool),
+}
+
+/// The commit message every Atelier change carries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChangeNote {
+    pub office: String,
+    pub fields: Vec<String>,
+}
+
+/// One entry of a resource's history.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryEntry {
+    pub hash: String,
+    /// Seconds since the epoch, as recorded by the author's clock.
+    pub time: i64,
+    /// The office that made the change, or `None` for a change made by a foreign client.
+    pub office: Option<String>,
+    pub fields: Vec<String>,
+}
+
+/// Writes a new resource into an empty document.
+pub fn create(
+    doc: &mut AutoCommit,
+    r: &Resource,
+    office: &str,
+    now_ms: i64,
+) -> Result<(), DocumentError> {
+    let d = to_doc(r, now_ms, false, None);
+    reconcile(doc, &d)?;
+    commit(doc, office, vec!["(création)".into()], now_ms);
+    Ok(())
+}
+
+/// Replaces the resource's fields with `r` (an import of the same `ref`): text fields are
+/// diffed into splices, unchanged fields write nothing.
+pub fn replace(
+    doc: &mut AutoCommit,
+    r: &Resource,
+    office: &str,
+    now_ms: i64,
+) -> Result<Vec<String>, DocumentError> {
+    let old: ResourceDoc = hydrate_doc(doc)?;
+    let new = to_doc(r, old.created_at, old.deleted, Some(&old));
+    let fields = changed_fields(&from_doc(&old).resource, r);
+    if fields.is_empty() {
+        return Ok(fields);
+    }
+    reconcile(doc, &new)?;
+    commit(doc, office, fields.clone(), now_ms);
+    Ok(fields)
+}
+
+/// Applies user edits, validating the result as a whole before writing anything.
+pub fn apply_edits(
+    doc: &mut AutoCommit,
+    edits: &[Edit],
+    office: &str,
+    now_ms: i64,
+) -> Result<Vec<String>, DocumentError> {
+    let mut d: ResourceDoc = hydrate_doc(doc)?;
+    let mut json = from_doc(&d).resource.to_json();
+    let mut fields = Vec::new();
+    for e in edits {
+        match e {
+            Edit::Set { field, value } => {
+                if is_text(field) {
+                    let s = value.as_str().unwrap_or_default();
+                    text_of(&mut d, field).update(s);
+                    json[field.as_str()] = Value::from(s);
+                } else {
+                    set_json(&mut json, field, value.clone())?;
+                }
+                fields.push(field.clone());
+            }
+            Edit::Splice { field, pos, delete, insert } => {
+                let t = text_field(&mut d, field)?;
+                let (start, end) = char_range(t.as_str(), *pos, *delete, field)?;
+                t.splice(start, (end - start) as isize, insert);
+                json[field.as_str()] = Value::from(t.as_str().to_string());
+                fields.push(field.clone());
+            }
+            Edit::Append { field, text } => {
+                let t = text_field(&mut d, field)?;
+                let end = t.as_str().len();
+                t.splice(end, 0, text);
+                json[field.as_str()] = Value::from(t.as_str().to_string());
+                fields.push(field.clone());
+            }
+            Edit::SetDeleted(deleted) => {
+                d.deleted = *deleted;
+                fields.push(if *deleted { "(suppression)" } else { "(restauration)" }.into());
+            }
+        }
+    }
+    let r = Resource::from_json(&json)?;
+    let next = to_doc(&r, d.created_at, d.deleted, Some(&d));
+    reconcile(doc, &next)?;
+    fields.dedup();
+    commit(doc, office, fields.clone(), now_ms);
+    Ok(fields)
+}
+
+/// Reads the resource out of its document.
+pub fn read(doc: &AutoCommit) -> Result<Stored, DocumentError> {
+    Ok(from_doc(&hydrate_doc(doc)?))
+}
+
+/// Reads the resource as it was at `heads` (an earlier version).
+pub fn read_at(doc: &mut AutoCommit, heads: &[ChangeHash]) -> Result<Stored, DocumentError> {
+    let old = doc.fork_at(heads)?;
+    read(&old)
+}
+
+/// Whether this document is a resource document (rather than a catalog shard or foreign doc).
+pub fn is_resource(doc: &AutoCommit) -> bool {
+    matches!(doc.get(automerge::ROOT, "@type"), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_str() == Some(RESOURCE_TYPE))
+}
+
+/// Every change of the document, oldest first, with the office and fields it names.
+pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
+    doc.get_changes(&[])
+        .iter()
+        .map(|c| {
+            let note: Option<ChangeNote> = c.message().and_then(|m| serde_json::from_str(m).ok());
+            HistoryEntry {
+                hash: c.hash().to_string(),
+                time: c.timestamp(),
+                office: note.as_ref().map(|n| n.office.clone()),
+                fields: note.map(|n| n.fields).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn commit(doc: &mut AutoCommit, office: &str, fields: Vec<String>, now_ms: i64) {
+    let note = ChangeNote { office: office.to_string(), fields };
+    let message = serde_json::to_string(&note).unwrap_or_default();
+    doc.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(message)
+            .with_time(now_ms / 1000),
+    );
+}
+
+fn hydrate_doc(doc: &AutoCommit) -> Result<ResourceDoc, DocumentError> {
+    if !is_resource(doc) {
+        return Err(DocumentError::NotAResource("pas de marqueur @type".into()));
+    }
+    let d: ResourceDoc = hydrate(doc).map_err(|e| DocumentError::NotAResource(e.to_string()))?;
+    if d.schema > SCHEMA {
+        return Err(DocumentError::NotAResource(format!(
+            "schéma {} plus récent que celui de cette version ({SCHEMA})",
+            d.schema
+        )));
+    }
+    Ok(d)
+}
+
+fn is_text(field: &str) -> bool {
+    field == "summary" || field == "description"
+}
+
+fn text_of<'a>(d: &'a mut ResourceDoc, field: &str) -> &'a mut Text {
+    if field == "summary" {
+        &mut d.summary
+    } else {
+        &mut d.description
+    }
+}
+
+fn text_field<'a>(d: &'a mut ResourceDoc, field: &str) -> Result<&'a mut Text, DocumentError> {
+    if !is_text(field) {
+        return Err(DocumentError::BadEdit {
+            field: field.into(),
+            message: "seuls « summary » et « description » sont des textes longs".into(),
+        });
+    }
+    Ok(text_of(d, field))
+}
+
+/// Converts a character range to byte offsets, refusing one that runs past the end.
+fn char_range(s: &str, pos: usize, delete: usize, field: &str) -> Result<(usize, usize), DocumentError> {
+    let byte_at = |n: usize| -> Option<usize> {
+        if n == s.chars().count() {
+            Some(s.len())
+        } else {
+            s.char_indices().nth(n).map(|(b, _)| b)
+        }
+    };
+    match (byte_at(pos), byte_at(pos + delete)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(DocumentError::BadEdit {
+            field: field.into(),
+            message: format!("position {pos}+{delete} hors du texte ({} caractères)", s.chars().count()),
+        }),
+    }
+}
+
+/// Sets `field` (possibly dotted) in a FORMAT.md JSON object.
+fn set_json(json: &mut Value, field: &str, value: Value) -> Result<(), DocumentError> {
+    let bad = |m: &str| DocumentError::BadEdit { field: field.into(), message: m.into() };
+    let mut parts = field.split('.');
+    let top = parts.next().unwrap_or_default();
+    if !resource::KNOWN_FIELDS.contains(&top) {
+        return Err(bad(&format!(
+            "champ inconnu ; champs possibles : {}",
+            resource::KNOWN_FIELDS.join(", ")
+        )));
+    }
+    let obj = json.as_object_mut().ok_or_else(|| bad("document illisible"))?;
+    match parts.next() {
+        None => {
+            obj.insert(top.into(), value);
+        }
+        Some(sub) if top == "location" || top == "dates" => {
+            let inner = obj.entry(top).or_insert_with(|| Value::Object(Default::default()));
+            if !inner.is_object() {
+                *inner = Value::Object(Default::default());
+            }
+            inner[sub] = value;
+        }
+        Some(_) => return Err(bad("seuls location.* et dates.* ont des sous-champs")),
+    }
+    Ok(())
+}
+
+fn to_doc(r: &Resource, created_at: i64, deleted: bool, old: Option<&ResourceDoc>) -> ResourceDoc {
+    let text = |old: Option<&Text>, new: &str| match old {
+        Some(t) => {
+            let mut t = t.clone();
+            if t.as_str() != new {
+                t.update(new);
+            }
+            t
+        }
+        None => Text::with_value(new),
+    };
+    ResourceDoc {
+        doc_type: RESOURCE_TYPE.into(),
+        schema: SCHEMA,
+        ref_: r.ref_.clone(),
+        kind: r.kind.clone(),
+        title: r.title.clone(),
+        summary: text(old.map(|o| &o.summary), &r.summary),
+        description: text(old.map(|o| &o.description), &r.description),
+        office: r.office.clone(),
+        status: r.status.clone(),
+        axes: r.axes.clone(),
+        themes: r.themes.clone(),
+        sectors: r.sectors.clone(),
+        materials: r.materials.clone(),
+        audiences: r.audiences.clone(),
+        keywords: r.keywords.clone(),
+        location: r.location.as_ref().map(|l| LocationDoc {
+            commune: l.commune.clone(),
+            insee: l.insee.clone(),
+            departement: l.departement.clone(),
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        year: r.year,
+        client: r.client.clone(),
+        designers: r
+            .designers
+            .iter()
+            .map(|d| DesignerDoc { role: d.role.clone(), name: d.name.clone() })
+            .collect(),
+        intervention: r.intervention.clone(),
+        building_type: r.building_type.clone(),
+        cost_eur_ht: r.cost_eur_ht,
+        floor_area_m2: r.floor_area_m2,
+        tool_type: r.tool_type.clone(),
+        action_type: r.action_type.clone(),
+        dates: r.dates.as_ref().map(|d| DatesDoc { start: d.start.clone(), end: d.end.clone() }),
+        links: r
+            .links
+            .iter()
+            .map(|l| LinkDoc { url: l.url.clone(), label: l.label.clone() })
+            .collect(),
+        extra: r.extra.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        created_at,
+        deleted,
+    }
+}
+
+fn from_doc(d: &ResourceDoc) -> Stored {
+    let resource = Resource {
+        ref_: d.ref_.clone(),
+        kind: d.kind.clone(),
+        title: d.title.clone(),
+        summary: d.summary.as_str().to_string(),
+        description: d.description.as_str().to_string(),
+        office: d.office.clone(),
+        status: d.status.clone(),
+        axes: d.axes.clone(),
+        themes: d.themes.clone(),
+        sectors: d.sectors.clone(),
+        materials: d.materials.clone(),
+        audiences: d.audiences.clone(),
+        keywords: d.keywords.clone(),
+        location: d.location.as_ref().map(|l| Location {
+            commune: l.commune.clone(),
+            insee: l.insee.clone(),
+            departement: l.departement.clone(),
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        year: d.year,
+        client: d.client.clone(),
+        designers: d
+            .designers
+            .iter()
+            .map(|x| Designer { role: x.role.clone(), name: x.name.clone() })
+            .collect(),
+        intervention: d.intervention.clone(),
+        building_type: d.building_type.clone(),
+        cost_eur_ht: d.cost_eur_ht,
+        floor_area_m2: d.floor_area_m2,
+        tool_type: d.tool_type.clone(),
+        action_type: d.action_type.clone(),
+        dates: d.dates.as_ref().map(|x| Dates { start: x.start.clone(), end: x.end.clone() }),
+        links: d
+            .links
+            .iter()
+            .map(|l| Link { url: l.url.clone(), label: l.label.clone() })
+            .collect(),
+        extra: d
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or(Value::String(v.clone()))))
+            .collect(),
+    };
+    Stored { resource, created_at: d.created_at, deleted: d.deleted }
+}
+
+/// Names of the top-level fields that differ between two resources.
+pub fn changed_fields(a: &Resource, b: &Resource) -> Vec<String> {
+    let (ja, jb) = (a.to_json(), b.to_json());
+    let (Some(oa), Some(ob)) = (ja.as_object(), jb.as_object()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| oa.get(*k) != ob.get(*k)).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Resource {
+        Resource::from_json(&json!({"kind":"realisation","title":"École en pisé","office":"caue-63","description":"Une école en terre crue.","labels":["Prix 2020"]})).unwrap()
+    }
+
+    #[test]
+    fn create_then_read_gives_the_resource_back() {
+        let mut doc = crate::store::new_doc();
+        create(&mut doc, &sample(), "caue-63", 1_700_000_000_000).unwrap();
+        let s = read(&doc).unwrap();
+        assert_eq!(s.resource, sample());
+        assert!(!s.deleted);
+        let h = history(&mut doc);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].office.as_deref(), Some("caue-63"));
+        assert_eq!(h[0].time, 1_700_000_000);
+    }
+
+    #[test]
+    fn concurrent_typing_in_one_description_keeps_both_texts() {
+        let mut a = crate::store::new_doc();
+        create(&mut a, &sample(), "caue-63", 0).unwrap();
+        let mut b = a.fork();
+        apply_edits(&mut a, &[Edit::Splice { field: "description".into(), pos: 4, delete: 0, insert: "belle ".into() }], "caue-63", 1).unwrap();
+        apply_edits(&mut b, &[Edit::Append { field: "description".into(), text: " Visite en mai.".into() }], "caue-15", 2).unwrap();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        let (ra, rb) = (read(&a).unwrap().resource, read(&b).unwrap().resource);
+        assert_eq!(ra, rb);
+        assert_eq!(ra.description, "Une belle école en terre crue. Visite en mai.");
+    }
+
+    #[test]
+    fn invalid_edits_write_nothing_and_name_the_field() {
+        let mut doc = crate::store::new_doc();
+        create(&mut doc, &sample(), "caue-63", 0).unwrap();
+        let heads = doc.get_heads();
+        let err = apply_edits(&mut doc, &[Edit::Set { field: "kind".into(), value: json!("maison") }], "caue-63", 1).unwrap_err();
+        assert!(err.to_string().contains("kind"), "{err}");
+        let err = apply_edits(&mut doc, &[Edit::Set { field: "colour".into(), value: json!("red") }], "caue-63", 1).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+        let err = apply_edits(&mut doc, &[Edit::Splice { field: "description".into(), pos: 999, delete: 0, insert: "x".into() }], "caue-63", 1).unwrap_err();
+        assert!(err.to_string().contains("hors du texte"), "{err}");
+        assert_eq!(doc.get_heads(), heads);
+    }
+
+    #[test]
+    fn set_nested_fields_and_read_earlier_versions() {
+        let mut doc = crate::store::new_doc();
+        create(&mut doc, &sample(), "caue-63", 0).unwrap();
+        let v1 = doc.get_heads();
+        apply_edits(&mut doc, &[Edit::Set { field: "location.departement".into(), value: json!("63") }, Edit::Set { field: "title".into(), value: json!("École") }], "caue-63", 1).unwrap();
+        let now = read(&doc).unwrap().resource;
+        assert_eq!(now.departement(), Some("63"));
+        assert_eq!(read_at(&mut doc, &v1).unwrap().resource.title, "École en pisé");
+        let h = history(&mut doc);
+        assert_eq!(h[1].fields, vec!["location.departement".to_string(), "title".to_string()]);
+    }
+}

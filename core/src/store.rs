@@ -1,0 +1,439 @@
+//! Document storage: Automerge documents as snapshot + incremental chunks over a key-value store,
+//! with a heads index and per-bucket digests kept current on every write.
+//!
+//! Documents are loaded only while something works on them; nothing here keeps a document in
+//! memory between calls. Every write of a document (its new chunk, its heads hash, and whatever
+//! derived index entries the caller adds) goes to the key-value store as one atomic batch.
+
+pub mod kv;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::{AutoCommit, ChangeHash};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::ids::DocumentId;
+pub use kv::{Batch, Kv, MemKv, SledKv};
+
+/// Number of buckets the document id space is split into for set reconciliation. 256 keeps the
+/// digest exchange at 4 KB while each bucket of a 100,000-document corpus lists ~400 documents.
+pub const BUCKETS: usize = 256;
+/// A document is compacted into one snapshot once it has this many incremental chunks: loading
+/// then reads at most this many small chunks, and compaction cost is amortised over as many writes.
+pub const MAX_INCREMENTAL_CHUNKS: u32 = 32;
+/// Largest saved document accepted from anywhere (import, peer, browser). Automerge documents of
+/// this corpus are a few KB; 32 MB leaves room for long texts with long histories and stops a
+/// peer from making us load a huge document.
+pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+/// Lock stripes guarding read-modify-write of documents: two writers of one document serialise,
+/// writers of different documents rarely contend.
+const LOCK_STRIPES: usize = 64;
+
+const CHUNK: u8 = b'c';
+const HEADS: u8 = b'h';
+
+/// Errors of the document store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Another process holds the database.
+    #[error("les données sont déjà utilisées par un autre processus atelier (« {0} »)")]
+    InUse(String),
+    /// The underlying database failed.
+    #[error("base de données : {0}")]
+    Db(String),
+    /// A stored or received document could not be decoded.
+    #[error("document {id} illisible : {reason}")]
+    Corrupt { id: DocumentId, reason: String },
+    /// A document exceeds `MAX_DOCUMENT_BYTES`.
+    #[error("document {id} trop gros ({size} octets, {MAX_DOCUMENT_BYTES} au plus)")]
+    TooLarge { id: DocumentId, size: usize },
+    /// Automerge refused an operation.
+    #[error("automerge : {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// SHA-256 of a document's sorted heads: equal iff two replicas hold the same document state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct HeadsHash(pub [u8; 32]);
+
+impl HeadsHash {
+    pub fn of(heads: &[ChangeHash]) -> Self {
+        let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
+        sorted.sort();
+        let mut h = Sha256::new();
+        for head in sorted {
+            h.update(head.0);
+        }
+        Self(h.finalize().into())
+    }
+}
+
+/// What a write did to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: DocumentId,
+    /// False when the document was already in this state (nothing was written).
+    pub changed: bool,
+    pub heads: Vec<ChangeHash>,
+}
+
+/// Receives the id of every document that changed, after the change is in the store.
+pub type Observer = Box<dyn Fn(&DocumentId) + Send + Sync>;
+
+/// The document store of one replica or relay.
+pub struct DocStore {
+    kv: Arc<dyn Kv>,
+    stripes: Vec<Mutex<()>>,
+    digests: Mutex<Option<Vec<[u8; 16]>>>,
+    observers: Mutex<Vec<Observer>>,
+}
+
+impl DocStore {
+    pub fn new(kv: Arc<dyn Kv>) -> Self {
+        Self {
+            kv,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            digests: Mutex::new(None),
+            observers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An in-memory store, for tests and simulations.
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(MemKv::default()))
+    }
+
+    pub fn kv(&self) -> &Arc<dyn Kv> {
+        &self.kv
+    }
+
+    /// Calls `observer` after every document change, whoever made it (local edit, sync, import).
+    pub fn observe(&self, observer: Observer) {
+        lock(&self.observers).push(observer);
+    }
+
+    /// Whether the store holds this document.
+    pub fn contains(&self, id: &DocumentId) -> Result<bool, StoreError> {
+        Ok(self.kv.get(&heads_key(id))?.is_some())
+    }
+
+    /// The saved bytes of a document (snapshot and incremental chunks, concatenated: Automerge
+    /// loads that as one document), without decoding it.
+    pub fn saved(&self, id: &DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut bytes = Vec::new();
+        let mut found = false;
+        self.kv.for_each_prefix(&chunk_prefix(id), &mut |_, v| {
+            found = true;
+            bytes.extend_from_slice(v);
+            true
+        })?;
+        Ok(found.then_some(bytes))
+    }
+
+    /// Loads a document, or `None` if the store does not hold it.
+    pub fn load(&self, id: &DocumentId) -> Result<Option<AutoCommit>, StoreError> {
+        let Some(bytes) = self.saved(id)? else {
+            return Ok(None);
+        };
+        decode(id, &bytes).map(Some)
+    }
+
+    /// The heads hash of a document, from the index (no document is loaded).
+    pub fn heads_hash(&self, id: &DocumentId) -> Result<Option<HeadsHash>, StoreError> {
+        Ok(self.kv.get(&heads_key(id))?.and_then(|v| v.try_into().ok().map(HeadsHash)))
+    }
+
+    /// Loads (or creates empty) a document, lets `f` change it, and stores what changed in one
+    /// atomic batch together with the `extra` index writes `f` asks for. Not flushed: call
+    /// `flush` before acknowledging the write to a user or a peer.
+    pub fn update<R, E>(
+        &self,
+        id: &DocumentId,
+        f: impl FnOnce(&mut AutoCommit, &mut Batch) -> Result<R, E>,
+    ) -> Result<(R, Written), E>
+    where
+        E: From<StoreError>,
+    {
+        let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
+        let mut chunks = Vec::new();
+        self.kv.for_each_prefix(&chunk_prefix(id), &mut |k, v| {
+            chunks.push((chunk_seq(k), v.len()));
+            let _ = v;
+            true
+        })?;
+        let mut doc = match self.saved(id)? {
+            Some(bytes) => decode(id, &bytes)?,
+            None => new_doc(),
+        };
+        let old_heads = doc.get_heads();
+        let mut batch = Batch::default();
+        let result = f(&mut doc, &mut batch)?;
+        let heads = doc.get_heads();
+        if heads == old_heads && batch.is_empty() {
+            return Ok((result, Written { id: *id, changed: false, heads }));
+        }
+        if heads != old_heads {
+            let next = chunks.last().map(|(seq, _)| seq + 1).unwrap_or(0);
+            if next >= MAX_INCREMENTAL_CHUNKS {
+                for (seq, _) in &chunks {
+                    batch.remove(chunk_key(id, *seq));
+                }
+                batch.put(chunk_key(id, 0), doc.save());
+            } else if next == 0 {
+                batch.put(chunk_key(id, 0), doc.save());
+            } else {
+                batch.put(chunk_key(id, next), doc.save_after(&old_heads));
+            }
+            let size: usize = chunks.iter().map(|c| c.1).sum();
+            if size > MAX_DOCUMENT_BYTES {
+                return Err(StoreError::TooLarge { id: *id, size }.into());
+            }
+            let old_hash = self.heads_hash(id)?;
+            let new_hash = HeadsHash::of(&heads);
+            batch.put(heads_key(id), new_hash.0.to_vec());
+            self.kv.apply(batch)?;
+            self.update_digest(id, old_hash, Some(new_hash));
+        } else {
+            self.kv.apply(batch)?;
+        }
+        for o in lock(&self.observers).iter() {
+            o(id);
+        }
+        Ok((result, Written { id: *id, changed: heads != old_heads, heads }))
+    }
+
+    /// Flushes every write so far to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.kv.flush()
+    }
+
+    /// Every document id with its heads hash, in id order, without loading documents.
+    pub fn for_each_heads(
+        &self,
+        f: &mut dyn FnMut(DocumentId, HeadsHash) -> bool,
+    ) -> Result<(), StoreError> {
+        self.kv.for_each_prefix(&[HEADS], &mut |k, v| match parse_heads(k, v) {
+            Some((id, h)) => f(id, h),
+            None => true,
+        })
+    }
+
+    /// Number of documents held.
+    pub fn len(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.for_each_heads(&mut |_, _| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The reconciliation digest of every bucket: XOR of a hash of `(id, heads hash)` over the
+    /// bucket's documents. Computed once by a scan, then kept current on every write.
+    pub fn bucket_digests(&self) -> Result<Vec<[u8; 16]>, StoreError> {
+        let mut cached = lock(&self.digests);
+        if cached.is_none() {
+            let mut digests = vec![[0u8; 16]; BUCKETS];
+            self.for_each_heads(&mut |id, h| {
+                xor_into(&mut digests[id.bucket(BUCKETS)], &entry_hash(&id, &h));
+                true
+            })?;
+            *cached = Some(digests);
+        }
+        Ok(cached.clone().unwrap_or_default())
+    }
+
+    /// The `(id, heads hash)` entries of one bucket.
+    pub fn bucket_entries(&self, bucket: usize) -> Result<Vec<(DocumentId, HeadsHash)>, StoreError> {
+        // Ids are random, so a bucket is not a key range: scan the heads index. At 100,000
+        // documents this reads ~5 MB of keys, done once per differing bucket *set* by callers
+        // that ask for many buckets through `entries_of_buckets`.
+        let mut out = Vec::new();
+        self.for_each_heads(&mut |id, h| {
+            if id.bucket(BUCKETS) == bucket {
+                out.push((id, h));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The entries of several buckets in one scan of the heads index.
+    pub fn entries_of_buckets(
+        &self,
+        buckets: &[usize],
+    ) -> Result<Vec<(usize, Vec<(DocumentId, HeadsHash)>)>, StoreError> {
+        let mut wanted = vec![None; BUCKETS];
+        for (i, b) in buckets.iter().enumerate() {
+            if *b < BUCKETS {
+                wanted[*b] = Some(i);
+            }
+        }
+        let mut out: Vec<(usize, Vec<_>)> = buckets.iter().map(|b| (*b, Vec::new())).collect();
+        self.for_each_heads(&mut |id, h| {
+            if let Some(i) = wanted[id.bucket(BUCKETS)] {
+                out[i].1.push((id, h));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn update_digest(&self, id: &DocumentId, old: Option<HeadsHash>, new: Option<HeadsHash>) {
+        let mut cached = lock(&self.digests);
+        if let Some(digests) = cached.as_mut() {
+            let d = &mut digests[id.bucket(BUCKETS)];
+            if let Some(old) = old {
+                xor_into(d, &entry_hash(id, &old));
+            }
+            if let Some(new) = new {
+                xor_into(d, &entry_hash(id, &new));
+            }
+        }
+    }
+}
+
+/// Decodes saved bytes, refusing oversized input before Automerge allocates for it.
+pub fn decode(id: &DocumentId, bytes: &[u8]) -> Result<AutoCommit, StoreError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(StoreError::TooLarge { id: *id, size: bytes.len() });
+    }
+    let options = automerge::LoadOptions::new().text_encoding(TEXT_ENCODING);
+    AutoCommit::load_with_options(bytes, options)
+        .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })
+}
+
+/// How text positions are counted in every document we open. autosurgeon's `Text` splices by
+/// byte offset (`String::replace_range`), so documents must count UTF-8 code units too; callers
+/// that speak in characters (CLI, web) convert at the edge. This is an in-memory choice only:
+/// the saved bytes are the same whatever the encoding.
+pub const TEXT_ENCODING: automerge::TextEncoding = automerge::TextEncoding::Utf8CodeUnit;
+
+/// A new empty document with our text encoding.
+pub fn new_doc() -> AutoCommit {
+    AutoCommit::new_with_encoding(TEXT_ENCODING)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves no broken invariant behind (the guarded
+    // data is only written after the store write succeeded), so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn entry_hash(id: &DocumentId, h: &HeadsHash) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    hasher.update(id.as_bytes());
+    hasher.update(h.0);
+    let d = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+fn xor_into(acc: &mut [u8; 16], x: &[u8; 16]) {
+    for (a, b) in acc.iter_mut().zip(x) {
+        *a ^= b;
+    }
+}
+
+fn chunk_prefix(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![CHUNK];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn chunk_key(id: &DocumentId, seq: u32) -> Vec<u8> {
+    let mut k = chunk_prefix(id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn chunk_seq(key: &[u8]) -> u32 {
+    key.get(17..21)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn heads_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![HEADS];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parse_heads(k: &[u8], v: &[u8]) -> Option<(DocumentId, HeadsHash)> {
+    let id: [u8; 16] = k.get(1..17)?.try_into().ok()?;
+    let h: [u8; 32] = v.try_into().ok()?;
+    Some((DocumentId::from_bytes(id), HeadsHash(h)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+
+    fn set(store: &DocStore, id: &DocumentId, key: &str, value: i64) -> Written {
+        store
+            .update(id, |doc, _| doc.put(automerge::ROOT, key, value).map_err(StoreError::from))
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn writes_are_incremental_then_compacted_and_load_back() {
+        let store = DocStore::in_memory();
+        let id = DocumentId::derived("a");
+        for i in 0..(MAX_INCREMENTAL_CHUNKS as i64 + 5) {
+            assert!(set(&store, &id, "n", i).changed);
+        }
+        let mut chunks = 0;
+        store.kv().for_each_prefix(&chunk_prefix(&id), &mut |_, _| {
+            chunks += 1;
+            true
+        }).unwrap();
+        assert!(chunks < MAX_INCREMENTAL_CHUNKS as usize, "compaction kept {chunks} chunks");
+        let doc = store.load(&id).unwrap().unwrap();
+        let (v, _) = doc.get(automerge::ROOT, "n").unwrap().unwrap();
+        assert_eq!(v.as_scalar().and_then(|s| s.as_i64()), Some(MAX_INCREMENTAL_CHUNKS as i64 + 4));
+    }
+
+    #[test]
+    fn unchanged_document_writes_nothing() {
+        let store = DocStore::in_memory();
+        let id = DocumentId::derived("b");
+        set(&store, &id, "x", 1);
+        let w = store.update(&id, |_, _| Ok::<_, StoreError>(())).unwrap().1;
+        assert!(!w.changed);
+    }
+
+    #[test]
+    fn digests_follow_writes_and_match_a_fresh_scan() {
+        let store = DocStore::in_memory();
+        let ids: Vec<_> = (0..50).map(|i| DocumentId::derived(&i.to_string())).collect();
+        let empty = store.bucket_digests().unwrap();
+        for id in &ids {
+            set(&store, id, "x", 1);
+        }
+        set(&store, &ids[3], "x", 2);
+        let live = store.bucket_digests().unwrap();
+        assert_ne!(live, empty);
+        let rescanned = DocStore::new(store.kv().clone()).bucket_digests().unwrap();
+        assert_eq!(live, rescanned);
+        let b = ids[3].bucket(BUCKETS);
+        assert!(store.bucket_entries(b).unwrap().iter().any(|(id, _)| *id == ids[3]));
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_decoding() {
+        let id = DocumentId::derived("c");
+        let err = decode(&id, &vec![0u8; MAX_DOCUMENT_BYTES + 1]).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }));
+        assert!(matches!(decode(&id, b"garbage").unwrap_err(), StoreError::Corrupt { .. }));
+    }
+}

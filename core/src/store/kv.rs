@@ -1,0 +1,187 @@
+//! The key-value layer under the document store: sled on disk, a BTreeMap in memory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::StoreError;
+
+/// Writes applied atomically together.
+#[derive(Default, Debug)]
+pub struct Batch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((key, Some(value)));
+    }
+
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.ops.push((key, None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Batch) {
+        self.ops.extend(other.ops);
+    }
+}
+
+/// An ordered key-value store with atomic batches.
+pub trait Kv: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Calls `f` on every entry whose key starts with `prefix`, in key order, until it returns false.
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+    /// Applies every write of the batch, or none.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// sled, in one tree, so that one batch covers a document's chunks and its index entries.
+pub struct SledKv {
+    db: sled::Db,
+}
+
+impl SledKv {
+    /// Opens (or creates) the database; a database held by another process is `StoreError::InUse`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if is_lock_error(&io) => {
+                    StoreError::InUse(path.display().to_string())
+                }
+                other => StoreError::Db(other.to_string()),
+            })?;
+        Ok(Self { db })
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn is_lock_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.to_string().contains("lock")
+        || e.raw_os_error() == Some(11)
+}
+
+impl Kv for SledKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(key).map_err(db_err)?.map(|v| v.to_vec()))
+    }
+
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for item in self.db.scan_prefix(prefix) {
+            let (k, v) = item.map_err(db_err)?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.db.apply_batch(b).map_err(db_err)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(db_err)
+    }
+}
+
+fn db_err(e: sled::Error) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// An in-memory store for tests and simulations.
+#[derive(Default)]
+pub struct MemKv {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl Kv for MemKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        // Copy the range out so `f` may call back into the store.
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = self
+            .lock()
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (k, v) in entries {
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => map.insert(k, v),
+                None => map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl MemKv {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_of_a_sled_dir_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledKv::open(dir.path()).unwrap();
+        match SledKv::open(dir.path()) {
+            Err(StoreError::InUse(_)) => {}
+            Err(other) => panic!("expected InUse, got {other}"),
+            Ok(_) => panic!("second open succeeded"),
+        }
+    }
+}
