@@ -5,6 +5,8 @@
 
 pub mod document;
 pub mod ids;
+pub mod jsonl;
+pub mod replica;
 pub mod resource;
 pub mod search;
 pub mod store;

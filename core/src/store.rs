@@ -81,12 +81,19 @@ pub struct Written {
 /// Receives the id of every document that changed, after the change is in the store.
 pub type Observer = Box<dyn Fn(&DocumentId) + Send + Sync>;
 
+/// Derives index entries from a document; called inside every write, so the entries land in
+/// the same atomic batch as the document change, whoever wrote it (user, sync, browser).
+pub trait Indexer: Send + Sync {
+    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch) -> Result<(), StoreError>;
+}
+
 /// The document store of one replica or relay.
 pub struct DocStore {
     kv: Arc<dyn Kv>,
     stripes: Vec<Mutex<()>>,
     digests: Mutex<Option<Vec<[u8; 16]>>>,
     observers: Mutex<Vec<Observer>>,
+    indexer: Option<Box<dyn Indexer>>,
 }
 
 impl DocStore {
@@ -96,7 +103,23 @@ impl DocStore {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             digests: Mutex::new(None),
             observers: Mutex::new(Vec::new()),
+            indexer: None,
         }
+    }
+
+    /// A store whose every write also runs `indexer`.
+    pub fn with_indexer(kv: Arc<dyn Kv>, indexer: Box<dyn Indexer>) -> Self {
+        Self { indexer: Some(indexer), ..Self::new(kv) }
+    }
+
+    /// Runs the indexer over one stored document (rebuilding derived indexes).
+    pub fn reindex(&self, id: &DocumentId) -> Result<(), StoreError> {
+        let (Some(indexer), Some(doc)) = (&self.indexer, self.load(id)?) else {
+            return Ok(());
+        };
+        let mut batch = Batch::default();
+        indexer.index(id, &doc, &mut batch)?;
+        self.kv.apply(batch)
     }
 
     /// An in-memory store, for tests and simulations.
@@ -157,15 +180,14 @@ impl DocStore {
     {
         let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
         let mut chunks = Vec::new();
+        let mut saved = Vec::new();
         self.kv.for_each_prefix(&chunk_prefix(id), &mut |k, v| {
             chunks.push((chunk_seq(k), v.len()));
-            let _ = v;
+            saved.extend_from_slice(v);
             true
         })?;
-        let mut doc = match self.saved(id)? {
-            Some(bytes) => decode(id, &bytes)?,
-            None => new_doc(),
-        };
+        let mut doc = if chunks.is_empty() { new_doc() } else { decode(id, &saved)? };
+        drop(saved);
         let old_heads = doc.get_heads();
         let mut batch = Batch::default();
         let result = f(&mut doc, &mut batch)?;
@@ -192,6 +214,9 @@ impl DocStore {
             let old_hash = self.heads_hash(id)?;
             let new_hash = HeadsHash::of(&heads);
             batch.put(heads_key(id), new_hash.0.to_vec());
+            if let Some(indexer) = &self.indexer {
+                indexer.index(id, &doc, &mut batch)?;
+            }
             self.kv.apply(batch)?;
             self.update_digest(id, old_hash, Some(new_hash));
         } else {

@@ -1,0 +1,615 @@
+//! An office replica: the document store in a data directory, the derived listing index, the
+//! catalog documents, and the resource operations the CLI and the web app call.
+//!
+//! Layout of a data directory: `db/` (sled: document chunks, heads index, listing index, ref
+//! index, metadata), `search/` (tantivy, derived), `identity/` (the device key pair, written by
+//! the network edge). Every derived index can be rebuilt from the documents (`reindex`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use automerge::{AutoCommit, ReadDoc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::document::{self, DocumentError, Edit, HistoryEntry, Stored};
+use crate::ids::{DocumentId, OfficeId};
+use crate::resource::Resource;
+use crate::store::{Batch, DocStore, Indexer, Kv, SledKv, StoreError};
+
+/// On-disk format of a replica. Bumped when the layout changes; an older Atelier refuses a
+/// newer replica instead of rewriting it.
+pub const FORMAT_VERSION: u32 = 1;
+/// Catalog shards: 64 keeps each shard document near 1,600 entries at 100,000 resources, so a
+/// shard loads in milliseconds and an automerge-repo client fetches only the shards it needs.
+pub const CATALOG_SHARDS: usize = 64;
+/// Name from which every replica derives the catalog's root document id.
+pub const CATALOG_ROOT_NAME: &str = "atelier/catalog/v1";
+pub const CATALOG_TYPE: &str = "atelier.catalog";
+pub const CATALOG_SHARD_TYPE: &str = "atelier.catalog-shard";
+
+const META_FORMAT: &[u8] = b"m/format";
+const META_OFFICE: &[u8] = b"m/office";
+const LISTING: u8 = b'l';
+const REFS: u8 = b'r';
+const PENDING: u8 = b'p';
+
+/// Errors of replica operations, worded for office staff.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    /// No replica in this directory.
+    #[error("aucun réplica dans « {0} » : créez-le avec « atelier init --office caue-XX »")]
+    NotInitialised(PathBuf),
+    /// A replica already exists there.
+    #[error("un réplica existe déjà dans « {0} »")]
+    AlreadyInitialised(PathBuf),
+    /// The replica was written by a newer Atelier.
+    #[error("le réplica « {path} » est au format {found}, cette version d'atelier lit le format {FORMAT_VERSION} : mettez atelier à jour (rien n'a été modifié)")]
+    UnsupportedFormat { path: PathBuf, found: String },
+    /// No resource with this id or ref.
+    #[error("aucune ressource « {0} »")]
+    NotFound(String),
+    /// Filesystem error.
+    #[error("{path} : {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+}
+
+impl From<automerge::AutomergeError> for ReplicaError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Self::Store(StoreError::Automerge(e))
+    }
+}
+
+/// What lists and filters read: derived from each resource document by the indexer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListingEntry {
+    pub id: DocumentId,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<String>,
+    pub kind: String,
+    pub office: String,
+    pub title: String,
+    pub summary: String,
+    pub status: String,
+    pub commune: Option<String>,
+    pub departement: Option<String>,
+    pub axes: Vec<String>,
+    pub themes: Vec<String>,
+    pub sectors: Vec<String>,
+    pub year: Option<i64>,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+/// Filters of `list`; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub kind: Option<String>,
+    pub office: Option<String>,
+    pub departement: Option<String>,
+    pub theme: Option<String>,
+    pub sector: Option<String>,
+    pub status: Option<String>,
+    pub include_deleted: bool,
+}
+
+impl ListFilter {
+    fn matches(&self, e: &ListingEntry) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let has = |want: &Option<String>, have: &[String]| {
+            want.as_deref().is_none_or(|w| have.iter().any(|h| h == w))
+        };
+        (self.include_deleted || !e.deleted)
+            && eq(&self.kind, &e.kind)
+            && eq(&self.office, &e.office)
+            && eq(&self.status, &e.status)
+            && self
+                .departement
+                .as_deref()
+                .is_none_or(|d| e.departement.as_deref() == Some(d))
+            && has(&self.theme, &e.themes)
+            && has(&self.sector, &e.sectors)
+    }
+}
+
+/// Result of an import.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ImportReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// One office's replica.
+pub struct Replica {
+    dir: PathBuf,
+    office: OfficeId,
+    store: Arc<DocStore>,
+    kv: Arc<dyn Kv>,
+}
+
+impl Replica {
+    /// Creates a replica for `office` in `dir` (which may exist but must not hold a replica).
+    pub fn init(dir: &Path, office: OfficeId) -> Result<Self, ReplicaError> {
+        let db = dir.join("db");
+        if db.exists() {
+            return Err(ReplicaError::AlreadyInitialised(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| ReplicaError::Io { path: dir.into(), source })?;
+        let kv: Arc<dyn Kv> = Arc::new(SledKv::open(&db)?);
+        let mut batch = Batch::default();
+        batch.put(META_FORMAT.to_vec(), FORMAT_VERSION.to_string().into_bytes());
+        batch.put(META_OFFICE.to_vec(), office.to_string().into_bytes());
+        kv.apply(batch)?;
+        kv.flush()?;
+        Ok(Self::with_kv(dir, office, kv))
+    }
+
+    /// Opens the replica in `dir`. A second process gets `StoreError::InUse`.
+    pub fn open(dir: &Path) -> Result<Self, ReplicaError> {
+        let db = dir.join("db");
+        if !db.exists() {
+            return Err(ReplicaError::NotInitialised(dir.to_path_buf()));
+        }
+        let kv: Arc<dyn Kv> = Arc::new(SledKv::open(&db)?);
+        let format = kv.get(META_FORMAT)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        match format.as_deref() {
+            Some(f) if f == FORMAT_VERSION.to_string() => {}
+            Some(f) => {
+                return Err(ReplicaError::UnsupportedFormat { path: dir.into(), found: f.into() })
+            }
+            None => return Err(ReplicaError::NotInitialised(dir.to_path_buf())),
+        }
+        let office = kv
+            .get(META_OFFICE)?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ReplicaError::NotInitialised(dir.to_path_buf()))?;
+        Ok(Self::with_kv(dir, office, kv))
+    }
+
+    /// A replica in memory, for tests and simulations.
+    pub fn in_memory(office: OfficeId) -> Self {
+        Self::with_kv(Path::new(""), office, Arc::new(crate::store::MemKv::default()))
+    }
+
+    fn with_kv(dir: &Path, office: OfficeId, kv: Arc<dyn Kv>) -> Self {
+        let store = Arc::new(DocStore::with_indexer(kv.clone(), Box::new(ListingIndexer)));
+        Self { dir: dir.to_path_buf(), office, store, kv }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn office(&self) -> &OfficeId {
+        &self.office
+    }
+
+    /// The document store (the sync engine works on it directly).
+    pub fn store(&self) -> &Arc<DocStore> {
+        &self.store
+    }
+
+    /// Adds a new resource; a resource with a `ref` gets the id derived from it, so the same
+    /// ref names the same document on every replica.
+    pub fn create(
+        &self,
+        r: &Resource,
+        rng: &mut impl RngCore,
+        now_ms: i64,
+    ) -> Result<DocumentId, ReplicaError> {
+        let id = match &r.ref_ {
+            Some(reference) => ref_id(reference),
+            None => DocumentId::random(rng),
+        };
+        self.upsert(&id, r, now_ms)?;
+        self.catalog_add(&[id], now_ms)?;
+        self.store.flush()?;
+        Ok(id)
+    }
+
+    /// Applies user edits to a resource and flushes before returning.
+    pub fn edit(&self, id: &DocumentId, edits: &[Edit], now_ms: i64) -> Result<Vec<String>, ReplicaError> {
+        if !self.store.contains(id)? {
+            return Err(ReplicaError::NotFound(id.to_string()));
+        }
+        let office = self.office.to_string();
+        let (fields, _) = self.store.update(id, |doc, _| {
+            document::apply_edits(doc, edits, &office, now_ms).map_err(ReplicaError::from)
+        })?;
+        if edits.iter().any(|e| matches!(e, Edit::SetDeleted(_))) {
+            self.catalog_set_deleted(id, now_ms)?;
+        }
+        self.store.flush()?;
+        Ok(fields)
+    }
+
+    /// Deletes a resource (a tombstone that syncs).
+    pub fn delete(&self, id: &DocumentId, now_ms: i64) -> Result<(), ReplicaError> {
+        self.edit(id, &[Edit::SetDeleted(true)], now_ms).map(|_| ())
+    }
+
+    /// The resource and its metadata.
+    pub fn get(&self, id: &DocumentId) -> Result<Stored, ReplicaError> {
+        Ok(document::read(&self.load(id)?)?)
+    }
+
+    /// The resource as it was at an earlier version (`heads`, as printed by `history`).
+    pub fn get_at(&self, id: &DocumentId, heads: &[String]) -> Result<Stored, ReplicaError> {
+        let mut doc = self.load(id)?;
+        let heads: Vec<automerge::ChangeHash> = heads
+            .iter()
+            .map(|h| h.parse().map_err(|_| ReplicaError::NotFound(format!("{id}@{h}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(document::read_at(&mut doc, &heads)?)
+    }
+
+    /// Every change of a resource, oldest first.
+    pub fn history(&self, id: &DocumentId) -> Result<Vec<HistoryEntry>, ReplicaError> {
+        Ok(document::history(&mut self.load(id)?))
+    }
+
+    /// Resolves what a user typed: a document URL, a bare id, or a `ref`.
+    pub fn resolve(&self, text: &str) -> Result<DocumentId, ReplicaError> {
+        if let Ok(id) = text.parse::<DocumentId>() {
+            if self.store.contains(&id)? {
+                return Ok(id);
+            }
+        }
+        let mut key = vec![REFS];
+        key.extend_from_slice(text.as_bytes());
+        match self.kv.get(&key)? {
+            Some(v) => {
+                let bytes: [u8; 16] =
+                    v.try_into().map_err(|_| ReplicaError::NotFound(text.into()))?;
+                Ok(DocumentId::from_bytes(bytes))
+            }
+            None => Err(ReplicaError::NotFound(text.into())),
+        }
+    }
+
+    /// Listing entries matching `filter`, sorted by title, read from the listing index only.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<ListingEntry>, ReplicaError> {
+        let mut out = Vec::new();
+        self.kv.for_each_prefix(&[LISTING], &mut |_, v| {
+            if let Ok(e) = serde_json::from_slice::<ListingEntry>(v) {
+                if filter.matches(&e) {
+                    out.push(e);
+                }
+            }
+            true
+        })?;
+        out.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()));
+        Ok(out)
+    }
+
+    /// Writes every valid resource into its document (import): new refs are created, known refs
+    /// updated field by field, unchanged ones left alone. The caller validated the whole input.
+    pub fn import(
+        &self,
+        resources: &[Resource],
+        rng: &mut impl RngCore,
+        now_ms: i64,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<ImportReport, ReplicaError> {
+        let mut report = ImportReport::default();
+        let mut created = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            let id = match &r.ref_ {
+                Some(reference) => ref_id(reference),
+                None => DocumentId::random(rng),
+            };
+            match self.upsert(&id, r, now_ms)? {
+                Upsert::Created => {
+                    report.created += 1;
+                    created.push(id);
+                }
+                Upsert::Updated => report.updated += 1,
+                Upsert::Unchanged => report.unchanged += 1,
+            }
+            progress(i + 1);
+        }
+        self.catalog_add(&created, now_ms)?;
+        self.store.flush()?;
+        Ok(report)
+    }
+
+    /// Every live resource in FORMAT.md JSON, sorted by ref then title.
+    pub fn export(&self) -> Result<Vec<serde_json::Value>, ReplicaError> {
+        let mut entries = self.list(&ListFilter::default())?;
+        entries.sort_by(|a, b| (&a.ref_, &a.title).cmp(&(&b.ref_, &b.title)));
+        entries
+            .iter()
+            .map(|e| Ok(self.get(&e.id)?.resource.to_json()))
+            .collect()
+    }
+
+    /// Rebuilds the listing and ref indexes from the documents.
+    pub fn reindex(&self) -> Result<usize, ReplicaError> {
+        let mut stale = Batch::default();
+        for prefix in [LISTING, REFS] {
+            self.kv.for_each_prefix(&[prefix], &mut |k, _| {
+                stale.remove(k.to_vec());
+                true
+            })?;
+        }
+        self.kv.apply(stale)?;
+        let mut ids = Vec::new();
+        self.store.for_each_heads(&mut |id, _| {
+            ids.push(id);
+            true
+        })?;
+        for id in &ids {
+            self.store.reindex(id)?;
+        }
+        self.store.flush()?;
+        Ok(ids.len())
+    }
+
+    /// Ids of documents changed since the search index last took them (see `take_pending`).
+    pub fn pending(&self) -> Result<Vec<DocumentId>, ReplicaError> {
+        let mut out = Vec::new();
+        self.kv.for_each_prefix(&[PENDING], &mut |k, _| {
+            if let Some(id) = k.get(1..17).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                out.push(DocumentId::from_bytes(id));
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Forgets pending ids once the search index holds them.
+    pub fn clear_pending(&self, ids: &[DocumentId]) -> Result<(), ReplicaError> {
+        let mut batch = Batch::default();
+        for id in ids {
+            batch.remove(pending_key(id));
+        }
+        self.kv.apply(batch)?;
+        Ok(())
+    }
+
+    /// The catalog's root document id (the URL an automerge-repo client starts from).
+    pub fn catalog_root() -> DocumentId {
+        DocumentId::derived(CATALOG_ROOT_NAME)
+    }
+
+    /// The catalog shard holding `id`.
+    pub fn catalog_shard(id: &DocumentId) -> DocumentId {
+        DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{:02x}", id.bucket(CATALOG_SHARDS)))
+    }
+
+    fn load(&self, id: &DocumentId) -> Result<AutoCommit, ReplicaError> {
+        self.store.load(id)?.ok_or_else(|| ReplicaError::NotFound(id.to_string()))
+    }
+
+    fn upsert(&self, id: &DocumentId, r: &Resource, now_ms: i64) -> Result<Upsert, ReplicaError> {
+        let office = self.office.to_string();
+        let (outcome, _) = self.store.update(id, |doc, _| {
+            if document::is_resource(doc) {
+                let fields = document::replace(doc, r, &office, now_ms)?;
+                Ok::<_, ReplicaError>(if fields.is_empty() { Upsert::Unchanged } else { Upsert::Updated })
+            } else {
+                document::create(doc, r, &office, now_ms)?;
+                Ok(Upsert::Created)
+            }
+        })?;
+        Ok(outcome)
+    }
+
+    /// Adds catalog entries, one write per shard touched, and makes sure the root lists shards.
+    fn catalog_add(&self, ids: &[DocumentId], now_ms: i64) -> Result<(), ReplicaError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        use automerge::transaction::Transactable;
+        let root = Self::catalog_root();
+        let office = self.office.to_string();
+        self.store.update(&root, |doc, _| {
+            if doc.get(automerge::ROOT, "@type").ok().flatten().is_none() {
+                doc.put(automerge::ROOT, "@type", CATALOG_TYPE)?;
+                for shard in 0..CATALOG_SHARDS {
+                    let shard_id = DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{shard:02x}"));
+                    doc.put(automerge::ROOT, format!("shard-{shard:02x}"), shard_id.url())?;
+                }
+                commit_note(doc, &office, "catalogue", now_ms);
+            }
+            Ok::<_, ReplicaError>(())
+        })?;
+        let mut by_shard: std::collections::BTreeMap<DocumentId, Vec<DocumentId>> = Default::default();
+        for id in ids {
+            by_shard.entry(Self::catalog_shard(id)).or_default().push(*id);
+        }
+        for (shard, members) in by_shard {
+            let metas: Vec<(DocumentId, Stored)> = members
+                .iter()
+                .filter_map(|id| self.get(id).ok().map(|s| (*id, s)))
+                .collect();
+            self.store.update(&shard, |doc, _| {
+                if doc.get(automerge::ROOT, "@type").ok().flatten().is_none() {
+                    doc.put(automerge::ROOT, "@type", CATALOG_SHARD_TYPE)?;
+                }
+                for (id, s) in &metas {
+                    let key = id.url();
+                    if doc.get(automerge::ROOT, key.as_str()).ok().flatten().is_some() {
+                        continue;
+                    }
+                    let entry = doc.put_object(automerge::ROOT, key.as_str(), automerge::ObjType::Map)?;
+                    doc.put(&entry, "kind", s.resource.kind.as_str())?;
+                    doc.put(&entry, "office", s.resource.office.as_str())?;
+                    doc.put(&entry, "title", s.resource.title.as_str())?;
+                    doc.put(&entry, "created", s.created_at)?;
+                    doc.put(&entry, "deleted", s.deleted)?;
+                }
+                commit_note(doc, &office, "catalogue", now_ms);
+                Ok::<_, ReplicaError>(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn catalog_set_deleted(&self, id: &DocumentId, now_ms: i64) -> Result<(), ReplicaError> {
+        use automerge::transaction::Transactable;
+        let deleted = self.get(id)?.deleted;
+        let office = self.office.to_string();
+        self.catalog_add(&[*id], now_ms)?;
+        self.store.update(&Self::catalog_shard(id), |doc, _| {
+            if let Some((_, entry)) = doc.get(automerge::ROOT, id.url().as_str())? {
+                doc.put(&entry, "deleted", deleted)?;
+                commit_note(doc, &office, "catalogue", now_ms);
+            }
+            Ok::<_, ReplicaError>(())
+        })?;
+        Ok(())
+    }
+}
+
+enum Upsert {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The document id of the resource with this external ref, the same on every replica.
+pub fn ref_id(reference: &str) -> DocumentId {
+    DocumentId::derived(&format!("atelier/ref/{reference}"))
+}
+
+fn commit_note(doc: &mut AutoCommit, office: &str, what: &str, now_ms: i64) {
+    let note = document::ChangeNote { office: office.into(), fields: vec![what.into()] };
+    doc.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(serde_json::to_string(&note).unwrap_or_default())
+            .with_time(now_ms / 1000),
+    );
+}
+
+fn pending_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![PENDING];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Keeps the listing and ref indexes, and the search to-do list, in step with resource documents.
+struct ListingIndexer;
+
+impl Indexer for ListingIndexer {
+    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch) -> Result<(), StoreError> {
+        let mut lkey = vec![LISTING];
+        lkey.extend_from_slice(id.as_bytes());
+        let Ok(stored) = document::read(doc) else {
+            // Not a resource (a catalog shard, or a foreign document): nothing to list.
+            return Ok(());
+        };
+        let r = &stored.resource;
+        let entry = ListingEntry {
+            id: *id,
+            ref_: r.ref_.clone(),
+            kind: r.kind.clone(),
+            office: r.office.clone(),
+            title: r.title.clone(),
+            summary: r.summary.clone(),
+            status: r.status.clone(),
+            commune: r.commune().map(str::to_string),
+            departement: r.departement().map(str::to_string),
+            axes: r.axes.clone(),
+            themes: r.themes.clone(),
+            sectors: r.sectors.clone(),
+            year: r.year,
+            created_at: stored.created_at,
+            deleted: stored.deleted,
+        };
+        batch.put(lkey, serde_json::to_vec(&entry).unwrap_or_default());
+        if let Some(reference) = &r.ref_ {
+            let mut rkey = vec![REFS];
+            rkey.extend_from_slice(reference.as_bytes());
+            batch.put(rkey, id.as_bytes().to_vec());
+        }
+        batch.put(pending_key(id), Vec::new());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    fn resource(v: serde_json::Value) -> Resource {
+        Resource::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn reopen_shows_every_acknowledged_write_and_a_second_open_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let id = {
+            let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+            let id = r.create(&resource(json!({"kind":"outil","title":"Guide","office":"caue-63"})), &mut rng, 1000).unwrap();
+            r.edit(&id, &[Edit::Append { field: "description".into(), text: "Texte.".into() }], 2000).unwrap();
+            assert!(matches!(Replica::open(dir.path()), Err(ReplicaError::Store(StoreError::InUse(_)))));
+            id
+        };
+        let r = Replica::open(dir.path()).unwrap();
+        assert_eq!(r.office().as_str(), "caue-63");
+        assert_eq!(r.get(&id).unwrap().resource.description, "Texte.");
+        assert_eq!(r.list(&ListFilter::default()).unwrap().len(), 1);
+        assert_eq!(r.history(&id).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn newer_format_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let r = Replica::init(dir.path(), "caue-15".parse().unwrap()).unwrap();
+            let mut b = Batch::default();
+            b.put(META_FORMAT.to_vec(), b"99".to_vec());
+            r.kv.apply(b).unwrap();
+            r.kv.flush().unwrap();
+        }
+        let err = Replica::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("format 99"), "{err}");
+        assert!(matches!(Replica::open(&dir.path().join("nothing")), Err(ReplicaError::NotInitialised(_))));
+    }
+
+    #[test]
+    fn list_filters_and_tombstones() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let a = r.create(&resource(json!({"ref":"a","kind":"realisation","title":"A","office":"caue-63","themes":["habitat"],"location":{"departement":"63"}})), &mut rng, 0).unwrap();
+        r.create(&resource(json!({"ref":"b","kind":"outil","title":"B","office":"caue-15"})), &mut rng, 0).unwrap();
+        let only = |f: ListFilter| r.list(&f).unwrap().into_iter().map(|e| e.title).collect::<Vec<_>>();
+        assert_eq!(only(ListFilter { kind: Some("outil".into()), ..Default::default() }), ["B"]);
+        assert_eq!(only(ListFilter { theme: Some("habitat".into()), ..Default::default() }), ["A"]);
+        assert_eq!(only(ListFilter { departement: Some("63".into()), ..Default::default() }), ["A"]);
+        r.delete(&a, 5).unwrap();
+        assert_eq!(only(ListFilter::default()), ["B"]);
+        assert_eq!(only(ListFilter { include_deleted: true, ..Default::default() }), ["A", "B"]);
+        assert_eq!(r.resolve("a").unwrap(), a);
+        assert_eq!(r.resolve(&a.to_string()).unwrap(), a);
+        assert!(r.resolve("zzz").is_err());
+    }
+
+    #[test]
+    fn import_same_ref_twice_updates_and_catalog_lists_it() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let v1 = resource(json!({"ref":"x","kind":"outil","title":"Guide","office":"caue-63"}));
+        let v2 = resource(json!({"ref":"x","kind":"outil","title":"Guide du pisé","office":"caue-63"}));
+        assert_eq!(r.import(&[v1.clone()], &mut rng, 0, &mut |_| {}).unwrap().created, 1);
+        assert_eq!(r.import(&[v1], &mut rng, 0, &mut |_| {}).unwrap().unchanged, 1);
+        assert_eq!(r.import(&[v2], &mut rng, 0, &mut |_| {}).unwrap().updated, 1);
+        assert_eq!(r.list(&ListFilter::default()).unwrap().len(), 1);
+        let id = ref_id("x");
+        let shard = r.store().load(&Replica::catalog_shard(&id)).unwrap().unwrap();
+        assert!(shard.get(automerge::ROOT, id.url().as_str()).unwrap().is_some());
+        assert_eq!(r.reindex().unwrap(), 1 + 1 + 1);
+        assert_eq!(r.list(&ListFilter::default()).unwrap()[0].title, "Guide du pisé");
+    }
+}
