@@ -129,8 +129,11 @@ pub struct Stored {
     pub deleted: bool,
 }
 
-/// One edit asked by a user.
-#[derive(Debug, Clone, PartialEq)]
+/// One edit asked by a user. In JSON (the web app's and local API's wire form):
+/// `{"set":{"field":"title","value":"…"}}`, `{"splice":{"field":"description","pos":3,"delete":0,"insert":"…"}}`,
+/// `{"append":{"field":"description","text":"…"}}`, `{"set_deleted":true}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Edit {
     /// Set a field (dotted for nested: `location.commune`) to a JSON value; `null` clears it.
     Set { field: String, value: Value },
