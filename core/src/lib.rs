@@ -10,6 +10,7 @@ pub mod replica;
 pub mod resource;
 pub mod search;
 pub mod store;
+pub mod sync_guard;
 pub mod vocab;
 
 pub use ids::{DocumentId, OfficeId};
