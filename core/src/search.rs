@@ -1,0 +1,684 @@
+//! Full-text search over resources: French analysis, facets, filters, sorts and snippets, on tantivy.
+//!
+//! The index is a cache of the resource documents: the replica feeds it [`SearchDoc`]s and can
+//! rebuild it at any time, so a missing, damaged or outdated index is recreated empty and
+//! reported by [`SearchIndex::needs_rebuild`] instead of failing.
+//!
+//! How a text query is read (see `query` for the details):
+//! - words are folded (case, accents, ligatures, elisions, hyphens) and stemmed, and every word
+//!   must be found (AND); stop words are optional; if no resource has every word, resources with
+//!   some of them are returned instead and [`SearchResults::relaxed`] is set;
+//! - `"…"` (or `« … »`) is an exact phrase; a bare département number (`63`, `2A`) selects
+//!   resources located there; sigles and abbreviations go through a built-in glossary;
+//! - words of 5 letters or more tolerate one typo, 9 or more two; the last word, while typed
+//!   (no trailing space), also matches its completions;
+//! - an empty text matches every resource.
+//!
+//! Facets (`SearchResults::facets`): `kind`, `office`, `departement`, `region`, `axe`, `theme`,
+//! `sector`, `audience`, `status`, and `year` by decade (`"2010-2019"`). Each facet is counted
+//! over the resources matching the text and every filter *except its own*, so the other values
+//! of a facet being filtered on stay visible with their counts (for `year`, the own filter is
+//! `year_from`/`year_to`).
+
+pub mod analysis;
+pub mod eval;
+mod facets;
+mod fields;
+mod query;
+mod snippet;
+mod synonyms;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
+use tantivy::collector::{Collector, Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument,
+    TantivyError, Term,
+};
+
+use self::facets::{FacetCollector, FacetCounts};
+use self::fields::{Facet, Fields, TextGroup, SCHEMA_VERSION, TITLE_SORT, YEAR};
+use self::query::Highlight;
+pub use self::snippet::{MARK_CLOSE, MARK_OPEN, SNIPPET_CHARS};
+
+/// Most hits returned by one search: a page of results, not an export.
+pub const MAX_LIMIT: usize = 1_000;
+/// Indexing memory shared by the writer threads. Tantivy needs at least 15 MB per thread;
+/// 64 MB lets four threads index a 100,000-resource import in few, large segments.
+const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Most indexing threads: more gives little on imports and costs memory.
+const MAX_WRITER_THREADS: usize = 4;
+/// File beside the index holding [`SCHEMA_VERSION`].
+const VERSION_FILE: &str = "atelier-search-version";
+
+/// Errors of the search index.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The index directory could not be created, read or cleaned.
+    #[error("search index directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another process has the index open for writing.
+    #[error("search index at {0} is in use by another process")]
+    Locked(PathBuf),
+    /// The search engine failed.
+    #[error("search engine: {0}")]
+    Engine(#[from] TantivyError),
+    /// A line of an evaluation query file is not a valid query.
+    #[error("evaluation query on line {line}: {message}")]
+    EvalQuery { line: usize, message: String },
+}
+
+/// What the search index needs of one resource; the replica builds it from the resource document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchDoc {
+    /// Document id, e.g. `"automerge:2j9…"` (unique key).
+    pub id: String,
+    /// External ref (FORMAT.md `ref`).
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    /// Kind code: `realisation`, `outil`, `action`, `publication`, `acteur`.
+    pub kind: String,
+    /// Owner office, e.g. `caue-63`.
+    pub office: String,
+    pub title: String,
+    pub summary: String,
+    /// Markdown.
+    pub description: String,
+    pub materials: Vec<String>,
+    pub keywords: Vec<String>,
+    pub commune: Option<String>,
+    /// Département code: `"63"`, `"2A"`, `"974"`.
+    pub departement: Option<String>,
+    /// Région name; when `None`, the région of the département is used.
+    pub region: Option<String>,
+    pub axes: Vec<String>,
+    pub themes: Vec<String>,
+    pub sectors: Vec<String>,
+    pub audiences: Vec<String>,
+    pub status: String,
+    pub year: Option<i64>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub client: Option<String>,
+    /// Designer names.
+    pub designers: Vec<String>,
+    /// Extra searchable text: French labels of the vocabulary codes, action/tool type labels, etc.
+    /// Weighs little: a word found only in a label is a weak match.
+    pub labels: Vec<String>,
+}
+
+/// A search: text, filters, order and page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchQuery {
+    /// As typed; empty means every resource.
+    pub text: String,
+    pub filters: Filters,
+    pub sort: Sort,
+    /// Hits per page, at most [`MAX_LIMIT`]; 0 returns only the total and the facets.
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for SearchQuery {
+    fn default() -> Self {
+        SearchQuery {
+            text: String::new(),
+            filters: Filters::default(),
+            sort: Sort::Relevance,
+            limit: 20,
+            offset: 0,
+        }
+    }
+}
+
+impl SearchQuery {
+    /// A query for `text` with no filters, by relevance, first 20 hits.
+    pub fn text(text: impl Into<String>) -> SearchQuery {
+        SearchQuery {
+            text: text.into(),
+            ..SearchQuery::default()
+        }
+    }
+}
+
+/// Order of the hits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    /// Best match first; by title when the text is empty.
+    #[default]
+    Relevance,
+    /// Most recent year first, resources without a year last, then by title.
+    Date,
+    /// Alphabetical, ignoring case and accents.
+    Title,
+}
+
+/// Filters: a resource must have one of the listed values of each facet (OR within a facet,
+/// AND across facets). Empty lists and `None` do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filters {
+    pub kind: Vec<String>,
+    pub office: Vec<String>,
+    pub departement: Vec<String>,
+    pub region: Vec<String>,
+    pub axe: Vec<String>,
+    pub theme: Vec<String>,
+    pub sector: Vec<String>,
+    pub audience: Vec<String>,
+    pub status: Vec<String>,
+    /// First year included.
+    pub year_from: Option<i64>,
+    /// Last year included.
+    pub year_to: Option<i64>,
+    /// Resources located in this box (resources without coordinates do not match).
+    pub bbox: Option<BBox>,
+}
+
+impl Filters {
+    fn values(&self, facet: Facet) -> &[String] {
+        match facet {
+            Facet::Kind => &self.kind,
+            Facet::Office => &self.office,
+            Facet::Departement => &self.departement,
+            Facet::Region => &self.region,
+            Facet::Axe => &self.axe,
+            Facet::Theme => &self.theme,
+            Facet::Sector => &self.sector,
+            Facet::Audience => &self.audience,
+            Facet::Status => &self.status,
+        }
+    }
+}
+
+/// A latitude/longitude box in WGS84 degrees. `min_lon > max_lon` crosses the antimeridian.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub min_lat: f64,
+    pub min_lon: f64,
+    pub max_lat: f64,
+    pub max_lon: f64,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SearchResults {
+    /// Resources matching, all pages.
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    /// Facet name → value → count (see the module documentation).
+    pub facets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// No resource had every word: these hits have only some of them.
+    pub relaxed: bool,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub id: String,
+    #[serde(rename = "ref")]
+    pub ref_: Option<String>,
+    pub title: String,
+    pub kind: String,
+    pub office: String,
+    /// Relevance; 0 when sorted by date or title.
+    pub score: f32,
+    /// Plain text, matches wrapped in [`MARK_OPEN`] `⟦` … [`MARK_CLOSE`] `⟧`.
+    pub snippet: String,
+    /// The same passage HTML-escaped, matches in `<mark>…</mark>`.
+    pub snippet_html: String,
+}
+
+/// How text is analyzed: Atelier's French analysis, or tantivy's defaults (for comparison in
+/// evaluations only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Analysis {
+    #[default]
+    French,
+    /// Tantivy's default tokenizer (split, lowercase) and query parser (AND of the words,
+    /// `"…"` phrases), on the same fields with the same weights.
+    Baseline,
+}
+
+/// The search index, on disk or in memory.
+pub struct SearchIndex {
+    index: Index,
+    fields: Fields,
+    writer: IndexWriter,
+    reader: IndexReader,
+    analysis: Analysis,
+    needs_rebuild: bool,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (created if needed). If the index is missing, unreadable or of
+    /// another schema version, it is recreated empty and [`needs_rebuild`](Self::needs_rebuild)
+    /// returns true so the caller reindexes every resource. The directory belongs to the index.
+    pub fn open_or_create(dir: &Path) -> Result<Self, SearchError> {
+        let io = |source| SearchError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        match Self::open_existing(dir) {
+            Ok(Some(index)) => return Ok(index),
+            Ok(None) => {}
+            Err(SearchError::Engine(TantivyError::LockFailure(..))) => {
+                return Err(SearchError::Locked(dir.to_path_buf()))
+            }
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "search index unreadable, recreating it"),
+        }
+        remove_index_files(dir).map_err(io)?;
+        let fields = Fields::new();
+        let index = Index::create_in_dir(dir, fields.schema.clone()).map_err(|e| lock_error(dir, e))?;
+        let mut search = Self::with_index(index, fields, Analysis::French).map_err(|e| lock_error(dir, e))?;
+        std::fs::write(dir.join(VERSION_FILE), SCHEMA_VERSION.to_string()).map_err(io)?;
+        search.needs_rebuild = true;
+        Ok(search)
+    }
+
+    /// A new, empty index in memory.
+    pub fn in_memory() -> Result<Self, SearchError> {
+        Self::in_memory_with(Analysis::French)
+    }
+
+    /// A new, empty index in memory with the given analysis.
+    pub fn in_memory_with(analysis: Analysis) -> Result<Self, SearchError> {
+        let fields = Fields::new();
+        let index = Index::create_in_ram(fields.schema.clone());
+        Ok(Self::with_index(index, fields, analysis)?)
+    }
+
+    /// True when the index was recreated empty on open: reindex every resource.
+    pub fn needs_rebuild(&self) -> bool {
+        self.needs_rebuild
+    }
+
+    /// Adds or replaces (by `id`) resources; searchable when this returns. Batch many documents
+    /// per call for imports: each call commits.
+    pub fn upsert(&mut self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        for d in docs {
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.id, &d.id));
+            self.writer.add_document(self.fields.document(d))?;
+        }
+        self.commit()
+    }
+
+    /// Removes resources by id; unknown ids are ignored.
+    pub fn delete(&mut self, ids: &[String]) -> Result<(), SearchError> {
+        for id in ids {
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.id, id));
+        }
+        self.commit()
+    }
+
+    /// Removes every resource.
+    pub fn clear(&mut self) -> Result<(), SearchError> {
+        self.writer.delete_all_documents()?;
+        self.commit()
+    }
+
+    /// Number of resources indexed.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// True when no resource is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs a search.
+    pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, SearchError> {
+        let searcher = self.reader.searcher();
+        let text = self.text_query(&q.text, &searcher)?;
+        let filters = filter_queries(&self.fields, &q.filters);
+        let mut relaxed = false;
+        let mut text_query = text.strict;
+        let by_score = text_query.is_some() && q.sort == Sort::Relevance;
+        let mut page = self.collect(&searcher, &combine(text_query.as_deref(), &filters, None), q, by_score)?;
+        if page.0 == 0 {
+            if let Some(or_query) = text.relaxed {
+                let or_page = self.collect(&searcher, &combine(Some(&*or_query), &filters, None), q, by_score)?;
+                if or_page.0 > 0 {
+                    page = or_page;
+                    relaxed = true;
+                    text_query = Some(or_query);
+                }
+            }
+        }
+        let (total, top, mut facet_counts) = page;
+        // A facet being filtered on is counted without its own filter.
+        for (key, _) in &filters {
+            let collector = match key {
+                FilterKey::Facet(f) => FacetCollector { facets: vec![*f], year: false },
+                FilterKey::Year => FacetCollector { facets: Vec::new(), year: true },
+                FilterKey::BBox => continue,
+            };
+            let query = combine(text_query.as_deref(), &filters, Some(*key));
+            facet_counts.extend(searcher.search(&query, &collector)?);
+        }
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            hits.push(self.hit(&searcher, address, score, &text.highlight)?);
+        }
+        Ok(SearchResults {
+            total,
+            hits,
+            facets: facet_counts,
+            relaxed,
+        })
+    }
+
+    fn with_index(index: Index, fields: Fields, analysis: Analysis) -> tantivy::Result<Self> {
+        match analysis {
+            Analysis::French => {
+                index.tokenizers().register(analysis::EXACT, analysis::exact_analyzer());
+                index.tokenizers().register(analysis::STEM, analysis::stem_analyzer());
+            }
+            Analysis::Baseline => {
+                let default = || -> TextAnalyzer {
+                    index.tokenizers().get("default").expect("tantivy registers `default`")
+                };
+                index.tokenizers().register(analysis::EXACT, default());
+                index.tokenizers().register(analysis::STEM, default());
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WRITER_THREADS);
+        let writer = index.writer_with_num_threads(threads, WRITER_MEMORY_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            index,
+            fields,
+            writer,
+            reader,
+            analysis,
+            needs_rebuild: false,
+        })
+    }
+
+    /// The index in `dir` if it is there, of this version and readable; `None` if absent or
+    /// of another version.
+    fn open_existing(dir: &Path) -> Result<Option<Self>, SearchError> {
+        let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
+        if version.as_deref().map(str::trim) != Some(SCHEMA_VERSION.to_string().as_str()) {
+            return Ok(None);
+        }
+        let fields = Fields::new();
+        let index = Index::open_in_dir(dir)?;
+        if index.schema() != fields.schema {
+            return Ok(None);
+        }
+        let search = Self::with_index(index, fields, Analysis::French)?;
+        // Opening reads the segment metadata only: touch every segment's postings, columns
+        // and store so that damaged files show up now rather than in the first search.
+        let searcher = search.reader.searcher();
+        searcher.search(&AllQuery, &(Count, FacetCollector::all()))?;
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            for g in TextGroup::ALL {
+                segment.inverted_index(search.fields.exact(g))?;
+                segment.inverted_index(search.fields.stem(g))?;
+            }
+            if segment.max_doc() > 0 {
+                searcher.doc::<TantivyDocument>(DocAddress::new(ord as u32, 0))?;
+            }
+        }
+        Ok(Some(search))
+    }
+
+    fn commit(&mut self) -> Result<(), SearchError> {
+        self.writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn text_query(&self, text: &str, searcher: &Searcher) -> Result<TextQuery, SearchError> {
+        match self.analysis {
+            Analysis::French => {
+                let parsed = query::parse(text);
+                Ok(match query::build(&parsed, &self.fields, searcher)? {
+                    Some(built) => TextQuery {
+                        strict: Some(built.strict),
+                        relaxed: built.relaxed,
+                        highlight: built.highlight,
+                    },
+                    None => TextQuery::default(),
+                })
+            }
+            Analysis::Baseline => {
+                if text.trim().is_empty() {
+                    return Ok(TextQuery::default());
+                }
+                let groups: Vec<_> = TextGroup::ALL.iter().map(|&g| self.fields.exact(g)).collect();
+                let mut parser = QueryParser::for_index(&self.index, groups);
+                parser.set_conjunction_by_default();
+                for g in TextGroup::ALL {
+                    parser.set_field_boost(self.fields.exact(g), g.weight());
+                }
+                let (q, _errors) = parser.parse_query_lenient(text);
+                Ok(TextQuery {
+                    strict: Some(q),
+                    ..TextQuery::default()
+                })
+            }
+        }
+    }
+
+    /// Total, page of (score, address) and facet counts for one query.
+    fn collect(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        q: &SearchQuery,
+        by_score: bool,
+    ) -> Result<(usize, Vec<(f32, DocAddress)>, FacetCounts), SearchError> {
+        let limit = q.limit.min(MAX_LIMIT);
+        if limit == 0 {
+            let (total, facets) = searcher.search(query, &(Count, FacetCollector::all()))?;
+            return Ok((total, Vec::new(), facets));
+        }
+        let top = TopDocs::with_limit(limit).and_offset(q.offset);
+        if by_score {
+            return run(searcher, query, top.order_by_score(), |s| s);
+        }
+        match q.sort {
+            Sort::Date => run(
+                searcher,
+                query,
+                top.order_by((
+                    (SortByStaticFastValue::<i64>::for_field(YEAR), Order::Desc),
+                    (SortByString::for_field(TITLE_SORT), Order::Asc),
+                )),
+                |_| 0.0,
+            ),
+            Sort::Relevance | Sort::Title => run(
+                searcher,
+                query,
+                top.order_by_string_fast_field(TITLE_SORT, Order::Asc),
+                |_| 0.0,
+            ),
+        }
+    }
+
+    fn hit(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+        score: f32,
+        highlight: &Highlight,
+    ) -> Result<Hit, SearchError> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let text = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let f = &self.fields;
+        let snippet = snippet::snippet(
+            &text(f.exact(TextGroup::Summary)),
+            &text(f.exact(TextGroup::Description)),
+            highlight,
+        );
+        Ok(Hit {
+            id: text(f.id),
+            ref_: Some(text(f.ref_)).filter(|r| !r.is_empty()),
+            title: text(f.exact(TextGroup::Title)),
+            kind: text(f.facet(Facet::Kind)),
+            office: text(f.facet(Facet::Office)),
+            score,
+            snippet: snippet.text,
+            snippet_html: snippet.html,
+        })
+    }
+}
+
+/// The text part of a search.
+#[derive(Default)]
+struct TextQuery {
+    strict: Option<Box<dyn Query>>,
+    relaxed: Option<Box<dyn Query>>,
+    highlight: Highlight,
+}
+
+/// Which filter a clause comes from, to leave it out when counting its own facet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilterKey {
+    Facet(Facet),
+    Year,
+    BBox,
+}
+
+fn filter_queries(fields: &Fields, f: &Filters) -> Vec<(FilterKey, Box<dyn Query>)> {
+    let mut out: Vec<(FilterKey, Box<dyn Query>)> = Vec::new();
+    for facet in Facet::ALL {
+        let values = f.values(facet);
+        if values.is_empty() {
+            continue;
+        }
+        let any = values
+            .iter()
+            .map(|v| {
+                let term = Term::from_field_text(fields.facet(facet), v.trim());
+                let q: Box<dyn Query> = Box::new(TermQuery::new(term, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
+            .collect();
+        out.push((FilterKey::Facet(facet), Box::new(BooleanQuery::new(any))));
+    }
+    if f.year_from.is_some() || f.year_to.is_some() {
+        let bound = |y: Option<i64>| match y {
+            Some(y) => Bound::Included(Term::from_field_i64(fields.year, y)),
+            None => Bound::Unbounded,
+        };
+        out.push((FilterKey::Year, Box::new(RangeQuery::new(bound(f.year_from), bound(f.year_to)))));
+    }
+    if let Some(b) = f.bbox {
+        let range = |field, lo: f64, hi: f64| -> Box<dyn Query> {
+            Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_f64(field, lo)),
+                Bound::Included(Term::from_field_f64(field, hi)),
+            ))
+        };
+        let lon: Box<dyn Query> = if b.min_lon <= b.max_lon {
+            range(fields.lon, b.min_lon, b.max_lon)
+        } else {
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Should, range(fields.lon, b.min_lon, 180.0)),
+                (Occur::Should, range(fields.lon, -180.0, b.max_lon)),
+            ]))
+        };
+        let both = BooleanQuery::new(vec![
+            (Occur::Must, range(fields.lat, b.min_lat, b.max_lat)),
+            (Occur::Must, lon),
+        ]);
+        out.push((FilterKey::BBox, Box::new(both)));
+    }
+    out
+}
+
+/// Text AND filters (all but `except`); filters do not change scores.
+fn combine(
+    text: Option<&dyn Query>,
+    filters: &[(FilterKey, Box<dyn Query>)],
+    except: Option<FilterKey>,
+) -> BooleanQuery {
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Must,
+        match text {
+            Some(q) => q.box_clone(),
+            None => Box::new(AllQuery),
+        },
+    )];
+    for (key, q) in filters {
+        if Some(*key) != except {
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(q.box_clone(), 0.0))));
+        }
+    }
+    BooleanQuery::new(clauses)
+}
+
+type Page = (usize, Vec<(f32, DocAddress)>, FacetCounts);
+
+fn run<K, C>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    top: C,
+    score: impl Fn(K) -> f32,
+) -> Result<Page, SearchError>
+where
+    C: Collector<Fruit = Vec<(K, DocAddress)>>,
+    K: 'static,
+{
+    let (total, top, facets) = searcher.search(query, &(Count, top, FacetCollector::all()))?;
+    let top = top.into_iter().map(|(k, a)| (score(k), a)).collect();
+    Ok((total, top, facets))
+}
+
+fn lock_error(dir: &Path, e: TantivyError) -> SearchError {
+    match e {
+        TantivyError::LockFailure(..) => SearchError::Locked(dir.to_path_buf()),
+        e => SearchError::Engine(e),
+    }
+}
+
+/// Removes the files of a tantivy index (and our version file) from `dir`, leaving anything
+/// else alone: segment files are named after a 32-hex-digit segment id.
+fn remove_index_files(dir: &Path) -> std::io::Result<()> {
+    const NAMED: [&str; 5] = [
+        "meta.json",
+        ".managed.json",
+        ".tantivy-meta.lock",
+        ".tantivy-writer.lock",
+        VERSION_FILE,
+    ];
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stem = name.split('.').next().unwrap_or("");
+        let segment_file = stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit());
+        if (NAMED.contains(&name.as_ref()) || segment_file) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! French text analysis: tokenizer with elision, case, accent and ligature folding, and stemming.
+//!
+//! Two analyzers share one tokenizer, so a query is cut exactly like the documents:
+//!
+//! - [`EXACT`] (`fr_exact`): words split on anything that is not a letter or a digit (hyphens
+//!   and apostrophes included), French elisions dropped (`l'`, `d’`, `qu'`…, straight or
+//!   typographic apostrophe), lowercased, accents removed and ligatures expanded
+//!   (`Œuvre` → `oeuvre`). « pise » and « pisé » give the same term.
+//! - [`STEM`] (`fr_stem`): the same terms through the French Snowball stemmer, then a small
+//!   plural fix Snowball lacks (`matériaux`/`matériau`). Stemming runs on folded text so that a
+//!   query typed without accents stems like the accented document text.
+//!
+//! Stop words are kept in the index (phrases need them); the query side decides what to do
+//! with them ([`is_stop_word`]).
+
+use tantivy::tokenizer::{
+    Language, Stemmer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+};
+
+/// Name under which the exact-folded analyzer is registered in the index.
+pub const EXACT: &str = "fr_exact";
+/// Name under which the stemmed analyzer is registered in the index.
+pub const STEM: &str = "fr_stem";
+
+/// Longest token kept, in bytes. Longer "words" are base64 blobs, URLs without separators or
+/// runs of digits: nobody searches them, and they would bloat the term dictionary.
+pub const MAX_TOKEN_BYTES: usize = 64;
+
+/// Builds the exact-folded analyzer.
+pub fn exact_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(FrenchTokenizer).build()
+}
+
+/// Builds the stemmed analyzer.
+pub fn stem_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(FrenchTokenizer)
+        .filter(Stemmer::new(Language::French))
+        .filter(PluralFix)
+        .build()
+}
+
+/// One word of analyzed text: where it is in the source and its two normalized forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    /// Byte range in the analyzed text.
+    pub from: usize,
+    /// End of the byte range (exclusive).
+    pub to: usize,
+    /// Exact-folded form, as indexed in the `*_exact` fields.
+    pub exact: String,
+    /// Stemmed form, as indexed in the `*_stem` fields.
+    pub stem: String,
+}
+
+/// Analyzes `text` into words with both forms; used for queries and snippets.
+pub fn words(text: &str) -> Vec<Word> {
+    let mut out = Vec::new();
+    let mut exact = exact_analyzer();
+    let mut stream = exact.token_stream(text);
+    while let Some(t) = stream.next() {
+        out.push(Word {
+            from: t.offset_from,
+            to: t.offset_to,
+            exact: t.text.clone(),
+            stem: String::new(),
+        });
+    }
+    let mut stem = stem_analyzer();
+    for w in &mut out {
+        w.stem = stem_word(&mut stem, &w.exact);
+    }
+    out
+}
+
+/// Stems one already folded word.
+pub fn stem_word(stem_analyzer: &mut TextAnalyzer, folded: &str) -> String {
+    let mut stream = stem_analyzer.token_stream(folded);
+    match stream.next() {
+        Some(t) => t.text.clone(),
+        None => folded.to_string(),
+    }
+}
+
+/// Lowercases and folds a whole string (accents, ligatures) without tokenizing it; used for
+/// sort keys and for comparing short labels.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_folded(c, &mut out);
+    }
+    out
+}
+
+/// French function words: a query does not require them (« usine de Thiers » is found by
+/// « usine thiers » and the other way round), but phrases still use them.
+pub fn is_stop_word(folded: &str) -> bool {
+    STOP_WORDS.binary_search(&folded).is_ok()
+}
+
+/// Sorted, folded.
+const STOP_WORDS: &[&str] = &[
+    "a", "au", "aux", "avec", "ce", "ces", "cet", "cette", "dans", "de", "des", "du", "en", "et",
+    "la", "le", "les", "leur", "leurs", "ou", "par", "pour", "sa", "ses", "son", "sur", "un",
+    "une",
+];
+
+/// Words that French elides before a vowel; dropped when an apostrophe follows them.
+const ELISIONS: &[&str] = &[
+    "c", "d", "j", "jusqu", "l", "lorsqu", "m", "n", "puisqu", "qu", "quoiqu", "s", "t",
+];
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '’' | 'ʼ' | '‘' | '`' | '´' | '′')
+}
+
+/// Combining diacritical marks: decomposed input (`e` + U+0301) folds like precomposed `é`.
+fn is_combining_mark(c: char) -> bool {
+    ('\u{0300}'..='\u{036F}').contains(&c)
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// Appends the lowercased, accent-free form of `c` to `out`.
+fn push_folded(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    if is_combining_mark(c) {
+        return;
+    }
+    for l in c.to_lowercase() {
+        let folded: &str = match l {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+            'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
+            'ď' | 'đ' => "d",
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+            'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+            'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+            'ñ' | 'ń' | 'ņ' | 'ň' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+            'ś' | 'ŝ' | 'ş' | 'š' => "s",
+            'ţ' | 'ť' => "t",
+            'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+            'ý' | 'ÿ' => "y",
+            'ź' | 'ż' | 'ž' => "z",
+            'ł' => "l",
+            'œ' => "oe",
+            'æ' => "ae",
+            'ß' => "ss",
+            'ﬁ' => "fi",
+            'ﬂ' => "fl",
+            'ª' => "a",
+            'º' => "o",
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        out.push_str(folded);
+    }
+}
+
+/// Splits on non-alphanumeric characters, drops elided articles and folds each word.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FrenchTokenizer;
+
+/// Token stream of [`FrenchTokenizer`]; tokens are computed up front (texts are small).
+pub struct FrenchTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl Tokenizer for FrenchTokenizer {
+    type TokenStream<'a> = FrenchTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> FrenchTokenStream {
+        FrenchTokenStream {
+            tokens: tokenize(text),
+            next: 0,
+        }
+    }
+}
+
+impl TokenStream for FrenchTokenStream {
+    fn advance(&mut self) -> bool {
+        if self.next < self.tokens.len() {
+            self.next += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+fn tokenize(text: &str) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    let mut position = 0;
+    while let Some(&(start, c)) = chars.peek() {
+        if !is_word_char(c) {
+            chars.next();
+            continue;
+        }
+        let mut end = start;
+        let mut folded = String::new();
+        while let Some(&(i, c)) = chars.peek() {
+            if !is_word_char(c) {
+                break;
+            }
+            push_folded(c, &mut folded);
+            end = i + c.len_utf8();
+            chars.next();
+        }
+        // An elided article is a word glued to the next one by an apostrophe: « l'église ».
+        let elided = matches!(chars.peek(), Some(&(_, c)) if is_apostrophe(c))
+            && text[end..]
+                .chars()
+                .nth(1)
+                .is_some_and(|next| next.is_alphabetic())
+            && ELISIONS.contains(&folded.as_str());
+        if elided || folded.is_empty() || folded.len() > MAX_TOKEN_BYTES {
+            continue;
+        }
+        tokens.push(Token {
+            offset_from: start,
+            offset_to: end,
+            position,
+            text: folded,
+            position_length: 1,
+        });
+        position += 1;
+    }
+    tokens
+}
+
+/// Makes the plural in `-aux` and the singular in `-au`/`-al` meet after Snowball, which
+/// leaves `materiaux` and `materiau` apart (and `chevaux`/`cheval`, `locaux`/`local`).
+#[derive(Clone, Copy, Debug)]
+struct PluralFix;
+
+#[derive(Clone)]
+struct PluralFixFilter<T>(T);
+
+struct PluralFixStream<S>(S);
+
+impl TokenFilter for PluralFix {
+    type Tokenizer<T: Tokenizer> = PluralFixFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> PluralFixFilter<T> {
+        PluralFixFilter(tokenizer)
+    }
+}
+
+impl<T: Tokenizer> Tokenizer for PluralFixFilter<T> {
+    type TokenStream<'a> = PluralFixStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        PluralFixStream(self.0.token_stream(text))
+    }
+}
+
+impl<S: TokenStream> TokenStream for PluralFixStream<S> {
+    fn advance(&mut self) -> bool {
+        if !self.0.advance() {
+            return false;
+        }
+        let text = &mut self.0.token_mut().text;
+        if text.len() > 4 {
+            if text.ends_with("aux") {
+                text.truncate(text.len() - 2);
+                text.push('l');
+            } else if text.ends_with("au") {
+                text.truncate(text.len() - 1);
+                text.push('l');
+            }
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(text: &str) -> Vec<String> {
+        words(text).into_iter().map(|w| w.exact).collect()
+    }
+
+    fn stems(text: &str) -> Vec<String> {
+        words(text).into_iter().map(|w| w.stem).collect()
+    }
+
+    #[test]
+    fn folds_case_and_accents() {
+        assert_eq!(exact("Pisé"), exact("pise"));
+        assert_eq!(exact("ÉGLISE Église église"), ["eglise", "eglise", "eglise"]);
+        assert_eq!(exact("Mâcon Châtaigneraie Lozère"), ["macon", "chataigneraie", "lozere"]);
+        // Decomposed accents (e + U+0301) fold like precomposed ones.
+        assert_eq!(exact("pise\u{0301}"), ["pise"]);
+    }
+
+    #[test]
+    fn expands_ligatures() {
+        assert_eq!(exact("Œuvre cœur sœurs"), ["oeuvre", "coeur", "soeurs"]);
+        assert_eq!(exact("oeuvre"), exact("œuvre"));
+        assert_eq!(exact("ex æquo"), ["ex", "aequo"]);
+    }
+
+    #[test]
+    fn drops_elisions_with_any_apostrophe() {
+        assert_eq!(exact("l'église"), ["eglise"]);
+        assert_eq!(exact("maître d’œuvre"), ["maitre", "oeuvre"]);
+        assert_eq!(exact("l’Hermitage"), ["hermitage"]);
+        assert_eq!(exact("qu'elle jusqu'à"), ["elle", "a"]);
+        // Not an elision: the apostrophe ends the text, or the word is not an article.
+        assert_eq!(exact("aujourd'hui"), ["aujourd", "hui"]);
+        assert_eq!(exact("l'"), ["l"]);
+    }
+
+    #[test]
+    fn splits_hyphens_with_consecutive_positions() {
+        let toks = words("Saint-Flour, Clermont-l'Hérault");
+        let exact: Vec<_> = toks.iter().map(|w| w.exact.as_str()).collect();
+        assert_eq!(exact, ["saint", "flour", "clermont", "herault"]);
+        let mut analyzer = exact_analyzer();
+        let mut stream = analyzer.token_stream("Saint-Flour l'église");
+        let mut positions = Vec::new();
+        while let Some(t) = stream.next() {
+            positions.push(t.position);
+        }
+        assert_eq!(positions, [0, 1, 2]);
+    }
+
+    #[test]
+    fn offsets_point_into_the_source() {
+        let text = "Le cœur de l’église";
+        let toks = words(text);
+        let spans: Vec<_> = toks.iter().map(|w| &text[w.from..w.to]).collect();
+        assert_eq!(spans, ["Le", "cœur", "de", "église"]);
+    }
+
+    #[test]
+    fn stems_plurals() {
+        assert_eq!(stems("bâtiments"), stems("batiment"));
+        assert_eq!(stems("matériaux"), stems("matériau"));
+        assert_eq!(stems("halles"), stems("halle"));
+        assert_eq!(stems("granges"), stems("grange"));
+        assert_eq!(stems("agricoles"), stems("agricole"));
+        assert_eq!(stems("locaux"), stems("local"));
+        assert_eq!(stems("logements"), stems("logement"));
+        // Exact forms stay apart.
+        assert_ne!(exact("bâtiments"), exact("bâtiment"));
+    }
+
+    #[test]
+    fn drops_overlong_tokens() {
+        let long = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(exact(&format!("mot {long} fin")), ["mot", "fin"]);
+    }
+
+    #[test]
+    fn fold_whole_strings() {
+        assert_eq!(fold("Maître d’Œuvre"), "maitre d’oeuvre");
+    }
+
+    #[test]
+    fn stop_words_are_sorted() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_stop_word("de") && !is_stop_word("bois"));
+    }
+}
