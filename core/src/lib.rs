@@ -7,6 +7,7 @@ pub mod document;
 pub mod ids;
 pub mod jsonl;
 pub mod replica;
+pub mod repo_wire;
 pub mod resource;
 pub mod search;
 pub mod store;
