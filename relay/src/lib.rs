@@ -1,1 +1,3 @@
 //! Atelier relay library.
+
+pub mod ws;
