@@ -1,2 +1,55 @@
-//! The web binary.
-fn main() {}
+//! `atelier-web`: serves one office's replica as a web app on this computer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use atelier_core::replica::Replica;
+use atelier_core::search::SearchIndex;
+use atelier_web::{IndexedSearch, WebConfig, DEFAULT_PORT};
+use clap::Parser;
+
+/// Application web d'Atelier : consulter et modifier les fiches de l'office dans le navigateur.
+///
+/// Le serveur n'écoute que sur cet ordinateur (127.0.0.1) sauf si --listen dit autre chose. Il
+/// écrit DIR/server.json (adresse et jeton d'accès) pour la commande « atelier », et l'efface en
+/// s'arrêtant (Ctrl+C).
+#[derive(Debug, Parser)]
+#[command(name = "atelier-web", version)]
+struct Args {
+    /// Dossier du réplica de l'office (créé avec « atelier init »).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Adresse d'écoute (par défaut 127.0.0.1:8063).
+    #[arg(long, value_name = "ADRESSE", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "atelier_web=info".into()),
+        )
+        .init();
+    run(Args::parse()).await
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let replica = Arc::new(Replica::open(&args.dir).with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?);
+    let search = match SearchIndex::open_or_create(&args.dir.join("search")).map_err(|e| e.to_string()).and_then(|index| IndexedSearch::new(replica.clone(), index)) {
+        Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
+        Err(e) => {
+            tracing::warn!(error = %e, "recherche plein texte indisponible, filtre simple utilisé");
+            None
+        }
+    };
+    let config = WebConfig { listen: args.listen, search, ..WebConfig::default() };
+    let handle = atelier_web::spawn(replica.clone(), config).await?;
+    println!("Atelier ({}) : ouvrez {} dans votre navigateur. Ctrl+C pour arrêter.", replica.office(), handle.url());
+    tokio::signal::ctrl_c().await.context("attente de Ctrl+C")?;
+    println!("Arrêt…");
+    handle.shutdown().await;
+    Ok(())
+}

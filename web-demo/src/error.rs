@@ -1,0 +1,165 @@
+//! The one error type of the web app: logs what went wrong inside, shows staff a clear French
+//! message, and never shows internal error text.
+//!
+//! A handler returns `Result<_, WebError>`. The error becomes a response carrying a
+//! [`ErrorMessage`] extension; the API router turns it into `{"error": "…"}` and the page router
+//! into a French page (see `render_error_responses` in `lib.rs`), so both speak the same words.
+
+use atelier_core::document::DocumentError;
+use atelier_core::replica::ReplicaError;
+use atelier_core::resource::FieldError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// No resource (or version) with this id, ref or URL.
+    #[error("introuvable : {0}")]
+    NotFound(String),
+    /// The request is malformed (bad JSON, bad parameter); the message is French and safe to show.
+    #[error("requête invalide : {0}")]
+    BadRequest(String),
+    /// The content is well formed but not valid; every problem names its field.
+    #[error("contenu invalide")]
+    Invalid(Vec<FieldError>),
+    /// The request body is larger than the route accepts.
+    #[error("requête trop volumineuse")]
+    TooLarge,
+    /// Missing or wrong token.
+    #[error("non autorisé")]
+    Unauthorized,
+    /// The request came from another site or host (possible cross-site forgery).
+    #[error("origine refusée")]
+    Forbidden,
+    /// A page sent a form without the session cookie (the server restarted since it loaded).
+    #[error("session absente")]
+    SessionExpired,
+    /// Anything else: logged in full, shown as a generic French message.
+    #[error("erreur interne : {0}")]
+    Internal(String),
+}
+
+/// The French message of an error response, read by the routers' renderers.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage {
+    pub message: String,
+    pub fields: Vec<FieldError>,
+}
+
+impl WebError {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::SessionExpired => StatusCode::FORBIDDEN,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What staff read. Only messages written for them (ours, and core's French validation
+    /// messages) are shown; internal errors are replaced by a generic sentence.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::NotFound(what) => format!("Aucune fiche ne correspond à « {what} »."),
+            Self::BadRequest(m) => m.clone(),
+            Self::Invalid(errors) => {
+                let parts: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{} : {}", crate::glossary::field_label(&e.field), e.message))
+                    .collect();
+                format!("La fiche n'a pas été enregistrée : {}", parts.join(" ; "))
+            }
+            Self::TooLarge => "Ce que vous envoyez est trop volumineux.".into(),
+            Self::Unauthorized => {
+                "Accès refusé : le jeton d'accès manque ou n'est pas le bon (voir server.json).".into()
+            }
+            Self::Forbidden => "Accès refusé : la demande ne vient pas de cette application.".into(),
+            Self::SessionExpired => {
+                "Votre session a expiré (le serveur a peut-être redémarré) : rechargez la page, puis recommencez.".into()
+            }
+            Self::Internal(_) => {
+                "Une erreur inattendue est survenue ; rien n'a été perdu de ce qui était déjà enregistré. Réessayez, et si cela se reproduit, signalez-le.".into()
+            }
+        }
+    }
+}
+
+impl From<ReplicaError> for WebError {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::NotFound(what) => Self::NotFound(what),
+            ReplicaError::Document(d) => d.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<atelier_core::store::StoreError> for WebError {
+    fn from(e: atelier_core::store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<DocumentError> for WebError {
+    fn from(e: DocumentError) -> Self {
+        match e {
+            DocumentError::Invalid(v) => Self::Invalid(v.0),
+            DocumentError::BadEdit { field, message } => Self::Invalid(vec![FieldError { field, message }]),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+        let message = ErrorMessage {
+            message: self.public_message(),
+            fields: match self {
+                Self::Invalid(fields) => fields,
+                _ => Vec::new(),
+            },
+        };
+        let mut response = (status, message.message.clone()).into_response();
+        response.extensions_mut().insert(message);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_text_is_logged_not_shown() {
+        let e = WebError::internal("sled: corrupted page 42 at /home/secret");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.public_message().contains("sled"));
+        let r = e.into_response();
+        assert!(r.extensions().get::<ErrorMessage>().is_some());
+    }
+
+    #[test]
+    fn validation_errors_name_fields_in_french() {
+        let e: WebError = ReplicaError::Document(DocumentError::BadEdit {
+            field: "title".into(),
+            message: "obligatoire".into(),
+        })
+        .into();
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.public_message().contains("Titre : obligatoire"), "{}", e.public_message());
+    }
+}

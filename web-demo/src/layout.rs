@@ -1,0 +1,129 @@
+//! The frame of every page: header with the office's name, navigation, the sync indicator, and
+//! the error page. HTML is built with maud, which escapes every inserted value.
+
+use axum::http::StatusCode;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use crate::events::now_ms;
+use crate::glossary;
+use crate::sync_status::SyncView;
+use crate::AppState;
+
+/// What a page tells the frame about itself.
+pub struct PageMeta<'a> {
+    pub title: &'a str,
+    /// `list`, `resource`, `edit`, `new`, `history`, `version`, `delete`, `lexicon`, `error`:
+    /// which live behaviour the script turns on.
+    pub page: &'a str,
+    /// The bare document id the page is about, if any.
+    pub doc: Option<String>,
+    /// Which navigation entry is current.
+    pub nav: Nav,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    List,
+    New,
+    Lexicon,
+    None,
+}
+
+/// A whole page around `content`.
+pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
+    let office = state.replica().office().to_string();
+    let office_name = glossary::office_name(&office);
+    let sync = SyncView::of(state.sync().as_ref(), now_ms());
+    html! {
+        (DOCTYPE)
+        html lang="fr" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (meta.title) " — Atelier, " (office_name) }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body data-page=(meta.page) data-doc=[meta.doc.as_deref()] data-office=(office) {
+                a.skip href="#contenu" { "Aller au contenu" }
+                header.top {
+                    div.brand {
+                        a href="/" { span.logo aria-hidden="true" { "◧" } " Atelier" }
+                        span.office { (office_name) }
+                    }
+                    nav aria-label="Navigation principale" {
+                        a href="/" aria-current=[(meta.nav == Nav::List).then_some("page")] { "Toutes les fiches" }
+                        a href="/ressources/nouvelle" aria-current=[(meta.nav == Nav::New).then_some("page")] { "Ajouter une fiche" }
+                        a href="/lexique" aria-current=[(meta.nav == Nav::Lexicon).then_some("page")] { "Lexique" }
+                    }
+                    (sync_badge(&sync))
+                }
+                main id="contenu" { (content) }
+                footer.bottom {
+                    p { "Atelier — les ressources des CAUE, partagées entre offices. Tout est enregistré sur cet ordinateur, même sans connexion." }
+                }
+            }
+        }
+    }
+}
+
+/// The sync indicator; the script keeps it current from `sync` events.
+pub fn sync_badge(view: &SyncView) -> Markup {
+    let dot = match view.kind {
+        "connecte" => "●",
+        "hors_ligne" => "○",
+        _ => "◌",
+    };
+    html! {
+        div #sync .sync data-kind=(view.kind) role="status" aria-live="polite" title=(view.detail) {
+            span.dot aria-hidden="true" { (dot) }
+            span.headline { (view.headline) }
+            @if view.kind != "non_configure" {
+                button type="button" .link #sync-now { "Synchroniser maintenant" }
+            }
+            span.detail { (view.detail) }
+        }
+    }
+}
+
+/// The French error page.
+pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> Markup {
+    let title = match status {
+        StatusCode::NOT_FOUND => "Page introuvable",
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => "Accès refusé",
+        StatusCode::PAYLOAD_TOO_LARGE => "Envoi trop volumineux",
+        s if s.is_server_error() => "Erreur inattendue",
+        _ => "Demande impossible",
+    };
+    page(
+        state,
+        PageMeta { title, page: "error", doc: None, nav: Nav::None },
+        html! {
+            section.error-page {
+                h1 { (title) }
+                p.lead { (message) }
+                p { a.button href="/" { "Revenir à la liste des fiches" } }
+            }
+        },
+    )
+}
+
+/// A `<time>` the script shows in local time; the text is UTC for browsers without script.
+pub fn time(seconds: i64) -> Markup {
+    let dt = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let iso = dt.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let text = format!(
+        "{:02}/{:02}/{} à {:02}h{:02} (UTC)",
+        dt.day(),
+        u8::from(dt.month()),
+        dt.year(),
+        dt.hour(),
+        dt.minute()
+    );
+    html! { time datetime=(iso) { (text) } }
+}
+
+/// Trusted HTML made by core (search snippets escape the text and add `<mark>` only).
+pub fn trusted(html: &str) -> PreEscaped<&str> {
+    PreEscaped(html)
+}

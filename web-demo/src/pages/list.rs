@@ -1,0 +1,375 @@
+//! `GET /`: the corpus as cards, with a search box and filters (checkboxes with French labels
+//! and counts). The results block (`#resultats`) is refreshed live by the script.
+
+use std::collections::BTreeMap;
+
+use atelier_core::replica::ListFilter;
+use atelier_core::search::{SearchQuery, SearchResults};
+use atelier_core::{vocab, DocumentId};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+
+use crate::error::WebError;
+use crate::glossary;
+use crate::layout::{self, Nav, PageMeta};
+use crate::pages::{kind_badge, resource_path, status_badge};
+use crate::search::{fallback, FACETS};
+use crate::AppState;
+
+/// Cards per page: a screenful or two, quick to render and to scan.
+pub const PAGE_SIZE: usize = 24;
+
+/// What the address asks for.
+#[derive(Debug, Default, Clone)]
+struct Params {
+    text: String,
+    /// Facet → chosen codes.
+    chosen: BTreeMap<String, Vec<String>>,
+    page: usize,
+    /// Show deleted resources instead (to restore one).
+    deleted: bool,
+    /// Id of a resource just deleted (to offer « annuler »).
+    just_deleted: Option<String>,
+}
+
+impl Params {
+    fn parse(pairs: Vec<(String, String)>) -> Self {
+        let mut p = Params { page: 1, ..Params::default() };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "q" => p.text = v,
+                "page" => p.page = v.parse().unwrap_or(1).max(1),
+                "supprimees" => p.deleted = v == "1",
+                "supprimee" => p.just_deleted = Some(v),
+                facet if FACETS.contains(&facet) && !v.is_empty() => p.chosen.entry(k).or_default().push(v),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn query(&self) -> SearchQuery {
+        let get = |f: &str| self.chosen.get(f).cloned().unwrap_or_default();
+        let mut q = SearchQuery { text: self.text.clone(), limit: PAGE_SIZE, offset: (self.page - 1) * PAGE_SIZE, ..SearchQuery::default() };
+        if self.text.trim().is_empty() {
+            q.sort = atelier_core::search::Sort::Title;
+        }
+        q.filters.kind = get("kind");
+        q.filters.status = get("status");
+        q.filters.office = get("office");
+        q.filters.departement = get("departement");
+        q.filters.axe = get("axe");
+        q.filters.theme = get("theme");
+        q.filters.sector = get("sector");
+        q
+    }
+
+    /// The address of this list with `facet=value` toggled (page reset).
+    fn toggled(&self, facet: &str, value: &str) -> String {
+        let mut next = self.clone();
+        next.page = 1;
+        next.just_deleted = None;
+        let values = next.chosen.entry(facet.to_string()).or_default();
+        if let Some(i) = values.iter().position(|v| v == value) {
+            values.remove(i);
+        } else {
+            values.push(value.to_string());
+        }
+        next.href()
+    }
+
+    fn at_page(&self, page: usize) -> String {
+        let mut next = self.clone();
+        next.page = page;
+        next.just_deleted = None;
+        next.href()
+    }
+
+    fn href(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.text.is_empty() {
+            parts.push(format!("q={}", encode(&self.text)));
+        }
+        for (facet, values) in &self.chosen {
+            for v in values {
+                parts.push(format!("{facet}={}", encode(v)));
+            }
+        }
+        if self.deleted {
+            parts.push("supprimees=1".into());
+        }
+        if self.page > 1 {
+            parts.push(format!("page={}", self.page));
+        }
+        if parts.is_empty() { "/".into() } else { format!("/?{}", parts.join("&")) }
+    }
+
+    fn is_chosen(&self, facet: &str, value: &str) -> bool {
+        self.chosen.get(facet).is_some_and(|v| v.iter().any(|x| x == value))
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One card.
+struct Card {
+    id: DocumentId,
+    title: String,
+    kind: String,
+    office: String,
+    status: String,
+    place: Option<String>,
+    summary: String,
+    snippet_html: String,
+    deleted: bool,
+}
+
+pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String, String)>>) -> Result<Response, WebError> {
+    let params = Params::parse(pairs);
+    let query = params.query();
+    let backend = state.search().cloned();
+    let deleted_view = params.deleted;
+    let just_deleted = params.just_deleted.clone();
+    let (results, cards, undo) = state
+        .blocking(move |r| {
+            let results = match backend.filter(|_| !deleted_view) {
+                Some(b) => b.search(&query).or_else(|e| {
+                    tracing::error!(error = %e, "search failed, using the plain listing filter");
+                    let entries = r.list(&ListFilter::default())?;
+                    Ok::<_, WebError>(fallback(&entries, &query))
+                })?,
+                None => {
+                    let mut entries = r.list(&ListFilter { include_deleted: deleted_view, ..ListFilter::default() })?;
+                    if deleted_view {
+                        entries.retain(|e| e.deleted);
+                    }
+                    fallback(&entries, &query)
+                }
+            };
+            let mut cards = Vec::with_capacity(results.hits.len());
+            for hit in &results.hits {
+                let Ok(id) = hit.id.parse::<DocumentId>() else { continue };
+                let Ok(stored) = r.get(&id) else { continue };
+                let res = stored.resource;
+                let place = match (res.commune(), res.departement()) {
+                    (Some(c), Some(d)) => Some(format!("{c} ({d})")),
+                    (Some(c), None) => Some(c.to_string()),
+                    (None, Some(d)) => Some(glossary::departement_name(d)),
+                    _ => None,
+                };
+                cards.push(Card {
+                    id,
+                    title: res.title,
+                    kind: res.kind,
+                    office: res.office,
+                    status: res.status,
+                    place,
+                    summary: res.summary,
+                    snippet_html: hit.snippet_html.clone(),
+                    deleted: stored.deleted,
+                });
+            }
+            let undo = just_deleted
+                .and_then(|raw| r.resolve(&raw).ok())
+                .and_then(|id| r.get(&id).ok().filter(|s| s.deleted).map(|s| (id, s.resource.title)));
+            Ok((results, cards, undo))
+        })
+        .await?;
+    let content = html! {
+        @if let Some((id, title)) = &undo {
+            div.notice role="status" {
+                "La fiche « " (title) " » a été supprimée. "
+                form.inline method="post" action={ (resource_path(id)) "/restaurer" } {
+                    button.link type="submit" { "Annuler la suppression" }
+                }
+            }
+        }
+        div.list-layout {
+            (filters(&params, &results))
+            section #resultats aria-live="polite" {
+                (results_block(&params, &results, &cards))
+            }
+        }
+    };
+    let title = if params.deleted { "Fiches supprimées" } else { "Toutes les fiches" };
+    Ok(layout::page(&state, PageMeta { title, page: "list", doc: None, nav: Nav::List }, content).into_response())
+}
+
+fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Markup {
+    let pages = results.total.div_ceil(PAGE_SIZE).max(1);
+    html! {
+        div.results-head {
+            h1 {
+                @if params.deleted { "Fiches supprimées" } @else { "Fiches" }
+                " "
+                span.count { (count_text(results.total)) }
+            }
+            @if !params.deleted { a.button.primary href="/ressources/nouvelle" { "+ Ajouter une fiche" } }
+        }
+        @if params.chosen.values().any(|v| !v.is_empty()) {
+            p.chips {
+                "Filtres : "
+                @for (facet, values) in &params.chosen {
+                    @for v in values {
+                        a.chip href=(params.toggled(facet, v)) title="Retirer ce filtre" { (value_label(facet, v)) " ✕" }
+                    }
+                }
+            }
+        }
+        @if results.relaxed {
+            p.notice { "Aucune fiche ne contient tous vos mots : voici celles qui en contiennent une partie." }
+        }
+        @if cards.is_empty() {
+            div.empty {
+                p { "Aucune fiche ne correspond." }
+                @if !params.chosen.values().all(Vec::is_empty) || !params.text.is_empty() {
+                    p { a href="/" { "Effacer la recherche et les filtres" } }
+                }
+            }
+        } @else {
+            ol.cards {
+                @for c in cards {
+                    li.card data-id=(c.id.to_base58()) {
+                        div.card-top { (kind_badge(&c.kind)) @if c.status != "publie" { (status_badge(&c.status)) } }
+                        h2 { a href=(resource_path(&c.id)) { (c.title) } }
+                        p.meta {
+                            (glossary::office_name(&c.office))
+                            @if let Some(p) = &c.place { " · " (p) }
+                        }
+                        @if !c.snippet_html.is_empty() {
+                            p.summary { (layout::trusted(&c.snippet_html)) }
+                        } @else if !c.summary.is_empty() {
+                            p.summary { (c.summary) }
+                        }
+                        @if c.deleted {
+                            form.inline method="post" action={ (resource_path(&c.id)) "/restaurer" } {
+                                button type="submit" { "Restaurer cette fiche" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if pages > 1 {
+            nav.pager aria-label="Pages de résultats" {
+                @if params.page > 1 { a href=(params.at_page(params.page - 1)) rel="prev" { "← Page précédente" } }
+                span { "Page " (params.page) " sur " (pages) }
+                @if params.page < pages { a href=(params.at_page(params.page + 1)) rel="next" { "Page suivante →" } }
+            }
+        }
+        p.more-links {
+            @if params.deleted { a href="/" { "← Revenir aux fiches" } }
+            @else { a href="/?supprimees=1" { "Voir les fiches supprimées" } }
+        }
+    }
+}
+
+/// The French label of a facet value.
+fn value_label(facet: &str, code: &str) -> String {
+    match facet {
+        "kind" => glossary::kind_name(code).to_string(),
+        "status" => glossary::code_label(vocab::STATUSES, code).to_string(),
+        "axe" => glossary::code_label(vocab::AXES, code).to_string(),
+        "theme" => glossary::code_label(vocab::THEMES, code).to_string(),
+        "sector" => glossary::code_label(vocab::SECTORS, code).to_string(),
+        "office" => glossary::office_name(code),
+        "departement" => glossary::departement_name(code),
+        _ => code.to_string(),
+    }
+}
+
+fn count_text(n: usize) -> String {
+    match n {
+        0 => "(aucune)".into(),
+        1 => "(1 fiche)".into(),
+        n => format!("({} fiches)", crate::pages::fr_number(n as f64)),
+    }
+}
+
+/// The filter panel: a search box and one group of checkboxes per facet.
+fn filters(params: &Params, results: &SearchResults) -> Markup {
+    let groups: [(&str, &str, Option<&str>); 7] = [
+        ("kind", "Type de fiche", Some(vocab::KINDS)),
+        ("status", "État de la fiche", Some(vocab::STATUSES)),
+        ("axe", "Axe du programme", Some(vocab::AXES)),
+        ("theme", "Thème", Some(vocab::THEMES)),
+        ("sector", "Filière de construction", Some(vocab::SECTORS)),
+        ("office", "Office", None),
+        ("departement", "Département", None),
+    ];
+    html! {
+        form.filters #filtres method="get" action="/" role="search" {
+            @if params.deleted { input type="hidden" name="supprimees" value="1"; }
+            label for="q" { "Rechercher" }
+            div.search {
+                input type="search" id="q" name="q" value=(params.text) placeholder="Ex. : école pisé, Thiers, lauze…";
+                button type="submit" { "Chercher" }
+            }
+            @for (facet, title, vocabulary) in groups {
+                @let options = facet_options(params, results, facet, vocabulary);
+                @if !options.is_empty() {
+                    fieldset.facet data-facet=(facet) {
+                        legend { (title) }
+                        @for (code, label, count) in &options {
+                            @let id = format!("f-{facet}-{code}");
+                            label.option for=(id) {
+                                input type="checkbox" id=(id) name=(facet) value=(code) checked[params.is_chosen(facet, code)];
+                                " " (label) " " span.n { "(" (count) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+            div.filter-actions {
+                button type="submit" .primary { "Filtrer" }
+                a href="/" { "Tout effacer" }
+            }
+            p.help { "Cochez plusieurs cases d'un même groupe pour voir l'une ou l'autre." }
+        }
+    }
+}
+
+/// (code, French label, count) of a facet: vocabulary order for controlled lists, most
+/// frequent first for offices and départements. Values with no fiche are hidden unless chosen.
+fn facet_options(params: &Params, results: &SearchResults, facet: &str, vocabulary: Option<&str>) -> Vec<(String, String, u64)> {
+    let counts = results.facets.get(facet).cloned().unwrap_or_default();
+    let count = |c: &str| counts.get(c).copied().unwrap_or(0);
+    let mut out: Vec<(String, String, u64)> = match vocabulary {
+        Some(v) => vocab::codes(v)
+            .iter()
+            .map(|(code, label)| {
+                let label = if facet == "kind" { glossary::kind_name(code).to_string() } else { label.clone() };
+                (code.clone(), label, count(code))
+            })
+            .collect(),
+        None => {
+            let mut o: Vec<(String, String, u64)> = counts
+                .iter()
+                .map(|(code, n)| {
+                    let label = if facet == "office" { glossary::office_name(code) } else { glossary::departement_name(code) };
+                    (code.clone(), label, *n)
+                })
+                .collect();
+            o.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
+            o
+        }
+    };
+    out.retain(|(code, _, n)| *n > 0 || params.is_chosen(facet, code));
+    for chosen in params.chosen.get(facet).into_iter().flatten() {
+        if !out.iter().any(|(c, _, _)| c == chosen) {
+            out.push((chosen.clone(), chosen.clone(), 0));
+        }
+    }
+    out
+}

@@ -1,0 +1,74 @@
+//! `GET /ressources/{id}`: one resource, readable: every field with French labels, a map, the
+//! last change, and the actions (modifier, historique, supprimer). Refreshed live by the script.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+
+use crate::error::WebError;
+use crate::glossary;
+use crate::layout::{self, Nav, PageMeta};
+use crate::pages::{article, kind_badge, resource_path, status_badge};
+use crate::AppState;
+
+/// Notices after a form: `?enregistre=1`, `?cree=1`, `?restauree=1`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Notice {
+    enregistre: Option<String>,
+    cree: Option<String>,
+    restauree: Option<String>,
+}
+
+pub async fn page(State(state): State<AppState>, Path(id): Path<String>, Query(notice): Query<Notice>) -> Result<Response, WebError> {
+    let (id, stored, last) = state
+        .blocking(move |r| {
+            let id = r.resolve(&id)?;
+            let stored = r.get(&id)?;
+            let last = r.history(&id)?.pop();
+            Ok((id, stored, last))
+        })
+        .await?;
+    let r = &stored.resource;
+    let path = resource_path(&id);
+    let message = if notice.cree.is_some() {
+        Some("La fiche a été créée.")
+    } else if notice.enregistre.is_some() {
+        Some("Modifications enregistrées.")
+    } else if notice.restauree.is_some() {
+        Some("La fiche a été restaurée.")
+    } else {
+        None
+    };
+    let content = html! {
+        p.crumbs { a href="/" { "← Toutes les fiches" } }
+        @if let Some(m) = message { div.notice.ok role="status" { (m) } }
+        article #fiche {
+            @if stored.deleted {
+                div.notice.warn role="status" {
+                    "Cette fiche a été supprimée : elle n'apparaît plus dans la liste. "
+                    form.inline method="post" action={ (path) "/restaurer" } { button type="submit" { "Restaurer la fiche" } }
+                }
+            }
+            header.resource-head {
+                div.badges { (kind_badge(&r.kind)) (status_badge(&r.status)) }
+                h1 { (r.title) }
+                p.meta {
+                    (glossary::office_name(&r.office))
+                    @if let Some(entry) = &last {
+                        " · Dernière modification "
+                        (layout::time(entry.time))
+                        @if let Some(o) = &entry.office { " par " (glossary::office_name(o)) }
+                    }
+                }
+                div.actions {
+                    @if !stored.deleted { a.button.primary href={ (path) "/modifier" } { "Modifier" } }
+                    a.button href={ (path) "/historique" } { "Historique des modifications" }
+                    @if !stored.deleted { a.button.danger href={ (path) "/supprimer" } { "Supprimer" } }
+                }
+            }
+            (article(r))
+        }
+    };
+    Ok(layout::page(&state, PageMeta { title: &r.title, page: "resource", doc: Some(id.to_base58()), nav: Nav::None }, content)
+        .into_response())
+}
