@@ -1,3 +1,18 @@
-//! Atelier relay library.
+//! Atelier relay library: the network edge shared by the relay and the office CLI.
+//!
+//! Identities and fingerprints ([`identity`]), mutual-TLS QUIC endpoints ([`transport`]),
+//! length-prefixed frames ([`framing`]), the connection handshake ([`handshake`], [`client`]),
+//! the relay's access registry ([`access`]), the accept loop ([`server`]), and the relay's
+//! configuration and command line ([`config`], [`cli`]). The sync protocol itself lives in
+//! atelier-core and runs inside a [`server::ConnectionHandler`].
 
+pub mod access;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod framing;
+pub mod handshake;
+pub mod identity;
+pub mod server;
+pub mod transport;
 pub mod ws;

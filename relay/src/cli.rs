@@ -1,0 +1,476 @@
+//! The `atelier-relay` command line: arguments (clap derive, help in French for the IT staff
+//! who run the relay) and one function per subcommand.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rand::rngs::OsRng;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracing::info;
+
+use crate::access::{self, AccessStore, Device};
+use crate::config::{RelayConfig, DEFAULT_TOKEN_TTL_HOURS};
+use crate::identity::{Fingerprint, Identity};
+use crate::server::{self, ConnectionHandler, ServerConfig};
+
+/// Relais Atelier : stocke et retransmet la synchronisation entre les postes des CAUE.
+#[derive(Debug, Parser)]
+#[command(name = "atelier-relay", version, about, long_about = None)]
+pub struct Cli {
+    /// Répertoire de données du relais (identité et registre des accès). Pour `serve`, remplace
+    /// le `data_dir` du fichier de configuration.
+    #[arg(long, global = true, value_name = "DIR", env = "ATELIER_RELAY_DATA")]
+    pub data: Option<PathBuf>,
+
+    /// Affiche le résultat en JSON, pour les scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// La commande à exécuter.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Les commandes du relais.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Crée l'identité du relais dans --data et affiche son empreinte.
+    Init,
+    /// Crée un jeton d'inscription à usage unique pour un appareil d'un CAUE.
+    Invite(InviteArgs),
+    /// Crée un jeton d'accès WebSocket pour les navigateurs d'un CAUE.
+    Token(TokenArgs),
+    /// Révoque tous les appareils d'un CAUE, ou un seul appareil.
+    Revoke(RevokeArgs),
+    /// Liste les appareils inscrits.
+    Offices,
+    /// Lance le relais.
+    Serve(ServeArgs),
+}
+
+/// Arguments de `invite`.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// Identifiant du CAUE, par exemple caue-15, caue-2A ou caue-974.
+    #[arg(long, value_name = "CAUE", value_parser = parse_office_arg)]
+    pub office: String,
+    /// L'appareil pourra lire, mais pas modifier.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Durée de validité du jeton, en heures.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TOKEN_TTL_HOURS)]
+    pub ttl_hours: u32,
+}
+
+/// Arguments de `token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Identifiant du CAUE, par exemple caue-15.
+    #[arg(long, value_name = "CAUE", value_parser = parse_office_arg)]
+    pub office: String,
+    /// Le navigateur pourra lire, mais pas modifier.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+/// Arguments de `revoke`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeArgs {
+    /// Révoque tous les appareils, invitations et jetons WebSocket de ce CAUE.
+    #[arg(long, value_name = "CAUE", value_parser = parse_office_arg)]
+    pub office: Option<String>,
+    /// Révoque l'appareil qui a cette empreinte (64 chiffres hexadécimaux).
+    #[arg(long, value_name = "EMPREINTE")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// Arguments de `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Fichier de configuration TOML.
+    #[arg(long, value_name = "FICHIER", default_value = "relay.toml")]
+    pub config: PathBuf,
+}
+
+/// Runs the parsed command. `handler` serves authenticated connections under `serve`.
+pub async fn run(cli: Cli, handler: Arc<dyn ConnectionHandler>) -> Result<()> {
+    let Cli {
+        data,
+        json,
+        command,
+    } = cli;
+    if !matches!(command, Command::Serve(_)) {
+        init_tracing("warn");
+    }
+    match command {
+        Command::Serve(args) => serve(data, &args, handler).await,
+        Command::Init => init(&data_dir(data)?, json),
+        Command::Invite(args) => invite(&data_dir(data)?, &args, json),
+        Command::Token(args) => token(&data_dir(data)?, &args, json),
+        Command::Revoke(args) => revoke(&data_dir(data)?, &args, json),
+        Command::Offices => offices(&data_dir(data)?, json),
+    }
+}
+
+/// Runs the relay until `shutdown` completes, then stops it gracefully.
+pub async fn run_serve(
+    config: &RelayConfig,
+    handler: Arc<dyn ConnectionHandler>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let identity = load_identity(&config.data_dir)?;
+    let store = AccessStore::new(&config.data_dir);
+    // Fail at start, not at the first connection, on a registry this relay cannot read.
+    store
+        .read(|_| ())
+        .with_context(|| format!("lecture du registre {}", store.path().display()))?;
+    let handle = server::spawn(ServerConfig {
+        identity,
+        listen: config.listen,
+        max_connections: config.max_connections,
+        authorizer: Arc::new(store),
+        handler,
+    })
+    .with_context(|| format!("démarrage du relais sur {}", config.listen))?;
+    // The WebSocket endpoint for browsers (config.ws_listen) is served by the web module,
+    // which is not part of this command yet.
+    info!(
+        listen = %handle.local_addr(),
+        fingerprint = %handle.fingerprint(),
+        "relais démarré"
+    );
+    shutdown.await;
+    info!("arrêt du relais");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn serve(
+    data: Option<PathBuf>,
+    args: &ServeArgs,
+    handler: Arc<dyn ConnectionHandler>,
+) -> Result<()> {
+    let mut config = RelayConfig::load(&args.config)
+        .with_context(|| format!("lecture de la configuration {}", args.config.display()))?;
+    if let Some(data) = data {
+        config.data_dir = data;
+    }
+    init_tracing(&config.log_level);
+    run_serve(&config, handler, shutdown_signal()).await
+}
+
+fn init(data: &Path, json: bool) -> Result<()> {
+    let identity = Identity::load_or_create(data)
+        .with_context(|| format!("création de l'identité dans {}", data.display()))?;
+    let fingerprint = identity.fingerprint();
+    if json {
+        return print_json(&serde_json::json!({
+            "data_dir": data,
+            "fingerprint": fingerprint,
+        }));
+    }
+    println!("Identité du relais prête dans {}", data.display());
+    println!("Empreinte : {fingerprint}");
+    println!();
+    println!("Étapes suivantes :");
+    println!("  1. écrivez relay.toml (listen = \"0.0.0.0:4433\" pour accepter le réseau,");
+    println!("     data_dir = \"{}\")", data.display());
+    println!("  2. lancez : atelier-relay serve --config relay.toml");
+    println!(
+        "  3. pour chaque poste : atelier-relay invite --data {} --office caue-NN",
+        data.display()
+    );
+    println!("     et transmettez le jeton avec l'adresse du relais et son empreinte.");
+    Ok(())
+}
+
+fn invite(data: &Path, args: &InviteArgs, json: bool) -> Result<()> {
+    let fingerprint = load_identity(data)?.fingerprint();
+    let ttl = time::Duration::hours(i64::from(args.ttl_hours));
+    let now = OffsetDateTime::now_utc();
+    let token = AccessStore::new(data)
+        .update(|r| r.invite(&mut OsRng, &args.office, args.read_only, ttl, now))
+        .context("création de l'invitation")?;
+    let expires = format_time(now + ttl);
+    if json {
+        return print_json(&serde_json::json!({
+            "office": args.office,
+            "read_only": args.read_only,
+            "token": token,
+            "expires_at": expires,
+            "relay_fingerprint": fingerprint,
+        }));
+    }
+    println!(
+        "Jeton d'inscription pour {} (usage unique, valable jusqu'au {expires}) :",
+        args.office
+    );
+    println!("{token}");
+    println!("Empreinte du relais : {fingerprint}");
+    Ok(())
+}
+
+fn token(data: &Path, args: &TokenArgs, json: bool) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let token = AccessStore::new(data)
+        .update(|r| r.issue_ws_token(&mut OsRng, &args.office, args.read_only, now))
+        .context("création du jeton WebSocket")?;
+    if json {
+        return print_json(&serde_json::json!({
+            "office": args.office,
+            "read_only": args.read_only,
+            "token": token,
+        }));
+    }
+    println!(
+        "Jeton WebSocket pour {} (révoqué avec le CAUE) :",
+        args.office
+    );
+    println!("{token}");
+    Ok(())
+}
+
+fn revoke(data: &Path, args: &RevokeArgs, json: bool) -> Result<()> {
+    let store = AccessStore::new(data);
+    match (&args.office, &args.fingerprint) {
+        (Some(office), _) => {
+            let revoked = store
+                .update(|r| r.revoke_office(office))
+                .with_context(|| format!("révocation de {office}"))?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "office": office,
+                    "devices": revoked.devices,
+                    "invites": revoked.invites,
+                    "ws_tokens": revoked.ws_tokens,
+                }));
+            }
+            println!(
+                "{office} révoqué : {} appareil(s), {} invitation(s), {} jeton(s) WebSocket.",
+                revoked.devices, revoked.invites, revoked.ws_tokens
+            );
+        }
+        (None, Some(fingerprint)) => {
+            let device = store
+                .update(|r| r.revoke_device(fingerprint))
+                .with_context(|| format!("révocation de l'appareil {fingerprint}"))?;
+            if json {
+                return print_json(&device);
+            }
+            println!("Appareil {fingerprint} ({}) révoqué.", device.office);
+        }
+        (None, None) => bail!("indiquez --office ou --fingerprint"),
+    }
+    println!("Les connexions déjà ouvertes restent actives jusqu'à leur prochaine reconnexion.");
+    Ok(())
+}
+
+fn offices(data: &Path, json: bool) -> Result<()> {
+    let store = AccessStore::new(data);
+    let devices: Vec<Device> = store
+        .read(|r| r.devices().cloned().collect())
+        .with_context(|| format!("lecture du registre {}", store.path().display()))?;
+    if json {
+        return print_json(&devices);
+    }
+    if devices.is_empty() {
+        println!("Aucun appareil inscrit.");
+        return Ok(());
+    }
+    let mut devices = devices;
+    devices.sort_by(|a, b| (&a.office, a.enrolled_at).cmp(&(&b.office, b.enrolled_at)));
+    println!(
+        "{:<10} {:<64} {:<8} {:<20} ÉTAT",
+        "CAUE", "EMPREINTE", "ACCÈS", "INSCRIT LE"
+    );
+    for d in devices {
+        println!(
+            "{:<10} {:<64} {:<8} {:<20} {}",
+            d.office,
+            d.fingerprint,
+            if d.read_only { "lecture" } else { "complet" },
+            format_time(d.enrolled_at),
+            if d.revoked { "révoqué" } else { "actif" },
+        );
+    }
+    Ok(())
+}
+
+fn data_dir(data: Option<PathBuf>) -> Result<PathBuf> {
+    data.context(
+        "indiquez le répertoire de données du relais avec --data DIR \
+         (ou la variable ATELIER_RELAY_DATA)",
+    )
+}
+
+fn load_identity(data: &Path) -> Result<Identity> {
+    Identity::load(data).with_context(|| {
+        format!(
+            "lecture de l'identité du relais dans {} (lancez d'abord atelier-relay init --data {})",
+            data.display(),
+            data.display()
+        )
+    })
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (how systemd stops a service).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs to stderr with `filter`, unless `RUST_LOG` says otherwise.
+fn init_tracing(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Fails only if a subscriber is already installed (tests), which is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn parse_office_arg(text: &str) -> Result<String, access::AccessError> {
+    access::parse_office(text)
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("sérialisation JSON")?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn office_and_fingerprint_are_validated_by_the_parser() {
+        let cli = Cli::try_parse_from([
+            "atelier-relay",
+            "--data",
+            "/tmp/x",
+            "invite",
+            "--office",
+            "CAUE-2a",
+            "--read-only",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Invite(args) => {
+                assert_eq!(args.office, "caue-2A");
+                assert!(args.read_only);
+                assert_eq!(args.ttl_hours, 72);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["atelier-relay", "invite", "--office", "caue-99"]).is_err());
+        assert!(Cli::try_parse_from(["atelier-relay", "revoke", "--fingerprint", "abc"]).is_err());
+        assert!(Cli::try_parse_from(["atelier-relay", "revoke"]).is_err());
+        assert!(Cli::try_parse_from([
+            "atelier-relay",
+            "revoke",
+            "--office",
+            "caue-15",
+            "--fingerprint",
+            &"a".repeat(64)
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn commands_work_on_a_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("relay");
+        init(&data, false).unwrap();
+        let args = InviteArgs {
+            office: "caue-15".into(),
+            read_only: false,
+            ttl_hours: 1,
+        };
+        invite(&data, &args, true).unwrap();
+        token(
+            &data,
+            &TokenArgs {
+                office: "caue-15".into(),
+                read_only: true,
+            },
+            false,
+        )
+        .unwrap();
+        offices(&data, false).unwrap();
+        let revoke_args = RevokeArgs {
+            office: Some("caue-15".into()),
+            fingerprint: None,
+        };
+        revoke(&data, &revoke_args, false).unwrap();
+        let unknown = RevokeArgs {
+            office: None,
+            fingerprint: Some(Fingerprint::from_bytes([1; 32])),
+        };
+        let err = revoke(&data, &unknown, false).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown device"), "{err:#}");
+        let missing = invite(&dir.path().join("nowhere"), &args, false).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("atelier-relay init"),
+            "{missing:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_serve_starts_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), true).unwrap();
+        let config = RelayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            ..RelayConfig::default()
+        };
+        let handler = |_: server::Peer, _: crate::framing::FramedStream| {
+            futures::FutureExt::boxed(async { anyhow::Ok(()) })
+        };
+        tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            run_serve(&config, Arc::new(handler), async {}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+}

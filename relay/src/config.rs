@@ -1,0 +1,216 @@
+//! The relay's configuration file (`atelier-relay serve --config relay.toml`).
+//!
+//! Every field is optional and documented with its default. Unknown keys are rejected, so a
+//! misspelt setting is reported instead of silently ignored. A minimal file:
+//!
+//! ```toml
+//! listen = "0.0.0.0:4433"
+//! data_dir = "/var/lib/atelier-relay"
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::server::MAX_CONNECTIONS;
+
+/// Default QUIC listen address: loopback, so a relay is reachable from other machines only when
+/// its configuration says so.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4433));
+
+/// Default WebSocket listen address for browser clients, loopback too.
+pub const DEFAULT_WS_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4480));
+
+/// Default data directory, relative to the configuration file's directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// Default lifetime of an enrolment token, in hours: three days leaves a weekend between the
+/// IT staff sending a token and the office using it.
+pub const DEFAULT_TOKEN_TTL_HOURS: u32 = 72;
+
+/// Default log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// Errors loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration (syntax, unknown key, wrong type); the
+    /// message names the key and line.
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A value is well-formed but unusable.
+    #[error("invalid configuration in {path}: {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The relay's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// UDP address the QUIC server listens on. Default `127.0.0.1:4433` (loopback only); set
+    /// `0.0.0.0:4433` or `[::]:4433` to accept offices from the network.
+    pub listen: SocketAddr,
+    /// TCP address of the WebSocket endpoint for browser clients. Default `127.0.0.1:4480`.
+    pub ws_listen: SocketAddr,
+    /// Directory holding the relay's identity and its access registry (`access.json`).
+    /// Default `data`; a relative path is taken relative to the configuration file's directory.
+    pub data_dir: PathBuf,
+    /// Most simultaneous connections; further ones are refused. Default 512.
+    pub max_connections: usize,
+    /// Lifetime of enrolment tokens, in hours. Default 72.
+    pub token_ttl_hours: u32,
+    /// Log filter, e.g. `info` or `atelier_relay=debug,quinn=warn`. Default `info`; the
+    /// `RUST_LOG` environment variable overrides it.
+    pub log_level: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            ws_listen: DEFAULT_WS_LISTEN,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_connections: MAX_CONNECTIONS,
+            token_ttl_hours: DEFAULT_TOKEN_TTL_HOURS,
+            log_level: DEFAULT_LOG_LEVEL.to_owned(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Parses a configuration from TOML text; `origin` names it in errors. Relative paths stay
+    /// relative.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Loads the configuration file at `path`, resolving `data_dir` against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text, path)?;
+        if config.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new(""));
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: &str| ConfigError::Value {
+            path: origin.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.token_ttl_hours == 0 {
+            return Err(invalid("token_ttl_hours must be at least 1"));
+        }
+        if u64::from(self.token_ttl_hours) * 3600
+            > crate::access::MAX_TOKEN_TTL.whole_seconds().unsigned_abs()
+        {
+            return Err(invalid(&format!(
+                "token_ttl_hours must be at most {}",
+                crate::access::MAX_TOKEN_TTL.whole_hours()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_documented_values() {
+        let config = RelayConfig::from_toml("", Path::new("relay.toml")).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:4433");
+        assert_eq!(config.ws_listen.to_string(), "127.0.0.1:4480");
+        assert!(config.listen.ip().is_loopback() && config.ws_listen.ip().is_loopback());
+        assert_eq!(config.token_ttl_hours, 72);
+        assert_eq!(config.max_connections, MAX_CONNECTIONS);
+        assert_eq!(config.log_level, "info");
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn every_field_can_be_set() {
+        let text = r#"
+            listen = "0.0.0.0:5000"
+            ws_listen = "[::]:5001"
+            data_dir = "/srv/relay"
+            max_connections = 10
+            token_ttl_hours = 24
+            log_level = "debug"
+        "#;
+        let config = RelayConfig::from_toml(text, Path::new("relay.toml")).unwrap();
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.ws_listen.port(), 5001);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/relay"));
+        assert_eq!(config.max_connections, 10);
+        assert_eq!(config.token_ttl_hours, 24);
+        assert_eq!(config.log_level, "debug");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_reported() {
+        let err = RelayConfig::from_toml("listen_addr = \"0.0.0.0:1\"", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `listen_addr`"), "{err}");
+        assert!(err.contains("r.toml"), "{err}");
+        let err = RelayConfig::from_toml("listen = \"nowhere\"", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = RelayConfig::from_toml("max_connections = 0", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_connections must be at least 1"), "{err}");
+        let err = RelayConfig::from_toml("token_ttl_hours = 10000", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 720"), "{err}");
+    }
+
+    #[test]
+    fn relative_data_dir_follows_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "data_dir = \"state\"\n").unwrap();
+        let config = RelayConfig::load(&path).unwrap();
+        assert_eq!(config.data_dir, dir.path().join("state"));
+        let err = RelayConfig::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+    }
+}
