@@ -1,2 +1,30 @@
-//! The atelier CLI.
-fn main() {}
+//! The `atelier` binary: parses arguments, sets up tracing, runs the command, maps errors to a
+//! French message and an exit code (1 runtime error, 2 usage or invalid input, 3 replica in use).
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match atelier_cli::Cli::from_env() {
+        Ok(cli) => cli,
+        Err(e) => return atelier_cli::usage_exit(e),
+    };
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info,atelier_cli=debug",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_env("ATELIER_LOG").unwrap_or_else(|_| default.into()))
+        .init();
+    match atelier_cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if atelier_cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("erreur : {}", atelier_cli::describe_error(&e));
+            ExitCode::from(atelier_cli::exit_code(&e) as u8)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Where commands send their work: the replica itself ([`Local`]), or, while `atelier-web`
+//! serves the replica and holds its lock, that server's local API ([`Remote`]).
+//!
+//! The contract with `atelier-web`: while it serves a replica it writes `<dir>/server.json`
+//! (`{"url":"http://127.0.0.1:PORT","token":"<hex>","pid":N}`) and answers the JSON API of
+//! [`remote`] with `Authorization: Bearer <token>`. Both backends take the ids users type (URL,
+//! bare id or ref) and return the same shapes, so commands do not know which one they talk to.
+
+pub mod remote;
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use atelier_core::document::{Edit, HistoryEntry};
+use atelier_core::replica::{ImportReport, ListFilter, ListingEntry, Replica, ReplicaError};
+use atelier_core::store::StoreError;
+use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
+use serde::{Deserialize, Serialize};
+
+pub use remote::{Remote, RemoteError, ServerInfo};
+
+use crate::{Exit, UsageError};
+
+/// A resource as `show` gives it: the local API's `GET /api/resources/{id}` shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceView {
+    pub id: DocumentId,
+    /// The FORMAT.md object.
+    pub resource: serde_json::Value,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+/// One change of a resource (the core's `HistoryEntry`, readable back from JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Change {
+    pub hash: String,
+    /// Seconds since the epoch, by the author's clock.
+    pub time: i64,
+    /// The office that made the change; `None` for a change by a foreign client.
+    pub office: Option<String>,
+    pub fields: Vec<String>,
+}
+
+impl From<HistoryEntry> for Change {
+    fn from(h: HistoryEntry) -> Self {
+        Self {
+            hash: h.hash,
+            time: h.time,
+            office: h.office,
+            fields: h.fields,
+        }
+    }
+}
+
+/// What an import did (the core's `ImportReport`, readable back from JSON).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+impl From<ImportReport> for ImportCounts {
+    fn from(r: ImportReport) -> Self {
+        Self {
+            created: r.created,
+            updated: r.updated,
+            unchanged: r.unchanged,
+        }
+    }
+}
+
+/// The operations of the commands, on whichever process holds the replica. `id` arguments are
+/// what the user typed: a URL, a bare id or a ref.
+pub trait Backend {
+    /// The replica's office, when known (the web app's `server.json` may not say).
+    fn office(&self) -> Option<OfficeId>;
+    /// Adds a new resource; refuses a `ref` that already names one.
+    fn create(&self, resource: &Resource) -> anyhow::Result<DocumentId>;
+    fn show(&self, id: &str) -> anyhow::Result<ResourceView>;
+    /// Applies the edits as one change; returns the fields changed.
+    fn edit(&self, id: &str, edits: &[Edit]) -> anyhow::Result<Vec<String>>;
+    /// Deletes (a tombstone that stays in the history).
+    fn delete(&self, id: &str) -> anyhow::Result<()>;
+    fn history(&self, id: &str) -> anyhow::Result<Vec<Change>>;
+    fn list(&self, filter: &ListFilter) -> anyhow::Result<Vec<ListingEntry>>;
+    /// Imports resources already validated from `jsonl` (sent as is to a server);
+    /// `progress` gets the count done so far.
+    fn import(
+        &self,
+        jsonl: &str,
+        resources: &[Resource],
+        progress: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<ImportCounts>;
+    /// Writes every live resource as FORMAT.md JSON Lines.
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()>;
+    /// Rebuilds the derived indexes; returns the number of documents read.
+    fn reindex(&self) -> anyhow::Result<usize>;
+}
+
+/// Opens the replica in `dir`, or reaches the server that holds it.
+pub fn open(dir: &Path) -> anyhow::Result<Box<dyn Backend>> {
+    match Replica::open(dir) {
+        Ok(replica) => Ok(Box::new(Local::new(replica))),
+        Err(ReplicaError::Store(StoreError::InUse(_))) => match ServerInfo::read(dir) {
+            Some(info) => {
+                tracing::debug!(url = %info.url, "replica held by atelier-web, using its local API");
+                Ok(Box::new(Remote::new(dir, info)))
+            }
+            None => Err(InUse {
+                dir: dir.to_path_buf(),
+                pid: None,
+                server: None,
+            }
+            .into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The replica is held by another process that cannot take our command.
+#[derive(Debug)]
+pub struct InUse {
+    pub dir: PathBuf,
+    pub pid: Option<u32>,
+    /// The address of a server that should have answered, and did not.
+    pub server: Option<String>,
+}
+
+impl fmt::Display for InUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "le réplica « {} » est utilisé par un autre processus",
+            self.dir.display()
+        )?;
+        if let Some(pid) = self.pid {
+            write!(f, " (pid {pid})")?;
+        }
+        match &self.server {
+            Some(url) => write!(f, ", et son application web ({url}) ne répond pas")?,
+            None => write!(f, " qui n'offre pas d'accès aux commandes")?,
+        }
+        write!(
+            f,
+            " : attendez qu'il se termine ou arrêtez-le, puis recommencez"
+        )
+    }
+}
+
+impl std::error::Error for InUse {}
+
+impl InUse {
+    pub fn exit(&self) -> Exit {
+        Exit::InUse
+    }
+}
+
+/// This process holds the replica.
+pub struct Local {
+    replica: Replica,
+}
+
+impl Local {
+    pub fn new(replica: Replica) -> Self {
+        Self { replica }
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    fn resolve(&self, id: &str) -> anyhow::Result<DocumentId> {
+        Ok(self.replica.resolve(id)?)
+    }
+}
+
+impl Backend for Local {
+    fn office(&self) -> Option<OfficeId> {
+        Some(self.replica.office().clone())
+    }
+
+    fn create(&self, resource: &Resource) -> anyhow::Result<DocumentId> {
+        if let Some(reference) = &resource.ref_ {
+            if let Ok(existing) = self.replica.resolve(reference) {
+                return Err(UsageError(format!(
+                    "la référence « {reference} » désigne déjà une ressource ({existing}) : \
+                     modifiez-la avec « atelier edit {reference} »"
+                ))
+                .into());
+            }
+        }
+        let mut rng = rand::thread_rng();
+        Ok(self.replica.create(resource, &mut rng, crate::now_ms())?)
+    }
+
+    fn show(&self, id: &str) -> anyhow::Result<ResourceView> {
+        let id = self.resolve(id)?;
+        let stored = self.replica.get(&id)?;
+        Ok(ResourceView {
+            id,
+            resource: stored.resource.to_json(),
+            created_at: stored.created_at,
+            deleted: stored.deleted,
+        })
+    }
+
+    fn edit(&self, id: &str, edits: &[Edit]) -> anyhow::Result<Vec<String>> {
+        let id = self.resolve(id)?;
+        Ok(self.replica.edit(&id, edits, crate::now_ms())?)
+    }
+
+    fn delete(&self, id: &str) -> anyhow::Result<()> {
+        let id = self.resolve(id)?;
+        Ok(self.replica.delete(&id, crate::now_ms())?)
+    }
+
+    fn history(&self, id: &str) -> anyhow::Result<Vec<Change>> {
+        let id = self.resolve(id)?;
+        Ok(self
+            .replica
+            .history(&id)?
+            .into_iter()
+            .map(Change::from)
+            .collect())
+    }
+
+    fn list(&self, filter: &ListFilter) -> anyhow::Result<Vec<ListingEntry>> {
+        Ok(self.replica.list(filter)?)
+    }
+
+    fn import(
+        &self,
+        _jsonl: &str,
+        resources: &[Resource],
+        progress: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<ImportCounts> {
+        let mut rng = rand::thread_rng();
+        let report = self
+            .replica
+            .import(resources, &mut rng, crate::now_ms(), progress)?;
+        Ok(report.into())
+    }
+
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let items = self.replica.export()?;
+        jsonl::write(&mut &mut *out, &items).context("écriture de l'export")?;
+        Ok(())
+    }
+
+    fn reindex(&self) -> anyhow::Result<usize> {
+        // The search index (core `search`) is not owned by the replica yet; once it is,
+        // `Replica::reindex` rebuilds it with the listing and ref indexes.
+        Ok(self.replica.reindex()?)
+    }
+}

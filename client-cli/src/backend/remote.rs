@@ -1,0 +1,347 @@
+//! The local API of a running `atelier-web`, for commands run while it holds the replica.
+//!
+//! API (JSON; `{id}` is a URL, bare id or ref, percent-encoded):
+//! `GET /api/resources?kind=&office=&departement=&theme=&sector=&status=&deleted=1` →
+//! `[ListingEntry]`; `POST /api/resources` (FORMAT.md object) → `{"id":URL}`;
+//! `GET /api/resources/{id}` → `{"id","resource","created_at","deleted"}`;
+//! `POST /api/resources/{id}/edits` `{"edits":[Edit…]}` → `{"fields":[…]}`;
+//! `DELETE /api/resources/{id}`; `GET /api/resources/{id}/history` → `[HistoryEntry]`;
+//! `POST /api/import` (JSONL text) → `{"created","updated","unchanged"}`, or 422;
+//! `GET /api/export` → JSONL. Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use atelier_core::document::Edit;
+use atelier_core::replica::{ListFilter, ListingEntry};
+use atelier_core::{DocumentId, OfficeId, Resource};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Backend, Change, ImportCounts, InUse, ResourceView};
+use crate::{Exit, UsageError};
+
+/// The file `atelier-web` writes in the replica directory while it serves it.
+pub const SERVER_FILE: &str = "server.json";
+/// The server runs on this machine: if it does not accept a connection within this time, it is
+/// hung or gone, and the user is told the replica is in use rather than left waiting.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for an answer. An import of 100,000 resources takes a few minutes on the server
+/// before it answers; anything longer means the server is stuck.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Largest JSON answer read: the listing of 100,000 resources is about 40 MB.
+const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The contents of `server.json`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Bearer token of the local API.
+    pub token: String,
+    pub pid: Option<u32>,
+    /// The replica's office, if the server says it (optional; `add` then needs no `--office`).
+    #[serde(default)]
+    pub office: Option<String>,
+}
+
+impl ServerInfo {
+    /// Reads `<dir>/server.json`; `None` if it is missing or unreadable.
+    pub fn read(dir: &Path) -> Option<Self> {
+        let path = dir.join(SERVER_FILE);
+        let text = std::fs::read_to_string(&path).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(info) => Some(info),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable server.json, ignored");
+                None
+            }
+        }
+    }
+}
+
+/// An error answered by the server.
+#[derive(Debug)]
+pub struct RemoteError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+impl RemoteError {
+    /// Refusals of what the user asked are usage errors; the rest failed while running.
+    pub fn exit(&self) -> Exit {
+        match self.status {
+            400 | 404 | 409 | 422 => Exit::Usage,
+            423 => Exit::InUse,
+            _ => Exit::Runtime,
+        }
+    }
+}
+
+/// The server that holds the replica.
+pub struct Remote {
+    dir: PathBuf,
+    info: ServerInfo,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    pub fn new(dir: &Path, info: ServerInfo) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            .build()
+            .into();
+        Self {
+            dir: dir.to_path_buf(),
+            info,
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.info.url.trim_end_matches('/'))
+    }
+
+    fn resource_path(id: &str, rest: &str) -> String {
+        format!("/api/resources/{}{rest}", encode(id))
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.info.token)
+    }
+
+    /// Sends a request and returns the answer if it is a success, the server's message if not.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Body>,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let url = self.url(path);
+        tracing::debug!(method, url, "local API request");
+        let result = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("Authorization", self.auth())
+                .call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", self.auth())
+                .call(),
+            (_, Some(Body::Json(v))) => self
+                .agent
+                .post(&url)
+                .header("Authorization", self.auth())
+                .send_json(&v),
+            (_, Some(Body::Text(t))) => self
+                .agent
+                .post(&url)
+                .header("Authorization", self.auth())
+                .header("Content-Type", "application/x-ndjson; charset=utf-8")
+                .send(t),
+            (_, None) => self
+                .agent
+                .post(&url)
+                .header("Authorization", self.auth())
+                .send_empty(),
+        };
+        let mut response = result.map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| format!("l'application web a répondu {status} : {}", text.trim()));
+        Err(RemoteError { status, message }.into())
+    }
+
+    fn json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Body>,
+    ) -> anyhow::Result<T> {
+        let mut response = self.send(method, path, body)?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_json()
+            .with_context(|| format!("réponse illisible de l'application web ({path})"))
+    }
+
+    fn transport_error(&self, e: ureq::Error) -> anyhow::Error {
+        match e {
+            ureq::Error::Io(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::HostNotFound
+            | ureq::Error::Timeout(_) => {
+                tracing::debug!(error = %e, "local API unreachable");
+                InUse {
+                    dir: self.dir.clone(),
+                    pid: self.info.pid,
+                    server: Some(self.info.url.clone()),
+                }
+                .into()
+            }
+            other => anyhow::Error::new(other).context("échange avec l'application web"),
+        }
+    }
+}
+
+enum Body {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+impl Backend for Remote {
+    fn office(&self) -> Option<OfficeId> {
+        self.info.office.as_deref().and_then(|o| o.parse().ok())
+    }
+
+    fn create(&self, resource: &Resource) -> anyhow::Result<DocumentId> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: DocumentId,
+        }
+        let created: Created = self.json(
+            "POST",
+            "/api/resources",
+            Some(Body::Json(resource.to_json())),
+        )?;
+        Ok(created.id)
+    }
+
+    fn show(&self, id: &str) -> anyhow::Result<ResourceView> {
+        self.json("GET", &Self::resource_path(id, ""), None)
+    }
+
+    fn edit(&self, id: &str, edits: &[Edit]) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Edited {
+            fields: Vec<String>,
+        }
+        let body = Body::Json(json!({ "edits": edits }));
+        let edited: Edited = self.json("POST", &Self::resource_path(id, "/edits"), Some(body))?;
+        Ok(edited.fields)
+    }
+
+    fn delete(&self, id: &str) -> anyhow::Result<()> {
+        self.send("DELETE", &Self::resource_path(id, ""), None)?;
+        Ok(())
+    }
+
+    fn history(&self, id: &str) -> anyhow::Result<Vec<Change>> {
+        self.json("GET", &Self::resource_path(id, "/history"), None)
+    }
+
+    fn list(&self, filter: &ListFilter) -> anyhow::Result<Vec<ListingEntry>> {
+        let mut query = Vec::new();
+        for (key, value) in [
+            ("kind", &filter.kind),
+            ("office", &filter.office),
+            ("departement", &filter.departement),
+            ("theme", &filter.theme),
+            ("sector", &filter.sector),
+            ("status", &filter.status),
+        ] {
+            if let Some(v) = value {
+                query.push(format!("{key}={}", encode(v)));
+            }
+        }
+        if filter.include_deleted {
+            query.push("deleted=1".into());
+        }
+        let path = if query.is_empty() {
+            "/api/resources".to_string()
+        } else {
+            format!("/api/resources?{}", query.join("&"))
+        };
+        self.json("GET", &path, None)
+    }
+
+    fn import(
+        &self,
+        jsonl: &str,
+        resources: &[Resource],
+        progress: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<ImportCounts> {
+        let counts = self.json("POST", "/api/import", Some(Body::Text(jsonl.to_string())))?;
+        progress(resources.len());
+        Ok(counts)
+    }
+
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        let mut response = self.send("GET", "/api/export", None)?;
+        std::io::copy(&mut response.body_mut().as_reader(), out)
+            .context("réception de l'export depuis l'application web")?;
+        Ok(())
+    }
+
+    fn reindex(&self) -> anyhow::Result<usize> {
+        Err(UsageError(format!(
+            "l'application web ({}) utilise ce réplica : arrêtez-la pour reconstruire les index",
+            self.info.url
+        ))
+        .into())
+    }
+}
+
+/// Percent-encodes a path segment or query value (RFC 3986 unreserved characters kept).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_refs_are_percent_encoded() {
+        assert_eq!(encode("automerge:2j9Ab"), "automerge%3A2j9Ab");
+        assert_eq!(encode("réf 1/2"), "r%C3%A9f%201%2F2");
+    }
+
+    #[test]
+    fn server_json_is_read_with_or_without_office() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(ServerInfo::read(dir.path()).is_none());
+        std::fs::write(
+            dir.path().join(SERVER_FILE),
+            r#"{"url":"http://127.0.0.1:4000","token":"ab12","pid":42}"#,
+        )
+        .unwrap();
+        let info = ServerInfo::read(dir.path()).unwrap();
+        assert_eq!(info.pid, Some(42));
+        assert_eq!(info.office, None);
+        std::fs::write(dir.path().join(SERVER_FILE), "{not json").unwrap();
+        assert!(ServerInfo::read(dir.path()).is_none());
+    }
+}

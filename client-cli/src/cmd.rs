@@ -1,0 +1,36 @@
+//! One module per subcommand, each with its arguments (`Args`, whose doc comments are the help)
+//! and its `run`; helpers shared by several commands below.
+
+pub mod add;
+pub mod demo;
+pub mod edit;
+pub mod export;
+pub mod history;
+pub mod import;
+pub mod init;
+pub mod list;
+pub mod reindex;
+pub mod rm;
+pub mod show;
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use atelier_core::vocab;
+use clap::builder::{PossibleValue, PossibleValuesParser};
+
+/// Accepts the codes of one vocabulary of `vocabularies.json` (their labels show in the help).
+pub(crate) fn codes(vocabulary: &'static str) -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        vocab::codes(vocabulary)
+            .iter()
+            .map(|(code, label)| PossibleValue::new(code.as_str()).help(label.as_str())),
+    )
+}
+
+/// Writes `value` as indented JSON followed by a newline (`--json`).
+pub(crate) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).context("écriture du JSON")?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `atelier export`: every live resource as FORMAT.md JSON Lines, to stdout or a file.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::{backend, Ctx};
+
+/// Exporte toutes les ressources (sauf les supprimées) en JSON Lines du format d'échange
+/// (FORMAT.md), champs inconnus compris, vers la sortie standard ou un fichier.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Fichier de sortie. L'export est écrit à côté puis renommé : un export interrompu ne
+    /// laisse jamais un fichier à moitié écrit.
+    #[arg(long, short, value_name = "FICHIER")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    let backend = backend::open(&ctx.dir)?;
+    let Some(path) = args.out else {
+        let mut w = BufWriter::new(out);
+        backend.export(&mut w)?;
+        w.flush().context("écriture de l'export")?;
+        return Ok(());
+    };
+    let lines = export_to_file(backend.as_ref(), &path)?;
+    writeln!(
+        out,
+        "{lines} ressources exportées dans « {} ».",
+        path.display()
+    )?;
+    Ok(())
+}
+
+/// Writes the export to a temporary file beside `path`, syncs it, then renames it over `path`.
+fn export_to_file(backend: &dyn backend::Backend, path: &Path) -> anyhow::Result<usize> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".atelier-export-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // tempfile makes its files private; an export is an ordinary document.
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder.tempfile_in(parent).with_context(|| {
+        format!(
+            "création d'un fichier temporaire dans « {} »",
+            parent.display()
+        )
+    })?;
+    let mut counter = LineCounter {
+        inner: BufWriter::new(tmp.as_file_mut()),
+        lines: 0,
+    };
+    backend.export(&mut counter)?;
+    let lines = counter.lines;
+    counter.inner.flush().context("écriture de l'export")?;
+    drop(counter);
+    tmp.as_file()
+        .sync_all()
+        .context("écriture de l'export sur le disque")?;
+    tmp.persist(path)
+        .with_context(|| format!("enregistrement de « {} »", path.display()))?;
+    Ok(lines)
+}
+
+/// Counts the lines written through it (one per resource).
+struct LineCounter<W> {
+    inner: W,
+    lines: usize,
+}
+
+impl<W: Write> Write for LineCounter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.lines += buf[..n].iter().filter(|b| **b == b'\n').count();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,260 @@
+//! The `atelier` command line: one office's replica, edited offline, in French.
+//!
+//! `main.rs` only parses arguments, sets up tracing and calls [`run`]; each subcommand lives in
+//! its own module under [`cmd`]. Commands talk to the replica through a [`backend::Backend`]:
+//! the replica itself when this process can open it, or the local API of the `atelier-web`
+//! server that holds it.
+
+pub mod backend;
+pub mod cmd;
+pub mod demo;
+mod render;
+mod usage;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{FromArgMatches, Parser, Subcommand};
+
+pub use usage::{parse_args, usage_exit};
+
+/// What the exit code of a failed command means (documented in `atelier --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Something failed while running (disk, network, a bug).
+    Runtime = 1,
+    /// The command line or the data given to it is invalid; nothing was changed.
+    Usage = 2,
+    /// The replica is held by another process.
+    InUse = 3,
+}
+
+/// Atelier : le corpus de ressources d'architecture des CAUE, dans un réplica local qui
+/// fonctionne hors ligne.
+#[derive(Parser, Debug)]
+#[command(name = "atelier", version)]
+pub struct Cli {
+    /// Dossier du réplica (ou variable ATELIER_DIR) [défaut : dossier de données de
+    /// l'utilisateur, ex. ~/.local/share/atelier].
+    #[arg(
+        long,
+        global = true,
+        env = "ATELIER_DIR",
+        value_name = "DOSSIER",
+        display_order = 900
+    )]
+    pub dir: Option<PathBuf>,
+
+    /// Plus de messages de diagnostic sur la sortie d'erreur (-v, -vv).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, display_order = 901)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands; each variant's doc comment is its one-line help.
+#[derive(Subcommand, Debug)]
+// Parsed once per process: the size of the largest variant (`add`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
+    /// Crée le réplica d'un office (et l'identité de cet appareil).
+    Init(cmd::init::Args),
+    /// Ajoute une ressource (options, ou un objet JSON sur l'entrée standard).
+    Add(cmd::add::Args),
+    /// Modifie une ressource, champ par champ.
+    Edit(cmd::edit::Args),
+    /// Affiche une ressource.
+    Show(cmd::show::Args),
+    /// Liste les ressources, avec des filtres.
+    List(cmd::list::Args),
+    /// Supprime une ressource (elle reste dans l'historique).
+    Rm(cmd::rm::Args),
+    /// Affiche l'historique des modifications d'une ressource.
+    History(cmd::history::Args),
+    /// Importe un fichier JSON Lines (tout ou rien).
+    Import(cmd::import::Args),
+    /// Exporte toutes les ressources en JSON Lines.
+    Export(cmd::export::Args),
+    /// Reconstruit les index dérivés (liste, références).
+    Reindex(cmd::reindex::Args),
+    /// Démonstration sur un réplica jetable rempli d'exemples.
+    Demo(cmd::demo::Args),
+}
+
+impl Cli {
+    /// Parses `std::env::args_os()` with French help and messages.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        let matches = parse_args(std::env::args_os())?;
+        Self::from_arg_matches(&matches)
+    }
+}
+
+/// What every command gets: where the replica is, and how to tell the time.
+pub struct Ctx {
+    /// The replica directory (`--dir`, `ATELIER_DIR`, or the platform data directory).
+    pub dir: PathBuf,
+    /// The local time zone, for showing change times; UTC when it cannot be read.
+    pub offset: time::UtcOffset,
+}
+
+impl Ctx {
+    /// Milliseconds since the epoch, from the system clock (the core takes time as an argument).
+    pub fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+}
+
+/// Runs one command, writing its output to standard output.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Read the local offset first: the time crate only does so while the process has one thread.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let dir = match cli.dir {
+        Some(dir) => dir,
+        None => default_dir()?,
+    };
+    let ctx = Ctx { dir, offset };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_with(cli.command, &ctx, &mut out)?;
+    out.flush().context("écriture sur la sortie standard")?;
+    Ok(())
+}
+
+/// Runs one command against `ctx`, writing to `out`.
+pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
+        Command::Init(a) => cmd::init::run(a, ctx, out),
+        Command::Add(a) => cmd::add::run(a, ctx, out),
+        Command::Edit(a) => cmd::edit::run(a, ctx, out),
+        Command::Show(a) => cmd::show::run(a, ctx, out),
+        Command::List(a) => cmd::list::run(a, ctx, out),
+        Command::Rm(a) => cmd::rm::run(a, ctx, out),
+        Command::History(a) => cmd::history::run(a, ctx, out),
+        Command::Import(a) => cmd::import::run(a, ctx, out),
+        Command::Export(a) => cmd::export::run(a, ctx, out),
+        Command::Reindex(a) => cmd::reindex::run(a, ctx, out),
+        Command::Demo(a) => cmd::demo::run(a, ctx, out),
+    }
+}
+
+/// The default replica directory: the platform's data directory for atelier.
+pub fn default_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("fr", "caue", "atelier")
+        .map(|p| p.data_dir().to_path_buf())
+        .context("impossible de trouver le dossier de données de l'utilisateur : précisez --dir")
+}
+
+/// Milliseconds since the epoch, from the system clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A problem with what the user typed: exit code 2, nothing changed.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code for an error: walks the cause chain for the errors that mean "usage" or "in use".
+pub fn exit_code(err: &anyhow::Error) -> Exit {
+    use atelier_core::document::DocumentError;
+    use atelier_core::jsonl::ImportError;
+    use atelier_core::replica::ReplicaError;
+    use atelier_core::resource::ValidationErrors;
+    use atelier_core::store::StoreError;
+    for cause in err.chain() {
+        if cause.is::<backend::InUse>() {
+            return Exit::InUse;
+        }
+        if let Some(e) = cause.downcast_ref::<backend::RemoteError>() {
+            return e.exit();
+        }
+        if cause.is::<UsageError>()
+            || cause.is::<ValidationErrors>()
+            || cause.is::<atelier_core::ids::IdError>()
+        {
+            return Exit::Usage;
+        }
+        if let Some(e) = cause.downcast_ref::<ImportError>() {
+            return match e {
+                ImportError::Io(_) => Exit::Runtime,
+                _ => Exit::Usage,
+            };
+        }
+        match cause.downcast_ref::<ReplicaError>() {
+            Some(ReplicaError::Store(StoreError::InUse(_))) => return Exit::InUse,
+            Some(
+                ReplicaError::NotFound(_)
+                | ReplicaError::NotInitialised(_)
+                | ReplicaError::AlreadyInitialised(_)
+                | ReplicaError::Document(DocumentError::Invalid(_) | DocumentError::BadEdit { .. }),
+            ) => return Exit::Usage,
+            _ => {}
+        }
+        if let Some(DocumentError::Invalid(_) | DocumentError::BadEdit { .. }) =
+            cause.downcast_ref::<DocumentError>()
+        {
+            return Exit::Usage;
+        }
+    }
+    Exit::Runtime
+}
+
+/// True when the error is only that standard output was closed (`atelier export | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|e| e.io_error_kind())
+                == broken
+    })
+}
+
+/// The error and its causes on one line, French style (`a : b`), each message once: some
+/// errors repeat their cause in their own message.
+pub fn describe_error(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let msg = match cause.downcast_ref::<std::io::Error>() {
+            Some(e) => io_message(e),
+            None => cause.to_string(),
+        };
+        if text.contains(&msg) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(" : ");
+        }
+        text.push_str(&msg);
+    }
+    text
+}
+
+/// The operating system's messages are English: say the common ones in French.
+fn io_message(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    let what = match e.kind() {
+        NotFound => "fichier ou dossier introuvable",
+        PermissionDenied => "permission refusée",
+        AlreadyExists => "le fichier existe déjà",
+        InvalidData => "contenu illisible (ce n'est pas du texte UTF-8 ?)",
+        StorageFull => "disque plein",
+        ReadOnlyFilesystem => "système de fichiers en lecture seule",
+        IsADirectory => "c'est un dossier",
+        _ => return e.to_string(),
+    };
+    what.to_string()
+}
