@@ -11,6 +11,7 @@ pub mod repo_wire;
 pub mod resource;
 pub mod search;
 pub mod store;
+pub mod sync;
 pub mod sync_guard;
 pub mod vocab;
 

@@ -23,9 +23,10 @@ pub const BUCKETS: usize = 256;
 /// then reads at most this many small chunks, and compaction cost is amortised over as many writes.
 pub const MAX_INCREMENTAL_CHUNKS: u32 = 32;
 /// Largest saved document accepted from anywhere (import, peer, browser). Automerge documents of
-/// this corpus are a few KB; 32 MB leaves room for long texts with long histories and stops a
-/// peer from making us load a huge document.
-pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+/// this corpus are a few KB (the longest generated descriptions, 20 KB, save to ~30 KB with
+/// history); 8 MB leaves room for years of edits and stops a peer from making us load a huge
+/// document. It is below the sync frame limit so any document fits in one frame.
+pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
 /// Lock stripes guarding read-modify-write of documents: two writers of one document serialise,
 /// writers of different documents rarely contend.
 const LOCK_STRIPES: usize = 64;
@@ -81,6 +82,18 @@ pub struct Written {
 /// Receives the id of every document that changed, after the change is in the store.
 pub type Observer = Box<dyn Fn(&DocumentId) + Send + Sync>;
 
+/// A change as the sync engine pushes it live: the new changes of one document.
+#[derive(Debug, Clone)]
+pub struct DocChange {
+    pub id: DocumentId,
+    pub heads: HeadsHash,
+    /// The changes since the previous state (loads with `load_incremental`).
+    pub changes: Vec<u8>,
+}
+
+/// Receives every change with its bytes, after the change is in the store.
+pub type ChangeObserver = Box<dyn Fn(&DocChange) + Send + Sync>;
+
 /// Derives index entries from a document; called inside every write, so the entries land in
 /// the same atomic batch as the document change, whoever wrote it (user, sync, browser).
 pub trait Indexer: Send + Sync {
@@ -93,6 +106,7 @@ pub struct DocStore {
     stripes: Vec<Mutex<()>>,
     digests: Mutex<Option<Vec<[u8; 16]>>>,
     observers: Mutex<Vec<Observer>>,
+    change_observers: Mutex<Vec<ChangeObserver>>,
     indexer: Option<Box<dyn Indexer>>,
 }
 
@@ -103,6 +117,7 @@ impl DocStore {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             digests: Mutex::new(None),
             observers: Mutex::new(Vec::new()),
+            change_observers: Mutex::new(Vec::new()),
             indexer: None,
         }
     }
@@ -134,6 +149,59 @@ impl DocStore {
     /// Calls `observer` after every document change, whoever made it (local edit, sync, import).
     pub fn observe(&self, observer: Observer) {
         lock(&self.observers).push(observer);
+    }
+
+    /// Calls `observer` with the new changes after every document change (for live sync).
+    pub fn observe_changes(&self, observer: ChangeObserver) {
+        lock(&self.change_observers).push(observer);
+    }
+
+    /// Stores bytes received from a peer (a saved document or incremental changes). A document
+    /// the store lacks keeps the received bytes as its snapshot, with no re-encoding.
+    pub fn apply_bytes(&self, id: &DocumentId, bytes: &[u8]) -> Result<Written, StoreError> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(StoreError::TooLarge { id: *id, size: bytes.len() });
+        }
+        if !self.contains(id)? {
+            let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
+            if !self.contains(id)? {
+                let mut doc = decode(id, bytes)?;
+                let heads = doc.get_heads();
+                if heads.is_empty() {
+                    return Ok(Written { id: *id, changed: false, heads });
+                }
+                let mut batch = Batch::default();
+                batch.put(chunk_key(id, 0), bytes.to_vec());
+                let hash = HeadsHash::of(&heads);
+                batch.put(heads_key(id), hash.0.to_vec());
+                if let Some(indexer) = &self.indexer {
+                    indexer.index(id, &doc, &mut batch)?;
+                }
+                self.kv.apply(batch)?;
+                self.update_digest(id, None, Some(hash));
+                self.notify(id, hash, || doc.save());
+                return Ok(Written { id: *id, changed: true, heads });
+            }
+        }
+        let ((), written) = self.update(id, |doc, _| {
+            doc.load_incremental(bytes)
+                .map(|_| ())
+                .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })
+        })?;
+        Ok(written)
+    }
+
+    fn notify(&self, id: &DocumentId, heads: HeadsHash, changes: impl FnOnce() -> Vec<u8>) {
+        for o in lock(&self.observers).iter() {
+            o(id);
+        }
+        let change_observers = lock(&self.change_observers);
+        if !change_observers.is_empty() {
+            let change = DocChange { id: *id, heads, changes: changes() };
+            for o in change_observers.iter() {
+                o(&change);
+            }
+        }
     }
 
     /// Whether the store holds this document.
@@ -219,11 +287,12 @@ impl DocStore {
             }
             self.kv.apply(batch)?;
             self.update_digest(id, old_hash, Some(new_hash));
+            self.notify(id, new_hash, || doc.save_after(&old_heads));
         } else {
             self.kv.apply(batch)?;
-        }
-        for o in lock(&self.observers).iter() {
-            o(id);
+            for o in lock(&self.observers).iter() {
+                o(id);
+            }
         }
         Ok((result, Written { id: *id, changed: heads != old_heads, heads }))
     }

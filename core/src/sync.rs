@@ -1,0 +1,799 @@
+//! `atelier-sync/1`: corpus sync as a sans-IO state machine.
+//!
+//! One `Session` per connection. The initiator (the side that connected) drives rounds:
+//!
+//! 1. it sends `Summary` (the 256 bucket digests of `(id, heads hash)`, 4 KB);
+//! 2. the responder flushes, compares, and answers `Entries` for the buckets that differ (none:
+//!    in sync after one round trip);
+//! 3. the initiator sorts every entry: documents only it has go out whole (`Docs`, batched and
+//!    loaded lazily as frames are built), documents only the responder has are asked for
+//!    (`Want`), documents both have but differently run Automerge's own sync protocol (`Sync`,
+//!    many documents per frame, at most `MAX_INITIATED_SYNCS` at a time);
+//! 4. when nothing is in flight it sends a new `Summary`; equal digests end the sync.
+//!
+//! Live mode is the same session kept open: `handle_local_change` pushes a document's new
+//! changes at once (`Docs`), and changes that arrive without their dependencies start a `Sync`
+//! for that document. The driver (QUIC in the relay and CLI, an in-memory network in tests)
+//! feeds frames to `handle_frame` and sends what `poll_transmit` returns.
+
+pub mod message;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use automerge::sync as am_sync;
+use automerge::AutoCommit;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::ids::DocumentId;
+use crate::store::{DocChange, DocStore, HeadsHash, StoreError, BUCKETS};
+pub use message::{BucketEntries, DocBytes, Message, MAX_FRAME_SIZE};
+
+/// Protocol name, also the QUIC ALPN.
+pub const PROTOCOL: &str = "atelier-sync/1";
+/// Target size of a `Docs` or `Sync` frame: large enough to amortise framing and fsyncs, small
+/// enough that a frame is applied in a few milliseconds and memory per peer stays bounded.
+pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Ids per `Want` frame (16 bytes each: 64 KB).
+pub const WANT_BATCH: usize = 4096;
+/// Entries per `Entries` frame (48 bytes each: ~4 MB), well under `MAX_FRAME_SIZE`.
+pub const ENTRIES_BATCH: usize = 80_000;
+/// Automerge syncs this side starts and keeps open at once; the rest wait their turn. Each
+/// holds a loaded document only while a message is processed, plus a small `sync::State`.
+pub const MAX_INITIATED_SYNCS: usize = 256;
+/// Automerge sync states a peer may make us hold at once before we close the connection.
+pub const MAX_PEER_SYNCS: usize = 4096;
+/// Rounds an initiator runs before reporting that the corpus did not settle (other offices
+/// editing during the sync can keep digests moving; the next sync picks up the rest).
+pub const MAX_ROUNDS: u32 = 8;
+/// Heads applied from the peer remembered to avoid echoing its own changes back to it.
+const ECHO_MEMORY: usize = 16_384;
+
+/// Why a session failed. Any of these closes that one connection, nothing else.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// A frame is larger than `MAX_FRAME_SIZE`.
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_SIZE}-byte limit")]
+    FrameTooLarge(usize),
+    /// A frame does not decode.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// A frame is valid but not allowed here.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A peer's Automerge data was refused (hostile or corrupt).
+    #[error("document {id}: {reason}")]
+    BadDocument { id: DocumentId, reason: String },
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which side of the connection this session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Connected to the other side; drives reconciliation rounds.
+    Initiator,
+    /// Accepted the connection; answers.
+    Responder,
+}
+
+/// Counters for the summary printed after a sync.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SyncStats {
+    pub rounds: u32,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Documents sent whole or as changes.
+    pub docs_sent: u64,
+    /// Documents that changed here because of the peer.
+    pub docs_received: u64,
+    /// Documents the peer changed, by owner office (when the lookup knows it).
+    pub received_by_office: BTreeMap<String, u64>,
+    pub sent_by_office: BTreeMap<String, u64>,
+    /// Changes from a read-only peer that were ignored.
+    pub refused_changes: u64,
+}
+
+/// Tells which office owns a document (from the replica's listing index), for the summary.
+pub type OfficeLookup = Box<dyn Fn(&DocumentId) -> Option<String> + Send>;
+
+/// The sync state of one connection.
+pub struct Session {
+    store: Arc<DocStore>,
+    role: Role,
+    /// False for read-only peers: their documents and changes are never applied.
+    accept_changes: bool,
+    office_of: Option<OfficeLookup>,
+    round: u32,
+    awaiting_entries: bool,
+    /// Whether any `Entries` frame of the current round listed a bucket.
+    round_differs: bool,
+    converged: bool,
+    wanted: HashSet<DocumentId>,
+    syncing: HashMap<DocumentId, am_sync::State>,
+    initiated: HashSet<DocumentId>,
+    waiting: VecDeque<DocumentId>,
+    to_send: VecDeque<DocumentId>,
+    frames: VecDeque<Vec<u8>>,
+    out_docs: Vec<DocBytes>,
+    out_docs_bytes: usize,
+    out_sync: Vec<DocBytes>,
+    out_sync_bytes: usize,
+    /// Heads we reached by applying the peer's changes: a local-change notice with these heads
+    /// is the peer's own change coming back, not worth sending.
+    from_peer: HashMap<DocumentId, HeadsHash>,
+    stats: SyncStats,
+}
+
+impl Session {
+    pub fn new(store: Arc<DocStore>, role: Role) -> Self {
+        Self {
+            store,
+            role,
+            accept_changes: true,
+            office_of: None,
+            round: 0,
+            awaiting_entries: false,
+            round_differs: false,
+            converged: false,
+            wanted: HashSet::new(),
+            syncing: HashMap::new(),
+            initiated: HashSet::new(),
+            waiting: VecDeque::new(),
+            to_send: VecDeque::new(),
+            frames: VecDeque::new(),
+            out_docs: Vec::new(),
+            out_docs_bytes: 0,
+            out_sync: Vec::new(),
+            out_sync_bytes: 0,
+            from_peer: HashMap::new(),
+            stats: SyncStats::default(),
+        }
+    }
+
+    /// A session whose peer may read but not write: its changes are ignored.
+    pub fn read_only_peer(mut self) -> Self {
+        self.accept_changes = false;
+        self
+    }
+
+    /// Names the owner office of documents in the stats.
+    pub fn with_office_lookup(mut self, lookup: OfficeLookup) -> Self {
+        self.office_of = Some(lookup);
+        self
+    }
+
+    /// Starts (or restarts) reconciliation; only the initiator calls this.
+    pub fn start(&mut self) -> Result<(), SyncError> {
+        self.converged = false;
+        self.send_summary()
+    }
+
+    /// True once an initiator saw equal digests with nothing in flight.
+    pub fn is_converged(&self) -> bool {
+        self.converged
+    }
+
+    /// True when the initiator ran `MAX_ROUNDS` without settling.
+    pub fn gave_up(&self) -> bool {
+        !self.converged && self.round >= MAX_ROUNDS && self.is_idle()
+    }
+
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Handles one frame from the peer.
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += frame.len() as u64;
+        match Message::decode(frame)? {
+            Message::Summary { round, digests } => self.on_summary(round, digests),
+            Message::Entries { round, buckets } => self.on_entries(round, buckets),
+            Message::Want { ids } => {
+                if ids.len() > WANT_BATCH {
+                    return Err(SyncError::Protocol(format!("want of {} ids", ids.len())));
+                }
+                self.to_send.extend(ids.into_iter().map(DocumentId::from_bytes));
+                Ok(())
+            }
+            Message::Docs { docs } => self.on_docs(docs),
+            Message::Sync { msgs } => self.on_sync(msgs),
+        }
+    }
+
+    /// Pushes a local change to the peer at once (live mode).
+    pub fn handle_local_change(&mut self, change: &DocChange) {
+        if self.from_peer.get(&change.id) == Some(&change.heads) {
+            return;
+        }
+        self.stats.docs_sent += 1;
+        self.push_docs(DocBytes { id: *change.id.as_bytes(), bytes: change.changes.clone() });
+    }
+
+    /// The next frame to send, if any. Call until `None` after every input.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += frame.len() as u64;
+                return Some(frame);
+            }
+            if !self.out_sync.is_empty() {
+                self.flush_sync();
+                continue;
+            }
+            if !self.to_send.is_empty() {
+                self.fill_docs_frame();
+                continue;
+            }
+            if !self.out_docs.is_empty() {
+                self.flush_docs();
+                continue;
+            }
+            if self.role == Role::Initiator
+                && self.round > 0
+                && !self.converged
+                && self.is_idle()
+                && self.round < MAX_ROUNDS
+            {
+                // Everything this round asked for has arrived: check with a new round.
+                if self.send_summary().is_err() {
+                    return None;
+                }
+                continue;
+            }
+            return None;
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.awaiting_entries
+            && self.wanted.is_empty()
+            && self.initiated.is_empty()
+            && self.waiting.is_empty()
+            && self.to_send.is_empty()
+    }
+
+    fn send_summary(&mut self) -> Result<(), SyncError> {
+        self.round += 1;
+        self.stats.rounds = self.round;
+        self.awaiting_entries = true;
+        self.round_differs = false;
+        let digests = self.store.bucket_digests()?;
+        self.frames.push_back(Message::Summary { round: self.round, digests }.encode());
+        Ok(())
+    }
+
+    fn on_summary(&mut self, round: u32, digests: Vec<[u8; 16]>) -> Result<(), SyncError> {
+        if self.role != Role::Responder {
+            return Err(SyncError::Protocol("summary sent to the initiator".into()));
+        }
+        if digests.len() != BUCKETS {
+            return Err(SyncError::Protocol(format!("summary of {} buckets", digests.len())));
+        }
+        // Everything received so far is on disk before we tell the peer what we hold.
+        self.store.flush()?;
+        let ours = self.store.bucket_digests()?;
+        let differing: Vec<usize> = (0..BUCKETS).filter(|b| ours[*b] != digests[*b]).collect();
+        let entries = self.store.entries_of_buckets(&differing)?;
+        let mut buckets = Vec::new();
+        let mut count = 0;
+        for (bucket, list) in entries {
+            count += list.len();
+            buckets.push(BucketEntries {
+                bucket: bucket as u16,
+                entries: list.into_iter().map(|(id, h)| (*id.as_bytes(), h.0)).collect(),
+            });
+            if count >= ENTRIES_BATCH {
+                self.frames.push_back(Message::Entries { round, buckets: std::mem::take(&mut buckets) }.encode());
+                count = 0;
+            }
+        }
+        if !buckets.is_empty() {
+            self.frames.push_back(Message::Entries { round, buckets }.encode());
+        }
+        // An empty `Entries` closes the round (and alone means "in sync").
+        self.frames.push_back(Message::Entries { round, buckets: Vec::new() }.encode());
+        Ok(())
+    }
+
+    fn on_entries(&mut self, round: u32, buckets: Vec<BucketEntries>) -> Result<(), SyncError> {
+        if self.role != Role::Initiator {
+            return Err(SyncError::Protocol("entries sent to the responder".into()));
+        }
+        if round != self.round || !self.awaiting_entries {
+            return Ok(()); // A late answer to an earlier round.
+        }
+        if buckets.is_empty() {
+            // The closing frame of this round's entries.
+            self.awaiting_entries = false;
+            if !self.round_differs && self.is_idle() {
+                self.converged = true;
+            }
+            return Ok(());
+        }
+        self.round_differs = true;
+        let numbers: Vec<usize> = buckets
+            .iter()
+            .map(|b| b.bucket as usize)
+            .filter(|b| *b < BUCKETS)
+            .collect();
+        let ours = self.store.entries_of_buckets(&numbers)?;
+        let mut want = Vec::new();
+        for (theirs, (_, mine)) in buckets.iter().zip(ours) {
+            let theirs: HashMap<DocumentId, [u8; 32]> = theirs
+                .entries
+                .iter()
+                .map(|(id, h)| (DocumentId::from_bytes(*id), *h))
+                .collect();
+            for (id, h) in &mine {
+                match theirs.get(id) {
+                    None => self.to_send.push_back(*id),
+                    Some(th) if *th != h.0 => self.begin_sync(*id)?,
+                    Some(_) => {}
+                }
+            }
+            let mine: HashSet<DocumentId> = mine.iter().map(|(id, _)| *id).collect();
+            for id in theirs.keys() {
+                if !mine.contains(id) && self.wanted.insert(*id) {
+                    want.push(*id.as_bytes());
+                }
+            }
+        }
+        for chunk in want.chunks(WANT_BATCH) {
+            self.frames.push_back(Message::Want { ids: chunk.to_vec() }.encode());
+        }
+        Ok(())
+    }
+
+    fn on_docs(&mut self, docs: Vec<DocBytes>) -> Result<(), SyncError> {
+        let mut changed = false;
+        for d in docs {
+            let id = DocumentId::from_bytes(d.id);
+            self.wanted.remove(&id);
+            if !self.accept_changes {
+                self.stats.refused_changes += 1;
+                continue;
+            }
+            crate::sync_guard::check_chunk(&d.bytes)
+                .map_err(|e| SyncError::BadDocument { id, reason: e.to_string() })?;
+            let written = guarded(&id, || self.store.apply_bytes(&id, &d.bytes))?;
+            if written.changed {
+                changed = true;
+                self.note_received(&id, &written.heads);
+            }
+            // Changes whose dependencies we lack are queued by Automerge, not applied: ask
+            // for the rest through the document's own sync protocol.
+            if self.missing_deps(&id)? {
+                self.begin_sync(id)?;
+            }
+        }
+        if changed {
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    fn on_sync(&mut self, msgs: Vec<DocBytes>) -> Result<(), SyncError> {
+        let mut changed = false;
+        for m in msgs {
+            let id = DocumentId::from_bytes(m.id);
+            if m.bytes.is_empty() {
+                // The peer has nothing more to say about this document.
+                self.continue_sync(id, false)?;
+                continue;
+            }
+            let mut msg = decode_sync_message(&id, &m.bytes)?;
+            if !self.accept_changes && !msg.changes.is_empty() {
+                self.stats.refused_changes += 1;
+                msg.changes = am_sync::ChunkList::empty();
+            }
+            if !self.syncing.contains_key(&id) && self.syncing.len() >= MAX_PEER_SYNCS {
+                return Err(SyncError::Protocol(format!(
+                    "peer keeps more than {MAX_PEER_SYNCS} documents in flight"
+                )));
+            }
+            let mut state = self.syncing.remove(&id).unwrap_or_default();
+            let ((), written) = self.store.update(&id, |doc, _| {
+                receive_sync_message(&id, doc, &mut state, msg)
+            })?;
+            if written.changed {
+                changed = true;
+                self.note_received(&id, &written.heads);
+            }
+            self.syncing.insert(id, state);
+            self.continue_sync(id, true)?;
+        }
+        if changed {
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Starts Automerge's sync for a document, or queues it if enough are in flight.
+    fn begin_sync(&mut self, id: DocumentId) -> Result<(), SyncError> {
+        if self.initiated.contains(&id) || self.waiting.contains(&id) {
+            return Ok(());
+        }
+        if self.initiated.len() >= MAX_INITIATED_SYNCS {
+            self.waiting.push_back(id);
+            return Ok(());
+        }
+        self.initiated.insert(id);
+        self.syncing.insert(id, am_sync::State::new());
+        self.continue_sync(id, false)
+    }
+
+    /// Generates the next sync message for a document. After a message from the peer we
+    /// always answer (possibly "nothing"), so the peer is never left waiting; after the
+    /// peer's "nothing", silence ends the exchange.
+    fn continue_sync(&mut self, id: DocumentId, must_answer: bool) -> Result<(), SyncError> {
+        let Some(mut state) = self.syncing.remove(&id) else {
+            return Ok(());
+        };
+        let mut doc = self.store.load(&id)?.unwrap_or_else(crate::store::new_doc);
+        let msg = generate_sync_message(&id, &mut doc, &mut state)?;
+        match msg {
+            Some(bytes) => {
+                self.syncing.insert(id, state);
+                self.push_sync(DocBytes { id: *id.as_bytes(), bytes });
+            }
+            None => {
+                if must_answer {
+                    self.push_sync(DocBytes { id: *id.as_bytes(), bytes: Vec::new() });
+                }
+                self.finish_sync(&id);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_sync(&mut self, id: &DocumentId) {
+        if self.initiated.remove(id) {
+            while let Some(next) = self.waiting.pop_front() {
+                self.initiated.insert(next);
+                self.syncing.insert(next, am_sync::State::new());
+                if self.continue_sync(next, false).is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn missing_deps(&self, id: &DocumentId) -> Result<bool, SyncError> {
+        Ok(match self.store.load(id)? {
+            Some(mut doc) => !doc.get_missing_deps(&[]).is_empty(),
+            None => false,
+        })
+    }
+
+    fn note_received(&mut self, id: &DocumentId, heads: &[automerge::ChangeHash]) {
+        self.stats.docs_received += 1;
+        if let Some(office) = self.office_of.as_ref().and_then(|f| f(id)) {
+            *self.stats.received_by_office.entry(office).or_default() += 1;
+        }
+        if self.from_peer.len() >= ECHO_MEMORY {
+            self.from_peer.clear();
+        }
+        self.from_peer.insert(*id, HeadsHash::of(heads));
+    }
+
+    fn fill_docs_frame(&mut self) {
+        while let Some(id) = self.to_send.pop_front() {
+            match self.store.saved(&id) {
+                Ok(Some(bytes)) => {
+                    self.stats.docs_sent += 1;
+                    if let Some(office) = self.office_of.as_ref().and_then(|f| f(&id)) {
+                        *self.stats.sent_by_office.entry(office).or_default() += 1;
+                    }
+                    let full = self.push_docs(DocBytes { id: *id.as_bytes(), bytes });
+                    if full {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%id, error = %e, "cannot read a document to send"),
+            }
+        }
+    }
+
+    /// Adds a document to the outgoing `Docs` batch; true when a frame was completed.
+    fn push_docs(&mut self, d: DocBytes) -> bool {
+        let size = d.bytes.len() + 24;
+        if self.out_docs_bytes + size > BATCH_BYTES && !self.out_docs.is_empty() {
+            self.flush_docs();
+            self.out_docs_bytes = size;
+            self.out_docs.push(d);
+            return true;
+        }
+        self.out_docs_bytes += size;
+        self.out_docs.push(d);
+        false
+    }
+
+    fn flush_docs(&mut self) {
+        let docs = std::mem::take(&mut self.out_docs);
+        self.out_docs_bytes = 0;
+        if !docs.is_empty() {
+            self.frames.push_back(Message::Docs { docs }.encode());
+        }
+    }
+
+    fn push_sync(&mut self, d: DocBytes) {
+        let size = d.bytes.len() + 24;
+        if self.out_sync_bytes + size > BATCH_BYTES {
+            self.flush_sync();
+        }
+        self.out_sync_bytes += size;
+        self.out_sync.push(d);
+    }
+
+    fn flush_sync(&mut self) {
+        let msgs = std::mem::take(&mut self.out_sync);
+        self.out_sync_bytes = 0;
+        if !msgs.is_empty() {
+            self.frames.push_back(Message::Sync { msgs }.encode());
+        }
+    }
+}
+
+/// Runs `f` (which hands peer bytes to Automerge) and turns a panic into an error for that
+/// peer: Automerge 0.12 has inputs that panic (design/SYNC.md).
+fn guarded<T>(id: &DocumentId, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, SyncError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(StoreError::Corrupt { id, reason })) => Err(SyncError::BadDocument { id, reason }),
+        Ok(Err(StoreError::TooLarge { id, size })) => {
+            Err(SyncError::BadDocument { id, reason: format!("document of {size} bytes") })
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(SyncError::BadDocument { id: *id, reason: "automerge panicked".into() }),
+    }
+}
+
+fn decode_sync_message(id: &DocumentId, bytes: &[u8]) -> Result<am_sync::Message, SyncError> {
+    crate::sync_guard::decode_sync_message(bytes)
+        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+}
+
+fn receive_sync_message(
+    id: &DocumentId,
+    doc: &mut AutoCommit,
+    state: &mut am_sync::State,
+    msg: am_sync::Message,
+) -> Result<(), SyncError> {
+    crate::sync_guard::receive_sync_message(doc, state, msg)
+        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+}
+
+fn generate_sync_message(
+    id: &DocumentId,
+    doc: &mut AutoCommit,
+    state: &mut am_sync::State,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    crate::sync_guard::generate_sync_message(doc, state)
+        .map(|m| m.map(am_sync::Message::encode))
+        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+}
+
+pub mod sim;
+
+#[cfg(test)]
+mod tests {
+    use super::sim::{Faults, SimNet};
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    use proptest::prelude::*;
+
+    fn put(store: &DocStore, name: &str, key: &str, value: &str) {
+        store
+            .update(&DocumentId::derived(name), |doc, _| {
+                doc.put(automerge::ROOT, key, value).map_err(StoreError::from)?;
+                doc.commit();
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    fn append(store: &DocStore, name: &str, text: &str) {
+        store
+            .update(&DocumentId::derived(name), |doc, _| {
+                let obj = match doc.get(automerge::ROOT, "text").map_err(StoreError::from)? {
+                    Some((_, obj)) => obj,
+                    None => doc
+                        .put_object(automerge::ROOT, "text", automerge::ObjType::Text)
+                        .map_err(StoreError::from)?,
+                };
+                let len = doc.length(&obj);
+                doc.splice_text(&obj, len, 0, text).map_err(StoreError::from)?;
+                doc.commit();
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    fn snapshot(store: &DocStore) -> Vec<(DocumentId, HeadsHash)> {
+        let mut out = Vec::new();
+        store
+            .for_each_heads(&mut |id, h| {
+                out.push((id, h));
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    fn stores(n: usize) -> Vec<Arc<DocStore>> {
+        (0..n).map(|_| Arc::new(DocStore::in_memory())).collect()
+    }
+
+    fn text_of(store: &DocStore, name: &str) -> String {
+        let doc = store.load(&DocumentId::derived(name)).unwrap().unwrap();
+        let (_, obj) = doc.get(automerge::ROOT, "text").unwrap().unwrap();
+        doc.text(&obj).unwrap()
+    }
+
+    #[test]
+    fn two_replicas_exchange_missing_and_differing_documents() {
+        let s = stores(2);
+        for i in 0..40 {
+            put(&s[0], &format!("a{i}"), "v", "a");
+        }
+        for i in 0..25 {
+            put(&s[1], &format!("b{i}"), "v", "b");
+        }
+        put(&s[0], "shared", "x", "1");
+        append(&s[0], "shared", "début : ");
+        let bytes = s[0].saved(&DocumentId::derived("shared")).unwrap().unwrap();
+        s[1].apply_bytes(&DocumentId::derived("shared"), &bytes).unwrap();
+        append(&s[0], "shared", "bonjour ");
+        append(&s[1], "shared", "salut ");
+        let mut net = SimNet::new(1, s.clone());
+        net.connect(0, 1);
+        net.run(10_000);
+        assert!(net.errors.is_empty(), "{:?}", net.errors);
+        assert!(net.all_converged());
+        assert_eq!(snapshot(&s[0]), snapshot(&s[1]));
+        assert_eq!(snapshot(&s[0]).len(), 66);
+        let text = text_of(&s[1], "shared");
+        assert!(text.contains("bonjour") && text.contains("salut"), "{text}");
+    }
+
+    #[test]
+    fn resync_with_nothing_new_is_one_round_trip_of_a_few_kilobytes() {
+        let s = stores(2);
+        for i in 0..500 {
+            put(&s[0], &format!("d{i}"), "v", "x");
+        }
+        let mut net = SimNet::new(2, s.clone());
+        net.connect(0, 1);
+        net.run(100_000);
+        assert!(net.all_converged());
+        net.disconnect_all();
+        let (frames, bytes) = (net.delivered, net.bytes);
+        net.connect(0, 1);
+        net.run(100);
+        assert!(net.all_converged());
+        assert_eq!(net.delivered - frames, 2, "summary + empty entries");
+        assert!(net.bytes - bytes < 5_000, "{} bytes", net.bytes - bytes);
+    }
+
+    #[test]
+    fn store_and_forward_through_a_relay_then_live_push() {
+        // 0 and 2 are offices, 1 is the relay.
+        let s = stores(3);
+        for i in 0..30 {
+            put(&s[0], &format!("r{i}"), "v", "from A");
+        }
+        let mut net = SimNet::new(3, s.clone());
+        net.connect(0, 1);
+        net.run(10_000);
+        net.disconnect(0);
+        net.connect(2, 1);
+        net.run(10_000);
+        assert_eq!(snapshot(&s[2]), snapshot(&s[0]));
+        // Both offices stay connected: an edit in A reaches C without a new round.
+        net.connect(0, 1);
+        net.run(10_000);
+        let rounds_before = net.delivered;
+        append(&s[0], "r3", "en direct");
+        net.run(10_000);
+        assert_eq!(text_of(&s[2], "r3"), "en direct");
+        assert!(net.delivered - rounds_before <= 4, "{} frames", net.delivered - rounds_before);
+        assert!(net.errors.is_empty(), "{:?}", net.errors);
+    }
+
+    #[test]
+    fn a_read_only_peer_receives_but_its_changes_are_ignored() {
+        let s = stores(2);
+        put(&s[0], "doc", "v", "relay");
+        put(&s[1], "mine", "v", "ro");
+        let mut ro = Session::new(s[0].clone(), Role::Responder).read_only_peer();
+        let mut client = Session::new(s[1].clone(), Role::Initiator);
+        client.start().unwrap();
+        for _ in 0..50 {
+            let mut moved = false;
+            while let Some(f) = client.poll_transmit() {
+                ro.handle_frame(&f).unwrap();
+                moved = true;
+            }
+            while let Some(f) = ro.poll_transmit() {
+                client.handle_frame(&f).unwrap();
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert!(s[1].contains(&DocumentId::derived("doc")).unwrap());
+        assert!(!s[0].contains(&DocumentId::derived("mine")).unwrap());
+        assert!(ro.stats().refused_changes > 0);
+    }
+
+    #[test]
+    fn hostile_frames_are_errors_not_panics() {
+        let s = stores(1);
+        put(&s[0], "doc", "v", "x");
+        let mut session = Session::new(s[0].clone(), Role::Responder);
+        assert!(session.handle_frame(b"\x07garbage").is_err());
+        // SYNC.md's hostile input 1: a Bloom filter with 0 bits per entry.
+        let bloom = vec![0x42, 0x00, 0x00, 0x01, 0x00, 0x03, 0x01, 0x00, 0x01, 0x00];
+        let frame = Message::Sync { msgs: vec![DocBytes { id: *DocumentId::derived("doc").as_bytes(), bytes: bloom }] };
+        let err = session.handle_frame(&frame.encode()).unwrap_err();
+        assert!(matches!(err, SyncError::BadDocument { .. }), "{err}");
+        let frame = Message::Docs { docs: vec![DocBytes { id: [1; 16], bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3] }] };
+        assert!(session.handle_frame(&frame.encode()).is_err());
+        let frame = Message::Summary { round: 1, digests: vec![[0; 16]; 3] };
+        assert!(session.handle_frame(&frame.encode()).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// Any interleaving of edits, syncs, drops, duplicates and partitions ends, once the
+        /// network heals, with every replica holding identical documents.
+        #[test]
+        fn replicas_converge_whatever_the_network_does(
+            seed in any::<u64>(),
+            ops in proptest::collection::vec((0usize..4, 0usize..6, 0u8..4), 1..40),
+            drop in 0.0f64..0.2,
+            duplicate in 0.0f64..0.2,
+        ) {
+            let s = stores(4); // 3 offices and a relay (3)
+            let mut net = SimNet::new(seed, s.clone());
+            net.faults = Faults { drop, duplicate };
+            for (who, doc, what) in ops {
+                let office = who % 3;
+                let name = format!("doc{doc}");
+                match what {
+                    0 => put(&s[office], &name, "title", &format!("t{office}")),
+                    1 => append(&s[office], &name, &format!("[{office}]")),
+                    2 => { if net.connections() < 4 { net.connect(office, 3) } },
+                    _ => { let other = (office + 1) % 3; net.connect(office, other) },
+                }
+                net.run(25);
+                if what == 3 { net.disconnect(office) }
+            }
+            // Heal: no faults, every office syncs with the relay twice over.
+            net.faults = Faults::default();
+            net.disconnect_all();
+            for _ in 0..2 {
+                for office in 0..3 {
+                    net.connect(office, 3);
+                    net.run(200_000);
+                    net.disconnect_all();
+                }
+            }
+            let reference = snapshot(&s[3]);
+            for office in 0..3 {
+                prop_assert_eq!(&snapshot(&s[office]), &reference);
+            }
+        }
+    }
+}
