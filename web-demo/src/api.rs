@@ -69,13 +69,19 @@ pub struct EditsBody {
     pub edits: Vec<Edit>,
 }
 
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
     let filter = q.filter();
     let entries = state.blocking(move |r| Ok(r.list(&filter)?)).await?;
     Ok(Json(entries).into_response())
 }
 
-pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, WebError> {
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
     let value: Value = parse_json(body)?;
     let resource = Resource::from_json(&value).map_err(|e| WebError::Invalid(e.0))?;
     let id = state
@@ -84,7 +90,10 @@ pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesReje
     Ok((StatusCode::CREATED, Json(json!({ "id": id.url() }))).into_response())
 }
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let (id, stored) = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -115,7 +124,10 @@ pub async fn edit(
     Ok(Json(json!({ "fields": fields })).into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let id: DocumentId = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -126,7 +138,10 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(Json(json!({ "id": id.url(), "deleted": true })).into_response())
 }
 
-pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let entries = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -137,14 +152,24 @@ pub async fn history(State(state): State<AppState>, Path(id): Path<String>) -> R
 }
 
 /// Validates the whole file first (`jsonl::parse`): one bad line and nothing is imported.
-pub async fn import(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, WebError> {
+pub async fn import(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
     let body = read_body(body)?;
     let resources = jsonl::parse(body.as_ref()).map_err(|e| match e {
-        jsonl::ImportError::Io(_) => WebError::BadRequest("le fichier n'est pas du texte UTF-8".into()),
-        other => WebError::Invalid(vec![FieldError { field: "(fichier)".into(), message: other.to_string() }]),
+        jsonl::ImportError::Io(_) => {
+            WebError::BadRequest("le fichier n'est pas du texte UTF-8".into())
+        }
+        other => WebError::Invalid(vec![FieldError {
+            field: "(fichier)".into(),
+            message: other.to_string(),
+        }]),
     })?;
     let report = state
-        .blocking(move |r| Ok(r.import(&resources, &mut rand::rngs::OsRng, now_ms(), &mut |_| {})?))
+        .blocking(move |r| {
+            Ok(r.import(&resources, &mut rand::rngs::OsRng, now_ms(), &mut |_| {})?)
+        })
         .await?;
     Ok(Json(report).into_response())
 }
@@ -158,7 +183,11 @@ pub async fn export(State(state): State<AppState>) -> Result<Response, WebError>
             Ok(out)
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8")], body).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn sync_state(State(state): State<AppState>) -> Response {
@@ -171,8 +200,11 @@ pub async fn sync_now(State(state): State<AppState>) -> Response {
 }
 
 /// Unknown `/api/…` route.
-pub async fn not_found(uri: axum::http::Uri) -> Response {
-    let message = ErrorMessage { message: format!("Adresse d'API inconnue : {}", uri.path()), fields: Vec::new() };
+pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
+    let message = ErrorMessage {
+        message: format!("Adresse d'API inconnue : {}", uri.path()),
+        fields: Vec::new(),
+    };
     let mut response = (StatusCode::NOT_FOUND, message.message.clone()).into_response();
     response.extensions_mut().insert(message);
     response
@@ -190,13 +222,19 @@ pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, We
 }
 
 /// Parses a JSON body, saying where it is broken (in French, without serde's English).
-pub(crate) fn parse_json<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, WebError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, WebError> {
     let body = read_body(body)?;
     serde_json::from_slice(&body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "contenu inattendu",
             _ => "JSON invalide",
         };
-        WebError::BadRequest(format!("{what} (ligne {}, colonne {})", e.line(), e.column()))
+        WebError::BadRequest(format!(
+            "{what} (ligne {}, colonne {})",
+            e.line(),
+            e.column()
+        ))
     })
 }

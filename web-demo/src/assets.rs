@@ -19,5 +19,12 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         "departements.geojson" => (DEPARTEMENTS_GEOJSON, "application/geo+json"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "max-age=60")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=60"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -76,7 +76,11 @@ fn equal(a: &str, b: &str) -> bool {
 }
 
 /// `/api/*`: bearer token, or the session cookie from the same origin.
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, WebError> {
+pub async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, WebError> {
     let tokens = state.tokens();
     let headers = req.headers();
     if tokens.bearer_in(headers) {
@@ -91,7 +95,11 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
 
 /// Pages: mutating requests and the live text endpoint need the session cookie from the same
 /// origin; every response to a browser without the cookie sets it.
-pub async fn session(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, WebError> {
+pub async fn session(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, WebError> {
     let tokens = state.tokens();
     let has_session = tokens.session_in(req.headers());
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD);
@@ -104,7 +112,10 @@ pub async fn session(State(state): State<AppState>, req: Request, next: Next) ->
     }
     let mut response = next.run(req).await;
     if !has_session {
-        let cookie = format!("{}={}; Path=/; HttpOnly; SameSite=Strict", tokens.cookie_name, tokens.session);
+        let cookie = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+            tokens.cookie_name, tokens.session
+        );
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -113,9 +124,17 @@ pub async fn session(State(state): State<AppState>, req: Request, next: Next) ->
 }
 
 /// On a loopback listener, only loopback host names are served (defeats DNS rebinding).
-pub async fn check_host(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, WebError> {
+pub async fn check_host(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, WebError> {
     if state.loopback_only() {
-        if let Some(host) = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()) {
+        if let Some(host) = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+        {
             if !is_loopback_host(host) {
                 return Err(WebError::Forbidden);
             }
@@ -131,7 +150,9 @@ fn is_loopback_host(host: &str) -> bool {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
     name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Refuses a request a browser says comes from another site. Requests without these headers
@@ -166,11 +187,18 @@ impl ServerFile {
     /// the replica can only be open in one process, so no live server can own it.
     pub fn write(dir: &Path, url: &str, token: &str) -> std::io::Result<Self> {
         let path = dir.join(crate::SERVER_FILE);
-        let tmp = dir.join(format!(".{}.{}.tmp", crate::SERVER_FILE, std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            crate::SERVER_FILE,
+            std::process::id()
+        ));
         let body = serde_json::json!({ "url": url, "token": token, "pid": std::process::id() });
         write_private(&tmp, body.to_string().as_bytes())?;
         std::fs::rename(&tmp, &path)?;
-        Ok(Self { path, token: token.to_string() })
+        Ok(Self {
+            path,
+            token: token.to_string(),
+        })
     }
 
     /// Removes the file if it is still ours.
@@ -191,7 +219,12 @@ impl ServerFile {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -207,7 +240,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["127.0.0.1:8063", "localhost", "LOCALHOST:1", "[::1]:80", "127.0.0.2"] {
+        for h in [
+            "127.0.0.1:8063",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:80",
+            "127.0.0.2",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
         for h in ["evil.example:8063", "10.0.0.1", "127.0.0.1.evil.example"] {
@@ -220,7 +259,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc").unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("server.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("server.json")).unwrap())
+                .unwrap();
         assert_eq!(v["url"], "http://127.0.0.1:1");
         assert_eq!(v["token"], "abc");
         assert_eq!(v["pid"], std::process::id());
@@ -229,6 +269,9 @@ mod tests {
         let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc").unwrap();
         ServerFile::write(dir.path(), "http://127.0.0.1:2", "other").unwrap();
         f.remove();
-        assert!(dir.path().join("server.json").exists(), "another server's file was removed");
+        assert!(
+            dir.path().join("server.json").exists(),
+            "another server's file was removed"
+        );
     }
 }

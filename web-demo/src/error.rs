@@ -112,7 +112,9 @@ impl From<DocumentError> for WebError {
     fn from(e: DocumentError) -> Self {
         match e {
             DocumentError::Invalid(v) => Self::Invalid(v.0),
-            DocumentError::BadEdit { field, message } => Self::Invalid(vec![FieldError { field, message }]),
+            DocumentError::BadEdit { field, message } => {
+                Self::Invalid(vec![FieldError { field, message }])
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -160,6 +162,10 @@ mod tests {
         })
         .into();
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(e.public_message().contains("Titre : obligatoire"), "{}", e.public_message());
+        assert!(
+            e.public_message().contains("Titre : obligatoire"),
+            "{}",
+            e.public_message()
+        );
     }
 }

@@ -36,7 +36,9 @@ pub fn observe(replica: &Replica, events: broadcast::Sender<LiveEvent>) {
 }
 
 /// `GET /events`: the live event stream of one page. Ends when the server shuts down.
-pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let first = sync_event(&SyncView::of(state.sync().as_ref(), now_ms()));
     let rx = state.events().subscribe();
     let stop = state.shutdown_signal();
@@ -62,7 +64,9 @@ pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Res
 }
 
 fn sync_event(view: &SyncView) -> Event {
-    Event::default().event("sync").data(serde_json::to_string(view).unwrap_or_default())
+    Event::default()
+        .event("sync")
+        .data(serde_json::to_string(view).unwrap_or_default())
 }
 
 /// Asks the sync provider for its state every [`SYNC_POLL_INTERVAL`] and broadcasts changes.

@@ -19,29 +19,63 @@ pub struct FormData(pub Vec<(String, String)>);
 
 impl FormData {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     fn text(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+        self.get(name)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
     }
 }
 
 /// The top-level fields the form shows for a kind, in form order.
 pub fn fields_for(kind: &str) -> Vec<&'static str> {
-    let mut f = vec!["title", "summary", "description", "status", "office", "location"];
+    let mut f = vec![
+        "title",
+        "summary",
+        "description",
+        "status",
+        "office",
+        "location",
+    ];
     f.extend_from_slice(match kind {
-        "realisation" => &["year", "intervention", "building_type", "client", "designers", "cost_eur_ht", "floor_area_m2"][..],
+        "realisation" => &[
+            "year",
+            "intervention",
+            "building_type",
+            "client",
+            "designers",
+            "cost_eur_ht",
+            "floor_area_m2",
+        ][..],
         "outil" => &["tool_type", "year"][..],
         "action" => &["action_type", "dates", "year"][..],
         "publication" => &["year"][..],
         _ => &[][..],
     });
-    f.extend_from_slice(&["axes", "themes", "sectors", "audiences", "materials", "keywords", "links", "ref"]);
+    f.extend_from_slice(&[
+        "axes",
+        "themes",
+        "sectors",
+        "audiences",
+        "materials",
+        "keywords",
+        "links",
+        "ref",
+    ]);
     f
 }
 
@@ -51,13 +85,24 @@ pub fn to_json(form: &FormData, fields: &[&str]) -> Map<String, Value> {
     let mut out = Map::new();
     for &field in fields {
         let value = match field {
-            "summary" | "description" => form.get(field).map(|s| Value::from(s.replace("\r\n", "\n"))).unwrap_or(Value::Null),
-            "axes" | "themes" | "sectors" | "audiences" => {
-                Value::from(form.all(field).into_iter().filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
+            "summary" | "description" => form
+                .get(field)
+                .map(|s| Value::from(s.replace("\r\n", "\n")))
+                .unwrap_or(Value::Null),
+            "axes" | "themes" | "sectors" | "audiences" => Value::from(
+                form.all(field)
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+            "materials" | "keywords" => {
+                Value::from(split_list(form.get(field).unwrap_or_default()))
             }
-            "materials" | "keywords" => Value::from(split_list(form.get(field).unwrap_or_default())),
             "year" => form.text(field).map(|s| integer(&s)).unwrap_or(Value::Null),
-            "cost_eur_ht" | "floor_area_m2" => form.text(field).map(|s| decimal(&s)).unwrap_or(Value::Null),
+            "cost_eur_ht" | "floor_area_m2" => {
+                form.text(field).map(|s| decimal(&s)).unwrap_or(Value::Null)
+            }
             "location" => location(form),
             "dates" => {
                 let mut d = Map::new();
@@ -66,7 +111,11 @@ pub fn to_json(form: &FormData, fields: &[&str]) -> Map<String, Value> {
                         d.insert(k.into(), Value::from(v));
                     }
                 }
-                if d.is_empty() { Value::Null } else { Value::Object(d) }
+                if d.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(d)
+                }
             }
             "designers" => rows(form, "designers", "name", &["role", "name"]),
             "links" => rows(form, "links", "url", &["url", "label"]),
@@ -78,22 +127,34 @@ pub fn to_json(form: &FormData, fields: &[&str]) -> Map<String, Value> {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split([',', ';', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    s.split([',', ';', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Spaces (also non-breaking) are thousands separators, a comma is a decimal point.
 fn normalise_number(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '€').map(|c| if c == ',' { '.' } else { c }).collect()
+    s.chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '€')
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect()
 }
 
 fn integer(s: &str) -> Value {
-    normalise_number(s).parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(s))
+    normalise_number(s)
+        .parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::from(s))
 }
 
 fn decimal(s: &str) -> Value {
     let n = normalise_number(s);
     match n.parse::<f64>() {
-        Ok(x) if x.is_finite() => serde_json::Number::from_f64(x).map(Value::Number).unwrap_or_else(|| Value::from(s)),
+        Ok(x) if x.is_finite() => serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::from(s)),
         _ => Value::from(s),
     }
 }
@@ -110,7 +171,11 @@ fn location(form: &FormData) -> Value {
             l.insert(k.into(), decimal(&v));
         }
     }
-    if l.is_empty() { Value::Null } else { Value::Object(l) }
+    if l.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(l)
+    }
 }
 
 /// Rows `group.N.key`; a row whose `required` key is empty is left out (the blank rows).
@@ -308,7 +373,12 @@ fn codes_of(values: &Value, name: &str) -> Vec<String> {
     values
         .get(name)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -347,7 +417,13 @@ fn text(view: &FormView<'_>, name: &str, kind: &str, attrs: &[(&str, &str)]) -> 
     text_labelled(view, name, label_of(name), kind, attrs)
 }
 
-fn text_labelled(view: &FormView<'_>, name: &str, label: &str, kind: &str, attrs: &[(&str, &str)]) -> Markup {
+fn text_labelled(
+    view: &FormView<'_>,
+    name: &str,
+    label: &str,
+    kind: &str,
+    attrs: &[(&str, &str)],
+) -> Markup {
     let get = |k: &str| attrs.iter().find(|(a, _)| *a == k).map(|(_, v)| *v);
     let invalid = !errors_for(view.errors, name, false).is_empty();
     let input = html! {
@@ -439,7 +515,12 @@ fn checkboxes(view: &FormView<'_>, name: &str, vocabulary: &str) -> Markup {
 }
 
 fn designers(view: &FormView<'_>) -> Markup {
-    let current = view.values.get("designers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let current = view
+        .values
+        .get("designers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let rows = current.len() + if current.is_empty() { 2 } else { 1 };
     let errors = errors_for(view.errors, "designers", true);
     html! {
@@ -471,7 +552,12 @@ fn designers(view: &FormView<'_>) -> Markup {
 }
 
 fn links(view: &FormView<'_>) -> Markup {
-    let current = view.values.get("links").and_then(Value::as_array).cloned().unwrap_or_default();
+    let current = view
+        .values
+        .get("links")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let rows = current.len() + 1;
     let errors = errors_for(view.errors, "links", true);
     html! {
@@ -503,7 +589,12 @@ mod tests {
     use atelier_core::Resource;
 
     fn form(pairs: &[(&str, &str)]) -> FormData {
-        FormData(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        FormData(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]

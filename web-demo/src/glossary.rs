@@ -19,7 +19,7 @@ pub const KINDS: &[KindHelp] = &[
     KindHelp {
         code: "realisation",
         name: "Réalisation",
-        explanation: "Un bâtiment, un aménagement ou un espace public déjà construit, que l'on montre en exemple (l'« observatoire »).",
+        explanation: "Un bâtiment, un aménagement ou un espace public déjà construit, que l'on montre en exemple dans l'observatoire.",
     },
     KindHelp {
         code: "outil",
@@ -119,7 +119,9 @@ pub fn field_label(name: &str) -> String {
         "(création)" => "création de la fiche".into(),
         "(suppression)" => "suppression".into(),
         "(restauration)" => "restauration".into(),
-        _ => field(name).map(|h| h.label.to_string()).unwrap_or_else(|| name.to_string()),
+        _ => field(name)
+            .map(|h| h.label.to_string())
+            .unwrap_or_else(|| name.to_string()),
     }
 }
 
@@ -151,18 +153,78 @@ pub fn departement_name(code: &str) -> String {
 /// Loire », « des Vosges ». The rule follows the name's first word, which covers the 101 names.
 fn with_article(name: &str) -> String {
     const FEMININE: &[&str] = &[
-        "Loire", "Haute-Loire", "Lozère", "Corrèze", "Creuse", "Haute-Vienne", "Vienne",
-        "Charente", "Charente-Maritime", "Dordogne", "Gironde", "Haute-Garonne", "Haute-Marne",
-        "Marne", "Haute-Saône", "Saône-et-Loire", "Haute-Savoie", "Savoie", "Somme", "Meuse",
-        "Moselle", "Manche", "Mayenne", "Sarthe", "Nièvre", "Drôme", "Haute-Corse", "Corse-du-Sud",
-        "Guadeloupe", "Martinique", "Guyane", "Réunion", "Seine-Maritime", "Seine-Saint-Denis",
-        "Seine-et-Marne", "Vendée", "Haute-Vienne", "Haute-Saône", "Côte-d'Or", "Haute-Marne",
-        "Meurthe-et-Moselle", "Loire-Atlantique", "Orne", "Aube", "Ardèche", "Aude", "Eure",
-        "Eure-et-Loir", "Essonne", "Indre", "Indre-et-Loire", "Isère", "Oise", "Allier",
+        "Loire",
+        "Haute-Loire",
+        "Lozère",
+        "Corrèze",
+        "Creuse",
+        "Haute-Vienne",
+        "Vienne",
+        "Charente",
+        "Charente-Maritime",
+        "Dordogne",
+        "Gironde",
+        "Haute-Garonne",
+        "Haute-Marne",
+        "Marne",
+        "Haute-Saône",
+        "Saône-et-Loire",
+        "Haute-Savoie",
+        "Savoie",
+        "Somme",
+        "Meuse",
+        "Moselle",
+        "Manche",
+        "Mayenne",
+        "Sarthe",
+        "Nièvre",
+        "Drôme",
+        "Haute-Corse",
+        "Corse-du-Sud",
+        "Guadeloupe",
+        "Martinique",
+        "Guyane",
+        "Réunion",
+        "Seine-Maritime",
+        "Seine-Saint-Denis",
+        "Seine-et-Marne",
+        "Vendée",
+        "Haute-Vienne",
+        "Haute-Saône",
+        "Côte-d'Or",
+        "Haute-Marne",
+        "Meurthe-et-Moselle",
+        "Loire-Atlantique",
+        "Orne",
+        "Aube",
+        "Ardèche",
+        "Aude",
+        "Eure",
+        "Eure-et-Loir",
+        "Essonne",
+        "Indre",
+        "Indre-et-Loire",
+        "Isère",
+        "Oise",
+        "Allier",
     ];
-    const PLURAL_PREFIXES: &[&str] = &["Alpes", "Ardennes", "Bouches", "Côtes", "Deux", "Hautes", "Hauts", "Landes", "Pyrénées", "Vosges", "Yvelines"];
+    const PLURAL_PREFIXES: &[&str] = &[
+        "Alpes",
+        "Ardennes",
+        "Bouches",
+        "Côtes",
+        "Deux",
+        "Hautes",
+        "Hauts",
+        "Landes",
+        "Pyrénées",
+        "Vosges",
+        "Yvelines",
+    ];
     let first = name.split(['-', ' ']).next().unwrap_or(name);
-    let vowel = name.starts_with(['A', 'E', 'I', 'O', 'U', 'Y', 'É', 'Î', 'H']) && !name.starts_with("Haute") && !name.starts_with("Hauts");
+    let vowel = name.starts_with(['A', 'E', 'I', 'O', 'U', 'Y', 'É', 'Î', 'H'])
+        && !name.starts_with("Haute")
+        && !name.starts_with("Hauts");
     if PLURAL_PREFIXES.contains(&first) {
         format!("des {name}")
     } else if vowel {
@@ -192,7 +254,10 @@ mod tests {
         for (code, _) in vocab::codes(vocab::KINDS) {
             assert!(kind(code).is_some(), "no explanation for kind {code}");
         }
-        assert!(kind("action").unwrap().explanation.contains("sensibiliser un public"));
+        assert!(kind("action")
+            .unwrap()
+            .explanation
+            .contains("sensibiliser un public"));
     }
 
     #[test]

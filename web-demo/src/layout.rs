@@ -41,6 +41,7 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (meta.title) " — Atelier, " (office_name) }
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/app.js" defer {}
             }
@@ -97,7 +98,12 @@ pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> Markup
     };
     page(
         state,
-        PageMeta { title, page: "error", doc: None, nav: Nav::None },
+        PageMeta {
+            title,
+            page: "error",
+            doc: None,
+            nav: Nav::None,
+        },
         html! {
             section.error-page {
                 h1 { (title) }
@@ -110,8 +116,11 @@ pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> Markup
 
 /// A `<time>` the script shows in local time; the text is UTC for browsers without script.
 pub fn time(seconds: i64) -> Markup {
-    let dt = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let iso = dt.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let dt = time::OffsetDateTime::from_unix_timestamp(seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let iso = dt
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let text = format!(
         "{:02}/{:02}/{} à {:02}h{:02} (UTC)",
         dt.day(),

@@ -91,7 +91,10 @@ impl Default for WebConfig {
 impl WebConfig {
     /// The defaults, listening on `listen`.
     pub fn listening_on(listen: SocketAddr) -> Self {
-        Self { listen, ..Self::default() }
+        Self {
+            listen,
+            ..Self::default()
+        }
     }
 }
 
@@ -118,7 +121,10 @@ impl AppState {
         let (shutdown_tx, shutdown) = watch::channel(false);
         Self(Arc::new(Shared {
             replica,
-            sync: config.sync.clone().unwrap_or_else(|| Arc::new(NotConfigured)),
+            sync: config
+                .sync
+                .clone()
+                .unwrap_or_else(|| Arc::new(NotConfigured)),
             search: config.search.clone(),
             events,
             tokens: auth::Tokens::random(),
@@ -172,7 +178,9 @@ impl AppState {
         f: impl FnOnce(&Replica) -> Result<T, WebError> + Send + 'static,
     ) -> Result<T, WebError> {
         let replica = self.0.replica.clone();
-        tokio::task::spawn_blocking(move || f(&replica)).await.map_err(WebError::internal)?
+        tokio::task::spawn_blocking(move || f(&replica))
+            .await
+            .map_err(WebError::internal)?
     }
 }
 
@@ -183,33 +191,63 @@ pub fn router(state: AppState) -> Router {
         .route("/resources/{id}", get(api::show).delete(api::delete))
         .route("/resources/{id}/edits", post(api::edit))
         .route("/resources/{id}/history", get(api::history))
-        .route("/import", post(api::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)))
+        .route(
+            "/import",
+            post(api::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .route("/export", get(api::export))
         .route("/sync", get(api::sync_state).post(api::sync_now))
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
         .layer(axum::middleware::from_fn(error_pages::json_errors));
     let pages = Router::new()
         .route("/", get(pages::list::page))
-        .route("/ressources/nouvelle", get(pages::edit::new_form).post(pages::edit::create))
+        .route(
+            "/ressources/nouvelle",
+            get(pages::edit::new_form).post(pages::edit::create),
+        )
         .route("/ressources/{id}", get(pages::show::page))
-        .route("/ressources/{id}/modifier", get(pages::edit::edit_form).post(pages::edit::update))
+        .route(
+            "/ressources/{id}/modifier",
+            get(pages::edit::edit_form).post(pages::edit::update),
+        )
         .route("/ressources/{id}/historique", get(pages::history::page))
-        .route("/ressources/{id}/version/{hash}", get(pages::history::version))
-        .route("/ressources/{id}/supprimer", get(pages::delete::confirm).post(pages::delete::delete))
+        .route(
+            "/ressources/{id}/version/{hash}",
+            get(pages::history::version),
+        )
+        .route(
+            "/ressources/{id}/supprimer",
+            get(pages::delete::confirm).post(pages::delete::delete),
+        )
         .route("/ressources/{id}/restaurer", post(pages::delete::restore))
-        .route("/ressources/{id}/texte", get(live::state).post(live::splice))
+        .route(
+            "/ressources/{id}/texte",
+            get(live::state).post(live::splice),
+        )
         .route("/lexique", get(pages::lexicon::page))
         .route("/events", get(events::stream))
         .route("/assets/{file}", get(assets::serve))
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), error_pages::page_errors))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::session));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error_pages::page_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::session,
+        ));
     Router::new()
         .nest("/api", api)
         .merge(pages)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_host))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_host,
+        ))
         .with_state(state)
 }
 
@@ -250,7 +288,11 @@ mod error_pages {
         let (parts, _) = response.into_parts();
         let page = crate::layout::error_page(&state, status, &message.message);
         let mut out = (status, page).into_response();
-        for (k, v) in parts.headers.iter().filter(|(k, _)| *k == header::SET_COOKIE) {
+        for (k, v) in parts
+            .headers
+            .iter()
+            .filter(|(k, _)| *k == header::SET_COOKIE)
+        {
             out.headers_mut().append(k, v.clone());
         }
         out
@@ -268,7 +310,10 @@ mod error_pages {
             serde_json::json!({ "error": message.message, "fields": message.fields })
         };
         let (mut parts, _) = response.into_parts();
-        parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(parts, Body::from(body.to_string()))
     }
@@ -295,7 +340,10 @@ mod error_pages {
             s if s.is_server_error() => "Une erreur inattendue est survenue. Réessayez.",
             _ => "La demande n'a pas pu être comprise.",
         };
-        ErrorMessage { message: message.into(), fields: Vec::new() }
+        ErrorMessage {
+            message: message.into(),
+            fields: Vec::new(),
+        }
     }
 }
 
@@ -353,8 +401,12 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
     let state = AppState::new(replica.clone(), &config);
     let server_file = if config.write_server_file && !replica.dir().as_os_str().is_empty() {
         Some(
-            auth::ServerFile::write(replica.dir(), &format!("http://{local_addr}"), state.api_token())
-                .context("écriture de server.json")?,
+            auth::ServerFile::write(
+                replica.dir(),
+                &format!("http://{local_addr}"),
+                state.api_token(),
+            )
+            .context("écriture de server.json")?,
         )
     } else {
         None
@@ -366,11 +418,22 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
             tracing::error!(error = %e, "web server stopped");
         }
     });
     tasks.spawn(events::poll_sync(state.clone()));
     tracing::info!(url = %format!("http://{local_addr}"), office = %replica.office(), "web app listening");
-    Ok(WebHandle { local_addr, state, tasks, server_file })
+    Ok(WebHandle {
+        local_addr,
+        state,
+        tasks,
+        server_file,
+    })
 }
+
+#[cfg(test)]
+mod route_tests;

@@ -35,11 +35,17 @@ pub struct SpliceBody {
     pub edits: Vec<Edit>,
 }
 
-pub async fn state(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let body = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
-            let mut doc = r.store().load(&id)?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
+            let mut doc = r
+                .store()
+                .load(&id)?
+                .ok_or_else(|| WebError::NotFound(id.to_string()))?;
             let stored = document::read(&doc)?;
             Ok(json!({
                 "heads": heads_text(&doc.get_heads()),
@@ -96,7 +102,10 @@ fn heads_text(heads: &[ChangeHash]) -> Vec<String> {
 fn parse_heads(text: &[String]) -> Result<Vec<ChangeHash>, WebError> {
     let mut heads = text
         .iter()
-        .map(|h| h.parse().map_err(|_| WebError::BadRequest(format!("version « {h} » illisible"))))
+        .map(|h| {
+            h.parse()
+                .map_err(|_| WebError::BadRequest(format!("version « {h} » illisible")))
+        })
         .collect::<Result<Vec<ChangeHash>, _>>()?;
     heads.sort();
     Ok(heads)

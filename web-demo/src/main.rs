@@ -30,24 +30,39 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "atelier_web=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "atelier_web=info".into()),
         )
         .init();
     run(Args::parse()).await
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let replica = Arc::new(Replica::open(&args.dir).with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?);
-    let search = match SearchIndex::open_or_create(&args.dir.join("search")).map_err(|e| e.to_string()).and_then(|index| IndexedSearch::new(replica.clone(), index)) {
+    let replica = Arc::new(
+        Replica::open(&args.dir)
+            .with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?,
+    );
+    let search = match SearchIndex::open_or_create(&args.dir.join("search"))
+        .map_err(|e| e.to_string())
+        .and_then(|index| IndexedSearch::new(replica.clone(), index))
+    {
         Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
         Err(e) => {
             tracing::warn!(error = %e, "recherche plein texte indisponible, filtre simple utilisé");
             None
         }
     };
-    let config = WebConfig { listen: args.listen, search, ..WebConfig::default() };
+    let config = WebConfig {
+        listen: args.listen,
+        search,
+        ..WebConfig::default()
+    };
     let handle = atelier_web::spawn(replica.clone(), config).await?;
-    println!("Atelier ({}) : ouvrez {} dans votre navigateur. Ctrl+C pour arrêter.", replica.office(), handle.url());
+    println!(
+        "Atelier ({}) : ouvrez {} dans votre navigateur. Ctrl+C pour arrêter.",
+        replica.office(),
+        handle.url()
+    );
     tokio::signal::ctrl_c().await.context("attente de Ctrl+C")?;
     println!("Arrêt…");
     handle.shutdown().await;

@@ -10,7 +10,8 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 /// Credit line required by the outlines' licence.
-pub const CREDIT: &str = "Contours : IGN Admin Express COG 2018, Licence Ouverte / Etalab, via france-geojson";
+pub const CREDIT: &str =
+    "Contours : IGN Admin Express COG 2018, Licence Ouverte / Etalab, via france-geojson";
 /// Drawing size in SVG units.
 const SIZE: f64 = 320.0;
 
@@ -25,7 +26,8 @@ struct Dept {
 fn departements() -> &'static [Dept] {
     static D: OnceLock<Vec<Dept>> = OnceLock::new();
     D.get_or_init(|| {
-        let v: Value = serde_json::from_slice(crate::assets::DEPARTEMENTS_GEOJSON).unwrap_or(Value::Null);
+        let v: Value =
+            serde_json::from_slice(crate::assets::DEPARTEMENTS_GEOJSON).unwrap_or(Value::Null);
         let features = v["features"].as_array().cloned().unwrap_or_default();
         features.iter().filter_map(parse_feature).collect()
     })
@@ -33,7 +35,10 @@ fn departements() -> &'static [Dept] {
 
 fn parse_feature(f: &Value) -> Option<Dept> {
     let code = f["properties"]["code"].as_str()?.to_string();
-    let name = f["properties"]["nom"].as_str().unwrap_or_default().to_string();
+    let name = f["properties"]["nom"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let polygons: Vec<&Value> = match f["geometry"]["type"].as_str()? {
         "Polygon" => vec![&f["geometry"]["coordinates"]],
         "MultiPolygon" => f["geometry"]["coordinates"].as_array()?.iter().collect(),
@@ -52,9 +57,19 @@ fn parse_feature(f: &Value) -> Option<Dept> {
     }
     let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
     for (x, y) in rings.iter().flatten() {
-        bbox = [bbox[0].min(*x), bbox[1].min(*y), bbox[2].max(*x), bbox[3].max(*y)];
+        bbox = [
+            bbox[0].min(*x),
+            bbox[1].min(*y),
+            bbox[2].max(*x),
+            bbox[3].max(*y),
+        ];
     }
-    Some(Dept { code, name, rings, bbox })
+    Some(Dept {
+        code,
+        name,
+        rings,
+        bbox,
+    })
 }
 
 /// The map for a location, or `None` when there is nothing to draw (no metropolitan
@@ -85,11 +100,20 @@ pub fn render(departement: Option<&str>, point: Option<(f64, f64)>) -> Option<Ma
     };
     let neighbours: Vec<&Dept> = all
         .iter()
-        .filter(|d| d.code != dept.code && d.bbox[0] < x1 && d.bbox[2] > x0 && d.bbox[1] < y1 && d.bbox[3] > y0)
+        .filter(|d| {
+            d.code != dept.code
+                && d.bbox[0] < x1
+                && d.bbox[2] > x0
+                && d.bbox[1] < y1
+                && d.bbox[3] > y0
+        })
         .collect();
     let pin = point.map(|(lon, lat)| project(lon, lat));
     let label = match point {
-        Some((lon, lat)) => format!("Carte : {} ({}), point à {lat:.4}° N, {lon:.4}° E", dept.name, dept.code),
+        Some((lon, lat)) => format!(
+            "Carte : {} ({}), point à {lat:.4}° N, {lon:.4}° E",
+            dept.name, dept.code
+        ),
         None => format!("Carte : {} ({})", dept.name, dept.code),
     };
     Some(html! {
@@ -139,12 +163,17 @@ mod tests {
 
     #[test]
     fn draws_the_departement_with_a_pin_and_credit() {
-        let m = render(Some("63"), Some((3.1455, 45.7859))).unwrap().into_string();
+        let m = render(Some("63"), Some((3.1455, 45.7859)))
+            .unwrap()
+            .into_string();
         assert!(m.contains("Puy-de-Dôme"));
         assert!(m.contains("class=\"pin\""));
         assert!(m.contains("Licence Ouverte / Etalab"));
         let found = render(None, Some((3.1455, 45.7859))).unwrap().into_string();
-        assert!(found.contains("Puy-de-Dôme"), "département found from the point");
+        assert!(
+            found.contains("Puy-de-Dôme"),
+            "département found from the point"
+        );
         assert!(render(Some("974"), None).is_none());
     }
 }

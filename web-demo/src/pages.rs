@@ -30,16 +30,24 @@ pub fn resource_path(id: &DocumentId) -> String {
 
 /// Fallback for unknown page addresses.
 pub async fn not_found(State(state): State<AppState>) -> Response {
-    let page = crate::layout::error_page(&state, StatusCode::NOT_FOUND, "Cette page n'existe pas. Elle a peut-être été déplacée.");
+    let page = crate::layout::error_page(
+        &state,
+        StatusCode::NOT_FOUND,
+        "Cette page n'existe pas. Elle a peut-être été déplacée.",
+    );
     (StatusCode::NOT_FOUND, page).into_response()
 }
 
 /// A submitted form, or a French error (too large, unreadable).
-pub fn form_data(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<FormData, WebError> {
+pub fn form_data(
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<FormData, WebError> {
     match form {
         Ok(Form(pairs)) => Ok(FormData(pairs)),
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(WebError::TooLarge),
-        Err(_) => Err(WebError::BadRequest("Le formulaire envoyé n'a pas pu être lu.".into())),
+        Err(_) => Err(WebError::BadRequest(
+            "Le formulaire envoyé n'a pas pu être lu.".into(),
+        )),
     }
 }
 
@@ -54,7 +62,9 @@ pub async fn load(state: &AppState, id: String) -> Result<(DocumentId, Stored), 
 }
 
 pub fn kind_badge(kind: &str) -> Markup {
-    let help = glossary::kind(kind).map(|k| k.explanation).unwrap_or_default();
+    let help = glossary::kind(kind)
+        .map(|k| k.explanation)
+        .unwrap_or_default();
     html! { span.badge.kind data-kind=(kind) title=(help) { (glossary::kind_name(kind)) } }
 }
 
@@ -70,7 +80,7 @@ pub fn fr_number(x: f64) -> String {
     let digits = whole.to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push('\u{202f}');
         }
         grouped.push(c);
@@ -107,7 +117,10 @@ pub fn paragraphs(text: &str) -> Markup {
 }
 
 fn labels(vocabulary: &str, codes: &[String]) -> Vec<String> {
-    codes.iter().map(|c| glossary::code_label(vocabulary, c).to_string()).collect()
+    codes
+        .iter()
+        .map(|c| glossary::code_label(vocabulary, c).to_string())
+        .collect()
 }
 
 /// Every filled field but title, summary and description, as a definition list.
@@ -118,7 +131,10 @@ pub fn details(r: &Resource) -> Markup {
         "action" => "Année de l'action",
         _ => "Année",
     };
-    let opt_label = |vocabulary: &str, v: &Option<String>| v.as_deref().map(|c| glossary::code_label(vocabulary, c).to_string());
+    let opt_label = |vocabulary: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|c| glossary::code_label(vocabulary, c).to_string())
+    };
     let loc = r.location.clone().unwrap_or_default();
     let lieu = match (&loc.commune, &loc.departement) {
         (Some(c), Some(d)) => Some(format!("{c}, {}", glossary::departement_name(d))),
@@ -135,23 +151,41 @@ pub fn details(r: &Resource) -> Markup {
     let list_rows: Vec<(&str, Vec<String>)> = vec![
         ("Axes du programme", labels(vocab::AXES, &r.axes)),
         ("Thèmes", labels(vocab::THEMES, &r.themes)),
-        ("Filières de construction", labels(vocab::SECTORS, &r.sectors)),
+        (
+            "Filières de construction",
+            labels(vocab::SECTORS, &r.sectors),
+        ),
         ("Matériaux", r.materials.clone()),
         ("Publics", labels(vocab::AUDIENCES, &r.audiences)),
         ("Mots-clés", r.keywords.clone()),
     ];
     let rows: Vec<(&str, Option<String>)> = vec![
-        ("Type d'action", opt_label(vocab::ACTION_TYPES, &r.action_type)),
+        (
+            "Type d'action",
+            opt_label(vocab::ACTION_TYPES, &r.action_type),
+        ),
         ("Type d'outil", opt_label(vocab::TOOL_TYPES, &r.tool_type)),
         ("Dates", dates),
         ("Lieu", lieu),
         ("Code commune INSEE", loc.insee.clone()),
         (year_label, r.year.map(|y| y.to_string())),
-        ("Nature des travaux", opt_label(vocab::INTERVENTIONS, &r.intervention)),
-        ("Type de bâtiment ou d'espace", opt_label(vocab::BUILDING_TYPES, &r.building_type)),
+        (
+            "Nature des travaux",
+            opt_label(vocab::INTERVENTIONS, &r.intervention),
+        ),
+        (
+            "Type de bâtiment ou d'espace",
+            opt_label(vocab::BUILDING_TYPES, &r.building_type),
+        ),
         ("Maître d'ouvrage", r.client.clone()),
-        ("Coût des travaux", r.cost_eur_ht.map(|c| format!("{} € HT", fr_number(c)))),
-        ("Surface de plancher", r.floor_area_m2.map(|a| format!("{} m²", fr_number(a)))),
+        (
+            "Coût des travaux",
+            r.cost_eur_ht.map(|c| format!("{} € HT", fr_number(c))),
+        ),
+        (
+            "Surface de plancher",
+            r.floor_area_m2.map(|a| format!("{} m²", fr_number(a))),
+        ),
     ];
     html! {
         dl.details {

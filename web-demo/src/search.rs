@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use atelier_core::replica::{ListFilter, ListingEntry, Replica};
-use atelier_core::search::{Filters, Hit, SearchDoc, SearchIndex, SearchQuery, SearchResults};
 use atelier_core::search::analysis::fold;
+use atelier_core::search::{Filters, Hit, SearchDoc, SearchIndex, SearchQuery, SearchResults};
 use atelier_core::{vocab, DocumentId, Resource};
 
 /// What the list page needs from a search engine.
@@ -32,12 +32,18 @@ impl IndexedSearch {
     /// Wraps `index`; if it was recreated empty (`needs_rebuild`), every resource is indexed on
     /// the first search.
     pub fn new(replica: Arc<Replica>, index: SearchIndex) -> Result<Self, String> {
-        let search = Self { replica, index: Mutex::new(index) };
+        let search = Self {
+            replica,
+            index: Mutex::new(index),
+        };
         let rebuild = search.lock().needs_rebuild();
         if rebuild {
             let all = search
                 .replica
-                .list(&ListFilter { include_deleted: true, ..ListFilter::default() })
+                .list(&ListFilter {
+                    include_deleted: true,
+                    ..ListFilter::default()
+                })
                 .map_err(|e| e.to_string())?;
             let ids: Vec<DocumentId> = all.iter().map(|e| e.id).collect();
             search.index_ids(&ids)?;
@@ -52,7 +58,9 @@ impl IndexedSearch {
             return Ok(());
         }
         self.index_ids(&pending)?;
-        self.replica.clear_pending(&pending).map_err(|e| e.to_string())
+        self.replica
+            .clear_pending(&pending)
+            .map_err(|e| e.to_string())
     }
 
     fn index_ids(&self, ids: &[DocumentId]) -> Result<(), String> {
@@ -140,12 +148,23 @@ pub fn search_doc(id: &DocumentId, r: &Resource) -> SearchDoc {
 }
 
 /// The facets the list page filters on, with the listing field each reads.
-pub const FACETS: &[&str] = &["kind", "status", "office", "departement", "axe", "theme", "sector"];
+pub const FACETS: &[&str] = &[
+    "kind",
+    "status",
+    "office",
+    "departement",
+    "axe",
+    "theme",
+    "sector",
+];
 
 /// Plain search over the listing index: every word of `text` (case and accents ignored) must
 /// appear in the title, summary, commune or ref. Sorted by title.
 pub fn fallback(entries: &[ListingEntry], query: &SearchQuery) -> SearchResults {
-    let words: Vec<String> = fold(&query.text).split_whitespace().map(str::to_string).collect();
+    let words: Vec<String> = fold(&query.text)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let text_ok: Vec<&ListingEntry> = entries
         .iter()
         .filter(|e| {
@@ -163,7 +182,11 @@ pub fn fallback(entries: &[ListingEntry], query: &SearchQuery) -> SearchResults 
         })
         .collect();
     let f = &query.filters;
-    let matching: Vec<&ListingEntry> = text_ok.iter().copied().filter(|e| matches(e, f, None)).collect();
+    let matching: Vec<&ListingEntry> = text_ok
+        .iter()
+        .copied()
+        .filter(|e| matches(e, f, None))
+        .collect();
     let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for facet in FACETS {
         let counts = facets.entry(facet.to_string()).or_default();
@@ -188,7 +211,12 @@ pub fn fallback(entries: &[ListingEntry], query: &SearchQuery) -> SearchResults 
             snippet_html: String::new(),
         })
         .collect();
-    SearchResults { total: matching.len(), hits, facets, relaxed: false }
+    SearchResults {
+        total: matching.len(),
+        hits,
+        facets,
+        relaxed: false,
+    }
 }
 
 fn values<'a>(e: &'a ListingEntry, facet: &str) -> Vec<&'a str> {
@@ -217,7 +245,11 @@ fn matches(e: &ListingEntry, f: &Filters, except: Option<&str>) -> bool {
         ("sector", &f.sector),
     ];
     lists.iter().all(|(facet, wanted)| {
-        Some(*facet) == except || wanted.is_empty() || values(e, facet).iter().any(|v| wanted.iter().any(|w| w == v))
+        Some(*facet) == except
+            || wanted.is_empty()
+            || values(e, facet)
+                .iter()
+                .any(|v| wanted.iter().any(|w| w == v))
     })
 }
 
@@ -235,7 +267,8 @@ mod tests {
             json!({"kind":"outil","title":"Guide de la lauze","office":"caue-15","sectors":["pierre"]}),
             json!({"kind":"realisation","title":"Maison en paille","office":"caue-15","sectors":["fibres_vegetales","bois"]}),
         ] {
-            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0).unwrap();
+            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                .unwrap();
         }
         Arc::new(r)
     }
@@ -244,11 +277,17 @@ mod tests {
     fn fallback_filters_words_and_counts_facets_without_their_own_filter() {
         let r = replica();
         let all = r.list(&ListFilter::default()).unwrap();
-        let mut q = SearchQuery { limit: 10, ..SearchQuery::default() };
+        let mut q = SearchQuery {
+            limit: 10,
+            ..SearchQuery::default()
+        };
         q.filters.kind = vec!["realisation".into()];
         let res = fallback(&all, &q);
         assert_eq!(res.total, 2);
-        assert_eq!(res.facets["kind"]["outil"], 1, "own facet counted without its filter");
+        assert_eq!(
+            res.facets["kind"]["outil"], 1,
+            "own facet counted without its filter"
+        );
         assert_eq!(res.facets["sector"].get("pierre"), None);
         q.text = "ECOLE thiers".into();
         assert_eq!(fallback(&all, &q).hits[0].title, "École en pisé");

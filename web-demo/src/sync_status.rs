@@ -68,8 +68,9 @@ impl SyncView {
             return Self {
                 kind: "non_configure",
                 headline: "Synchronisation non configurée".into(),
-                detail: "Les modifications restent sur cet ordinateur : aucun relais n'est configuré."
-                    .into(),
+                detail:
+                    "Les modifications restent sur cet ordinateur : aucun relais n'est configuré."
+                        .into(),
                 state,
             };
         }
@@ -82,7 +83,11 @@ impl SyncView {
             .last_sync
             .map(|t| format!(" Dernière synchronisation : {}.", ago(now_ms - t)))
             .unwrap_or_default();
-        let relay = state.relay.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        let relay = state
+            .relay
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         if state.connected {
             Self {
                 kind: "connecte",
@@ -133,11 +138,27 @@ mod tests {
     fn words_follow_the_state() {
         let v = SyncView::of(&NotConfigured, 0);
         assert_eq!(v.kind, "non_configure");
-        let off = Fixed(SyncState { connected: false, relay: None, pending_changes: 3, last_sync: Some(0) });
+        let off = Fixed(SyncState {
+            connected: false,
+            relay: None,
+            pending_changes: 3,
+            last_sync: Some(0),
+        });
         let v = SyncView::of(&off, 120_000);
-        assert_eq!(v.headline, "Hors ligne — 3 modifications pas encore sur le relais");
+        assert_eq!(
+            v.headline,
+            "Hors ligne — 3 modifications pas encore sur le relais"
+        );
         assert!(v.detail.contains("il y a 2 min"), "{}", v.detail);
-        let on = Fixed(SyncState { connected: true, relay: Some("relais.caue".into()), pending_changes: 0, last_sync: None });
-        assert_eq!(SyncView::of(&on, 0).headline, "Connecté au relais — toutes les modifications sont sur le relais");
+        let on = Fixed(SyncState {
+            connected: true,
+            relay: Some("relais.caue".into()),
+            pending_changes: 0,
+            last_sync: None,
+        });
+        assert_eq!(
+            SyncView::of(&on, 0).headline,
+            "Connecté au relais — toutes les modifications sont sur le relais"
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{load, resource_path};
 use crate::AppState;
 
-pub async fn confirm(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let (id, stored) = load(&state, id).await?;
     let path = resource_path(&id);
     let title = format!("Supprimer — {}", stored.resource.title);
@@ -29,11 +32,23 @@ pub async fn confirm(State(state): State<AppState>, Path(id): Path<String>) -> R
             }
         }
     };
-    Ok(layout::page(&state, PageMeta { title: &title, page: "delete", doc: Some(id.to_base58()), nav: Nav::None }, content)
-        .into_response())
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title: &title,
+            page: "delete",
+            doc: Some(id.to_base58()),
+            nav: Nav::None,
+        },
+        content,
+    )
+    .into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let id = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -44,7 +59,10 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok(Redirect::to(&format!("/?supprimee={}", id.to_base58())).into_response())
 }
 
-pub async fn restore(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn restore(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let id = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;

@@ -43,15 +43,28 @@ pub async fn new_form(State(state): State<AppState>, Query(q): Query<NewQuery>) 
     new_page(&state, kind.code, &values, &[]).into_response()
 }
 
-pub async fn create(State(state): State<AppState>, form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Response, WebError> {
+pub async fn create(
+    State(state): State<AppState>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, WebError> {
     let form = form_data(form)?;
-    let kind = form.get("kind").and_then(glossary::kind).map(|k| k.code).unwrap_or("realisation");
+    let kind = form
+        .get("kind")
+        .and_then(glossary::kind)
+        .map(|k| k.code)
+        .unwrap_or("realisation");
     let mut obj = form::to_json(&form, &form::fields_for(kind));
     obj.insert("kind".into(), Value::from(kind));
     let value = Value::Object(obj);
     let resource = match Resource::from_json(&value) {
         Ok(r) => r,
-        Err(e) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, new_page(&state, kind, &value, &e.0)).into_response()),
+        Err(e) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                new_page(&state, kind, &value, &e.0),
+            )
+                .into_response())
+        }
     };
     let id = state
         .blocking(move |r| Ok(r.create(&resource, &mut rand::rngs::OsRng, now_ms())?))
@@ -59,17 +72,31 @@ pub async fn create(State(state): State<AppState>, form: Result<Form<Vec<(String
     Ok(Redirect::to(&format!("{}?cree=1", resource_path(&id))).into_response())
 }
 
-pub async fn edit_form(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn edit_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let (id, heads, stored) = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
-            let mut doc = r.store().load(&id)?.ok_or_else(|| WebError::NotFound(id.to_string()))?;
+            let mut doc = r
+                .store()
+                .load(&id)?
+                .ok_or_else(|| WebError::NotFound(id.to_string()))?;
             let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
             Ok((id, heads, atelier_core::document::read(&doc)?))
         })
         .await?;
     let values = stored.resource.to_json();
-    Ok(edit_page(&state, &id, &stored.resource.kind, &heads.join(","), &values, &[]).into_response())
+    Ok(edit_page(
+        &state,
+        &id,
+        &stored.resource.kind,
+        &heads.join(","),
+        &values,
+        &[],
+    )
+    .into_response())
 }
 
 pub async fn update(
@@ -81,13 +108,24 @@ pub async fn update(
     let outcome = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
-            let version: Vec<String> = form.get("version").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+            let version: Vec<String> = form
+                .get("version")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
             // The version the form was drawn from; the current one if that is unknown.
             let base = match r.get_at(&id, &version) {
                 Ok(s) if !version.is_empty() => s,
                 _ => r.get(&id)?,
             };
-            let drawn_kind = form.get("formulaire").and_then(glossary::kind).map(|k| k.code).unwrap_or(base.resource.kind.as_str()).to_string();
+            let drawn_kind = form
+                .get("formulaire")
+                .and_then(glossary::kind)
+                .map(|k| k.code)
+                .unwrap_or(base.resource.kind.as_str())
+                .to_string();
             let live_text = form.get("texte_en_direct") == Some("1");
             let mut covered = form::fields_for(&drawn_kind);
             covered.push("kind");
@@ -106,12 +144,17 @@ pub async fn update(
             let edits: Vec<Edit> = changed_fields(&base.resource, &wanted)
                 .into_iter()
                 .filter(|f| covered.contains(&f.as_str()))
-                .map(|f| Edit::Set { value: merged.get(&f).cloned().unwrap_or(Value::Null), field: f })
+                .map(|f| Edit::Set {
+                    value: merged.get(&f).cloned().unwrap_or(Value::Null),
+                    field: f,
+                })
                 .collect();
             if !edits.is_empty() {
                 if let Err(e) = r.edit(&id, &edits, now_ms()) {
                     return match WebError::from(e) {
-                        WebError::Invalid(errors) => Ok(Err((id, version.join(","), merged, errors))),
+                        WebError::Invalid(errors) => {
+                            Ok(Err((id, version.join(","), merged, errors)))
+                        }
                         other => Err(other),
                     };
                 }
@@ -122,8 +165,16 @@ pub async fn update(
     match outcome {
         Ok(id) => Ok(Redirect::to(&format!("{}?enregistre=1", resource_path(&id))).into_response()),
         Err((id, version, values, errors)) => {
-            let kind = values.get("kind").and_then(Value::as_str).unwrap_or("realisation").to_string();
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, edit_page(&state, &id, &kind, &version, &values, &errors)).into_response())
+            let kind = values
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("realisation")
+                .to_string();
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                edit_page(&state, &id, &kind, &version, &values, &errors),
+            )
+                .into_response())
         }
     }
 }
@@ -144,7 +195,16 @@ fn choose_kind(state: &AppState) -> Markup {
         }
         p { a href="/lexique" { "Un mot n'est pas clair ? Voir le lexique." } }
     };
-    layout::page(state, PageMeta { title: "Ajouter une fiche", page: "choose", doc: None, nav: Nav::New }, content)
+    layout::page(
+        state,
+        PageMeta {
+            title: "Ajouter une fiche",
+            page: "choose",
+            doc: None,
+            nav: Nav::New,
+        },
+        content,
+    )
 }
 
 fn new_page(state: &AppState, kind: &str, values: &Value, errors: &[FieldError]) -> Markup {
@@ -163,12 +223,31 @@ fn new_page(state: &AppState, kind: &str, values: &Value, errors: &[FieldError])
             }
         }
     };
-    layout::page(state, PageMeta { title: &title, page: "new", doc: None, nav: Nav::New }, content)
+    layout::page(
+        state,
+        PageMeta {
+            title: &title,
+            page: "new",
+            doc: None,
+            nav: Nav::New,
+        },
+        content,
+    )
 }
 
-fn edit_page(state: &AppState, id: &atelier_core::DocumentId, kind: &str, version: &str, values: &Value, errors: &[FieldError]) -> Markup {
+fn edit_page(
+    state: &AppState,
+    id: &atelier_core::DocumentId,
+    kind: &str,
+    version: &str,
+    values: &Value,
+    errors: &[FieldError],
+) -> Markup {
     let path = resource_path(id);
-    let name = values.get("title").and_then(Value::as_str).unwrap_or_default();
+    let name = values
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let title = format!("Modifier — {name}");
     let content = html! {
         p.crumbs { a href=(path) { "← Revenir à la fiche sans enregistrer les autres champs" } }
@@ -188,5 +267,14 @@ fn edit_page(state: &AppState, id: &atelier_core::DocumentId, kind: &str, versio
             }
         }
     };
-    layout::page(state, PageMeta { title: &title, page: "edit", doc: Some(id.to_base58()), nav: Nav::None }, content)
+    layout::page(
+        state,
+        PageMeta {
+            title: &title,
+            page: "edit",
+            doc: Some(id.to_base58()),
+            nav: Nav::None,
+        },
+        content,
+    )
 }

@@ -12,7 +12,10 @@ use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
 use crate::AppState;
 
-pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let (id, stored, mut entries) = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -48,15 +51,31 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Resu
             }
         }
     };
-    Ok(layout::page(&state, PageMeta { title: &title, page: "history", doc: Some(id.to_base58()), nav: Nav::None }, content)
-        .into_response())
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title: &title,
+            page: "history",
+            doc: Some(id.to_base58()),
+            nav: Nav::None,
+        },
+        content,
+    )
+    .into_response())
 }
 
-pub async fn version(State(state): State<AppState>, Path((id, hash)): Path<(String, String)>) -> Result<Response, WebError> {
+pub async fn version(
+    State(state): State<AppState>,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, WebError> {
     let (id, stored, entry) = state
         .blocking(move |r| {
             let id: DocumentId = r.resolve(&id)?;
-            let entry = r.history(&id)?.into_iter().find(|e| e.hash == hash).ok_or_else(|| WebError::NotFound(format!("{id}@{hash}")))?;
+            let entry = r
+                .history(&id)?
+                .into_iter()
+                .find(|e| e.hash == hash)
+                .ok_or_else(|| WebError::NotFound(format!("{id}@{hash}")))?;
             Ok((id, r.get_at(&id, std::slice::from_ref(&entry.hash))?, entry))
         })
         .await?;
@@ -80,6 +99,15 @@ pub async fn version(State(state): State<AppState>, Path((id, hash)): Path<(Stri
             (article(r))
         }
     };
-    Ok(layout::page(&state, PageMeta { title: &title, page: "version", doc: Some(id.to_base58()), nav: Nav::None }, content)
-        .into_response())
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title: &title,
+            page: "version",
+            doc: Some(id.to_base58()),
+            nav: Nav::None,
+        },
+        content,
+    )
+    .into_response())
 }

@@ -48,5 +48,14 @@ pub async fn page(State(state): State<AppState>) -> Markup {
             }
         }
     };
-    layout::page(&state, PageMeta { title: "Lexique", page: "lexicon", doc: None, nav: Nav::Lexicon }, content)
+    layout::page(
+        &state,
+        PageMeta {
+            title: "Lexique",
+            page: "lexicon",
+            doc: None,
+            nav: Nav::Lexicon,
+        },
+        content,
+    )
 }

@@ -35,14 +35,19 @@ struct Params {
 
 impl Params {
     fn parse(pairs: Vec<(String, String)>) -> Self {
-        let mut p = Params { page: 1, ..Params::default() };
+        let mut p = Params {
+            page: 1,
+            ..Params::default()
+        };
         for (k, v) in pairs {
             match k.as_str() {
                 "q" => p.text = v,
                 "page" => p.page = v.parse().unwrap_or(1).max(1),
                 "supprimees" => p.deleted = v == "1",
                 "supprimee" => p.just_deleted = Some(v),
-                facet if FACETS.contains(&facet) && !v.is_empty() => p.chosen.entry(k).or_default().push(v),
+                facet if FACETS.contains(&facet) && !v.is_empty() => {
+                    p.chosen.entry(k).or_default().push(v)
+                }
                 _ => {}
             }
         }
@@ -51,7 +56,12 @@ impl Params {
 
     fn query(&self) -> SearchQuery {
         let get = |f: &str| self.chosen.get(f).cloned().unwrap_or_default();
-        let mut q = SearchQuery { text: self.text.clone(), limit: PAGE_SIZE, offset: (self.page - 1) * PAGE_SIZE, ..SearchQuery::default() };
+        let mut q = SearchQuery {
+            text: self.text.clone(),
+            limit: PAGE_SIZE,
+            offset: (self.page - 1) * PAGE_SIZE,
+            ..SearchQuery::default()
+        };
         if self.text.trim().is_empty() {
             q.sort = atelier_core::search::Sort::Title;
         }
@@ -102,11 +112,17 @@ impl Params {
         if self.page > 1 {
             parts.push(format!("page={}", self.page));
         }
-        if parts.is_empty() { "/".into() } else { format!("/?{}", parts.join("&")) }
+        if parts.is_empty() {
+            "/".into()
+        } else {
+            format!("/?{}", parts.join("&"))
+        }
     }
 
     fn is_chosen(&self, facet: &str, value: &str) -> bool {
-        self.chosen.get(facet).is_some_and(|v| v.iter().any(|x| x == value))
+        self.chosen
+            .get(facet)
+            .is_some_and(|v| v.iter().any(|x| x == value))
     }
 }
 
@@ -114,7 +130,9 @@ fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -135,7 +153,10 @@ struct Card {
     deleted: bool,
 }
 
-pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String, String)>>) -> Result<Response, WebError> {
+pub async fn page(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
     let params = Params::parse(pairs);
     let query = params.query();
     let backend = state.search().cloned();
@@ -150,7 +171,10 @@ pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String
                     Ok::<_, WebError>(fallback(&entries, &query))
                 })?,
                 None => {
-                    let mut entries = r.list(&ListFilter { include_deleted: deleted_view, ..ListFilter::default() })?;
+                    let mut entries = r.list(&ListFilter {
+                        include_deleted: deleted_view,
+                        ..ListFilter::default()
+                    })?;
                     if deleted_view {
                         entries.retain(|e| e.deleted);
                     }
@@ -159,7 +183,9 @@ pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String
             };
             let mut cards = Vec::with_capacity(results.hits.len());
             for hit in &results.hits {
-                let Ok(id) = hit.id.parse::<DocumentId>() else { continue };
+                let Ok(id) = hit.id.parse::<DocumentId>() else {
+                    continue;
+                };
                 let Ok(stored) = r.get(&id) else { continue };
                 let res = stored.resource;
                 let place = match (res.commune(), res.departement()) {
@@ -182,7 +208,12 @@ pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String
             }
             let undo = just_deleted
                 .and_then(|raw| r.resolve(&raw).ok())
-                .and_then(|id| r.get(&id).ok().filter(|s| s.deleted).map(|s| (id, s.resource.title)));
+                .and_then(|id| {
+                    r.get(&id)
+                        .ok()
+                        .filter(|s| s.deleted)
+                        .map(|s| (id, s.resource.title))
+                });
             Ok((results, cards, undo))
         })
         .await?;
@@ -202,8 +233,22 @@ pub async fn page(State(state): State<AppState>, Query(pairs): Query<Vec<(String
             }
         }
     };
-    let title = if params.deleted { "Fiches supprimées" } else { "Toutes les fiches" };
-    Ok(layout::page(&state, PageMeta { title, page: "list", doc: None, nav: Nav::List }, content).into_response())
+    let title = if params.deleted {
+        "Fiches supprimées"
+    } else {
+        "Toutes les fiches"
+    };
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title,
+            page: "list",
+            doc: None,
+            nav: Nav::List,
+        },
+        content,
+    )
+    .into_response())
 }
 
 fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Markup {
@@ -313,7 +358,7 @@ fn filters(params: &Params, results: &SearchResults) -> Markup {
             @if params.deleted { input type="hidden" name="supprimees" value="1"; }
             label for="q" { "Rechercher" }
             div.search {
-                input type="search" id="q" name="q" value=(params.text) placeholder="Ex. : école pisé, Thiers, lauze…";
+                input type="search" id="q" name="q" value=(params.text) placeholder="Mots, commune…";
                 button type="submit" { "Chercher" }
             }
             @for (facet, title, vocabulary) in groups {
@@ -342,14 +387,23 @@ fn filters(params: &Params, results: &SearchResults) -> Markup {
 
 /// (code, French label, count) of a facet: vocabulary order for controlled lists, most
 /// frequent first for offices and départements. Values with no fiche are hidden unless chosen.
-fn facet_options(params: &Params, results: &SearchResults, facet: &str, vocabulary: Option<&str>) -> Vec<(String, String, u64)> {
+fn facet_options(
+    params: &Params,
+    results: &SearchResults,
+    facet: &str,
+    vocabulary: Option<&str>,
+) -> Vec<(String, String, u64)> {
     let counts = results.facets.get(facet).cloned().unwrap_or_default();
     let count = |c: &str| counts.get(c).copied().unwrap_or(0);
     let mut out: Vec<(String, String, u64)> = match vocabulary {
         Some(v) => vocab::codes(v)
             .iter()
             .map(|(code, label)| {
-                let label = if facet == "kind" { glossary::kind_name(code).to_string() } else { label.clone() };
+                let label = if facet == "kind" {
+                    glossary::kind_name(code).to_string()
+                } else {
+                    label.clone()
+                };
                 (code.clone(), label, count(code))
             })
             .collect(),
@@ -357,7 +411,11 @@ fn facet_options(params: &Params, results: &SearchResults, facet: &str, vocabula
             let mut o: Vec<(String, String, u64)> = counts
                 .iter()
                 .map(|(code, n)| {
-                    let label = if facet == "office" { glossary::office_name(code) } else { glossary::departement_name(code) };
+                    let label = if facet == "office" {
+                        glossary::office_name(code)
+                    } else {
+                        glossary::departement_name(code)
+                    };
                     (code.clone(), label, *n)
                 })
                 .collect();

@@ -19,7 +19,11 @@ pub struct Notice {
     restauree: Option<String>,
 }
 
-pub async fn page(State(state): State<AppState>, Path(id): Path<String>, Query(notice): Query<Notice>) -> Result<Response, WebError> {
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(notice): Query<Notice>,
+) -> Result<Response, WebError> {
     let (id, stored, last) = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
@@ -69,6 +73,15 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>, Query(n
             (article(r))
         }
     };
-    Ok(layout::page(&state, PageMeta { title: &r.title, page: "resource", doc: Some(id.to_base58()), nav: Nav::None }, content)
-        .into_response())
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title: &r.title,
+            page: "resource",
+            doc: Some(id.to_base58()),
+            nav: Nav::None,
+        },
+        content,
+    )
+    .into_response())
 }

@@ -1,0 +1,863 @@
+//! Router-level tests: every route through `tower::ServiceExt::oneshot`, good and bad input.
+
+use std::sync::Arc;
+
+use atelier_core::document::Edit;
+use atelier_core::replica::Replica;
+use atelier_core::{DocumentId, Resource};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::{router, AppState, WebConfig, MAX_BODY_BYTES};
+
+struct App {
+    state: AppState,
+    replica: Arc<Replica>,
+    ecole: DocumentId,
+}
+
+fn app() -> App {
+    let replica = Arc::new(Replica::in_memory("caue-63".parse().unwrap()));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let ecole = replica
+        .create(
+            &Resource::from_json(&json!({"ref":"ev-1","kind":"realisation","title":"École en pisé","office":"caue-63","summary":"Une école en terre crue.","description":"Premier paragraphe.\n\nSecond.","themes":["equipements_publics"],"sectors":["terre"],"location":{"commune":"Thiers","departement":"63","lat":45.85,"lon":3.55},"year":2016,"cost_eur_ht":2600000}))
+                .unwrap(),
+            &mut rng,
+            1_700_000_000_000,
+        )
+        .unwrap();
+    replica
+        .create(
+            &Resource::from_json(&json!({"kind":"outil","title":"Guide de la lauze","office":"caue-15","sectors":["pierre"]})).unwrap(),
+            &mut rng,
+            1_700_000_000_000,
+        )
+        .unwrap();
+    let state = AppState::new(replica.clone(), &WebConfig::default());
+    App {
+        state,
+        replica,
+        ecole,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+enum Auth {
+    None,
+    Token,
+    Page,
+}
+
+async fn call(
+    app: &App,
+    method: Method,
+    uri: &str,
+    auth: Auth,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:8063");
+    match auth {
+        Auth::None => {}
+        Auth::Token => {
+            req = req.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", app.state.api_token()),
+            )
+        }
+        Auth::Page => {
+            req = req
+                .header(header::COOKIE, app.state.session_cookie())
+                .header(header::ORIGIN, "http://127.0.0.1:8063")
+        }
+    }
+    if let Some(ct) = content_type {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    let response = router(app.state.clone())
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &App, uri: &str) -> Answer {
+    call(app, Method::GET, uri, Auth::None, None, Body::empty()).await
+}
+
+async fn api(app: &App, method: Method, uri: &str, body: Value) -> Answer {
+    call(
+        app,
+        method,
+        uri,
+        Auth::Token,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+async fn post_form(app: &App, uri: &str, pairs: &[(&str, &str)]) -> Answer {
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    call(
+        app,
+        Method::POST,
+        uri,
+        Auth::Page,
+        Some("application/x-www-form-urlencoded"),
+        body.join("&"),
+    )
+    .await
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn page_of(id: &DocumentId) -> String {
+    format!("/ressources/{}", id.to_base58())
+}
+
+#[tokio::test]
+async fn every_page_renders_in_french_and_sets_the_session_cookie() {
+    let app = app();
+    let p = page_of(&app.ecole);
+    let list = get(&app, "/").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("École en pisé") && list.body.contains("Guide de la lauze"));
+    assert!(list.body.contains("Filière de construction") && list.body.contains("Terre crue"));
+    let cookie = list
+        .headers
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    for (uri, expect) in [
+        (p.clone(), "Équipements publics"),
+        (p.clone(), "2\u{202f}600\u{202f}000 € HT"),
+        (p.clone(), "Licence Ouverte / Etalab"),
+        (format!("{p}/modifier"), "Enregistré automatiquement"),
+        (format!("{p}/historique"), "création de la fiche"),
+        (format!("{p}/supprimer"), "Oui, supprimer cette fiche"),
+        ("/ressources/nouvelle".into(), "sensibiliser un public"),
+        ("/ressources/nouvelle?type=action".into(), "Type d'action"),
+        ("/lexique".into(), "Action de médiation"),
+        ("/?kind=outil".into(), "Guide de la lauze"),
+        ("/?q=pise".into(), "École en pisé"),
+        ("/?supprimees=1".into(), "Fiches supprimées"),
+        ("/ressources/ev-1".into(), "École en pisé"),
+    ] {
+        let a = get(&app, &uri).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert!(a.body.contains(expect), "{uri} lacks {expect}");
+        assert!(
+            a.body.contains("Synchronisation non configurée"),
+            "{uri} lacks the sync indicator"
+        );
+    }
+    assert!(!get(&app, "/?kind=outil")
+        .await
+        .body
+        .contains("École en pisé"));
+    for asset in [
+        "/assets/app.css",
+        "/assets/app.js",
+        "/assets/departements.geojson",
+    ] {
+        assert_eq!(get(&app, asset).await.status, StatusCode::OK, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_ids_and_pages_get_a_french_404_page() {
+    let app = app();
+    for uri in [
+        "/ressources/nimporte-quoi",
+        "/ressources/nimporte-quoi/historique",
+        "/pas-de-page",
+        "/assets/x.js",
+    ] {
+        let a = get(&app, uri).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            a.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{uri}"
+        );
+        assert!(a.body.contains("Revenir à la liste des fiches"), "{uri}");
+    }
+    assert!(get(&app, "/ressources/nimporte-quoi")
+        .await
+        .body
+        .contains("Aucune fiche ne correspond à « nimporte-quoi »"));
+    let version = get(&app, &format!("{}/version/00ff", page_of(&app.ecole))).await;
+    assert_eq!(version.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn invalid_form_answers_422_with_the_message_next_to_the_field() {
+    let app = app();
+    let a = post_form(
+        &app,
+        "/ressources/nouvelle",
+        &[
+            ("kind", "realisation"),
+            ("title", " "),
+            ("office", "caue-63"),
+            ("year", "deux mille"),
+            ("location.lat", "123"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (id, message) in [
+        ("champ-title-erreur", "Obligatoire"),
+        ("champ-year-erreur", "Une année"),
+        ("champ-location-lat-erreur", "Latitude entre -90 et 90"),
+    ] {
+        let at = a
+            .body
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id} in form"));
+        assert!(
+            a.body[at..at + 200].contains(message),
+            "{id}: {}",
+            &a.body[at..at + 200]
+        );
+    }
+    assert!(
+        a.body.contains("value=\"deux mille\""),
+        "typed value shown again"
+    );
+    assert_eq!(
+        app.replica.list(&Default::default()).unwrap().len(),
+        2,
+        "nothing created"
+    );
+}
+
+#[tokio::test]
+async fn forms_create_edit_delete_and_restore() {
+    let app = app();
+    let a = post_form(
+        &app,
+        "/ressources/nouvelle",
+        &[
+            ("kind", "action"),
+            ("title", "Balade du pisé"),
+            ("office", "caue-63"),
+            ("action_type", "balade"),
+            ("dates.start", "2024-05-01"),
+            ("themes", "patrimoine"),
+            ("themes", "paysage"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let location = a.headers[header::LOCATION].to_str().unwrap().to_string();
+    let id: DocumentId = location
+        .trim_start_matches("/ressources/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let created = app.replica.get(&id).unwrap().resource;
+    assert_eq!(created.themes, ["patrimoine", "paysage"]);
+    assert_eq!(created.dates.unwrap().start.as_deref(), Some("2024-05-01"));
+
+    // The form is drawn, then another office changes the title; saving the form (status only)
+    // keeps that title: only fields changed in the form are written.
+    let form = get(&app, &format!("{}/modifier", page_of(&id))).await.body;
+    let version = attr_after(&form, "name=\"version\"", "value");
+    app.replica
+        .edit(
+            &id,
+            &[Edit::Set {
+                field: "title".into(),
+                value: json!("Balade du pisé (reportée)"),
+            }],
+            1,
+        )
+        .unwrap();
+    let a = post_form(
+        &app,
+        &format!("{}/modifier", page_of(&id)),
+        &[
+            ("version", &version),
+            ("formulaire", "action"),
+            ("texte_en_direct", "1"),
+            ("kind", "action"),
+            ("title", "Balade du pisé"),
+            ("office", "caue-63"),
+            ("status", "a_relire"),
+            ("action_type", "balade"),
+            ("dates.start", "2024-05-01"),
+            ("themes", "patrimoine"),
+            ("themes", "paysage"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let now = app.replica.get(&id).unwrap().resource;
+    assert_eq!(now.status, "a_relire");
+    assert_eq!(now.title, "Balade du pisé (reportée)");
+
+    let bad = post_form(
+        &app,
+        &format!("{}/modifier", page_of(&id)),
+        &[
+            ("version", &version),
+            ("formulaire", "action"),
+            ("kind", "action"),
+            ("title", ""),
+            ("office", "caue-63"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("champ-title-erreur"));
+
+    let a = post_form(&app, &format!("{}/supprimer", page_of(&id)), &[]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(app.replica.get(&id).unwrap().deleted);
+    let list = get(&app, a.headers[header::LOCATION].to_str().unwrap()).await;
+    assert!(list.body.contains("Annuler la suppression"));
+    assert!(get(&app, "/?supprimees=1")
+        .await
+        .body
+        .contains("Balade du pisé"));
+    let a = post_form(&app, &format!("{}/restaurer", page_of(&id)), &[]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(!app.replica.get(&id).unwrap().deleted);
+    let history = get(&app, &format!("{}/historique", page_of(&id)))
+        .await
+        .body;
+    assert!(
+        history.contains("suppression")
+            && history.contains("restauration")
+            && history.contains("État de la fiche")
+    );
+    let hash = app.replica.history(&id).unwrap()[0].hash.clone();
+    let old = get(&app, &format!("{}/version/{hash}", page_of(&id))).await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert!(old.body.contains("ancienne version") && old.body.contains("Brouillon"));
+}
+
+fn attr_after(html: &str, marker: &str, attr: &str) -> String {
+    let at = html.find(marker).unwrap();
+    let rest = &html[at..];
+    let start = rest.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+    let end = rest[start..].find('"').unwrap();
+    rest[start..start + end].to_string()
+}
+
+#[tokio::test]
+async fn html_in_a_title_is_escaped_everywhere() {
+    let app = app();
+    let evil = "<script>alert('x')</script><b>gras</b>";
+    let a = api(&app, Method::POST, "/api/resources", json!({"kind":"outil","title":evil,"office":"caue-63","summary":"<img src=x onerror=alert(1)>","description":"<iframe>"})).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let id: DocumentId = a.json()["id"].as_str().unwrap().parse().unwrap();
+    for uri in [
+        "/".to_string(),
+        page_of(&id),
+        format!("{}/modifier", page_of(&id)),
+        format!("{}/historique", page_of(&id)),
+    ] {
+        let body = get(&app, &uri).await.body;
+        assert!(
+            !body.contains("<script>alert")
+                && !body.contains("<b>gras")
+                && !body.contains("<img src=x")
+                && !body.contains("<iframe>"),
+            "{uri} not escaped"
+        );
+        assert!(body.contains("&lt;script&gt;"), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn mutating_pages_need_the_session_and_the_same_origin() {
+    let app = app();
+    let p = format!("{}/supprimer", page_of(&app.ecole));
+    let a = call(&app, Method::POST, &p, Auth::None, None, Body::empty()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("rechargez la page"));
+    let cross = Request::builder()
+        .method(Method::POST)
+        .uri(&p)
+        .header(header::HOST, "127.0.0.1:8063")
+        .header(header::COOKIE, app.state.session_cookie())
+        .header(header::ORIGIN, "http://evil.example")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        router(app.state.clone())
+            .oneshot(cross)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let rebinding = Request::builder()
+        .uri("/")
+        .header(header::HOST, "evil.example:8063")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        router(app.state.clone())
+            .oneshot(rebinding)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(!app.replica.get(&app.ecole).unwrap().deleted);
+}
+
+#[tokio::test]
+async fn api_needs_the_token_and_answers_french_json_errors() {
+    let app = app();
+    for (method, uri) in [
+        (Method::GET, "/api/resources"),
+        (Method::GET, "/api/export"),
+        (Method::POST, "/api/import"),
+        (Method::DELETE, "/api/resources/ev-1"),
+    ] {
+        let a = call(&app, method, uri, Auth::None, None, Body::empty()).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(
+            a.json()["error"].as_str().unwrap().contains("jeton"),
+            "{uri}"
+        );
+    }
+    let wrong = Request::builder()
+        .uri("/api/resources")
+        .header(header::AUTHORIZATION, "Bearer 00")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        router(app.state.clone())
+            .oneshot(wrong)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The pages' session works for the API too.
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/resources",
+            Auth::Page,
+            None,
+            Body::empty()
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let a = api(&app, Method::GET, "/api/resources/inconnu", Value::Null).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.json()["error"],
+        "Aucune fiche ne correspond à « inconnu »."
+    );
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/resources",
+        Auth::Token,
+        Some("application/json"),
+        "{pas du json",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("JSON invalide"));
+    let a = api(
+        &app,
+        Method::POST,
+        "/api/resources",
+        json!({"kind":"maison","title":"X","office":"caue-63"}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.json()["fields"][0]["field"], "kind");
+    let a = api(&app, Method::GET, "/api/nope", Value::Null).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.json()["error"].as_str().unwrap().contains("/api/nope"));
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused_with_413() {
+    let app = app();
+    let big = format!(
+        "{{\"kind\":\"outil\",\"title\":\"{}\",\"office\":\"caue-63\"}}",
+        "x".repeat(MAX_BODY_BYTES)
+    );
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/resources",
+        Auth::Token,
+        Some("application/json"),
+        big.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("trop volumineux"));
+    let form = format!("kind=outil&title={}", "x".repeat(MAX_BODY_BYTES));
+    let a = call(
+        &app,
+        Method::POST,
+        "/ressources/nouvelle",
+        Auth::Page,
+        Some("application/x-www-form-urlencoded"),
+        form,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(a.body.contains("trop volumineux"));
+    // Import has its own, larger limit.
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/import",
+        Auth::Token,
+        Some("application/x-ndjson"),
+        format!("{big}\n"),
+    )
+    .await;
+    assert_ne!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn api_follows_the_cli_contract() {
+    let app = app();
+    let a = api(&app, Method::POST, "/api/resources", json!({"ref":"x-1","kind":"outil","title":"Mallette terre","office":"caue-15","themes":["habitat"]})).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let url = a.json()["id"].as_str().unwrap().to_string();
+    assert!(url.starts_with("automerge:"));
+    let bare = url.trim_start_matches("automerge:");
+    for key in [url.as_str(), bare, "x-1"] {
+        let a = api(
+            &app,
+            Method::GET,
+            &format!("/api/resources/{key}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{key}");
+        let v = a.json();
+        assert_eq!(v["id"], url.as_str());
+        assert_eq!(v["resource"]["title"], "Mallette terre");
+        assert_eq!(v["deleted"], false);
+        assert!(v["created_at"].is_i64());
+    }
+    let a = api(&app, Method::POST, "/api/resources/x-1/edits", json!({"edits":[{"set":{"field":"title","value":"Mallette pisé"}},{"append":{"field":"description","text":"Prêtée aux écoles."}},{"splice":{"field":"description","pos":0,"delete":0,"insert":"« "}}]})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json(), json!({"fields":["title","description"]}));
+    let a = api(
+        &app,
+        Method::POST,
+        "/api/resources/x-1/edits",
+        json!({"edits":[{"splice":{"field":"description","pos":999,"delete":0,"insert":"x"}}]}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let list = api(
+        &app,
+        Method::GET,
+        "/api/resources?office=caue-15&theme=habitat",
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["title"], "Mallette pisé");
+    let history = api(&app, Method::GET, "/api/resources/x-1/history", Value::Null)
+        .await
+        .json();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["office"], "caue-63");
+    let a = api(&app, Method::DELETE, "/api/resources/x-1", Value::Null).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            "/api/resources?office=caue-15",
+            Value::Null
+        )
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            "/api/resources?office=caue-15&deleted=1",
+            Value::Null
+        )
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .len(),
+        2
+    );
+
+    let export = call(
+        &app,
+        Method::GET,
+        "/api/export",
+        Auth::Token,
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert_eq!(export.body.lines().count(), 2);
+    let bad = "{\"kind\":\"outil\",\"title\":\"A\",\"office\":\"caue-63\"}\n{\"kind\":\"x\"}\n";
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/import",
+        Auth::Token,
+        Some("application/x-ndjson"),
+        bad,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        a.json()["error"].as_str().unwrap().contains("ligne 2"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        app.replica.list(&Default::default()).unwrap().len(),
+        2,
+        "nothing imported"
+    );
+    let good = "{\"ref\":\"n-1\",\"kind\":\"outil\",\"title\":\"A\",\"office\":\"caue-63\"}\n{\"ref\":\"ev-1\",\"kind\":\"realisation\",\"title\":\"École en pisé\",\"office\":\"caue-63\"}\n";
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/import",
+        Auth::Token,
+        Some("application/x-ndjson"),
+        good,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.json()["created"], 1);
+    assert_eq!(a.json()["updated"], 1);
+
+    let sync = api(&app, Method::GET, "/api/sync", Value::Null)
+        .await
+        .json();
+    assert_eq!(sync["kind"], "non_configure");
+    assert_eq!(
+        api(&app, Method::POST, "/api/sync", Value::Null)
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn live_splices_merge_with_changes_the_page_has_not_seen() {
+    let app = app();
+    let texte = format!("{}/texte", page_of(&app.ecole));
+    let s = call(&app, Method::GET, &texte, Auth::Page, None, Body::empty())
+        .await
+        .json();
+    let base = s["heads"].clone();
+    assert_eq!(
+        s["resource"]["description"],
+        "Premier paragraphe.\n\nSecond."
+    );
+    // Another office appends meanwhile; the page, still at `base`, inserts at the start.
+    app.replica
+        .edit(
+            &app.ecole,
+            &[Edit::Append {
+                field: "description".into(),
+                text: " Visite en mai.".into(),
+            }],
+            1,
+        )
+        .unwrap();
+    let body = json!({"base": base, "edits":[{"splice":{"field":"description","pos":0,"delete":0,"insert":"🙂 Très "}},{"splice":{"field":"description","pos":7,"delete":1,"insert":"p"}}]});
+    let a = call(
+        &app,
+        Method::POST,
+        &texte,
+        Auth::Page,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        app.replica.get(&app.ecole).unwrap().resource.description,
+        "🙂 Très premier paragraphe.\n\nSecond. Visite en mai."
+    );
+    // The answer's heads are the page's next base: a splice from there lands right.
+    let next = json!({"base": a.json()["heads"], "edits":[{"splice":{"field":"description","pos":2,"delete":5,"insert":""}}]});
+    let a = call(
+        &app,
+        Method::POST,
+        &texte,
+        Auth::Page,
+        Some("application/json"),
+        next.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(
+        app.replica.get(&app.ecole).unwrap().resource.description,
+        "🙂 premier paragraphe.\n\nSecond. Visite en mai."
+    );
+    let unknown = json!({"base": ["00".repeat(32)], "edits": []});
+    let a = call(
+        &app,
+        Method::POST,
+        &texte,
+        Auth::Page,
+        Some("application/json"),
+        unknown.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let without_session = call(&app, Method::GET, &texte, Auth::None, None, Body::empty()).await;
+    assert_eq!(without_session.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn events_start_with_the_sync_state_then_carry_changes() {
+    use futures::StreamExt;
+    let app = app();
+    let req = Request::builder()
+        .uri("/events")
+        .header(header::HOST, "127.0.0.1:8063")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(app.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut stream = response.into_body().into_data_stream();
+    let first = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(
+        first.contains("event: sync") && first.contains("non_configure"),
+        "{first}"
+    );
+    app.replica
+        .edit(
+            &app.ecole,
+            &[Edit::Set {
+                field: "year".into(),
+                value: json!(2017),
+            }],
+            1,
+        )
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let next = String::from_utf8(next.to_vec()).unwrap();
+    assert!(
+        next.contains("event: change") && next.contains(&app.ecole.to_base58()),
+        "{next}"
+    );
+}
+
+#[tokio::test]
+async fn spawn_writes_server_json_and_shutdown_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Arc::new(Replica::init(dir.path(), "caue-15".parse().unwrap()).unwrap());
+    let handle = crate::spawn(replica, WebConfig::default()).await.unwrap();
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("server.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["url"], handle.url());
+    assert_eq!(file["token"], handle.api_token());
+    assert_eq!(file["pid"], std::process::id());
+    assert!(handle.local_addr().ip().is_loopback());
+    // A live event stream does not hold shutdown back.
+    let mut sse = tokio::net::TcpStream::connect(handle.local_addr())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut sse,
+        b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::io::AsyncReadExt::read(&mut sse, &mut buf)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::timeout(std::time::Duration::from_secs(10), handle.shutdown())
+        .await
+        .expect("shutdown hangs");
+    assert!(!dir.path().join("server.json").exists());
+}
