@@ -578,3 +578,115 @@ fn while_the_web_app_holds_the_replica_commands_go_to_its_local_api() {
         gone.stderr
     );
 }
+
+#[test]
+fn every_command_works_through_the_real_web_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    let replica = std::sync::Arc::new(Replica::init(&dir, "caue-87".parse().unwrap()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let web = rt
+        .block_on(atelier_web::spawn(
+            replica.clone(),
+            atelier_web::WebConfig::default(),
+        ))
+        .unwrap();
+    assert!(dir.join("server.json").exists());
+    let run = |args: &[&str]| atelier(&dir, args, "");
+
+    let path = tmp.path().join("f.jsonl");
+    std::fs::write(&path, FIXTURE).unwrap();
+    let n = fixture_resources().len();
+    let imported = run(&["import", path.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        imported,
+        json!({"created": n, "updated": 0, "unchanged": 0})
+    );
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"kind\":\"maison\"}\n").unwrap();
+    let refused = run(&["import", bad.to_str().unwrap()]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("ligne 1"), "{}", refused.stderr);
+
+    let added = run(&[
+        "add",
+        "--kind",
+        "action",
+        "--title",
+        "Balade à Bellac",
+        "--office",
+        "caue-87",
+        "--json",
+    ])
+    .ok()
+    .json();
+    let id = added["id"].as_str().unwrap().to_string();
+    run(&[
+        "edit",
+        &id,
+        "--set",
+        "status=publie",
+        "--append-text",
+        "description",
+        "Départ 14 h.",
+    ])
+    .ok();
+    let shown = run(&["show", &id, "--json"]).ok().json();
+    assert_eq!(shown["resource"]["status"], json!("publie"));
+    assert_eq!(shown["resource"]["description"], json!("Départ 14 h."));
+    assert!(run(&["show", "fx-001"])
+        .ok()
+        .stdout
+        .contains("Gîte d'étape"));
+    let history = run(&["history", &id, "--json"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(
+        run(&["list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        n + 1
+    );
+    assert_eq!(
+        run(&["list", "--office", "caue-15", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    run(&["rm", "fx-002"]).ok();
+    assert_eq!(
+        run(&["list", "--deleted", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        n + 1
+    );
+    let exported = run(&["export"]).ok().stdout;
+    assert_eq!(exported.lines().count(), n);
+    assert!(exported.contains("\"photo_credit\""));
+    let missing = run(&["show", "nulle-part"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    let reindex = run(&["reindex"]);
+    assert_eq!(reindex.code, 2, "{}", reindex.stderr);
+    assert!(
+        reindex.stderr.contains("l'application web"),
+        "{}",
+        reindex.stderr
+    );
+
+    rt.block_on(web.shutdown());
+    assert!(!dir.join("server.json").exists());
+}
