@@ -130,11 +130,8 @@ pub async fn run_serve(
         .read(|_| ())
         .with_context(|| format!("lecture du registre {}", store.path().display()))?;
     let handle = server::spawn(ServerConfig {
-        identity,
-        listen: config.listen,
         max_connections: config.max_connections,
-        authorizer: Arc::new(store),
-        handler,
+        ..ServerConfig::new(identity, config.listen, Arc::new(store), handler)
     })
     .with_context(|| format!("démarrage du relais sur {}", config.listen))?;
     // The WebSocket endpoint for browsers (config.ws_listen) is served by the web module,

@@ -178,7 +178,9 @@ async fn exchange(
     stream.send(&request.encode()?).await?;
     let frame = match stream.recv_limited(MAX_HANDSHAKE_FRAME_SIZE).await {
         Ok(Some(frame)) => frame,
-        Ok(None) | Err(FrameError::Read(_)) => return Err(closed(&connection).await),
+        Ok(None) | Err(FrameError::Read(quinn::ReadError::ConnectionLost(_))) => {
+            return Err(closed(&connection).await)
+        }
         Err(e) => return Err(e.into()),
     };
     match ServerHandshake::decode(&frame)? {

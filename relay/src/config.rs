@@ -132,6 +132,9 @@ impl RelayConfig {
         if self.max_connections == 0 {
             return Err(invalid("max_connections must be at least 1"));
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(invalid(&format!("log_level {:?}: {e}", self.log_level)));
+        }
         if self.token_ttl_hours == 0 {
             return Err(invalid("token_ttl_hours must be at least 1"));
         }
@@ -197,6 +200,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_connections must be at least 1"), "{err}");
+        let err = RelayConfig::from_toml("log_level = \"atelier=loud\"", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_level"), "{err}");
         let err = RelayConfig::from_toml("token_ttl_hours = 10000", Path::new("r.toml"))
             .unwrap_err()
             .to_string();

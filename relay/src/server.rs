@@ -30,10 +30,10 @@ use crate::identity::{Fingerprint, Identity};
 use crate::transport::{self, TransportError};
 
 /// Default cap on simultaneous connections, handshaking ones included. The ~90 CAUE offices
-/// with a few devices each make a few hundred; 512 leaves headroom while bounding what the
-/// relay can be made to hold (each authenticated connection may buffer one
-/// [`crate::framing::MAX_FRAME_SIZE`] frame plus quinn's stream window, ~18 MiB, so ~9 GiB in
-/// the worst case, which a relay host with 16 GB survives). Configurable.
+/// with a few devices each make a few hundred; 512 leaves headroom. It also bounds memory: an
+/// unauthenticated connection buffers at most a handshake frame, an authenticated one at most
+/// a [`crate::framing::MAX_FRAME_SIZE`] frame plus quinn's 1.25 MB stream window, so only
+/// enrolled devices all sending maximal frames at once could reach ~9 GiB. Configurable.
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// Time allowed from the first packet to the end of the handshake (TLS, then `Join` or
@@ -202,12 +202,34 @@ pub struct ServerConfig {
     pub identity: Identity,
     /// Address to listen on (port 0 picks a free port, see [`ServerHandle::local_addr`]).
     pub listen: SocketAddr,
-    /// Cap on simultaneous connections; further ones are refused at once.
+    /// Cap on simultaneous connections; further ones are refused at once. Default
+    /// [`MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// Time allowed for the TLS handshake and the first frame. Default [`HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
     /// Who may connect.
     pub authorizer: Arc<dyn Authorizer>,
     /// What runs on each authenticated connection.
     pub handler: Arc<dyn ConnectionHandler>,
+}
+
+impl ServerConfig {
+    /// A configuration with the default limits.
+    pub fn new(
+        identity: Identity,
+        listen: SocketAddr,
+        authorizer: Arc<dyn Authorizer>,
+        handler: Arc<dyn ConnectionHandler>,
+    ) -> Self {
+        Self {
+            identity,
+            listen,
+            max_connections: MAX_CONNECTIONS,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            authorizer,
+            handler,
+        }
+    }
 }
 
 impl fmt::Debug for ServerConfig {
@@ -216,6 +238,7 @@ impl fmt::Debug for ServerConfig {
             .field("identity", &self.identity)
             .field("listen", &self.listen)
             .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -284,6 +307,7 @@ pub fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let (stop_tx, stop_rx) = oneshot::channel();
     let ctx = Arc::new(Context {
         fingerprint,
+        handshake_timeout: config.handshake_timeout,
         authorizer: config.authorizer,
         handler: config.handler,
     });
@@ -300,6 +324,7 @@ pub fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
 /// What every connection task shares.
 struct Context {
     fingerprint: Fingerprint,
+    handshake_timeout: Duration,
     authorizer: Arc<dyn Authorizer>,
     handler: Arc<dyn ConnectionHandler>,
 }
@@ -379,7 +404,7 @@ impl Abort {
 
 async fn serve_connection(incoming: Incoming, ctx: Arc<Context>) {
     let remote = incoming.remote_address();
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let deadline = Instant::now() + ctx.handshake_timeout;
     let connection = match timeout_at(deadline, async { incoming.accept()?.await }).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(e)) => {
@@ -646,13 +671,12 @@ mod tests {
                 }
                 .boxed()
             };
-            let handle = spawn(ServerConfig {
-                identity: Identity::generate().unwrap(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_connections: MAX_CONNECTIONS,
-                authorizer: Arc::new(store.clone()),
-                handler: Arc::new(handler),
-            })
+            let handle = spawn(ServerConfig::new(
+                Identity::generate().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+                Arc::new(store.clone()),
+                Arc::new(handler),
+            ))
             .unwrap();
             Self {
                 _dir: dir,
@@ -999,19 +1023,21 @@ mod tests {
                 }
                 .boxed()
             };
+        // Enrolled through the store, so that no enrolment connection occupies the one slot.
+        store
+            .update(|r| r.redeem(&token, &identity.fingerprint(), OffsetDateTime::now_utc()))
+            .unwrap();
         let handle = spawn(ServerConfig {
-            identity: Identity::generate().unwrap(),
-            listen: "127.0.0.1:0".parse().unwrap(),
             max_connections: 1,
-            authorizer: Arc::new(store),
-            handler: Arc::new(handler),
+            ..ServerConfig::new(
+                Identity::generate().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+                Arc::new(store),
+                Arc::new(handler),
+            )
         })
         .unwrap();
         let (addr, fp) = (handle.local_addr(), handle.fingerprint());
-        tokio::time::timeout(WAIT, client::enrol(&identity, addr, &fp, &token))
-            .await
-            .unwrap()
-            .unwrap();
         let (first, _stream) = tokio::time::timeout(WAIT, client::open(&identity, addr, &fp))
             .await
             .unwrap()
@@ -1037,6 +1063,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn silent_peer_is_closed_at_the_handshake_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let handler = |_: Peer, _: FramedStream| -> BoxFuture<'static, anyhow::Result<()>> {
+            async { Ok(()) }.boxed()
+        };
+        let handle = spawn(ServerConfig {
+            handshake_timeout: Duration::from_millis(300),
+            ..ServerConfig::new(
+                Identity::generate().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+                Arc::new(AccessStore::new(dir.path())),
+                Arc::new(handler),
+            )
+        })
+        .unwrap();
+        let identity = Identity::generate().unwrap();
+        let endpoint = transport::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        let connection = tokio::time::timeout(
+            WAIT,
+            transport::connect(
+                &endpoint,
+                &identity,
+                handle.local_addr(),
+                &handle.fingerprint(),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        // Connected, but no stream and no Hello.
+        assert_eq!(
+            closed_by_server(&connection).await,
+            (Some(CloseCode::Timeout), "handshake timed out".into())
+        );
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn pinned_peers_authorize_without_a_registry() {
         let device = Identity::generate().unwrap();
         let stranger = Identity::generate().unwrap();
@@ -1055,13 +1119,12 @@ mod tests {
                 }
                 .boxed()
             };
-        let handle = spawn(ServerConfig {
-            identity: Identity::generate().unwrap(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: MAX_CONNECTIONS,
-            authorizer: Arc::new(authorizer),
-            handler: Arc::new(handler),
-        })
+        let handle = spawn(ServerConfig::new(
+            Identity::generate().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(authorizer),
+            Arc::new(handler),
+        ))
         .unwrap();
         let (addr, fp) = (handle.local_addr(), handle.fingerprint());
         let (_c, mut stream) = tokio::time::timeout(WAIT, client::open(&device, addr, &fp))
