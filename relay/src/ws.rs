@@ -731,8 +731,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use automerge::transaction::Transactable;
     use automerge::sync::SyncDoc;
+    use automerge::transaction::Transactable;
     use automerge::{AutoCommit, ReadDoc};
 
     fn session(read_only: bool) -> (Arc<DocStore>, Session) {

@@ -2,3 +2,4 @@
 
 mod cli;
 mod replica;
+mod ws_interop;
