@@ -3,3 +3,4 @@
 mod cli;
 mod replica;
 mod ws_interop;
+mod web_browser;

@@ -1,0 +1,301 @@
+// Real-browser test of the Atelier web app, started by tests/integration/web_browser.rs with
+// two servers (office A = caue-63, office B = caue-15) linked by a pausable test exchange.
+//
+//   node web.test.mjs --a URL --b URL --control URL --a-dir DIR --shots DIR
+//
+// Drives Debian's chromium (never a downloaded browser) through playwright-core. Stops at the
+// first failing step, prints "N passed, N failed", exits non-zero on failure.
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const opts = {};
+for (let i = 2; i < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+for (const k of ['a', 'b', 'control', 'a-dir', 'shots']) {
+  if (!opts[k]) { console.error(`missing --${k}`); process.exit(2); }
+}
+const A = opts.a, B = opts.b;
+const WAIT = 15000;
+
+let passed = 0, failed = 0;
+const pageErrors = [];
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    throw e;
+  }
+}
+
+function check(cond, message) { if (!cond) throw new Error(message); }
+
+async function control(what) {
+  const r = await fetch(`${opts.control}/${what}`);
+  check(r.ok, `control ${what}: ${r.status}`);
+}
+
+async function shot(page, name, full = true) {
+  await page.screenshot({ path: join(opts.shots, `${name}.png`), fullPage: full });
+}
+
+// Waits until the element's text contains `text` (or, with `absent`, no longer does).
+async function waitText(page, selector, text, absent = false) {
+  try {
+    await page.waitForFunction(([s, t, a]) => {
+      const el = document.querySelector(s);
+      const has = !!el && el.textContent.includes(t);
+      return a ? !has : has;
+    }, [selector, text, absent], { timeout: WAIT });
+  } catch (e) {
+    const now = await page.evaluate((s) => document.querySelector(s)?.textContent?.slice(0, 400), selector);
+    throw new Error(`${page.url()}: "${selector}" ${absent ? 'still contains' : 'never contained'} "${text}"; it shows: ${now}`);
+  }
+}
+
+async function waitValue(page, selector, value) {
+  try {
+    await page.waitForFunction(([s, v]) => document.querySelector(s)?.value === v, [selector, value], { timeout: WAIT });
+  } catch (e) {
+    const now = await page.evaluate((s) => document.querySelector(s)?.value, selector);
+    throw new Error(`${page.url()}: "${selector}" value never became ${JSON.stringify(value)}; it is ${JSON.stringify(now)}`);
+  }
+}
+
+const SEED = [
+  { ref: 'nav-1', kind: 'realisation', title: 'École en pisé de Thiers', office: 'caue-63', status: 'publie',
+    summary: 'Une école de six classes en terre crue, construite avec les artisans du Livradois.',
+    description: 'Le bâtiment reprend la technique locale du pisé.\n\nLes murs de 50 cm assurent le confort d\u2019été.',
+    themes: ['equipements_publics'], sectors: ['terre'], axes: ['filieres_construction'], materials: ['pisé'],
+    audiences: ['elus', 'maitres_ouvrage'],
+    location: { commune: 'Thiers', insee: '63430', departement: '63', lat: 45.8564, lon: 3.5475 }, year: 2016,
+    client: 'Commune de Thiers', designers: [{ role: 'architecte', name: 'Atelier Basalte' }],
+    intervention: 'construction_neuve', building_type: 'equipement_scolaire', cost_eur_ht: 2600000, floor_area_m2: 940,
+    links: [{ url: 'https://example.org/ecole-thiers', label: 'Dossier de presse' }] },
+  { ref: 'nav-2', kind: 'action', title: 'Balade des toits de lauze', office: 'caue-15', status: 'a_relire',
+    summary: 'Une balade commentée dans les villages de la Planèze.', themes: ['patrimoine', 'paysage'],
+    sectors: ['pierre'], audiences: ['grand_public'], location: { commune: 'Saint-Flour', departement: '15' },
+    action_type: 'balade', dates: { start: '2024-06-15' } },
+  { ref: 'nav-3', kind: 'outil', title: 'Guide des enduits à la chaux', office: 'caue-63', status: 'publie',
+    summary: 'Fiches pratiques pour restaurer les façades anciennes.', sectors: ['mineraux_liants'],
+    themes: ['patrimoine', 'energie_renovation'], tool_type: 'guide', year: 2021 },
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+});
+// One context per office: separate cookies, as two people on two computers.
+const ctxA = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'fr-FR', timezoneId: 'Europe/Paris' });
+const ctxB = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'fr-FR', timezoneId: 'Europe/Paris' });
+const pa = await ctxA.newPage();
+const pb = await ctxB.newPage();
+for (const [p, who] of [[pa, 'A'], [pb, 'B']]) {
+  p.on('pageerror', (e) => pageErrors.push(`${who}: ${e.message}`));
+  p.setDefaultTimeout(WAIT);
+}
+
+let id = null; // bare id of the resource created in the browser
+const created = 'Réhabilitation d\u2019une grange en pisé à Billom';
+const original = 'Une grange du XIXe siècle devient une salle associative.';
+
+try {
+  await step('the CLI contract: server.json and the token-protected API', async () => {
+    const server = JSON.parse(readFileSync(join(opts['a-dir'], 'server.json'), 'utf8'));
+    check(server.url === A, `server.json url ${server.url} != ${A}`);
+    check(/^[0-9a-f]{64}$/.test(server.token), 'token is not 64 hex digits');
+    check(Number.isInteger(server.pid), 'pid missing');
+    const denied = await fetch(`${A}/api/resources`);
+    check(denied.status === 401, `without token: ${denied.status}`);
+    check((await denied.json()).error.includes('jeton'), '401 message is not French');
+    const r = await fetch(`${A}/api/import`, {
+      method: 'POST', headers: { Authorization: `Bearer ${server.token}` },
+      body: SEED.map((x) => JSON.stringify(x)).join('\n') + '\n',
+    });
+    const answer = await r.text();
+    check(r.ok, `import: ${r.status} ${answer}`);
+    const report = JSON.parse(answer);
+    check(report.created === 3, `import report ${JSON.stringify(report)}`);
+    await control('idle');
+  });
+
+  await step('both offices list the resources, connected to the relay', async () => {
+    await pa.goto(`${A}/`);
+    await pb.goto(`${B}/`);
+    for (const p of [pa, pb]) {
+      await waitText(p, '#resultats', 'École en pisé de Thiers');
+      await waitText(p, '#resultats', 'Balade des toits de lauze');
+      await p.locator('#sync[data-kind=connecte]').waitFor();
+    }
+    check((await pb.locator('.brand .office').textContent()).includes('CAUE du Cantal'), 'office B name');
+    await shot(pa, '01-liste');
+  });
+
+  await step('filters are checkboxes with French labels', async () => {
+    await pa.locator('label.option', { hasText: 'Action de médiation' }).click();
+    await pa.waitForURL(/kind=action/);
+    await waitText(pa, '#resultats', 'Balade des toits de lauze');
+    await waitText(pa, '#resultats', 'École en pisé', true);
+    await pa.locator('label.option', { hasText: 'Pierre' }).waitFor();
+    await shot(pa, '02-liste-filtree');
+    await pa.locator('#q').fill('chaux');
+    await pa.goto(`${A}/?q=chaux`);
+    await waitText(pa, '#resultats', 'Guide des enduits à la chaux');
+  });
+
+  await step('a resource page shows every field in French, with a map', async () => {
+    await pa.goto(`${A}/`);
+    await pa.locator('a', { hasText: 'École en pisé de Thiers' }).click();
+    await waitText(pa, 'h1', 'École en pisé de Thiers');
+    for (const t of ['Terre crue', 'Équipement scolaire, petite enfance', 'Construction neuve', 'Atelier Basalte — Architecte', 'Élus', '940 m²', 'Licence Ouverte / Etalab']) {
+      await waitText(pa, '#fiche', t);
+    }
+    check(await pa.locator('figure.map svg .pin').count() === 1, 'no pin on the map');
+    await shot(pa, '03-fiche');
+  });
+
+  await step('a resource created in office A appears live in office B', async () => {
+    await pb.goto(`${B}/`);
+    await pa.goto(`${A}/ressources/nouvelle`);
+    await waitText(pa, 'main', 'sensibiliser un public');
+    await shot(pa, '04-choisir-type');
+    await pa.locator('a[data-kind=realisation]').click();
+    await pa.locator('#champ-title').fill(created);
+    await pa.locator('#champ-summary').fill('Une grange transformée en salle associative.');
+    await pa.locator('#champ-description').fill(original);
+    await pa.locator('#champ-location-commune').fill('Billom');
+    await pa.locator('#champ-location-departement').selectOption('63');
+    await pa.locator('#champ-year').fill('2022');
+    await pa.locator('#champ-intervention').selectOption('rehabilitation');
+    await pa.locator('label.option', { hasText: 'Patrimoine bâti' }).click();
+    await pa.locator('label.option', { hasText: 'Terre crue' }).click();
+    await pa.locator('#champ-designers-0-name').fill('Atelier Terres Vives');
+    await pa.locator('#champ-client').fill('Association des Amis de Billom');
+    await shot(pa, '05-formulaire-creation');
+    await pa.locator('form.resource-form button.primary').click();
+    await waitText(pa, '.notice', 'La fiche a été créée.');
+    id = new URL(pa.url()).pathname.split('/')[2];
+    await waitText(pb, '#resultats', created);
+  });
+
+  await step('an invalid form says what is wrong next to the field', async () => {
+    await pa.goto(`${A}/ressources/nouvelle?type=outil`);
+    await pa.locator('#champ-year').fill('vingt');
+    await pa.locator('#champ-location-lat').fill('95');
+    await pa.locator('form.resource-form button.primary').click();
+    await waitText(pa, '#champ-title-erreur', 'Obligatoire');
+    await waitText(pa, '#champ-year-erreur', 'année');
+    await waitText(pa, '#champ-location-lat-erreur', 'Latitude');
+    await waitText(pa, '.error-summary', '3 champs sont à corriger');
+    await shot(pa, '06-formulaire-erreurs');
+  });
+
+  await step('two offices type in the same description at once: both texts kept, carets kept', async () => {
+    await control('idle');
+    await pa.goto(`${A}/ressources/${id}/modifier`);
+    await pb.goto(`${B}/ressources/${id}/modifier`);
+    await waitValue(pb, '#champ-description', original);
+    const ta = pa.locator('#champ-description');
+    const tb = pb.locator('#champ-description');
+    await ta.click();
+    await pa.keyboard.press('Control+End');
+    await tb.click();
+    await pb.evaluate(() => document.querySelector('#champ-description').setSelectionRange(0, 0));
+    const atA = ' Texte écrit à Clermont, façade « est ».';
+    const atB = 'Écrit à Aurillac 🙂 : ';
+    await Promise.all([ta.pressSequentially(atA, { delay: 25 }), tb.pressSequentially(atB, { delay: 35 })]);
+    const expected = atB + original + atA;
+    await waitValue(pa, '#champ-description', expected);
+    await waitValue(pb, '#champ-description', expected);
+    for (const [p, url] of [[pa, A], [pb, B]]) {
+      const s = await p.evaluate(async (u) => (await fetch(u, { headers: { Accept: 'application/json' } })).json(), `${url}/ressources/${id}/texte`);
+      check(s.resource.description === expected, `server text at ${url}: ${JSON.stringify(s.resource.description)}`);
+    }
+    await waitText(pa, '.live-status[data-for=description]', 'Enregistré.');
+    await shot(pa, '07-edition-simultanee');
+  });
+
+  await step('a field saved in B updates the same form open in A, in place', async () => {
+    await pb.locator('#champ-client').fill('Commune de Billom');
+    await pb.locator('#formulaire button.primary').click();
+    await waitText(pb, '.notice', 'Modifications enregistrées.');
+    await waitValue(pa, '#champ-client', 'Commune de Billom');
+    check((await pa.locator('#champ-description').inputValue()).includes('Clermont'), 'A lost its text');
+  });
+
+  await step('offline: editing works the same, the indicator counts what waits, and it flows on resume', async () => {
+    await control('idle');
+    await control('pause');
+    await pa.goto(`${A}/ressources/${id}/modifier`);
+    await pa.locator('#sync[data-kind=hors_ligne]').waitFor();
+    await pa.locator('#champ-title').fill(created + ' (hors ligne)');
+    await pa.locator('#formulaire button.primary').click();
+    await waitText(pa, 'h1', '(hors ligne)');
+    await waitText(pa, '#sync', '1 modification pas encore sur le relais');
+    await shot(pa, '08-hors-ligne');
+    await pb.goto(`${B}/ressources/${id}/modifier`);
+    await pb.locator('#sync[data-kind=hors_ligne]').waitFor();
+    await pb.locator('#champ-description').click();
+    await pb.keyboard.press('Control+End');
+    await pb.locator('#champ-description').pressSequentially(' Ajout hors ligne.', { delay: 10 });
+    await waitText(pb, '.live-status[data-for=description]', 'Enregistré.');
+    await pb.goto(`${B}/ressources/${id}`);
+    await waitText(pb, 'h1', '(hors ligne)', true);
+    await waitText(pa, '#sync', 'Hors ligne');
+    await control('resume');
+    await waitText(pb, 'h1', '(hors ligne)');
+    await waitText(pa, '#fiche', 'Ajout hors ligne.');
+    await pa.locator('#sync[data-kind=connecte]').waitFor();
+    await waitText(pa, '#sync', 'toutes les modifications sont sur le relais');
+  });
+
+  await step('history says who changed what and when, and shows an earlier version', async () => {
+    await pa.goto(`${A}/ressources/${id}/historique`);
+    await waitText(pa, 'table.history', 'CAUE du Cantal');
+    await waitText(pa, 'table.history', 'CAUE du Puy-de-Dôme');
+    await waitText(pa, 'table.history', 'création de la fiche');
+    await waitText(pa, 'table.history', 'Description');
+    await waitText(pa, 'table.history', "Maître d'ouvrage");
+    await shot(pa, '09-historique');
+    await pa.locator('table.history a', { hasText: 'Voir' }).last().click();
+    await waitText(pa, '.notice', 'ancienne version');
+    await waitText(pa, 'h1', created);
+    await waitText(pa, 'h1', '(hors ligne)', true);
+    await shot(pa, '10-ancienne-version');
+  });
+
+  await step('deleting asks first, then the resource leaves both offices\u2019 lists', async () => {
+    await pa.goto(`${A}/`);
+    await waitText(pa, '#resultats', created);
+    await pb.goto(`${B}/ressources/${id}/supprimer`);
+    await waitText(pb, 'main', 'Supprimer la fiche');
+    await shot(pb, '11-suppression');
+    await pb.locator('button', { hasText: 'Oui, supprimer cette fiche' }).click();
+    await waitText(pb, '.notice', 'a été supprimée');
+    await waitText(pa, '#resultats', created, true);
+  });
+
+  await step('the lexicon explains the words', async () => {
+    await pa.goto(`${A}/lexique`);
+    await waitText(pa, 'main', 'Action de médiation');
+    await shot(pa, '12-lexique');
+  });
+
+  await step('no script error on any page', async () => {
+    check(pageErrors.length === 0, pageErrors.join('\n'));
+  });
+} catch (e) {
+  // Reported by step(); screenshots of where each page stood help the reader.
+  await shot(pa, 'echec-A').catch(() => {});
+  await shot(pb, 'echec-B').catch(() => {});
+} finally {
+  await browser.close();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+}
