@@ -30,12 +30,15 @@ mod synonyms;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::sort_key::{SortByStaticFastValue, SortByString};
 use tantivy::collector::{Collector, Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, RangeQuery, TermQuery,
+};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
@@ -272,18 +275,28 @@ impl SearchIndex {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        match Self::open_existing(dir) {
-            Ok(Some(index)) => return Ok(index),
-            Ok(None) => {}
-            Err(SearchError::Engine(TantivyError::LockFailure(..))) => {
+        // Tantivy panics on some damaged files (a slice past the end of a truncated file)
+        // instead of returning an error; the index is a cache, so either way it is rebuilt.
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| Self::open_existing(dir)));
+        match opened {
+            Ok(Ok(Some(index))) => return Ok(index),
+            Ok(Ok(None)) => {}
+            Ok(Err(SearchError::Engine(TantivyError::LockFailure(..)))) => {
                 return Err(SearchError::Locked(dir.to_path_buf()))
             }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "search index unreadable, recreating it"),
+            Ok(Err(e)) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "search index unreadable, recreating it")
+            }
+            Err(_) => {
+                tracing::warn!(dir = %dir.display(), "search index damaged, recreating it")
+            }
         }
         remove_index_files(dir).map_err(io)?;
         let fields = Fields::new();
-        let index = Index::create_in_dir(dir, fields.schema.clone()).map_err(|e| lock_error(dir, e))?;
-        let mut search = Self::with_index(index, fields, Analysis::French).map_err(|e| lock_error(dir, e))?;
+        let index =
+            Index::create_in_dir(dir, fields.schema.clone()).map_err(|e| lock_error(dir, e))?;
+        let mut search =
+            Self::with_index(index, fields, Analysis::French).map_err(|e| lock_error(dir, e))?;
         std::fs::write(dir.join(VERSION_FILE), SCHEMA_VERSION.to_string()).map_err(io)?;
         search.needs_rebuild = true;
         Ok(search)
@@ -350,10 +363,20 @@ impl SearchIndex {
         let mut relaxed = false;
         let mut text_query = text.strict;
         let by_score = text_query.is_some() && q.sort == Sort::Relevance;
-        let mut page = self.collect(&searcher, &combine(text_query.as_deref(), &filters, None), q, by_score)?;
+        let mut page = self.collect(
+            &searcher,
+            &combine(text_query.as_deref(), &filters, None),
+            q,
+            by_score,
+        )?;
         if page.0 == 0 {
             if let Some(or_query) = text.relaxed {
-                let or_page = self.collect(&searcher, &combine(Some(&*or_query), &filters, None), q, by_score)?;
+                let or_page = self.collect(
+                    &searcher,
+                    &combine(Some(&*or_query), &filters, None),
+                    q,
+                    by_score,
+                )?;
                 if or_page.0 > 0 {
                     page = or_page;
                     relaxed = true;
@@ -365,8 +388,14 @@ impl SearchIndex {
         // A facet being filtered on is counted without its own filter.
         for (key, _) in &filters {
             let collector = match key {
-                FilterKey::Facet(f) => FacetCollector { facets: vec![*f], year: false },
-                FilterKey::Year => FacetCollector { facets: Vec::new(), year: true },
+                FilterKey::Facet(f) => FacetCollector {
+                    facets: vec![*f],
+                    year: false,
+                },
+                FilterKey::Year => FacetCollector {
+                    facets: Vec::new(),
+                    year: true,
+                },
                 FilterKey::BBox => continue,
             };
             let query = combine(text_query.as_deref(), &filters, Some(*key));
@@ -387,12 +416,19 @@ impl SearchIndex {
     fn with_index(index: Index, fields: Fields, analysis: Analysis) -> tantivy::Result<Self> {
         match analysis {
             Analysis::French => {
-                index.tokenizers().register(analysis::EXACT, analysis::exact_analyzer());
-                index.tokenizers().register(analysis::STEM, analysis::stem_analyzer());
+                index
+                    .tokenizers()
+                    .register(analysis::EXACT, analysis::exact_analyzer());
+                index
+                    .tokenizers()
+                    .register(analysis::STEM, analysis::stem_analyzer());
             }
             Analysis::Baseline => {
                 let default = || -> TextAnalyzer {
-                    index.tokenizers().get("default").expect("tantivy registers `default`")
+                    index
+                        .tokenizers()
+                        .get("default")
+                        .expect("tantivy registers `default`")
                 };
                 index.tokenizers().register(analysis::EXACT, default());
                 index.tokenizers().register(analysis::STEM, default());
@@ -468,7 +504,10 @@ impl SearchIndex {
                 if text.trim().is_empty() {
                     return Ok(TextQuery::default());
                 }
-                let groups: Vec<_> = TextGroup::ALL.iter().map(|&g| self.fields.exact(g)).collect();
+                let groups: Vec<_> = TextGroup::ALL
+                    .iter()
+                    .map(|&g| self.fields.exact(g))
+                    .collect();
                 let mut parser = QueryParser::for_index(&self.index, groups);
                 parser.set_conjunction_by_default();
                 for g in TextGroup::ALL {
@@ -490,7 +529,7 @@ impl SearchIndex {
         query: &dyn Query,
         q: &SearchQuery,
         by_score: bool,
-    ) -> Result<(usize, Vec<(f32, DocAddress)>, FacetCounts), SearchError> {
+    ) -> Result<Page, SearchError> {
         let limit = q.limit.min(MAX_LIMIT);
         if limit == 0 {
             let (total, facets) = searcher.search(query, &(Count, FacetCollector::all()))?;
@@ -589,7 +628,10 @@ fn filter_queries(fields: &Fields, f: &Filters) -> Vec<(FilterKey, Box<dyn Query
             Some(y) => Bound::Included(Term::from_field_i64(fields.year, y)),
             None => Bound::Unbounded,
         };
-        out.push((FilterKey::Year, Box::new(RangeQuery::new(bound(f.year_from), bound(f.year_to)))));
+        out.push((
+            FilterKey::Year,
+            Box::new(RangeQuery::new(bound(f.year_from), bound(f.year_to))),
+        ));
     }
     if let Some(b) = f.bbox {
         let range = |field, lo: f64, hi: f64| -> Box<dyn Query> {
@@ -630,7 +672,10 @@ fn combine(
     )];
     for (key, q) in filters {
         if Some(*key) != except {
-            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(q.box_clone(), 0.0))));
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(q.box_clone(), 0.0)),
+            ));
         }
     }
     BooleanQuery::new(clauses)
@@ -681,4 +726,376 @@ fn remove_index_files(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, title: &str) -> SearchDoc {
+        SearchDoc {
+            id: id.to_string(),
+            ref_: Some(format!("ref-{id}")),
+            kind: "realisation".to_string(),
+            office: "caue-63".to_string(),
+            title: title.to_string(),
+            status: "publie".to_string(),
+            ..SearchDoc::default()
+        }
+    }
+
+    fn index(docs: &[SearchDoc]) -> SearchIndex {
+        let mut index = SearchIndex::in_memory().unwrap();
+        index.upsert(docs).unwrap();
+        index
+    }
+
+    fn ids(index: &SearchIndex, q: &SearchQuery) -> Vec<String> {
+        index
+            .search(q)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    }
+
+    fn find(index: &SearchIndex, text: &str) -> Vec<String> {
+        ids(index, &SearchQuery::text(text))
+    }
+
+    fn filtered(text: &str, filters: Filters) -> SearchQuery {
+        SearchQuery {
+            filters,
+            ..SearchQuery::text(text)
+        }
+    }
+
+    /// A small corpus where each resource exercises one normalisation.
+    fn corpus() -> Vec<SearchDoc> {
+        let mut v = vec![
+            doc("pise", "École en pisé"),
+            doc("eglise", "Réfection de la toiture de l'église"),
+            doc("oeuvre", "Choisir son maître d’œuvre"),
+            doc("batiments", "Deux bâtiments agricoles"),
+            doc("lauze", "Couverture en lauze"),
+            doc("flour", "Halle de Saint-Flour"),
+            doc("moa", "Guide du maître d'ouvrage"),
+            doc("ossature", "Crèche en ossature bois"),
+            doc("coeur", "Requalification du cœur de bourg"),
+            doc("apart", "Un bourg dont le cœur bat"),
+        ];
+        v[0].departement = Some("63".into());
+        v[4].departement = Some("15".into());
+        v.push(SearchDoc {
+            kind: "action".into(),
+            ..doc("visite", "Balade commentée des toits")
+        });
+        v
+    }
+
+    #[test]
+    fn french_normalisations_end_to_end() {
+        let index = index(&corpus());
+        assert_eq!(find(&index, "pise"), ["pise"]);
+        assert_eq!(find(&index, "PISÉ"), ["pise"]);
+        assert_eq!(find(&index, "eglise"), ["eglise"]);
+        assert_eq!(find(&index, "maitre d'oeuvre"), ["oeuvre"]);
+        assert_eq!(find(&index, "batiment agricole"), ["batiments"]);
+        assert_eq!(find(&index, "lauzze"), ["lauze"]);
+        assert_eq!(find(&index, "st flour"), ["flour"]);
+        assert_eq!(find(&index, "MOA"), ["moa"]);
+        assert_eq!(find(&index, "creche ossat"), ["ossature"]);
+        assert_eq!(find(&index, "15 lauze"), ["lauze"]);
+        // Nothing in the Puy-de-Dôme: the relaxed results say so.
+        assert!(index.search(&SearchQuery::text("63 lauze")).unwrap().relaxed);
+        assert_eq!(find(&index, "animation toits"), ["visite"]);
+    }
+
+    #[test]
+    fn phrase_and_proximity() {
+        let index = index(&corpus());
+        assert_eq!(find(&index, "\"coeur de bourg\""), ["coeur"]);
+        // Both match the words; the expression ranks first.
+        assert_eq!(find(&index, "coeur de bourg"), ["coeur", "apart"]);
+    }
+
+    #[test]
+    fn exact_ranks_above_stem_above_typo() {
+        let index = index(&[
+            doc("typo", "Maison en pierres sèches"),
+            doc("exact", "Maison en pierre"),
+            doc("fuzzy", "Maison en pieree"),
+        ]);
+        let hits = find(&index, "pierre");
+        assert_eq!(hits[0], "exact");
+        assert_eq!(hits[1], "typo");
+    }
+
+    #[test]
+    fn relaxed_when_no_resource_has_every_word() {
+        let index = index(&corpus());
+        let r = index.search(&SearchQuery::text("lauze zzzzzz")).unwrap();
+        assert!(r.relaxed);
+        assert_eq!(r.hits[0].id, "lauze");
+        let r = index.search(&SearchQuery::text("lauze")).unwrap();
+        assert!(!r.relaxed);
+    }
+
+    #[test]
+    fn upsert_replaces_and_delete_removes() {
+        let mut index = index(&[doc("a", "Grange en pierre"), doc("b", "Halle en bois")]);
+        assert_eq!(index.len(), 2);
+        index.upsert(&[doc("a", "Grange en terre")]).unwrap();
+        assert_eq!(index.len(), 2);
+        assert!(find(&index, "pierre").is_empty());
+        assert_eq!(find(&index, "terre"), ["a"]);
+        // The last version of an id in one batch wins.
+        index
+            .upsert(&[doc("c", "Moulin"), doc("c", "Lavoir")])
+            .unwrap();
+        assert_eq!(find(&index, "lavoir"), ["c"]);
+        assert!(find(&index, "moulin").is_empty());
+        index
+            .delete(&["a".to_string(), "unknown".to_string()])
+            .unwrap();
+        assert!(find(&index, "terre").is_empty());
+        assert_eq!(index.len(), 2);
+        index.clear().unwrap();
+        assert!(index.is_empty());
+    }
+
+    fn faceted() -> SearchIndex {
+        let mut docs = vec![
+            doc("r63", "Grange A"),
+            doc("r15", "Grange B"),
+            doc("o63", "Grange C"),
+            doc("a15", "Grange D"),
+        ];
+        docs[0].departement = Some("63".into());
+        docs[0].year = Some(2015);
+        docs[0].sectors = vec!["bois".into(), "terre".into()];
+        docs[0].lat = Some(45.77);
+        docs[0].lon = Some(3.08);
+        docs[1].departement = Some("15".into());
+        docs[1].year = Some(2021);
+        docs[1].sectors = vec!["pierre".into()];
+        docs[1].lat = Some(45.03);
+        docs[1].lon = Some(3.09);
+        docs[2].kind = "outil".into();
+        docs[2].departement = Some("63".into());
+        docs[2].year = Some(2008);
+        docs[3].kind = "action".into();
+        docs[3].departement = Some("15".into());
+        docs[3].region = Some("Auvergne".into());
+        index(&docs)
+    }
+
+    #[test]
+    fn facet_counts() {
+        let index = faceted();
+        let r = index.search(&SearchQuery::text("grange")).unwrap();
+        assert_eq!(r.total, 4);
+        let kind = &r.facets["kind"];
+        assert_eq!(kind["realisation"], 2);
+        assert_eq!(kind["outil"], 1);
+        assert_eq!(kind["action"], 1);
+        assert_eq!(r.facets["sector"]["bois"], 1);
+        assert_eq!(r.facets["sector"]["terre"], 1);
+        assert_eq!(r.facets["departement"]["63"], 2);
+        // The région comes from the département unless given.
+        assert_eq!(r.facets["region"]["Auvergne-Rhône-Alpes"], 3);
+        assert_eq!(r.facets["region"]["Auvergne"], 1);
+        assert_eq!(r.facets["year"]["2010-2019"], 1);
+        assert_eq!(r.facets["year"]["2000-2009"], 1);
+        assert_eq!(r.facets["year"]["2020-2029"], 1);
+
+        // A facet being filtered keeps counting its other values; the others follow the filter.
+        let f = Filters {
+            kind: vec!["realisation".into()],
+            ..Filters::default()
+        };
+        let r = index.search(&filtered("grange", f)).unwrap();
+        assert_eq!(r.total, 2);
+        assert_eq!(r.facets["kind"]["outil"], 1);
+        assert_eq!(r.facets["kind"]["realisation"], 2);
+        assert_eq!(r.facets["departement"]["63"], 1);
+        assert_eq!(r.facets["departement"]["15"], 1);
+        assert!(!r.facets["kind"].contains_key("zzz"));
+    }
+
+    #[test]
+    fn filters_or_within_and_across() {
+        let index = faceted();
+        let sorted = |q: &SearchQuery| {
+            let mut v = ids(&index, q);
+            v.sort();
+            v
+        };
+        let or_within = Filters {
+            kind: vec!["outil".into(), "action".into()],
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("", or_within)), ["a15", "o63"]);
+        let and_across = Filters {
+            kind: vec!["outil".into(), "action".into()],
+            departement: vec!["63".into()],
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("grange", and_across)), ["o63"]);
+        let years = Filters {
+            year_from: Some(2010),
+            year_to: Some(2021),
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("", years)), ["r15", "r63"]);
+        let from = Filters {
+            year_from: Some(2016),
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("", from)), ["r15"]);
+        let bbox = Filters {
+            bbox: Some(BBox {
+                min_lat: 45.5,
+                min_lon: 3.0,
+                max_lat: 46.0,
+                max_lon: 3.2,
+            }),
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("", bbox)), ["r63"]);
+        let antimeridian = Filters {
+            bbox: Some(BBox {
+                min_lat: 40.0,
+                min_lon: 170.0,
+                max_lat: 50.0,
+                max_lon: 3.085,
+            }),
+            ..Filters::default()
+        };
+        assert_eq!(sorted(&filtered("", antimeridian)), ["r63"]);
+    }
+
+    #[test]
+    fn sorts_and_empty_query() {
+        let index = faceted();
+        let by = |sort| SearchQuery {
+            sort,
+            ..SearchQuery::default()
+        };
+        // Empty text: every resource, by title.
+        assert_eq!(
+            ids(&index, &by(Sort::Relevance)),
+            ["r63", "r15", "o63", "a15"]
+        );
+        assert_eq!(ids(&index, &by(Sort::Title)), ["r63", "r15", "o63", "a15"]);
+        // By date: most recent first, no year last.
+        assert_eq!(ids(&index, &by(Sort::Date)), ["r15", "r63", "o63", "a15"]);
+        let page = SearchQuery {
+            limit: 2,
+            offset: 1,
+            ..by(Sort::Date)
+        };
+        let r = index.search(&page).unwrap();
+        assert_eq!(r.total, 4);
+        assert_eq!(
+            r.hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["r63", "o63"]
+        );
+        let counts_only = SearchQuery {
+            limit: 0,
+            ..by(Sort::Date)
+        };
+        let r = index.search(&counts_only).unwrap();
+        assert!(r.hits.is_empty());
+        assert_eq!(r.total, 4);
+        assert_eq!(r.facets["kind"]["realisation"], 2);
+    }
+
+    #[test]
+    fn hits_carry_snippets() {
+        let index = index(&[SearchDoc {
+            summary: "Une halle <en> bois & pisé.".into(),
+            description: "## Chantier\n\nLa **halle** du marché.".into(),
+            ..doc("h", "Halle de marché")
+        }]);
+        let r = index.search(&SearchQuery::text("pise")).unwrap();
+        let hit = &r.hits[0];
+        assert_eq!(hit.ref_.as_deref(), Some("ref-h"));
+        assert_eq!(hit.title, "Halle de marché");
+        assert_eq!(hit.kind, "realisation");
+        assert_eq!(hit.office, "caue-63");
+        assert!(hit.score > 0.0);
+        assert_eq!(hit.snippet, "Une halle bois & ⟦pisé⟧.");
+        assert_eq!(hit.snippet_html, "Une halle bois &amp; <mark>pisé</mark>.");
+        let r = index.search(&SearchQuery::text("halles")).unwrap();
+        assert_eq!(r.hits[0].snippet, "Une ⟦halle⟧ bois & pisé.");
+    }
+
+    #[test]
+    fn on_disk_index_persists_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+            assert!(index.needs_rebuild(), "a new index must be filled");
+            index.upsert(&[doc("a", "Grange en pierre")]).unwrap();
+        }
+        {
+            let index = SearchIndex::open_or_create(dir.path()).unwrap();
+            assert!(!index.needs_rebuild());
+            assert_eq!(find(&index, "grange"), ["a"]);
+        }
+        // Another schema version: recreated empty.
+        std::fs::write(dir.path().join(VERSION_FILE), "0").unwrap();
+        {
+            let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+            assert!(index.needs_rebuild());
+            assert!(index.is_empty());
+            index.upsert(&[doc("b", "Halle")]).unwrap();
+        }
+        // Damaged metadata.
+        std::fs::write(dir.path().join("meta.json"), "{ not json").unwrap();
+        {
+            let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+            assert!(index.needs_rebuild());
+            assert!(index.is_empty());
+            index.upsert(&[doc("c", "Lavoir")]).unwrap();
+        }
+        // Damaged segment files; a file that is not the index's is left alone.
+        std::fs::write(dir.path().join("notes.txt"), "keep").unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.len() > 32 && !name.starts_with('.') && name != "notes.txt" {
+                std::fs::write(&path, b"garbage").unwrap();
+            }
+        }
+        let index = SearchIndex::open_or_create(dir.path()).unwrap();
+        assert!(index.needs_rebuild());
+        assert!(index.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+            "keep"
+        );
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SearchIndex::open_or_create(dir.path()).unwrap();
+        let second = SearchIndex::open_or_create(dir.path());
+        assert!(
+            matches!(second, Err(SearchError::Locked(_))),
+            "{:?}",
+            second.err()
+        );
+    }
+
+    #[test]
+    fn baseline_has_no_french_analysis() {
+        let mut index = SearchIndex::in_memory_with(Analysis::Baseline).unwrap();
+        index.upsert(&[doc("p", "École en pisé")]).unwrap();
+        assert_eq!(find(&index, "pisé"), ["p"]);
+        assert!(find(&index, "pise").is_empty());
+    }
 }

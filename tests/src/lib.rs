@@ -1,1 +1,3 @@
-//! Atelier test helpers.
+//! Atelier test helpers, and the library behind the `atelier-bench` binary.
+
+pub mod bench;

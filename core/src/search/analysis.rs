@@ -91,7 +91,8 @@ pub fn fold(text: &str) -> String {
     out
 }
 
-/// French function words: a query does not require them (« usine de Thiers » is found by
+/// French function words, and the elided articles typed without their apostrophe
+/// (« clermont l herault »): a query does not require them (« usine de Thiers » is found by
 /// « usine thiers » and the other way round), but phrases still use them.
 pub fn is_stop_word(folded: &str) -> bool {
     STOP_WORDS.binary_search(&folded).is_ok()
@@ -99,9 +100,9 @@ pub fn is_stop_word(folded: &str) -> bool {
 
 /// Sorted, folded.
 const STOP_WORDS: &[&str] = &[
-    "a", "au", "aux", "avec", "ce", "ces", "cet", "cette", "dans", "de", "des", "du", "en", "et",
-    "la", "le", "les", "leur", "leurs", "ou", "par", "pour", "sa", "ses", "son", "sur", "un",
-    "une",
+    "a", "au", "aux", "avec", "c", "ce", "ces", "cet", "cette", "d", "dans", "de", "des", "du",
+    "en", "et", "j", "l", "la", "le", "les", "leur", "leurs", "m", "n", "ou", "par", "pour", "qu",
+    "s", "sa", "ses", "son", "sur", "t", "un", "une", "y",
 ];
 
 /// Words that French elides before a vowel; dropped when an apostrophe follows them.
@@ -312,8 +313,14 @@ mod tests {
     #[test]
     fn folds_case_and_accents() {
         assert_eq!(exact("Pisé"), exact("pise"));
-        assert_eq!(exact("ÉGLISE Église église"), ["eglise", "eglise", "eglise"]);
-        assert_eq!(exact("Mâcon Châtaigneraie Lozère"), ["macon", "chataigneraie", "lozere"]);
+        assert_eq!(
+            exact("ÉGLISE Église église"),
+            ["eglise", "eglise", "eglise"]
+        );
+        assert_eq!(
+            exact("Mâcon Châtaigneraie Lozère"),
+            ["macon", "chataigneraie", "lozere"]
+        );
         // Decomposed accents (e + U+0301) fold like precomposed ones.
         assert_eq!(exact("pise\u{0301}"), ["pise"]);
     }

@@ -39,7 +39,11 @@ impl EvalQuery {
                 serde_json::Value::String(s) => vec![s.clone()],
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string).ok_or("filter values are strings"))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_string)
+                            .ok_or("filter values are strings")
+                    })
                     .collect::<Result<_, _>>()?,
                 _ => return Err(format!("filter {key} is not a string or a list")),
             };
@@ -191,7 +195,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_filters() {
-        let err = parse_queries(r#"{"q": "a", "filters": {"colour": "red"}, "relevant": [], "top": 1}"#);
+        let err =
+            parse_queries(r#"{"q": "a", "filters": {"colour": "red"}, "relevant": [], "top": 1}"#);
         assert!(matches!(err, Err(SearchError::EvalQuery { line: 1, .. })));
     }
 }

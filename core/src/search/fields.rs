@@ -1,8 +1,8 @@
 //! The index schema: one exact-folded and one stemmed field per text group, facet and sort fields.
 
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
-    STORED, STRING,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STORED,
+    STRING,
 };
 use tantivy::TantivyDocument;
 
@@ -187,7 +187,11 @@ impl Fields {
         );
         let facets = Facet::ALL.map(|f| {
             let stored = matches!(f, Facet::Kind | Facet::Office);
-            let opts = if stored { STRING | FAST | STORED } else { STRING | FAST };
+            let opts = if stored {
+                STRING | FAST | STORED
+            } else {
+                STRING | FAST
+            };
             b.add_text_field(f.name(), opts)
         });
         let year = b.add_i64_field(YEAR, NumericOptions::default().set_indexed().set_fast());
@@ -302,10 +306,13 @@ fn texts(d: &SearchDoc, g: TextGroup) -> Vec<String> {
 
 /// The région of a resource: the caller's, else the one of its département.
 fn region(d: &SearchDoc) -> Option<String> {
-    d.region.clone().filter(|r| !r.trim().is_empty()).or_else(|| {
-        d.departement
-            .as_deref()
-            .and_then(crate::vocab::departement)
-            .map(|dep| dep.region.clone())
-    })
+    d.region
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| {
+            d.departement
+                .as_deref()
+                .and_then(crate::vocab::departement)
+                .map(|dep| dep.region.clone())
+        })
 }

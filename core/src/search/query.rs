@@ -9,8 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery,
-    Query, TermQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
@@ -105,7 +104,12 @@ pub fn parse(text: &str) -> Parsed {
             continue;
         }
         let last_segment = i + 1 == n;
-        parse_plain(segment, words, last_segment && typing_last_word, &mut parsed);
+        parse_plain(
+            segment,
+            words,
+            last_segment && typing_last_word,
+            &mut parsed,
+        );
     }
     // A query of stop words only (« la », « de la ») still has to find something.
     if !parsed.clauses.is_empty() && parsed.clauses.iter().all(Clause::optional) {
@@ -289,7 +293,11 @@ impl Builder<'_> {
     ) -> Result<Box<dyn Query>, SearchError> {
         let mut own = Vec::new();
         for w in words {
-            let occur = if w.optional { Occur::Should } else { Occur::Must };
+            let occur = if w.optional {
+                Occur::Should
+            } else {
+                Occur::Must
+            };
             own.push((occur, self.word(w, hl)?));
         }
         let own: Box<dyn Query> = if own.len() == 1 {
@@ -368,7 +376,10 @@ impl Builder<'_> {
                 Term::from_field_text(field, text),
                 IndexRecordOption::WithFreqs,
             );
-            out.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), w * g.weight()))));
+            out.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(q), w * g.weight())),
+            ));
         }
     }
 
@@ -438,7 +449,9 @@ impl Builder<'_> {
     }
 
     fn doc_freq(&self, field: Field, text: &str) -> Result<u64, SearchError> {
-        Ok(self.searcher.doc_freq(&Term::from_field_text(field, text))?)
+        Ok(self
+            .searcher
+            .doc_freq(&Term::from_field_text(field, text))?)
     }
 
     /// Indexed words starting with `prefix`, most frequent first.
@@ -546,7 +559,10 @@ mod tests {
     fn quoted_text_is_a_phrase() {
         let p = parse("\"maison de santé\" bois");
         assert!(matches!(&p.clauses[0], Clause::Phrase(w) if w.len() == 3));
-        assert_eq!(clauses("« pierre de Volvic »"), [["pierre", "de", "volvic"]]);
+        assert_eq!(
+            clauses("« pierre de Volvic »"),
+            [["pierre", "de", "volvic"]]
+        );
         // Unclosed: still typing, plain words.
         assert_eq!(clauses("\"maison de"), [["maison"], ["de"]]);
     }
@@ -589,11 +605,10 @@ mod tests {
     #[test]
     fn glossary_groups_words() {
         let p = parse("choisir son maitre d'oeuvre");
-        assert_eq!(clauses("choisir son maitre d'oeuvre"), [
-            vec!["choisir"],
-            vec!["son"],
-            vec!["maitre", "oeuvre"]
-        ]);
+        assert_eq!(
+            clauses("choisir son maitre d'oeuvre"),
+            [vec!["choisir"], vec!["son"], vec!["maitre", "oeuvre"]]
+        );
         let Clause::Words { meaning, .. } = &p.clauses[2] else {
             panic!("words expected");
         };

@@ -28,16 +28,20 @@ pub struct Snippet {
 /// The best passage of the summary or the description (Markdown) for these highlights.
 pub fn snippet(summary: &str, description: &str, hl: &Highlight) -> Snippet {
     let candidates = [plain_text(summary), plain_text(description)];
-    let mut best: Option<(usize, &str, Vec<(usize, usize)>)> = None;
-    for text in candidates.iter().filter(|t| !t.is_empty()) {
-        let matches = matches(text, hl);
-        let score = matches.len();
-        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-            best = Some((score, text, matches));
-        }
-    }
+    // The text with the most matches; the summary when tied (it is written to be shown).
+    let best = candidates
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, matches(t, hl)))
+        .reduce(|best, next| {
+            if next.1.len() > best.1.len() {
+                next
+            } else {
+                best
+            }
+        });
     match best {
-        Some((_, text, matches)) => render(text, &matches),
+        Some((text, matches)) => render(text, &matches),
         None => Snippet::default(),
     }
 }
@@ -229,7 +233,11 @@ mod tests {
 
     #[test]
     fn escapes_html_and_drops_tags() {
-        let s = snippet("Le \"cœur\" <script>x</script> d'un bourg", "", &hl(&["coeur"]));
+        let s = snippet(
+            "Le \"cœur\" <script>x</script> d'un bourg",
+            "",
+            &hl(&["coeur"]),
+        );
         assert_eq!(s.text, "Le \"⟦cœur⟧\" x d'un bourg");
         assert_eq!(s.html, "Le &quot;<mark>cœur</mark>&quot; x d&#39;un bourg");
         assert!(!s.html.contains("<script>"));

@@ -13,7 +13,11 @@ use super::analysis::{self, is_stop_word, Word};
 const EQUIVALENTS: &[&[&str]] = &[
     &["MOA", "maître d'ouvrage", "maîtrise d'ouvrage"],
     &["MOE", "maître d'œuvre", "maîtrise d'œuvre"],
-    &["AMO", "assistance à maîtrise d'ouvrage", "assistant à maîtrise d'ouvrage"],
+    &[
+        "AMO",
+        "assistance à maîtrise d'ouvrage",
+        "assistant à maîtrise d'ouvrage",
+    ],
     &["BET", "bureau d'études", "bureau d'étude"],
     &["comcom", "com com", "communauté de communes"],
     &["EPCI", "établissement public de coopération intercommunale"],
@@ -28,11 +32,22 @@ const EQUIVALENTS: &[&[&str]] = &[
     &["ZAN", "zéro artificialisation nette"],
     &["OAP", "orientation d'aménagement et de programmation"],
     &["BTC", "brique de terre compressée"],
-    &["CLT", "bois lamellé-croisé", "lamellé-croisé", "cross laminated timber"],
-    &["EHPAD", "établissement d'hébergement pour personnes âgées dépendantes"],
+    &[
+        "CLT",
+        "bois lamellé-croisé",
+        "lamellé-croisé",
+        "cross laminated timber",
+    ],
+    &[
+        "EHPAD",
+        "établissement d'hébergement pour personnes âgées dépendantes",
+    ],
     &["MSP", "maison de santé pluriprofessionnelle"],
     &["ABF", "architecte des bâtiments de France"],
-    &["CAUE", "conseil d'architecture, d'urbanisme et de l'environnement"],
+    &[
+        "CAUE",
+        "conseil d'architecture, d'urbanisme et de l'environnement",
+    ],
     &["PNR", "parc naturel régional"],
     &["ITE", "isolation thermique par l'extérieur"],
     &["ITI", "isolation thermique par l'intérieur"],
@@ -40,7 +55,10 @@ const EQUIVALENTS: &[&[&str]] = &[
     &["HLM", "habitation à loyer modéré"],
     &["OPAH", "opération programmée d'amélioration de l'habitat"],
     &["SPR", "site patrimonial remarquable"],
-    &["AVAP", "aire de mise en valeur de l'architecture et du patrimoine"],
+    &[
+        "AVAP",
+        "aire de mise en valeur de l'architecture et du patrimoine",
+    ],
     &["PVD", "petites villes de demain"],
     &["VRD", "voirie et réseaux divers"],
     &["DPE", "diagnostic de performance énergétique"],
@@ -118,10 +136,27 @@ impl Meaning {
     }
 }
 
-/// One way in: the stems to recognize (stop words removed) and what they mean.
+/// One way in: the words to recognize (stop words removed) and what they mean.
 struct Entry {
-    key: Vec<String>,
+    key: Vec<KeyWord>,
     meaning: Meaning,
+}
+
+/// A word of an entry, with its exact and stemmed forms.
+struct KeyWord {
+    exact: String,
+    stem: String,
+}
+
+/// Words up to this long must be typed exactly: stems of sigles collide (« moa » and « moe »
+/// both stem to « mo »). Longer words match on their stem (« bureaux » → « bureau »).
+const EXACT_ONLY_MAX_CHARS: usize = 4;
+
+impl KeyWord {
+    fn matches(&self, w: &Word) -> bool {
+        w.exact == self.exact
+            || (self.exact.chars().count() > EXACT_ONLY_MAX_CHARS && w.stem == self.stem)
+    }
 }
 
 fn entries() -> &'static [Entry] {
@@ -172,27 +207,33 @@ fn analyze(text: &str) -> Expression {
     }
 }
 
-fn key(e: &Expression) -> Vec<String> {
+fn key(e: &Expression) -> Vec<KeyWord> {
     e.exact
         .iter()
         .zip(&e.stem)
         .filter(|(exact, _)| !is_stop_word(exact))
-        .map(|(_, stem)| stem.clone())
+        .map(|(exact, stem)| KeyWord {
+            exact: exact.clone(),
+            stem: stem.clone(),
+        })
         .collect()
 }
 
 /// How many query words (stop words included) `key` covers from `start`, if it matches.
-fn match_len(key: &[String], words: &[Word], start: usize) -> Option<usize> {
+fn match_len(key: &[KeyWord], words: &[Word], start: usize) -> Option<usize> {
     let mut i = start;
     let mut k = 0;
     while k < key.len() {
         // Stop words between the words of an expression do not count: « bureau d'études »
         // and « bureau études » are the same expression.
-        while k > 0 && i < words.len() && is_stop_word(&words[i].exact) && words[i].stem != key[k]
+        while k > 0
+            && i < words.len()
+            && is_stop_word(&words[i].exact)
+            && !key[k].matches(&words[i])
         {
             i += 1;
         }
-        if i >= words.len() || words[i].stem != key[k] {
+        if i >= words.len() || !key[k].matches(&words[i]) {
             return None;
         }
         i += 1;
@@ -221,11 +262,19 @@ mod tests {
         assert!(alternatives("maître d’ouvrage").contains(&vec!["moa".into()]));
         assert!(alternatives("moe").contains(&vec!["maitre".into(), "oeuvre".into()]));
         assert!(alternatives("BET").contains(&vec!["bureau".into(), "etudes".into()]));
-        assert!(alternatives("ZAN")
-            .contains(&vec!["zero".into(), "artificialisation".into(), "nette".into()]));
+        assert!(alternatives("ZAN").contains(&vec![
+            "zero".into(),
+            "artificialisation".into(),
+            "nette".into()
+        ]));
         assert_eq!(alternatives("st"), vec![vec!["saint".to_string()]]);
+        // Short sigles are not conflated through their stems (moa, moe → « mo »).
+        assert!(!alternatives("moa").contains(&vec!["maitre".into(), "oeuvre".into()]));
         assert_eq!(alternatives("ste"), vec![vec!["sainte".to_string()]]);
-        assert_eq!(alternatives("rehab"), vec![vec!["rehabilitation".to_string()]]);
+        assert_eq!(
+            alternatives("rehab"),
+            vec![vec!["rehabilitation".to_string()]]
+        );
         assert!(alternatives("comcom").contains(&vec![
             "communaute".into(),
             "de".into(),

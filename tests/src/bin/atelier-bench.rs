@@ -1,2 +1,16 @@
-//! Benchmarks.
-fn main() {}
+//! `atelier-bench`: Atelier's benchmarks and evaluations, one subcommand each.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = atelier_tests::bench::Cli::parse();
+    match atelier_tests::bench::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

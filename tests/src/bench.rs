@@ -1,0 +1,45 @@
+//! The `atelier-bench` command line: one module per subcommand.
+
+pub mod corpus;
+pub mod import;
+pub mod search_bench;
+pub mod search_eval;
+pub mod search_try;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks and evaluations of Atelier.
+///
+/// Exit status: 0 on success, 1 on error, 2 when an evaluation ran but missed its target.
+#[derive(Debug, Parser)]
+#[command(name = "atelier-bench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scores the search on a query file (pass count, MRR), against a baseline without French
+    /// analysis.
+    SearchEval(search_eval::Args),
+    /// Measures index build time, index size and search latency on a large corpus.
+    SearchBench(search_bench::Args),
+    /// Runs queries on a corpus and prints the ranked hits with their snippets.
+    SearchTry(search_try::Args),
+    /// Imports a corpus into a fresh replica: throughput, size on disk, reopen and list, memory.
+    Import(import::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::SearchEval(args) => search_eval::run(&args),
+        Command::SearchBench(args) => search_bench::run(&args),
+        Command::SearchTry(args) => search_try::run(&args),
+        Command::Import(args) => import::run(&args),
+    }
+}
