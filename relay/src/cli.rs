@@ -19,7 +19,7 @@ use crate::server::{self, ConnectionHandler, ServerConfig};
 
 /// Relais Atelier : stocke et retransmet la synchronisation entre les postes des CAUE.
 #[derive(Debug, Parser)]
-#[command(name = "atelier-relay", version, about, long_about = None)]
+#[command(name = "atelier-relay", version)]
 pub struct Cli {
     /// Répertoire de données du relais (identité et registre des accès). Pour `serve`, remplace
     /// le `data_dir` du fichier de configuration.
@@ -193,19 +193,20 @@ fn invite(data: &Path, args: &InviteArgs, json: bool) -> Result<()> {
     let token = AccessStore::new(data)
         .update(|r| r.invite(&mut OsRng, &args.office, args.read_only, ttl, now))
         .context("création de l'invitation")?;
-    let expires = format_time(now + ttl);
+    let expires_at = now + ttl;
     if json {
         return print_json(&serde_json::json!({
             "office": args.office,
             "read_only": args.read_only,
             "token": token,
-            "expires_at": expires,
+            "expires_at": format_time_json(expires_at),
             "relay_fingerprint": fingerprint,
         }));
     }
     println!(
-        "Jeton d'inscription pour {} (usage unique, valable jusqu'au {expires}) :",
-        args.office
+        "Jeton d'inscription pour {} (usage unique, valable jusqu'au {}) :",
+        args.office,
+        format_time(expires_at)
     );
     println!("{token}");
     println!("Empreinte du relais : {fingerprint}");
@@ -345,8 +346,11 @@ fn init_tracing(filter: &str) {
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Fails only if a subscriber is already installed (tests), which is fine.
+    // Colours only on a terminal: under systemd the log goes to the journal as plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -355,8 +359,20 @@ fn parse_office_arg(text: &str) -> Result<String, access::AccessError> {
     access::parse_office(text)
 }
 
+/// A UTC time to the minute, for people: `2025-03-04 09:30 UTC`.
 fn format_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// A time for scripts: RFC 3339, to the second.
+fn format_time_json(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
