@@ -14,6 +14,9 @@
 //!   `new Repo({ peerId: "caue-63/laptop-1", … })`, samod: `with_peer_id`). Any other join gets
 //!   an `error` message and the connection is closed. Every later message must carry that same
 //!   `senderId`, or the connection is closed as spoofing.
+//! * **Writers may create documents**: a `sync` carrying changes for a document the relay lacks
+//!   creates it (that is how `repo.create()` in a browser reaches the relay); a `request` for one
+//!   is answered `doc-unavailable`.
 //! * **Read-only offices** receive documents but their changes are never applied: the relay
 //!   advertises itself as read-only in its sync messages (Automerge's `READ_ONLY` flag), logs and
 //!   ignores any change they send, and answers `doc-unavailable` when they ask for a document it
