@@ -252,7 +252,7 @@ try {
     await waitText(pb, 'h1', '(hors ligne)');
     await waitText(pa, '#fiche', 'Ajout hors ligne.');
     await pa.locator('#sync[data-kind=connecte]').waitFor();
-    await waitText(pa, '#sync', 'toutes les modifications sont sur le relais');
+    await waitText(pa, '#sync', 'à jour');
   });
 
   await step('history says who changed what and when, and shows an earlier version', async () => {

@@ -26,6 +26,7 @@
     el.querySelector('.headline').textContent = view.headline;
     el.querySelector('.detail').textContent = view.detail;
     el.querySelector('.dot').textContent = view.kind === 'connecte' ? '●' : view.kind === 'hors_ligne' ? '○' : '◌';
+    el.querySelector('#sync-now').hidden = view.kind !== 'hors_ligne';
   }
   document.addEventListener('click', function (e) {
     if (e.target && e.target.id === 'sync-now') {
@@ -111,11 +112,15 @@
       ta.addEventListener('input', function () { typed(name); });
     });
 
-    function setStatus(text, kind) {
-      Object.keys(fields).forEach(function (n) {
-        const s = fields[n].status;
+    // Shows `text` under the fields named (all of them when `names` is empty).
+    function setStatus(text, kind, names) {
+      (names && names.length ? names : Object.keys(fields)).forEach(function (n) {
+        const s = fields[n] && fields[n].status;
         if (s) { s.textContent = text; s.dataset.kind = kind || ''; }
       });
+    }
+    function namesOf(edits) {
+      return edits.map(function (e) { return e.splice.field; }).filter(function (n, i, all) { return all.indexOf(n) === i; });
     }
 
     function typed(name) {
@@ -130,7 +135,7 @@
         insert: now.slice(d.start, d.newEnd),
       } });
       f.shadow = now;
-      setStatus('Enregistrement…', 'saving');
+      setStatus('Enregistrement…', 'saving', [name]);
       flush();
     }
 
@@ -144,20 +149,21 @@
         st.retry = 0;
         st.base = r.heads;
         st.gen++;
+        const pending = namesOf(st.queue);
+        setStatus('Enregistré.', 'saved', namesOf(edits).filter(function (n) { return pending.indexOf(n) < 0; }));
         if (st.queue.length) { flush(); return; }
-        setStatus('Enregistré.', 'saved');
         if (st.dirty) refresh();
       }).catch(function (err) {
         st.inflight = false;
         if (err && err.status) {
           // Refused (invalid text, unknown version): say why, and take the server's text back.
-          setStatus(err.message || 'Modification refusée.', 'error');
+          setStatus(err.message || 'Modification refusée.', 'error', namesOf(edits));
           st.queue = [];
           refresh(true);
         } else {
           // The server is unreachable: keep the batch and try again.
           st.queue = edits.concat(st.queue);
-          setStatus('Pas de réponse du serveur : nouvel essai…', 'error');
+          setStatus('Pas de réponse du serveur : nouvel essai…', 'error', namesOf(edits));
           st.retry = Math.min(st.retry + 1, 5);
           setTimeout(flush, 500 * st.retry);
         }

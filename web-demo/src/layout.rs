@@ -79,10 +79,8 @@ pub fn sync_badge(view: &SyncView) -> Markup {
         div #sync .sync data-kind=(view.kind) role="status" aria-live="polite" title=(view.detail) {
             span.dot aria-hidden="true" { (dot) }
             span.headline { (view.headline) }
-            @if view.kind != "non_configure" {
-                button type="button" .link #sync-now { "Synchroniser maintenant" }
-            }
-            span.detail { (view.detail) }
+            button type="button" .link #sync-now hidden[view.kind != "hors_ligne"] { "Réessayer" }
+            span.detail.visually-hidden { (view.detail) }
         }
     }
 }

@@ -75,7 +75,7 @@ impl SyncView {
             };
         }
         let pending = match state.pending_changes {
-            0 => "toutes les modifications sont sur le relais".to_string(),
+            0 => "à jour".to_string(),
             1 => "1 modification pas encore sur le relais".to_string(),
             n => format!("{n} modifications pas encore sur le relais"),
         };
@@ -91,14 +91,14 @@ impl SyncView {
         if state.connected {
             Self {
                 kind: "connecte",
-                headline: format!("Connecté au relais — {pending}"),
+                headline: format!("Connecté au relais · {pending}"),
                 detail: format!("Les modifications partent vers les autres offices au fil de l'eau{relay}.{last}"),
                 state,
             }
         } else {
             Self {
                 kind: "hors_ligne",
-                headline: format!("Hors ligne — {pending}"),
+                headline: format!("Hors ligne · {pending}"),
                 detail: format!(
                     "Vous pouvez continuer à travailler : tout est enregistré sur cet ordinateur et partira au retour de la connexion{relay}.{last}"
                 ),
@@ -147,7 +147,7 @@ mod tests {
         let v = SyncView::of(&off, 120_000);
         assert_eq!(
             v.headline,
-            "Hors ligne — 3 modifications pas encore sur le relais"
+            "Hors ligne · 3 modifications pas encore sur le relais"
         );
         assert!(v.detail.contains("il y a 2 min"), "{}", v.detail);
         let on = Fixed(SyncState {
@@ -156,9 +156,6 @@ mod tests {
             pending_changes: 0,
             last_sync: None,
         });
-        assert_eq!(
-            SyncView::of(&on, 0).headline,
-            "Connecté au relais — toutes les modifications sont sur le relais"
-        );
+        assert_eq!(SyncView::of(&on, 0).headline, "Connecté au relais · à jour");
     }
 }

@@ -358,7 +358,7 @@ fn filters(params: &Params, results: &SearchResults) -> Markup {
             @if params.deleted { input type="hidden" name="supprimees" value="1"; }
             label for="q" { "Rechercher" }
             div.search {
-                input type="search" id="q" name="q" value=(params.text) placeholder="Mots, commune…";
+                input type="search" id="q" name="q" value=(params.text) placeholder="Ex. : pisé, Thiers, école…";
                 button type="submit" { "Chercher" }
             }
             @for (facet, title, vocabulary) in groups {
