@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +14,7 @@ use tracing::info;
 use crate::access::{self, AccessStore, Device};
 use crate::config::{RelayConfig, DEFAULT_TOKEN_TTL_HOURS};
 use crate::identity::{Fingerprint, Identity};
-use crate::server::{self, ConnectionHandler, ServerConfig};
+
 
 /// Relais Atelier : stocke et retransmet la synchronisation entre les postes des CAUE.
 #[derive(Debug, Parser)]
@@ -97,8 +96,8 @@ pub struct ServeArgs {
     pub config: PathBuf,
 }
 
-/// Runs the parsed command. `handler` serves authenticated connections under `serve`.
-pub async fn run(cli: Cli, handler: Arc<dyn ConnectionHandler>) -> Result<()> {
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
     let Cli {
         data,
         json,
@@ -108,7 +107,7 @@ pub async fn run(cli: Cli, handler: Arc<dyn ConnectionHandler>) -> Result<()> {
         init_tracing("warn");
     }
     match command {
-        Command::Serve(args) => serve(data, &args, handler).await,
+        Command::Serve(args) => serve(data, &args).await,
         Command::Init => init(&data_dir(data)?, json),
         Command::Invite(args) => invite(&data_dir(data)?, &args, json),
         Command::Token(args) => token(&data_dir(data)?, &args, json),
@@ -118,47 +117,32 @@ pub async fn run(cli: Cli, handler: Arc<dyn ConnectionHandler>) -> Result<()> {
 }
 
 /// Runs the relay until `shutdown` completes, then stops it gracefully.
-pub async fn run_serve(
-    config: &RelayConfig,
-    handler: Arc<dyn ConnectionHandler>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let identity = load_identity(&config.data_dir)?;
-    let store = AccessStore::new(&config.data_dir);
-    // Fail at start, not at the first connection, on a registry this relay cannot read.
-    store
-        .read(|_| ())
-        .with_context(|| format!("lecture du registre {}", store.path().display()))?;
-    let handle = server::spawn(ServerConfig {
-        max_connections: config.max_connections,
-        ..ServerConfig::new(identity, config.listen, Arc::new(store), handler)
-    })
-    .with_context(|| format!("démarrage du relais sur {}", config.listen))?;
-    // The WebSocket endpoint for browsers (config.ws_listen) is served by the web module,
-    // which is not part of this command yet.
+pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let relay = crate::relay::spawn(config).await?;
     info!(
-        listen = %handle.local_addr(),
-        fingerprint = %handle.fingerprint(),
+        listen = %relay.quic_addr(),
+        ws = %relay.ws_addr(),
+        fingerprint = %relay.fingerprint(),
         "relais démarré"
     );
+    println!("Relais atelier en service");
+    println!("  synchronisation : quic://{}", relay.quic_addr());
+    println!("  navigateurs     : ws://{}/?token=…", relay.ws_addr());
+    println!("  empreinte       : {}", relay.fingerprint());
     shutdown.await;
     info!("arrêt du relais");
-    handle.shutdown().await;
+    relay.shutdown().await;
     Ok(())
 }
 
-async fn serve(
-    data: Option<PathBuf>,
-    args: &ServeArgs,
-    handler: Arc<dyn ConnectionHandler>,
-) -> Result<()> {
+async fn serve(data: Option<PathBuf>, args: &ServeArgs) -> Result<()> {
     let mut config = RelayConfig::load(&args.config)
         .with_context(|| format!("lecture de la configuration {}", args.config.display()))?;
     if let Some(data) = data {
         config.data_dir = data;
     }
     init_tracing(&config.log_level);
-    run_serve(&config, handler, shutdown_signal()).await
+    run_serve(&config, shutdown_signal()).await
 }
 
 fn init(data: &Path, json: bool) -> Result<()> {
@@ -466,21 +450,19 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn run_serve_starts_and_stops() {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path(), true).unwrap();
         let config = RelayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            ws_listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             ..RelayConfig::default()
         };
-        let handler = |_: server::Peer, _: crate::framing::FramedStream| {
-            futures::FutureExt::boxed(async { anyhow::Ok(()) })
-        };
         tokio::time::timeout(
             std::time::Duration::from_secs(15),
-            run_serve(&config, Arc::new(handler), async {}),
+            run_serve(&config, async {}),
         )
         .await
         .unwrap()

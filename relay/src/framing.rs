@@ -90,9 +90,31 @@ impl FramedStream {
     /// Receives one frame of at most `limit` bytes (capped at [`MAX_FRAME_SIZE`]). Used with a
     /// small limit before the peer is authenticated.
     pub async fn recv_limited(&mut self, limit: usize) -> Result<Option<Vec<u8>>, FrameError> {
+        read_frame(&mut self.recv, limit).await
+    }
+
+    /// Ends the sending half cleanly: the peer's next [`FramedStream::recv`] returns `None`
+    /// once it has read every frame.
+    pub fn finish(&mut self) -> Result<(), FrameError> {
+        self.send.finish()?;
+        Ok(())
+    }
+}
+
+/// Writes one frame on a sending half (for drivers that read and write from separate tasks).
+pub async fn write_frame(send: &mut SendStream, frame: &[u8]) -> Result<(), FrameError> {
+    let header = encode_header(frame.len(), MAX_FRAME_SIZE)?;
+    send.write_all(&header).await?;
+    send.write_all(frame).await?;
+    Ok(())
+}
+
+/// Reads one frame of at most `limit` bytes from a receiving half; `None` on a clean end.
+pub async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<Option<Vec<u8>>, FrameError> {
+    {
         let limit = limit.min(MAX_FRAME_SIZE);
         let mut header = [0u8; HEADER_SIZE];
-        match self.recv.read_exact(&mut header).await {
+        match recv.read_exact(&mut header).await {
             Ok(()) => {}
             Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
             Err(ReadExactError::FinishedEarly(received)) => {
@@ -103,7 +125,7 @@ impl FramedStream {
         let size = decode_header(header, limit)?;
         let mut body = Vec::with_capacity(size.min(INITIAL_BODY_CAPACITY));
         while body.len() < size {
-            match self.recv.read_chunk(size - body.len(), true).await? {
+            match recv.read_chunk(size - body.len(), true).await? {
                 Some(chunk) => body.extend_from_slice(&chunk.bytes),
                 None => {
                     return Err(FrameError::Truncated {
@@ -114,13 +136,6 @@ impl FramedStream {
             }
         }
         Ok(Some(body))
-    }
-
-    /// Ends the sending half cleanly: the peer's next [`FramedStream::recv`] returns `None`
-    /// once it has read every frame.
-    pub fn finish(&mut self) -> Result<(), FrameError> {
-        self.send.finish()?;
-        Ok(())
     }
 }
 

@@ -13,6 +13,8 @@ pub mod config;
 pub mod framing;
 pub mod handshake;
 pub mod identity;
+pub mod relay;
 pub mod server;
+pub mod sync_conn;
 pub mod transport;
 pub mod ws;

@@ -1,0 +1,87 @@
+//! A whole relay in one value: the sled document store, the QUIC sync server and the
+//! automerge-repo WebSocket endpoint, started together and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use atelier_core::store::{DocStore, Kv, SledKv};
+
+use crate::access::AccessStore;
+use crate::config::RelayConfig;
+use crate::identity::{Fingerprint, Identity};
+use crate::server::{self, ServerConfig, ServerHandle};
+use crate::sync_conn::{LiveChanges, SyncHandler};
+use crate::ws::{self, WsHandle, WsState};
+
+/// A running relay.
+pub struct RelayHandle {
+    quic: ServerHandle,
+    ws: WsHandle,
+    store: Arc<DocStore>,
+}
+
+impl RelayHandle {
+    /// Where offices connect (`quic://…`).
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.quic.local_addr()
+    }
+
+    /// Where browsers and automerge-repo clients connect (`ws://…/?token=…`).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws.local_addr()
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.quic.fingerprint()
+    }
+
+    /// The relay's documents (tests and the demo read them directly).
+    pub fn store(&self) -> &Arc<DocStore> {
+        &self.store
+    }
+
+    /// Stops accepting, closes every connection, flushes the store.
+    pub async fn shutdown(self) {
+        self.quic.shutdown().await;
+        self.ws.shutdown().await;
+        if let Err(e) = self.store.flush() {
+            tracing::warn!(error = %e, "flushing the relay store at shutdown");
+        }
+    }
+}
+
+/// Starts a relay from its configuration (the identity must exist: `atelier-relay init`).
+pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
+    let identity = Identity::load(&config.data_dir).with_context(|| {
+        format!(
+            "identité du relais introuvable dans {} (lancez « atelier-relay init »)",
+            config.data_dir.display()
+        )
+    })?;
+    let access = AccessStore::new(&config.data_dir);
+    // Fail at start, not at the first connection, on a registry this relay cannot read.
+    access
+        .read(|_| ())
+        .with_context(|| format!("lecture du registre {}", access.path().display()))?;
+    let db = config.data_dir.join("store");
+    let kv: Arc<dyn Kv> = Arc::new(
+        SledKv::open(&db).with_context(|| format!("ouverture du stockage {}", db.display()))?,
+    );
+    let store = Arc::new(DocStore::new(kv));
+    let live = LiveChanges::attach(&store);
+    let quic = server::spawn(ServerConfig {
+        max_connections: config.max_connections,
+        ..ServerConfig::new(
+            identity,
+            config.listen,
+            Arc::new(access.clone()),
+            Arc::new(SyncHandler::new(store.clone(), live)),
+        )
+    })
+    .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
+    let ws = ws::spawn_ws(config.ws_listen, WsState::new(store.clone(), Arc::new(access)))
+        .await
+        .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
+    Ok(RelayHandle { quic, ws, store })
+}

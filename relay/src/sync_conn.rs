@@ -1,0 +1,207 @@
+//! Runs a core sync `Session` over a framed QUIC stream: the async edge of `atelier-sync/1`.
+//!
+//! A reader task turns the receiving half into frames, a writer task writes frames out, and the
+//! session loop in between feeds one to the other. Reading and writing proceed independently, so
+//! two peers pushing large batches at each other never wait on each other. Store work (sled,
+//! Automerge) is synchronous and runs under `block_in_place`.
+
+use std::sync::Arc;
+
+use atelier_core::store::{DocChange, DocStore};
+use atelier_core::sync::{Role, Session, SyncError, SyncStats, MAX_FRAME_SIZE};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+
+use crate::framing::{read_frame, write_frame, FrameError, FramedStream};
+use crate::server::{ConnectionHandler, Peer};
+
+/// Frames read ahead of the session: bounds memory per peer to this many frames (≤ 1 MB each
+/// in practice) while the session applies the previous one.
+const READ_AHEAD_FRAMES: usize = 8;
+/// Frames queued for the writer: enough to keep the stream busy while the session works.
+const WRITE_AHEAD_FRAMES: usize = 8;
+/// Live changes buffered per subscriber before it counts as lagging (and resynchronises).
+pub const LIVE_CHANNEL_CAPACITY: usize = 4096;
+
+/// Why a sync connection ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("sync: {0}")]
+    Sync(#[from] SyncError),
+    #[error("transport: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the peer closed the stream before the sync finished")]
+    PeerClosed,
+    #[error("the sync did not settle after several rounds (other offices were editing); run it again")]
+    NotSettled,
+    #[error("live changes were missed; the connection must resynchronise")]
+    Lagged,
+}
+
+/// A broadcast of every change a store makes, for live sessions to push.
+#[derive(Clone)]
+pub struct LiveChanges {
+    tx: broadcast::Sender<DocChange>,
+}
+
+impl LiveChanges {
+    /// Subscribes to `store`'s changes (once per store: observers live as long as the store).
+    pub fn attach(store: &DocStore) -> Self {
+        let (tx, _) = broadcast::channel(LIVE_CHANNEL_CAPACITY);
+        let sender = tx.clone();
+        store.observe_changes(Box::new(move |change| {
+            // No receiver means nobody is live right now: nothing to do.
+            let _ = sender.send(change.clone());
+        }));
+        Self { tx }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<DocChange> {
+        self.tx.subscribe()
+    }
+}
+
+/// How a driven session ends.
+pub enum Mode {
+    /// Initiator: stop once both sides hold the same documents.
+    UntilConverged,
+    /// Keep the connection open and push changes both ways until the peer leaves.
+    Live(broadcast::Receiver<DocChange>),
+}
+
+/// Drives `session` over `stream` until it ends; returns the session's counters.
+/// `on_progress` is called after every frame handled (for progress bars).
+pub async fn drive(
+    mut session: Session,
+    stream: FramedStream,
+    mode: Mode,
+    mut on_progress: impl FnMut(&SyncStats) + Send,
+) -> Result<SyncStats, DriveError> {
+    let FramedStream { mut send, mut recv } = stream;
+    let (in_tx, mut incoming) = mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(READ_AHEAD_FRAMES);
+    let (out_tx, mut outgoing) = mpsc::channel::<Vec<u8>>(WRITE_AHEAD_FRAMES);
+    let mut io = JoinSet::new();
+    io.spawn(async move {
+        loop {
+            let frame = read_frame(&mut recv, MAX_FRAME_SIZE).await;
+            let end = !matches!(frame, Ok(Some(_)));
+            if in_tx.send(frame).await.is_err() || end {
+                break;
+            }
+        }
+        Ok(())
+    });
+    io.spawn(async move {
+        while let Some(frame) = outgoing.recv().await {
+            write_frame(&mut send, &frame).await?;
+        }
+        send.finish().map_err(|e| FrameError::from(e))?;
+        // Wait until the peer has read everything (or gone) before the connection may close.
+        let _ = send.stopped().await;
+        Ok::<(), FrameError>(())
+    });
+
+    let (converge, mut live) = match mode {
+        Mode::UntilConverged => (true, None),
+        Mode::Live(rx) => (false, Some(rx)),
+    };
+    let mut pending: Option<Vec<u8>> = None;
+    let result = loop {
+        if pending.is_none() {
+            pending = tokio::task::block_in_place(|| session.poll_transmit());
+        }
+        if converge && pending.is_none() {
+            if session.is_converged() {
+                break Ok(());
+            }
+            if session.gave_up() {
+                break Err(DriveError::NotSettled);
+            }
+        }
+        tokio::select! {
+            permit = out_tx.reserve(), if pending.is_some() => {
+                match permit {
+                    Ok(permit) => permit.send(pending.take().unwrap_or_default()),
+                    Err(_) => break Err(DriveError::PeerClosed),
+                }
+            }
+            frame = incoming.recv() => match frame {
+                Some(Ok(Some(frame))) => {
+                    if let Err(e) = tokio::task::block_in_place(|| session.handle_frame(&frame)) {
+                        break Err(e.into());
+                    }
+                    on_progress(session.stats());
+                }
+                Some(Ok(None)) | None => {
+                    break if converge { Err(DriveError::PeerClosed) } else { Ok(()) };
+                }
+                Some(Err(e)) => break Err(e.into()),
+            },
+            change = recv_live(&mut live), if live.is_some() => match change {
+                Ok(change) => tokio::task::block_in_place(|| session.handle_local_change(&change)),
+                Err(broadcast::error::RecvError::Lagged(_)) => break Err(DriveError::Lagged),
+                Err(broadcast::error::RecvError::Closed) => live = None,
+            },
+        }
+    };
+    // Let the writer send what is queued and finish the stream, then stop the reader.
+    drop(out_tx);
+    drop(incoming);
+    while let Some(joined) = io.join_next().await {
+        if let Ok(Err(e)) = joined {
+            tracing::debug!(error = %e, "sync stream closed");
+        }
+        if io.len() == 1 && result.is_err() {
+            io.abort_all();
+        }
+    }
+    result.map(|()| session.stats().clone())
+}
+
+async fn recv_live(
+    live: &mut Option<broadcast::Receiver<DocChange>>,
+) -> Result<DocChange, broadcast::error::RecvError> {
+    match live {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The relay's (and `atelier serve`'s) handler: answers an authenticated peer's sync and keeps
+/// pushing live changes to it until it leaves. Read-only offices' changes are ignored.
+pub struct SyncHandler {
+    store: Arc<DocStore>,
+    live: LiveChanges,
+}
+
+impl SyncHandler {
+    pub fn new(store: Arc<DocStore>, live: LiveChanges) -> Self {
+        Self { store, live }
+    }
+}
+
+impl ConnectionHandler for SyncHandler {
+    fn handle(
+        &self,
+        peer: Peer,
+        stream: FramedStream,
+    ) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+        let store = self.store.clone();
+        let live = self.live.subscribe();
+        Box::pin(async move {
+            let mut session = Session::new(store, Role::Responder);
+            if peer.read_only {
+                session = session.read_only_peer();
+            }
+            let stats = drive(session, stream, Mode::Live(live), |_| {}).await?;
+            tracing::info!(
+                office = %peer.office,
+                received = stats.docs_received,
+                sent = stats.docs_sent,
+                refused = stats.refused_changes,
+                "sync session ended"
+            );
+            Ok(())
+        })
+    }
+}
