@@ -18,7 +18,7 @@
 
 pub mod message;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -97,6 +97,8 @@ pub struct SyncStats {
     pub sent_by_office: BTreeMap<String, u64>,
     /// Changes from a read-only peer that were ignored.
     pub refused_changes: u64,
+    /// True once a reconciliation round found both sides holding the same documents.
+    pub settled: bool,
 }
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
@@ -114,9 +116,9 @@ pub struct Session {
     /// Whether any `Entries` frame of the current round listed a bucket.
     round_differs: bool,
     converged: bool,
-    wanted: HashSet<DocumentId>,
-    syncing: HashMap<DocumentId, am_sync::State>,
-    initiated: HashSet<DocumentId>,
+    wanted: BTreeSet<DocumentId>,
+    syncing: BTreeMap<DocumentId, am_sync::State>,
+    initiated: BTreeSet<DocumentId>,
     waiting: VecDeque<DocumentId>,
     to_send: VecDeque<DocumentId>,
     frames: VecDeque<Vec<u8>>,
@@ -126,7 +128,7 @@ pub struct Session {
     out_sync_bytes: usize,
     /// Heads we reached by applying the peer's changes: a local-change notice with these heads
     /// is the peer's own change coming back, not worth sending.
-    from_peer: HashMap<DocumentId, HeadsHash>,
+    from_peer: BTreeMap<DocumentId, HeadsHash>,
     stats: SyncStats,
 }
 
@@ -141,9 +143,9 @@ impl Session {
             awaiting_entries: false,
             round_differs: false,
             converged: false,
-            wanted: HashSet::new(),
-            syncing: HashMap::new(),
-            initiated: HashSet::new(),
+            wanted: BTreeSet::new(),
+            syncing: BTreeMap::new(),
+            initiated: BTreeSet::new(),
             waiting: VecDeque::new(),
             to_send: VecDeque::new(),
             frames: VecDeque::new(),
@@ -151,7 +153,7 @@ impl Session {
             out_docs_bytes: 0,
             out_sync: Vec::new(),
             out_sync_bytes: 0,
-            from_peer: HashMap::new(),
+            from_peer: BTreeMap::new(),
             stats: SyncStats::default(),
         }
     }
@@ -315,6 +317,7 @@ impl Session {
             self.awaiting_entries = false;
             if !self.round_differs && self.is_idle() {
                 self.converged = true;
+                self.stats.settled = true;
             }
             return Ok(());
         }
@@ -327,7 +330,7 @@ impl Session {
         let ours = self.store.entries_of_buckets(&numbers)?;
         let mut want = Vec::new();
         for (theirs, (_, mine)) in buckets.iter().zip(ours) {
-            let theirs: HashMap<DocumentId, [u8; 32]> = theirs
+            let theirs: BTreeMap<DocumentId, [u8; 32]> = theirs
                 .entries
                 .iter()
                 .map(|(id, h)| (DocumentId::from_bytes(*id), *h))
@@ -339,7 +342,7 @@ impl Session {
                     Some(_) => {}
                 }
             }
-            let mine: HashSet<DocumentId> = mine.iter().map(|(id, _)| *id).collect();
+            let mine: BTreeSet<DocumentId> = mine.iter().map(|(id, _)| *id).collect();
             for id in theirs.keys() {
                 if !mine.contains(id) && self.wanted.insert(*id) {
                     want.push(*id.as_bytes());
@@ -630,8 +633,14 @@ mod tests {
         out
     }
 
+    /// In-memory stores with fixed actors, so a failing case replays identically.
     fn stores(n: usize) -> Vec<Arc<DocStore>> {
-        (0..n).map(|_| Arc::new(DocStore::in_memory())).collect()
+        (0..n)
+            .map(|i| {
+                let actor = automerge::ActorId::from(vec![i as u8 + 1; 16]);
+                Arc::new(DocStore::in_memory().with_actor(actor))
+            })
+            .collect()
     }
 
     fn text_of(store: &DocStore, name: &str) -> String {
@@ -782,11 +791,14 @@ mod tests {
             }
             // Heal: no faults, every office syncs with the relay twice over.
             net.faults = Faults::default();
+            net.errors.clear();
             net.disconnect_all();
             for _ in 0..2 {
                 for office in 0..3 {
                     net.connect(office, 3);
                     net.run(200_000);
+                    prop_assert!(net.errors.is_empty(), "errors while healing: {:?}", net.errors);
+                    prop_assert!(net.all_converged(), "office {} did not converge", office);
                     net.disconnect_all();
                 }
             }

@@ -7,6 +7,7 @@
 //! atelier-core and runs inside a [`server::ConnectionHandler`].
 
 pub mod access;
+pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod config;
