@@ -162,11 +162,16 @@ impl InUse {
 
 /// This process holds the replica.
 pub struct Local {
-    replica: Replica,
+    replica: std::sync::Arc<Replica>,
 }
 
 impl Local {
     pub fn new(replica: Replica) -> Self {
+        Self::shared(std::sync::Arc::new(replica))
+    }
+
+    /// A backend over a replica other parts of the process also use (the live demo).
+    pub fn shared(replica: std::sync::Arc<Replica>) -> Self {
         Self { replica }
     }
 

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod cmd;
 pub mod demo;
+pub mod live_demo;
 mod render;
 mod usage;
 

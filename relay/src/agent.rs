@@ -80,7 +80,13 @@ impl SyncAgent {
             on_settled,
             enabled.clone(),
         ));
-        Self { status, wake, stop, task: Some(task), enabled }
+        Self {
+            status,
+            wake,
+            stop,
+            task: Some(task),
+            enabled,
+        }
     }
 
     pub fn status(&self) -> AgentStatus {
@@ -133,7 +139,16 @@ async fn run(
             return;
         }
         if enabled.load(std::sync::atomic::Ordering::SeqCst) {
-            let attempt = session_once(&store, &live, &identity, &target, &status, &on_settled, &enabled, &wake);
+            let attempt = session_once(
+                &store,
+                &live,
+                &identity,
+                &target,
+                &status,
+                &on_settled,
+                &enabled,
+                &wake,
+            );
             tokio::select! {
                 outcome = attempt => {
                     let mut s = lock(&status);

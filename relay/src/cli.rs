@@ -15,7 +15,6 @@ use crate::access::{self, AccessStore, Device};
 use crate::config::{RelayConfig, DEFAULT_TOKEN_TTL_HOURS};
 use crate::identity::{Fingerprint, Identity};
 
-
 /// Relais Atelier : stocke et retransmet la synchronisation entre les postes des CAUE.
 #[derive(Debug, Parser)]
 #[command(name = "atelier-relay", version)]

@@ -110,7 +110,10 @@ pub async fn write_frame(send: &mut SendStream, frame: &[u8]) -> Result<(), Fram
 }
 
 /// Reads one frame of at most `limit` bytes from a receiving half; `None` on a clean end.
-pub async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<Option<Vec<u8>>, FrameError> {
+pub async fn read_frame(
+    recv: &mut RecvStream,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, FrameError> {
     {
         let limit = limit.min(MAX_FRAME_SIZE);
         let mut header = [0u8; HEADER_SIZE];

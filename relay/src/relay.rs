@@ -80,8 +80,11 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         )
     })
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
-    let ws = ws::spawn_ws(config.ws_listen, WsState::new(store.clone(), Arc::new(access)))
-        .await
-        .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
+    let ws = ws::spawn_ws(
+        config.ws_listen,
+        WsState::new(store.clone(), Arc::new(access)),
+    )
+    .await
+    .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
     Ok(RelayHandle { quic, ws, store })
 }

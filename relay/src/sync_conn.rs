@@ -32,7 +32,9 @@ pub enum DriveError {
     Frame(#[from] FrameError),
     #[error("the peer closed the stream before the sync finished")]
     PeerClosed,
-    #[error("the sync did not settle after several rounds (other offices were editing); run it again")]
+    #[error(
+        "the sync did not settle after several rounds (other offices were editing); run it again"
+    )]
     NotSettled,
     #[error("live changes were missed; the connection must resynchronise")]
     Lagged,
@@ -78,7 +80,8 @@ pub async fn drive(
     mut on_progress: impl FnMut(&SyncStats) + Send,
 ) -> Result<SyncStats, DriveError> {
     let FramedStream { mut send, mut recv } = stream;
-    let (in_tx, mut incoming) = mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(READ_AHEAD_FRAMES);
+    let (in_tx, mut incoming) =
+        mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(READ_AHEAD_FRAMES);
     let (out_tx, mut outgoing) = mpsc::channel::<Vec<u8>>(WRITE_AHEAD_FRAMES);
     let mut io = JoinSet::new();
     io.spawn(async move {

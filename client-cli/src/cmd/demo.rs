@@ -12,13 +12,17 @@ use crate::{demo, render, Ctx};
 const DEMO_OFFICE: &str = "caue-63";
 
 /// Démonstration : crée un réplica jetable (dossier temporaire) avec une vingtaine de
-/// ressources d'exemple des sept CAUE du Massif central, puis montre la liste et l'historique
-/// d'une ressource modifiée par deux offices en même temps.
+/// ressources d'exemple des sept CAUE du Massif central, montre la liste et l'historique
+/// d'une ressource modifiée par deux offices en même temps, puis démarre un relais et deux
+/// offices (caue-63 et caue-15) avec leur application web, et affiche les adresses à ouvrir.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Garde le réplica de démonstration au lieu de le supprimer (son dossier est affiché).
+    /// Garde les données de démonstration au lieu de les supprimer (leur dossier est affiché).
     #[arg(long)]
     pub keep: bool,
+    /// Montre seulement la liste et l'historique, sans démarrer le relais ni les applications web.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -26,7 +30,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         .prefix("atelier-demo-")
         .tempdir()
         .context("création du dossier temporaire de la démonstration")?;
-    let dir = tmp.path().to_path_buf();
+    let dir = tmp.path().join(DEMO_OFFICE);
     let replica = Replica::init(&dir, DEMO_OFFICE.parse()?)?;
     let seeded = demo::seed(&replica, &mut rand::thread_rng(), ctx.now_ms())?;
     writeln!(
@@ -40,7 +44,8 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         seeded.report.created
     )?;
     render::table(out, &replica.list(&ListFilter::default())?)?;
-    let local = Local::new(replica);
+    let replica = std::sync::Arc::new(replica);
+    let local = Local::shared(replica.clone());
     let story = seeded.story.to_string();
     let view = local.show(&story)?;
     writeln!(out)?;
@@ -59,6 +64,9 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "  {line}")?;
     }
     drop(local);
+    if !args.no_serve {
+        serve(tmp.path(), replica, out)?;
+    }
     if args.keep {
         let kept = tmp.keep();
         writeln!(
@@ -74,4 +82,43 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Starts the relay and the two offices' web apps, prints the addresses, and waits for Ctrl-C.
+fn serve(
+    dir: &std::path::Path,
+    first: std::sync::Arc<Replica>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let (second_office, _) = crate::live_demo::OFFICES[1];
+    let second = std::sync::Arc::new(Replica::init(
+        &dir.join(second_office),
+        second_office.parse()?,
+    )?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("démarrage du moteur asynchrone")?;
+    runtime.block_on(async {
+        let live = crate::live_demo::start(dir, vec![first, second], true).await?;
+        writeln!(
+            out,
+            "\nRelais : quic://{}  (navigateurs : ws://{})",
+            live.relay.quic_addr(),
+            live.relay.ws_addr()
+        )?;
+        writeln!(out, "Ouvrez les deux offices dans votre navigateur :")?;
+        for office in &live.offices {
+            writeln!(out, "  {}  {}", office.office, office.web.url())?;
+        }
+        writeln!(
+            out,
+            "Modifiez une ressource dans l'un : elle change dans l'autre. Ctrl-C pour arrêter."
+        )?;
+        out.flush()?;
+        tokio::signal::ctrl_c().await.context("attente de Ctrl-C")?;
+        writeln!(out, "\nArrêt de la démonstration…")?;
+        live.shutdown().await;
+        anyhow::Ok(())
+    })
 }
