@@ -190,6 +190,16 @@ impl Session {
         &self.stats
     }
 
+    /// One line of internal state, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:?} round {} awaiting_entries {} differs {} converged {} wanted {} syncing {} initiated {} waiting {} to_send {} frames {}",
+            self.role, self.round, self.awaiting_entries, self.round_differs, self.converged,
+            self.wanted.len(), self.syncing.len(), self.initiated.len(), self.waiting.len(),
+            self.to_send.len(), self.frames.len()
+        )
+    }
+
     /// Handles one frame from the peer.
     pub fn handle_frame(&mut self, frame: &[u8]) -> Result<(), SyncError> {
         self.stats.frames_received += 1;
@@ -798,7 +808,7 @@ mod tests {
                     net.connect(office, 3);
                     net.run(200_000);
                     prop_assert!(net.errors.is_empty(), "errors while healing: {:?}", net.errors);
-                    prop_assert!(net.all_converged(), "office {} did not converge", office);
+                    prop_assert!(net.all_converged(), "office {} did not converge: {}", office, net.describe());
                     net.disconnect_all();
                 }
             }

@@ -42,6 +42,8 @@ pub struct SimNet {
     /// Frames delivered, for cost assertions.
     pub delivered: u64,
     pub bytes: u64,
+    /// Print every delivered frame to stderr (debugging a failing case).
+    pub trace: bool,
 }
 
 impl SimNet {
@@ -66,6 +68,7 @@ impl SimNet {
             errors: Vec::new(),
             delivered: 0,
             bytes: 0,
+            trace: false,
         }
     }
 
@@ -102,6 +105,15 @@ impl SimNet {
         self.conns.len()
     }
 
+    /// The state of every connection's sessions, for failing tests.
+    pub fn describe(&self) -> String {
+        self.conns
+            .iter()
+            .map(|c| format!("[{} -> {}: {} | {}]", c.initiator, c.responder, c.sessions[0].describe(), c.sessions[1].describe()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Whether the initiator of every open connection has converged.
     pub fn all_converged(&self) -> bool {
         self.conns.iter().all(|c| c.sessions[0].is_converged())
@@ -133,6 +145,10 @@ impl SimNet {
         }
         self.delivered += 1;
         self.bytes += frame.len() as u64;
+        if self.trace {
+            let to = if side == 0 { conn.initiator } else { conn.responder };
+            eprintln!("  -> {to}: {}", summarize(&frame));
+        }
         let mut result = conn.sessions[side].handle_frame(&frame);
         if duplicated && result.is_ok() {
             result = conn.sessions[side].handle_frame(&frame);
@@ -185,4 +201,20 @@ fn pump(conn: &mut Conn, side: usize) {
 /// Convenience for tests: a session error as text.
 pub fn describe(e: &SyncError) -> String {
     e.to_string()
+}
+
+fn summarize(frame: &[u8]) -> String {
+    use super::Message;
+    match Message::decode(frame) {
+        Ok(Message::Summary { round, .. }) => format!("summary round {round}"),
+        Ok(Message::Entries { round, buckets }) => format!(
+            "entries round {round}: {} buckets {} entries",
+            buckets.len(),
+            buckets.iter().map(|b| b.entries.len()).sum::<usize>()
+        ),
+        Ok(Message::Want { ids }) => format!("want {}", ids.len()),
+        Ok(Message::Docs { docs }) => format!("docs {:?}", docs.iter().map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len())).collect::<Vec<_>>()),
+        Ok(Message::Sync { msgs }) => format!("sync {:?}", msgs.iter().map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len())).collect::<Vec<_>>()),
+        Err(e) => format!("undecodable: {e}"),
+    }
 }
