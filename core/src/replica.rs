@@ -475,6 +475,146 @@ enum Upsert {
     Unchanged,
 }
 
+/// Key prefix of the relay record: `s` + document id → the heads hash the relay held at the
+/// last sync (see [`Replica::record_synced`]).
+const SYNCED: u8 = b's';
+/// The replica's bucket digests (`BUCKETS` × 16 bytes) when the relay record was last written.
+const META_SYNCED_DIGESTS: &[u8] = b"m/synced-digests";
+
+/// How a document differs from what the relay held at the last sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unsynced {
+    /// The relay has never had this document.
+    New,
+    /// The relay has an older state of it (local edits, or changes received from a peer).
+    Changed,
+}
+
+/// The relay record: what the relay holds, as of the last sync, so that `atelier status` can
+/// say what has not reached it yet without asking it. It is a copy of the heads index taken
+/// when a sync with the relay converged (both sides then hold exactly the same documents), plus
+/// the bucket digests of that moment, so that recording again and listing differences only
+/// look at the buckets that moved since. Comparing heads rather than logging local writes also
+/// counts changes received from a peer (`atelier sync --peer`): they are not on the relay
+/// either.
+impl Replica {
+    /// Records that the relay now holds exactly what this replica holds. Call right after a
+    /// sync with the relay converged, with no other writer in between (a write in between
+    /// would be recorded as being on the relay).
+    pub fn record_synced(&self) -> Result<(), ReplicaError> {
+        let digests = self.store.bucket_digests()?;
+        let moved = self.buckets_moved_since_sync(&digests)?;
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for (_, entries) in self.store.entries_of_buckets(&moved)? {
+            for (id, hash) in entries {
+                batch.put(synced_key(&id), hash.0.to_vec());
+            }
+        }
+        batch.put(META_SYNCED_DIGESTS.to_vec(), digests.concat());
+        self.kv.apply(batch)?;
+        self.kv.flush()?;
+        Ok(())
+    }
+
+    /// Records that the relay holds these documents as they are now: changes the relay pushed
+    /// to a live session, which it had stored before sending them.
+    pub fn mark_synced(&self, ids: &[DocumentId]) -> Result<(), ReplicaError> {
+        let mut batch = Batch::default();
+        for id in ids {
+            if let Some(hash) = self.store.heads_hash(id)? {
+                batch.put(synced_key(id), hash.0.to_vec());
+            }
+        }
+        if !batch.is_empty() {
+            self.kv.apply(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Documents holding something the relay did not have at the last sync, in id order. Before
+    /// any sync, that is every document.
+    pub fn unsynced(&self) -> Result<Vec<(DocumentId, Unsynced)>, ReplicaError> {
+        let digests = self.store.bucket_digests()?;
+        let moved = self.buckets_moved_since_sync(&digests)?;
+        let mut out = Vec::new();
+        for (_, entries) in self.store.entries_of_buckets(&moved)? {
+            for (id, hash) in entries {
+                match self.kv.get(&synced_key(&id))? {
+                    None => out.push((id, Unsynced::New)),
+                    Some(relay) if relay != hash.0 => out.push((id, Unsynced::Changed)),
+                    Some(_) => {}
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Forgets the relay record (another relay is pinned: it holds nothing of ours yet).
+    pub fn forget_synced(&self) -> Result<(), ReplicaError> {
+        let mut batch = Batch::default();
+        self.kv.for_each_prefix(&[SYNCED], &mut |k, _| {
+            batch.remove(k.to_vec());
+            true
+        })?;
+        batch.remove(META_SYNCED_DIGESTS.to_vec());
+        self.kv.apply(batch)?;
+        self.kv.flush()?;
+        Ok(())
+    }
+
+    /// The listing entry of one document (`None` for a document that is not a resource).
+    pub fn listing(&self, id: &DocumentId) -> Result<Option<ListingEntry>, ReplicaError> {
+        Ok(self
+            .kv
+            .get(&listing_key(id))?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Names the owner office of a document from the listing index, for the sync summary
+    /// (documents received during the sync are indexed as they are written, so they count).
+    pub fn office_lookup(&self) -> crate::sync::OfficeLookup {
+        let kv = self.kv.clone();
+        Box::new(move |id| {
+            let entry = kv.get(&listing_key(id)).ok()??;
+            serde_json::from_slice::<ListingEntry>(&entry)
+                .ok()
+                .map(|e| e.office)
+        })
+    }
+
+    /// Buckets whose digest differs from the one recorded at the last sync (all before any).
+    fn buckets_moved_since_sync(&self, digests: &[[u8; 16]]) -> Result<Vec<usize>, ReplicaError> {
+        let recorded = self
+            .kv
+            .get(META_SYNCED_DIGESTS)?
+            .filter(|v| v.len() == digests.len() * 16);
+        Ok((0..digests.len())
+            .filter(|b| {
+                recorded
+                    .as_ref()
+                    .is_none_or(|r| r[b * 16..(b + 1) * 16] != digests[*b])
+            })
+            .collect())
+    }
+}
+
+fn synced_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![SYNCED];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn listing_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![LISTING];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// The document id of the resource with this external ref, the same on every replica.
 pub fn ref_id(reference: &str) -> DocumentId {
     DocumentId::derived(&format!("atelier/ref/{reference}"))
@@ -611,5 +751,43 @@ mod tests {
         assert!(shard.get(automerge::ROOT, id.url().as_str()).unwrap().is_some());
         assert_eq!(r.reindex().unwrap(), 1 + 1 + 1);
         assert_eq!(r.list(&ListFilter::default()).unwrap()[0].title, "Guide du pisé");
+    }
+
+    #[test]
+    fn relay_record_lists_what_the_relay_lacks_and_follows_syncs() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let a = r.create(&resource(json!({"kind":"outil","title":"A","office":"caue-63"})), &mut rng, 0).unwrap();
+        // Never synced: everything is new to the relay (the catalog documents too).
+        let before = r.unsynced().unwrap();
+        assert!(before.contains(&(a, Unsynced::New)), "{before:?}");
+        assert!(before.iter().all(|(_, u)| *u == Unsynced::New));
+        r.record_synced().unwrap();
+        assert_eq!(r.unsynced().unwrap(), []);
+
+        // A local edit and a new resource.
+        r.edit(&a, &[Edit::Append { field: "description".into(), text: "Texte.".into() }], 1).unwrap();
+        let b = r.create(&resource(json!({"kind":"outil","title":"B","office":"caue-63"})), &mut rng, 2).unwrap();
+        let after = r.unsynced().unwrap();
+        assert!(after.contains(&(a, Unsynced::Changed)) && after.contains(&(b, Unsynced::New)), "{after:?}");
+
+        // A document received from a peer is not on the relay either.
+        let peer = Replica::in_memory("caue-15".parse().unwrap());
+        let c = peer.create(&resource(json!({"kind":"outil","title":"C","office":"caue-15"})), &mut rng, 3).unwrap();
+        r.store().apply_bytes(&c, &peer.store().saved(&c).unwrap().unwrap()).unwrap();
+        assert!(r.unsynced().unwrap().contains(&(c, Unsynced::New)));
+
+        // Documents the relay pushed live are on it; a recorded sync covers the rest.
+        r.mark_synced(&[c]).unwrap();
+        assert!(!r.unsynced().unwrap().iter().any(|(id, _)| *id == c));
+        r.record_synced().unwrap();
+        assert_eq!(r.unsynced().unwrap(), []);
+        assert_eq!(r.listing(&b).unwrap().unwrap().title, "B");
+        assert_eq!((r.office_lookup())(&c).as_deref(), Some("caue-15"));
+        assert_eq!((r.office_lookup())(&Replica::catalog_root()), None);
+
+        // Another relay holds nothing of ours.
+        r.forget_synced().unwrap();
+        assert_eq!(r.unsynced().unwrap().len(), r.store().len().unwrap());
     }
 }
