@@ -28,7 +28,14 @@ async fn main() -> anyhow::Result<()> {
     let listen = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:8063".into())
         .parse()?;
-    let handle = atelier_web::spawn(replica, atelier_web::WebConfig::listening_on(listen)).await?;
+    let index = atelier_core::search::SearchIndex::in_memory()?;
+    let search =
+        atelier_web::IndexedSearch::new(replica.clone(), index).map_err(anyhow::Error::msg)?;
+    let config = atelier_web::WebConfig {
+        search: Some(Arc::new(search)),
+        ..atelier_web::WebConfig::listening_on(listen)
+    };
+    let handle = atelier_web::spawn(replica, config).await?;
     println!("{}", handle.url());
     tokio::signal::ctrl_c().await?;
     handle.shutdown().await;

@@ -16,25 +16,44 @@ use clap::Parser;
 /// écrit DIR/server.json (adresse et jeton d'accès) pour la commande « atelier », et l'efface en
 /// s'arrêtant (Ctrl+C).
 #[derive(Debug, Parser)]
-#[command(name = "atelier-web", version)]
+#[command(
+    name = "atelier-web",
+    version,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    help_template = "{about-with-newline}\nUtilisation : {usage}\n\nOptions :\n{options}\n"
+)]
 struct Args {
     /// Dossier du réplica de l'office (créé avec « atelier init »).
     #[arg(long, value_name = "DIR")]
     dir: PathBuf,
     /// Adresse d'écoute (par défaut 127.0.0.1:8063).
-    #[arg(long, value_name = "ADRESSE", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    #[arg(long, value_name = "ADRESSE", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), hide_default_value = true)]
     listen: SocketAddr,
+    /// Afficher cette aide.
+    #[arg(short = 'h', long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Afficher la version.
+    #[arg(short = 'V', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "atelier_web=info".into()),
         )
         .init();
-    run(Args::parse()).await
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The causes are French sentences for staff; no backtrace.
+            eprintln!("Erreur : {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -63,8 +82,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         replica.office(),
         handle.url()
     );
-    tokio::signal::ctrl_c().await.context("attente de Ctrl+C")?;
+    stop_requested().await?;
     println!("Arrêt…");
     handle.shutdown().await;
     Ok(())
+}
+
+/// Ctrl+C, or the service manager's SIGTERM: both stop the server cleanly (server.json removed).
+async fn stop_requested() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("attente de SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("attente de Ctrl+C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("attente de Ctrl+C")
+    }
 }

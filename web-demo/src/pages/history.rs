@@ -35,13 +35,19 @@ pub async fn page(
             table.history {
                 thead { tr { th scope="col" { "Date" } th scope="col" { "Office" } th scope="col" { "Ce qui a changé" } th scope="col" { span.visually-hidden { "Version" } } } }
                 tbody {
-                    @for (i, (e, count)) in groups.iter().enumerate() {
+                    @for (i, g) in groups.iter().enumerate() {
+                        @let e = g.newest;
                         tr {
                             td {
                                 (layout::time(e.time))
-                                @if *count > 1 { br; small.n { "(" (count) " enregistrements)" } }
+                                @if g.count > 1 { br; small.n { "(" (g.count) " enregistrements)" } }
                             }
-                            td { (e.office.as_deref().map(glossary::office_name).unwrap_or_else(|| "Application externe".into())) }
+                            td {
+                                @for (j, o) in g.offices.iter().enumerate() {
+                                    @if j > 0 { br; }
+                                    (o.as_deref().map(glossary::office_name).unwrap_or_else(|| "Application externe".into()))
+                                }
+                            }
                             td {
                                 @if e.fields.is_empty() { "—" }
                                 @else { (e.fields.iter().map(|f| glossary::field_label(f)).collect::<Vec<_>>().join(", ")) }
@@ -69,28 +75,47 @@ pub async fn page(
     .into_response())
 }
 
-/// Changes within this many seconds of each other, by one office on the same fields, show as
-/// one line: typing a paragraph makes one change per batch of keystrokes.
+/// Changes to the same fields within this many seconds of each other show as one line: typing
+/// a paragraph makes one change per batch of keystrokes, from each office typing.
 pub const HISTORY_GROUP_SECONDS: i64 = 300;
 
-/// Consecutive entries (newest first) merged into (newest entry, how many).
-fn group(entries: &[HistoryEntry]) -> Vec<(&HistoryEntry, usize)> {
-    let mut out: Vec<(&HistoryEntry, usize, i64)> = Vec::new();
+/// One line of the history page.
+struct Group<'a> {
+    /// The newest change of the group (its version is the one « Voir » shows).
+    newest: &'a HistoryEntry,
+    count: usize,
+    /// Offices in the group, newest first, each once (`None`: a foreign client).
+    offices: Vec<Option<String>>,
+}
+
+/// Consecutive entries (newest first) on the same fields merged into groups. Creation,
+/// deletion and restoration always stand alone.
+fn group(entries: &[HistoryEntry]) -> Vec<Group<'_>> {
+    let mut out: Vec<(Group<'_>, i64)> = Vec::new();
     for e in entries {
-        match out.last_mut() {
-            Some((first, count, oldest))
-                if first.office == e.office
-                    && first.fields == e.fields
-                    && !e.fields.iter().any(|f| f.starts_with('('))
-                    && (*oldest - e.time).abs() <= HISTORY_GROUP_SECONDS =>
+        if let Some((g, oldest)) = out.last_mut() {
+            if g.newest.fields == e.fields
+                && !e.fields.iter().any(|f| f.starts_with('('))
+                && (*oldest - e.time).abs() <= HISTORY_GROUP_SECONDS
             {
-                *count += 1;
+                g.count += 1;
+                if !g.offices.contains(&e.office) {
+                    g.offices.push(e.office.clone());
+                }
                 *oldest = e.time;
+                continue;
             }
-            _ => out.push((e, 1, e.time)),
         }
+        out.push((
+            Group {
+                newest: e,
+                count: 1,
+                offices: vec![e.office.clone()],
+            },
+            e.time,
+        ));
     }
-    out.into_iter().map(|(e, n, _)| (e, n)).collect()
+    out.into_iter().map(|(g, _)| g).collect()
 }
 
 pub async fn version(
@@ -159,24 +184,23 @@ mod tests {
         let entries = [
             e("caue-15", "description", 1000),
             e("caue-15", "description", 990),
+            e("caue-63", "description", 985),
             e("caue-15", "description", 980),
-            e("caue-63", "description", 970),
             e("caue-63", "title", 960),
             e("caue-63", "title", 100),
             e("caue-63", "(création)", 90),
         ];
-        let g: Vec<(String, usize)> = group(&entries)
+        let g: Vec<(String, usize, usize)> = group(&entries)
             .into_iter()
-            .map(|(e, n)| (e.hash.clone(), n))
+            .map(|g| (g.newest.hash.clone(), g.count, g.offices.len()))
             .collect();
         assert_eq!(
             g,
             [
-                ("caue-151000".into(), 3),
-                ("caue-63970".into(), 1),
-                ("caue-63960".into(), 1),
-                ("caue-63100".into(), 1),
-                ("caue-6390".into(), 1)
+                ("caue-151000".into(), 4, 2),
+                ("caue-63960".into(), 1, 1),
+                ("caue-63100".into(), 1, 1),
+                ("caue-6390".into(), 1, 1)
             ]
         );
     }
