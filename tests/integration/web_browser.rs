@@ -36,9 +36,16 @@ fn two_offices_edit_together_in_a_real_browser() {
     let b = Arc::new(Replica::init(dirs[1].path(), "caue-15".parse().unwrap()).unwrap());
     let exchange = Exchange::link(a.clone(), b.clone());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
     let (ha, hb) = runtime.block_on(async {
-        let config = |side| WebConfig { sync: Some(Arc::new(exchange.status(side)) as Arc<dyn SyncStatus>), ..WebConfig::default() };
+        let config = |side| WebConfig {
+            sync: Some(Arc::new(exchange.status(side)) as Arc<dyn SyncStatus>),
+            ..WebConfig::default()
+        };
         let ha = atelier_web::spawn(a.clone(), config(0)).await.unwrap();
         let hb = atelier_web::spawn(b.clone(), config(1)).await.unwrap();
         (ha, hb)
@@ -49,7 +56,14 @@ fn two_offices_edit_together_in_a_real_browser() {
 
     let mut child = Command::new("node")
         .arg(browser_dir.join("web.test.mjs"))
-        .args(["--a", &ha.url(), "--b", &hb.url(), "--control", &control.url()])
+        .args([
+            "--a",
+            &ha.url(),
+            "--b",
+            &hb.url(),
+            "--control",
+            &control.url(),
+        ])
         .arg("--a-dir")
         .arg(dirs[0].path())
         .arg("--shots")
@@ -72,7 +86,12 @@ fn two_offices_edit_together_in_a_real_browser() {
     }
     // Both replicas converged on the same resources.
     let titles = |r: &Replica| {
-        let mut t: Vec<String> = r.list(&Default::default()).unwrap().into_iter().map(|e| e.title).collect();
+        let mut t: Vec<String> = r
+            .list(&Default::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.title)
+            .collect();
         t.sort();
         t
     };
@@ -81,7 +100,10 @@ fn two_offices_edit_together_in_a_real_browser() {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Fails loudly, saying what to install, when node, npm or chromium is missing; installs the
@@ -96,17 +118,27 @@ fn require_tools(browser_dir: &Path) {
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the browser tests drive Debian's chromium (apt-get install -y chromium chromium-driver)"
     );
-    if !browser_dir.join("node_modules/playwright-core/package.json").exists() {
+    if !browser_dir
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(browser_dir)
             .status()
             .expect("npm is missing: apt-get install -y npm");
-        assert!(status.success(), "npm ci in {} failed", browser_dir.display());
+        assert!(
+            status.success(),
+            "npm ci in {} failed",
+            browser_dir.display()
+        );
     }
 }
 
-fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -124,7 +156,8 @@ fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option
 /// Waits until neither replica has anything left to exchange.
 fn exchange_settle(a: &Replica, b: &Replica) {
     for _ in 0..100 {
-        if a.list(&Default::default()).unwrap().len() == b.list(&Default::default()).unwrap().len() {
+        if a.list(&Default::default()).unwrap().len() == b.list(&Default::default()).unwrap().len()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -176,7 +209,10 @@ impl Exchange {
     }
 
     fn status(&self, side: usize) -> ExchangeStatus {
-        ExchangeStatus { inner: self.0.clone(), side }
+        ExchangeStatus {
+            inner: self.0.clone(),
+            side,
+        }
     }
 
     fn pause(&self, paused: bool) {
@@ -219,21 +255,32 @@ impl ExchangeInner {
                             break item;
                         }
                     }
-                    queue = self.wake.wait_timeout(queue, Duration::from_millis(100)).unwrap().0;
+                    queue = self
+                        .wake
+                        .wait_timeout(queue, Duration::from_millis(100))
+                        .unwrap()
+                        .0;
                 }
             };
             if let Err(e) = self.copy(from, &id) {
                 eprintln!("stand-in exchange: {id} not copied: {e}");
             }
-            self.last_sync.store(atelier_web::events::now_ms(), Ordering::SeqCst);
+            self.last_sync
+                .store(atelier_web::events::now_ms(), Ordering::SeqCst);
             self.busy.store(false, Ordering::SeqCst);
         }
     }
 
     fn copy(&self, from: usize, id: &DocumentId) -> Result<(), StoreError> {
-        let Some(bytes) = self.replicas[from].store().saved(id)? else { return Ok(()) };
+        let Some(bytes) = self.replicas[from].store().saved(id)? else {
+            return Ok(());
+        };
         let to = self.replicas[1 - from].store();
-        to.update(id, |doc, _| doc.load_incremental(&bytes).map(|_| ()).map_err(StoreError::from))?;
+        to.update(id, |doc, _| {
+            doc.load_incremental(&bytes)
+                .map(|_| ())
+                .map_err(StoreError::from)
+        })?;
         to.flush()
     }
 }
@@ -247,7 +294,11 @@ struct ExchangeStatus {
 impl SyncStatus for ExchangeStatus {
     fn status(&self) -> SyncState {
         let queue = self.inner.queue.lock().unwrap();
-        let mut mine: Vec<&DocumentId> = queue.iter().filter(|(s, _)| *s == self.side).map(|(_, id)| id).collect();
+        let mut mine: Vec<&DocumentId> = queue
+            .iter()
+            .filter(|(s, _)| *s == self.side)
+            .map(|(_, id)| id)
+            .collect();
         mine.sort();
         mine.dedup();
         let last = self.inner.last_sync.load(Ordering::SeqCst);
@@ -300,7 +351,11 @@ impl Control {
                 } else {
                     "?"
                 };
-                let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             }
         });
         Control { addr, stop, thread }
