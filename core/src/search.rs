@@ -808,7 +808,12 @@ mod tests {
         assert_eq!(find(&index, "creche ossat"), ["ossature"]);
         assert_eq!(find(&index, "15 lauze"), ["lauze"]);
         // Nothing in the Puy-de-Dôme: the relaxed results say so.
-        assert!(index.search(&SearchQuery::text("63 lauze")).unwrap().relaxed);
+        assert!(
+            index
+                .search(&SearchQuery::text("63 lauze"))
+                .unwrap()
+                .relaxed
+        );
         assert_eq!(find(&index, "animation toits"), ["visite"]);
     }
 
@@ -821,15 +826,24 @@ mod tests {
     }
 
     #[test]
-    fn exact_ranks_above_stem_above_typo() {
+    fn exact_ranks_above_plural_above_stem_above_typo() {
         let index = index(&[
-            doc("typo", "Maison en pierres sèches"),
-            doc("exact", "Maison en pierre"),
-            doc("fuzzy", "Maison en pieree"),
+            doc("derived", "Maison à restaurer"),
+            doc("plural", "Maison et restaurations"),
+            doc("exact", "Maison et restauration"),
+            doc("other", "Maison et restaurant"),
+            doc("lauze", "Toit en lauze"),
+            doc("lauzes", "Toit en lauzes"),
         ]);
-        let hits = find(&index, "pierre");
-        assert_eq!(hits[0], "exact");
-        assert_eq!(hits[1], "typo");
+        // With a trailing space: not a word being typed, no completions.
+        // Snowball also joins « restaurant » to « restauration »: a stem-only match, last.
+        let hits = find(&index, "restauration ");
+        assert_eq!(hits[..2], ["exact", "plural"]);
+        assert_eq!(hits.len(), 4);
+        // A typo finds the word, then its plural.
+        assert_eq!(find(&index, "lauzze "), ["lauze", "lauzes"]);
+        // While typing, completions count too.
+        assert_eq!(find(&index, "restaura").len(), 4);
     }
 
     #[test]

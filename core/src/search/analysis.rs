@@ -91,6 +91,31 @@ pub fn fold(text: &str) -> String {
     out
 }
 
+/// The other number of a folded word, by the regular French plural rules: `batiments` →
+/// `batiment`, `batiment` → `batiments`, `materiaux` → `materiau`/`material`, `chateau` →
+/// `chateaux`, `local` → `locaux`. Some variants are not words; looking them up costs nothing.
+pub fn plural_variants(folded: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if folded.chars().count() < 3 || folded.chars().any(|c| c.is_ascii_digit()) {
+        return out;
+    }
+    if let Some(stem) = folded.strip_suffix("aux") {
+        out.push(format!("{stem}au"));
+        out.push(format!("{stem}al"));
+    } else if let Some(singular) = folded.strip_suffix(['s', 'x']) {
+        out.push(singular.to_string());
+    } else {
+        out.push(format!("{folded}s"));
+        if folded.ends_with("au") || folded.ends_with("eu") || folded.ends_with("ou") {
+            out.push(format!("{folded}x"));
+        }
+        if let Some(stem) = folded.strip_suffix("al") {
+            out.push(format!("{stem}aux"));
+        }
+    }
+    out
+}
+
 /// French function words, and the elided articles typed without their apostrophe
 /// (« clermont l herault »): a query does not require them (« usine de Thiers » is found by
 /// « usine thiers » and the other way round), but phrases still use them.
@@ -376,6 +401,16 @@ mod tests {
         assert_eq!(stems("logements"), stems("logement"));
         // Exact forms stay apart.
         assert_ne!(exact("bâtiments"), exact("bâtiment"));
+    }
+
+    #[test]
+    fn plural_variants_both_ways() {
+        assert_eq!(plural_variants("batiments"), ["batiment"]);
+        assert_eq!(plural_variants("batiment"), ["batiments"]);
+        assert_eq!(plural_variants("materiaux"), ["materiau", "material"]);
+        assert_eq!(plural_variants("chateau"), ["chateaus", "chateaux"]);
+        assert_eq!(plural_variants("local"), ["locals", "locaux"]);
+        assert!(plural_variants("63").is_empty());
     }
 
     #[test]

@@ -20,12 +20,13 @@ pub enum TextGroup {
     Summary,
     /// Materials and keywords: short, chosen tags.
     Tags,
-    /// Commune, département name, région name.
+    /// Commune.
     Place,
     Description,
     /// Client and designers.
     People,
-    /// French labels of the vocabulary codes.
+    /// French labels of the vocabulary codes, and the names of the département and région:
+    /// broad words shared by many resources.
     Labels,
 }
 
@@ -149,10 +150,9 @@ pub struct Fields {
     pub ref_: Field,
     exact: [Field; 7],
     stem: [Field; 7],
-    /// All text in one exact field: used only to look up terms for typo and prefix expansion.
+    /// All text in one exact field, without positions: used only to look up indexed words
+    /// (plural variants, completions, typo corrections) in one term dictionary.
     pub all_exact: Field,
-    /// All text in one stemmed field, same use.
-    pub all_stem: Field,
     facets: [Field; 9],
     pub year: Field,
     pub lat: Field,
@@ -181,10 +181,6 @@ impl Fields {
             "all_exact",
             text_options(EXACT, IndexRecordOption::Basic, false),
         );
-        let all_stem = b.add_text_field(
-            "all_stem",
-            text_options(STEM, IndexRecordOption::Basic, false),
-        );
         let facets = Facet::ALL.map(|f| {
             let stored = matches!(f, Facet::Kind | Facet::Office);
             let opts = if stored {
@@ -205,7 +201,6 @@ impl Fields {
             exact,
             stem,
             all_exact,
-            all_stem,
             facets,
             year,
             lat,
@@ -241,7 +236,6 @@ impl Fields {
                 doc.add_text(self.exact(g), &text);
                 doc.add_text(self.stem(g), &text);
                 doc.add_text(self.all_exact, &text);
-                doc.add_text(self.all_stem, &text);
             }
         }
         for f in Facet::ALL {
@@ -288,17 +282,17 @@ fn texts(d: &SearchDoc, g: TextGroup) -> Vec<String> {
         TextGroup::Summary => vec![d.summary.clone()],
         TextGroup::Description => vec![d.description.clone()],
         TextGroup::Tags => d.materials.iter().chain(&d.keywords).cloned().collect(),
-        TextGroup::Place => {
+        TextGroup::Place => d.commune.iter().cloned().collect(),
+        TextGroup::People => d.client.iter().chain(&d.designers).cloned().collect(),
+        TextGroup::Labels => {
             let dep = d.departement.as_deref().and_then(crate::vocab::departement);
-            d.commune
+            d.labels
                 .iter()
                 .cloned()
                 .chain(dep.map(|dep| dep.name.clone()))
                 .chain(region(d))
                 .collect()
         }
-        TextGroup::People => d.client.iter().chain(&d.designers).cloned().collect(),
-        TextGroup::Labels => d.labels.clone(),
     };
     out.retain(|s| non_empty(s));
     out

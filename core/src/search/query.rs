@@ -21,16 +21,23 @@ use super::SearchError;
 
 /// Weight of a match on the exact folded word.
 const EXACT_WEIGHT: f32 = 1.0;
-/// Weight of a match on the stem only (plural, feminine, verb form).
-const STEM_WEIGHT: f32 = 0.5;
+/// Weight of a match on the other number of the word (singular for plural and back).
+const PLURAL_WEIGHT: f32 = 0.8;
+/// Weight of a match on the Snowball stem only (feminine, verb form, derived word): looser
+/// than a plural (« restaurer » also finds « restauration »), so it weighs less.
+const STEM_WEIGHT: f32 = 0.2;
 /// Weight of a match through the glossary.
 const SYNONYM_WEIGHT: f32 = 0.8;
 /// Weight of a completion of the last word.
 const PREFIX_WEIGHT: f32 = 0.6;
-/// Weight of a typo-corrected word.
+/// Weight of a typo-corrected word at one edit (halved at two).
 const FUZZY_WEIGHT: f32 = 0.3;
 /// Extra weight of a run of query words found as a phrase in a text group.
 const PROXIMITY_WEIGHT: f32 = 1.5;
+/// Score added for each required word found in the resource's own text rather than only in
+/// a vocabulary label or a département name (corpus README: such partial matches rank lower).
+/// Larger than most differences of BM25 between two resources that both contain the word.
+const FOUND_IN_TEXT_BONUS: f32 = 10.0;
 /// Score given by a kind named in the query (« animation » → actions) to resources of that kind.
 const KIND_HINT_SCORE: f32 = 0.5;
 
@@ -264,61 +271,129 @@ struct Builder<'a> {
     searcher: &'a Searcher,
 }
 
+/// One form of a query word to look up: its text, in the exact or stemmed fields, and its weight.
+struct Form {
+    text: String,
+    stem: bool,
+    weight: f32,
+}
+
+impl Form {
+    /// Whether a match on this form means the word is in the text (for
+    /// [`FOUND_IN_TEXT_BONUS`]). A Snowball stem alone does not: it also joins derived words
+    /// (« végétal » and « végétaliser »), which rank below the word itself and its plural.
+    fn is_the_word(&self) -> bool {
+        !self.stem
+    }
+}
+
+/// Text groups that hold the resource's own words: all but the labels.
+const OWN_TEXT: [TextGroup; 6] = [
+    TextGroup::Title,
+    TextGroup::Summary,
+    TextGroup::Tags,
+    TextGroup::Place,
+    TextGroup::Description,
+    TextGroup::People,
+];
+
 impl Builder<'_> {
+    /// The query of one clause. A required clause found in the resource's own text (not only in
+    /// a vocabulary label or a département name) earns [`FOUND_IN_TEXT_BONUS`]: resources that
+    /// contain every word rank above those that match a word only through a label.
     fn clause(&self, clause: &Clause, hl: &mut Highlight) -> Result<Box<dyn Query>, SearchError> {
-        match clause {
+        let (full, own_text, required_words) = match clause {
             Clause::Departement(code) => {
                 let term = Term::from_field_text(self.fields.facet(Facet::Departement), code);
-                Ok(Box::new(ConstScoreQuery::new(
+                return Ok(Box::new(ConstScoreQuery::new(
                     Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                     0.0,
-                )))
+                )));
             }
             Clause::Phrase(words) => {
                 for w in words.iter().filter(|w| !is_stop_word(&w.exact)) {
                     hl.exact.insert(w.exact.clone());
                 }
                 let exact: Vec<String> = words.iter().map(|w| w.exact.clone()).collect();
-                Ok(self.expression(&exact, false, 1.0))
+                (
+                    self.expression(&exact, false, 1.0, &TextGroup::ALL),
+                    self.expression(&exact, false, 1.0, &OWN_TEXT),
+                    1,
+                )
             }
-            Clause::Words { words, meaning } => self.words(words, meaning, hl),
+            Clause::Words { words, meaning } => {
+                let forms = words
+                    .iter()
+                    .map(|w| Ok((w.optional, self.forms(w, hl)?)))
+                    .collect::<Result<Vec<_>, SearchError>>()?;
+                for alt in &meaning.alternatives {
+                    for (exact, stem) in alt.exact.iter().zip(&alt.stem) {
+                        if !is_stop_word(exact) {
+                            hl.exact.insert(exact.clone());
+                            hl.stem.insert(stem.clone());
+                        }
+                    }
+                }
+                let required = words.iter().filter(|w| !w.optional).count();
+                (
+                    self.words(&forms, meaning, false),
+                    self.words(&forms, meaning, true),
+                    required,
+                )
+            }
+        };
+        if required_words == 0 {
+            return Ok(full);
         }
+        let bonus = FOUND_IN_TEXT_BONUS * required_words as f32;
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Should, full),
+            (
+                Occur::Should,
+                Box::new(ConstScoreQuery::new(own_text, bonus)),
+            ),
+        ])))
     }
 
+    /// Words (all required but stop words), or any of their glossary equivalents, or a kind
+    /// they name.
+    /// With `own_text`, only the resource's own text counts (no labels, no kind, no stems).
     fn words(
         &self,
-        words: &[QueryWord],
+        forms: &[(bool, Vec<Form>)],
         meaning: &Meaning,
-        hl: &mut Highlight,
-    ) -> Result<Box<dyn Query>, SearchError> {
-        let mut own = Vec::new();
-        for w in words {
-            let occur = if w.optional {
-                Occur::Should
-            } else {
-                Occur::Must
-            };
-            own.push((occur, self.word(w, hl)?));
-        }
+        own_text: bool,
+    ) -> Box<dyn Query> {
+        let groups: &[TextGroup] = if own_text { &OWN_TEXT } else { &TextGroup::ALL };
+        let mut own: Vec<(Occur, Box<dyn Query>)> = forms
+            .iter()
+            .map(|(optional, forms)| {
+                let occur = if *optional {
+                    Occur::Should
+                } else {
+                    Occur::Must
+                };
+                (occur, self.forms_query(forms, groups, own_text))
+            })
+            .collect();
         let own: Box<dyn Query> = if own.len() == 1 {
             own.pop().map(|(_, q)| q).expect("one clause")
         } else {
             Box::new(BooleanQuery::new(own))
         };
-        if meaning.alternatives.is_empty() && meaning.kinds.is_empty() {
-            return Ok(own);
+        let kinds = if own_text {
+            &[]
+        } else {
+            meaning.kinds.as_slice()
+        };
+        if meaning.alternatives.is_empty() && kinds.is_empty() {
+            return own;
         }
         let mut any = vec![(Occur::Should, own)];
         for alt in &meaning.alternatives {
-            any.push((Occur::Should, self.alternative(alt)));
-            for (exact, stem) in alt.exact.iter().zip(&alt.stem) {
-                if !is_stop_word(exact) {
-                    hl.exact.insert(exact.clone());
-                    hl.stem.insert(stem.clone());
-                }
-            }
+            any.push((Occur::Should, self.alternative(alt, groups)));
         }
-        for kind in &meaning.kinds {
+        for kind in kinds {
             let term = Term::from_field_text(self.fields.facet(Facet::Kind), kind);
             let q = TermQuery::new(term, IndexRecordOption::Basic);
             any.push((
@@ -326,47 +401,99 @@ impl Builder<'_> {
                 Box::new(ConstScoreQuery::new(Box::new(q), KIND_HINT_SCORE)),
             ));
         }
-        Ok(Box::new(BooleanQuery::new(any)))
+        Box::new(BooleanQuery::new(any))
     }
 
-    /// One word in every text group, in all its forms.
-    fn word(&self, w: &QueryWord, hl: &mut Highlight) -> Result<Box<dyn Query>, SearchError> {
+    /// The forms of one word to look up, with their weights: exact, other number, stem,
+    /// completions of a word being typed, typo corrections.
+    fn forms(&self, w: &QueryWord, hl: &mut Highlight) -> Result<Vec<Form>, SearchError> {
         let exact = &w.word.exact;
         let stem = &w.word.stem;
-        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        self.terms(&mut any, exact, false, EXACT_WEIGHT);
+        let form = |text: &str, stem: bool, weight: f32| Form {
+            text: text.to_string(),
+            stem,
+            weight,
+        };
+        let mut forms = vec![form(exact, false, EXACT_WEIGHT)];
         if w.optional {
-            return Ok(Box::new(BooleanQuery::new(any)));
+            return Ok(forms);
         }
         hl.exact.insert(exact.clone());
         hl.stem.insert(stem.clone());
-        self.terms(&mut any, stem, true, STEM_WEIGHT);
+        for variant in self.plural_variants(exact)? {
+            forms.push(form(&variant, false, PLURAL_WEIGHT));
+            hl.exact.insert(variant);
+        }
+        forms.push(form(stem, true, STEM_WEIGHT));
+        let mut completed = false;
         if w.prefix {
             for (completion, _) in self.completions(exact)? {
                 if &completion != exact {
-                    self.terms(&mut any, &completion, false, PREFIX_WEIGHT);
+                    forms.push(form(&completion, false, PREFIX_WEIGHT));
                     hl.exact.insert(completion);
+                    completed = true;
                 }
             }
         }
-        if let Some(distance) = typo_distance(exact) {
+        if let Some(mut distance) = typo_distance(exact) {
+            // A word being typed that starts indexed words is less likely a typo: only one
+            // edit then (« terrasseme » is on its way to « terrassement », not a misspelt
+            // « terrasses »; « creus » may still be « crues »).
+            if completed {
+                distance = 1;
+            }
             let known = self.doc_freq(self.fields.all_exact, exact)?;
-            for (fix, _) in self.corrections(self.fields.all_exact, exact, distance, known)? {
-                self.terms(&mut any, &fix, false, FUZZY_WEIGHT);
+            for (fix, d) in self.corrections(exact, distance, known)? {
+                let weight = FUZZY_WEIGHT / f32::from(d);
+                for variant in self.plural_variants(&fix)? {
+                    forms.push(form(&variant, false, weight * PLURAL_WEIGHT));
+                    hl.exact.insert(variant);
+                }
+                forms.push(form(&fix, false, weight));
                 hl.exact.insert(fix);
             }
-            let known = self.doc_freq(self.fields.all_stem, stem)?;
-            for (fix, _) in self.corrections(self.fields.all_stem, stem, distance, known)? {
-                self.terms(&mut any, &fix, true, FUZZY_WEIGHT * STEM_WEIGHT);
-                hl.stem.insert(fix);
+        }
+        // A word reached two ways (« pierres »: plural and completion of « pierre ») counts
+        // once, with its best weight.
+        forms.sort_by(|a, b| {
+            (&a.text, a.stem)
+                .cmp(&(&b.text, b.stem))
+                .then(b.weight.total_cmp(&a.weight))
+        });
+        forms.dedup_by(|later, first| later.text == first.text && later.stem == first.stem);
+        Ok(forms)
+    }
+
+    /// The other number of a word, when indexed.
+    fn plural_variants(&self, exact: &str) -> Result<Vec<String>, SearchError> {
+        let mut out = Vec::new();
+        for variant in analysis::plural_variants(exact) {
+            if self.doc_freq(self.fields.all_exact, &variant)? > 0 {
+                out.push(variant);
             }
         }
-        Ok(Box::new(BooleanQuery::new(any)))
+        Ok(out)
+    }
+
+    /// The forms in the groups; with `own_text`, only the forms that are the word itself.
+    fn forms_query(&self, forms: &[Form], groups: &[TextGroup], own_text: bool) -> Box<dyn Query> {
+        let mut any = Vec::new();
+        for f in forms.iter().filter(|f| !own_text || f.is_the_word()) {
+            self.terms(&mut any, &f.text, f.stem, f.weight, groups);
+        }
+        Box::new(BooleanQuery::new(any))
     }
 
     /// A term in each text group (exact or stemmed fields), weighted by group.
-    fn terms(&self, out: &mut Vec<(Occur, Box<dyn Query>)>, text: &str, stem: bool, w: f32) {
-        for g in TextGroup::ALL {
+    fn terms(
+        &self,
+        out: &mut Vec<(Occur, Box<dyn Query>)>,
+        text: &str,
+        stem: bool,
+        w: f32,
+        groups: &[TextGroup],
+    ) {
+        for &g in groups {
             let field = if stem {
                 self.fields.stem(g)
             } else {
@@ -384,24 +511,36 @@ impl Builder<'_> {
     }
 
     /// A glossary equivalent: one word (exact or stemmed) or an expression (stemmed phrase).
-    fn alternative(&self, alt: &Expression) -> Box<dyn Query> {
+    fn alternative(&self, alt: &Expression, groups: &[TextGroup]) -> Box<dyn Query> {
         if alt.exact.len() == 1 {
             let mut any = Vec::new();
-            self.terms(&mut any, &alt.exact[0], false, SYNONYM_WEIGHT);
-            self.terms(&mut any, &alt.stem[0], true, SYNONYM_WEIGHT * STEM_WEIGHT);
+            self.terms(&mut any, &alt.exact[0], false, SYNONYM_WEIGHT, groups);
+            self.terms(
+                &mut any,
+                &alt.stem[0],
+                true,
+                SYNONYM_WEIGHT * STEM_WEIGHT,
+                groups,
+            );
             return Box::new(BooleanQuery::new(any));
         }
-        self.expression(&alt.stem, true, SYNONYM_WEIGHT)
+        self.expression(&alt.stem, true, SYNONYM_WEIGHT, groups)
     }
 
-    /// Words in sequence in any text group; a single word is a plain term.
-    fn expression(&self, words: &[String], stem: bool, w: f32) -> Box<dyn Query> {
+    /// Words in sequence in any of the groups; a single word is a plain term.
+    fn expression(
+        &self,
+        words: &[String],
+        stem: bool,
+        w: f32,
+        groups: &[TextGroup],
+    ) -> Box<dyn Query> {
         let mut any = Vec::new();
         if words.len() == 1 {
-            self.terms(&mut any, &words[0], stem, w);
+            self.terms(&mut any, &words[0], stem, w, groups);
             return Box::new(BooleanQuery::new(any));
         }
-        for g in TextGroup::ALL {
+        for &g in groups {
             any.push((Occur::Should, self.phrase(g, words, stem, w * g.weight())));
         }
         Box::new(BooleanQuery::new(any))
@@ -426,7 +565,7 @@ impl Builder<'_> {
     fn proximity(&self, run: &[QueryWord]) -> Result<Vec<Box<dyn Query>>, SearchError> {
         let mut stems: Vec<String> = run.iter().map(|w| w.word.stem.clone()).collect();
         if let Some(last) = run.last() {
-            if last.prefix && self.doc_freq(self.fields.all_stem, &last.word.stem)? == 0 {
+            if last.prefix && self.doc_freq(self.fields.all_exact, &last.word.exact)? == 0 {
                 stems.pop();
             }
         }
@@ -475,15 +614,15 @@ impl Builder<'_> {
     }
 
     /// Indexed words within `distance` edits of `text` (transpositions count as one edit),
-    /// most frequent first, without `text` itself. When `text` is itself indexed (`known`
-    /// documents), only much more frequent neighbours are kept.
+    /// with their distance, closest then most frequent first, without `text` itself. When
+    /// `text` is itself indexed (`known` documents), only much more frequent neighbours are kept.
     fn corrections(
         &self,
-        field: Field,
         text: &str,
         distance: u8,
         known: u64,
-    ) -> Result<Vec<(String, u64)>, SearchError> {
+    ) -> Result<Vec<(String, u8)>, SearchError> {
+        let field = self.fields.all_exact;
         let fuzzy = FuzzyTermQuery::new(Term::from_field_text(field, text), distance, true);
         let mut found: HashMap<String, u64> = HashMap::new();
         for segment in self.searcher.segment_readers() {
@@ -500,8 +639,42 @@ impl Builder<'_> {
         }
         found.remove(text);
         found.retain(|_, df| known == 0 || *df >= known.saturating_mul(FUZZY_DOMINANCE));
-        Ok(most_frequent(found, MAX_FUZZY_TERMS))
+        let mut v: Vec<(String, u64, u8)> = found
+            .into_iter()
+            .map(|(t, df)| {
+                let d = edit_distance(text, &t).clamp(1, usize::from(distance)) as u8;
+                (t, df, d)
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            a.2.cmp(&b.2)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        v.truncate(MAX_FUZZY_TERMS);
+        Ok(v.into_iter().map(|(t, _, d)| (t, d)).collect())
     }
+}
+
+/// Edit distance with adjacent transpositions counted as one edit (optimal string alignment),
+/// the measure of the typo automaton.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        prev2 = std::mem::replace(&mut prev, cur);
+    }
+    prev[b.len()]
 }
 
 /// How many edits a typed word may carry: none for short words, where one edit already lands
@@ -621,6 +794,15 @@ mod tests {
         assert_eq!(typo_distance("lauzze"), Some(1));
         assert_eq!(typo_distance("rehabilitaton"), Some(2));
         assert_eq!(typo_distance("re2020"), None);
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("lauzze", "lauze"), 1);
+        assert_eq!(edit_distance("resaturer", "restaurer"), 1);
+        assert_eq!(edit_distance("aurilac", "aurillac"), 1);
+        assert_eq!(edit_distance("terrasseme", "terrasses"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
