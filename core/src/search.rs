@@ -53,6 +53,10 @@ pub use self::snippet::{MARK_CLOSE, MARK_OPEN, SNIPPET_CHARS};
 
 /// Most hits returned by one search: a page of results, not an export.
 pub const MAX_LIMIT: usize = 1_000;
+/// Deepest hit a page can start at: the collector keeps `offset + limit` hits in memory, and
+/// nobody pages through ten thousand results. Beyond it, a page is empty (the total and the
+/// facets are still counted).
+pub const MAX_OFFSET: usize = 10_000;
 /// Indexing memory shared by the writer threads. Tantivy needs at least 15 MB per thread;
 /// 64 MB lets four threads index a 100,000-resource import in few, large segments.
 const WRITER_MEMORY_BYTES: usize = 64 * 1024 * 1024;
@@ -130,6 +134,7 @@ pub struct SearchQuery {
     pub sort: Sort,
     /// Hits per page, at most [`MAX_LIMIT`]; 0 returns only the total and the facets.
     pub limit: usize,
+    /// Hits skipped; a page starting past [`MAX_OFFSET`] is empty.
     pub offset: usize,
 }
 
@@ -530,7 +535,11 @@ impl SearchIndex {
         q: &SearchQuery,
         by_score: bool,
     ) -> Result<Page, SearchError> {
-        let limit = q.limit.min(MAX_LIMIT);
+        let limit = if q.offset > MAX_OFFSET {
+            0
+        } else {
+            q.limit.min(MAX_LIMIT)
+        };
         if limit == 0 {
             let (total, facets) = searcher.search(query, &(Count, FacetCollector::all()))?;
             return Ok((total, Vec::new(), facets));
@@ -1016,6 +1025,13 @@ mod tests {
             r.hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
             ["r63", "o63"]
         );
+        let too_deep = SearchQuery {
+            offset: MAX_OFFSET + 1,
+            ..by(Sort::Date)
+        };
+        let r = index.search(&too_deep).unwrap();
+        assert!(r.hits.is_empty());
+        assert_eq!(r.total, 4);
         let counts_only = SearchQuery {
             limit: 0,
             ..by(Sort::Date)
@@ -1103,6 +1119,19 @@ mod tests {
             "{:?}",
             second.err()
         );
+    }
+
+    #[test]
+    fn index_is_shareable_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<SearchIndex>();
+    }
+
+    #[test]
+    fn overlong_queries_are_cut() {
+        let index = index(&corpus());
+        let long = "pisé ".repeat(10_000);
+        assert_eq!(find(&index, &long), ["pise"]);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! From the text a user types to a tantivy query: parsing (phrases, département numbers,
-//! glossary), then expansion against the index (typos, prefix) and scoring weights.
+//! glossary), then expansion against the index (plurals, completions, typos) and weights.
 //!
-//! Every query word must be found (AND), in any text group, in one of its forms: the exact
-//! folded word, its stem, a glossary equivalent, a typo-corrected word, or, for the last word
-//! while typing, a completion. The forms score in that order, so exact matches rank above
-//! stemmed ones, above corrections. Runs of words found next to each other score extra.
+//! Every query word must be found (AND), in any text group, in one of its forms, which score
+//! in this order: the exact folded word; its other number (`batiments` → `batiment`); a
+//! glossary equivalent; a completion of the last word while it is typed; a typo correction
+//! (one edit from 5 letters, two from 9); its Snowball stem alone (derived words). A word
+//! found in the resource's own text, not only in a label, earns a large bonus, so resources
+//! with every word in their text come first; within them BM25 and the text group weights
+//! rank. Runs of query words found next to each other score extra.
 
 use std::collections::{HashMap, HashSet};
 
@@ -54,6 +57,10 @@ const MAX_FUZZY_TERMS: usize = 8;
 const MAX_PREFIX_TERMS: usize = 24;
 /// Shortest prefix completed: one letter would expand to a large part of the dictionary.
 const MIN_PREFIX_CHARS: usize = 2;
+/// Longest text read, in characters: a search box, not a document. The rest is ignored.
+pub const MAX_QUERY_CHARS: usize = 500;
+/// Most words read: each word expands to dozens of term lookups.
+pub const MAX_QUERY_WORDS: usize = 32;
 
 /// The query as typed, cut into clauses.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -98,6 +105,10 @@ impl Clause {
 
 /// Cuts the typed text into clauses. Pure: no index needed.
 pub fn parse(text: &str) -> Parsed {
+    let text = match text.char_indices().nth(MAX_QUERY_CHARS) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
     let mut parsed = Parsed::default();
     let segments = split_quotes(text);
     let typing_last_word = text.chars().last().is_some_and(char::is_alphanumeric);
@@ -117,6 +128,10 @@ pub fn parse(text: &str) -> Parsed {
             last_segment && typing_last_word,
             &mut parsed,
         );
+    }
+    parsed.clauses.truncate(MAX_QUERY_WORDS);
+    for run in &mut parsed.runs {
+        run.truncate(MAX_QUERY_WORDS);
     }
     // A query of stop words only (« la », « de la ») still has to find something.
     if !parsed.clauses.is_empty() && parsed.clauses.iter().all(Clause::optional) {
@@ -786,6 +801,13 @@ mod tests {
             panic!("words expected");
         };
         assert!(meaning.alternatives.iter().any(|a| a.exact == ["moe"]));
+    }
+
+    #[test]
+    fn long_texts_are_cut() {
+        let p = parse(&"mot ".repeat(1_000));
+        assert_eq!(p.clauses.len(), MAX_QUERY_WORDS);
+        assert!(p.runs.iter().all(|r| r.len() <= MAX_QUERY_WORDS));
     }
 
     #[test]
