@@ -377,7 +377,7 @@ fn import_is_all_or_nothing_then_idempotent_and_export_gives_it_back() {
 #[test]
 fn demo_shows_the_list_and_a_history_merged_from_two_offices() {
     let tmp = tempfile::tempdir().unwrap();
-    let demo = atelier(&tmp.path().join("unused"), &["demo"], "").ok();
+    let demo = atelier(&tmp.path().join("unused"), &["demo", "--no-serve"], "").ok();
     for needle in [
         "25 ressources",
         "Historique de « Maison de santé",
