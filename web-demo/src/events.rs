@@ -5,6 +5,7 @@
 //! [`SyncView`]); `resync` when a page fell behind and should reload what it shows.
 
 use std::convert::Infallible;
+use std::sync::Weak;
 
 use atelier_core::replica::Replica;
 use atelier_core::DocumentId;
@@ -28,10 +29,14 @@ pub enum LiveEvent {
 /// Feeds `events` from the replica's store. The observer runs inside the store's write, so it
 /// only sends on a non-blocking channel. Catalog shards change along with resources; pages
 /// ignore ids they do not show, and the list page debounces, so they are not filtered here.
-pub fn observe(replica: &Replica, events: broadcast::Sender<LiveEvent>) {
+/// The store keeps its observers for good: holding the sender weakly lets a stopped server's
+/// channel go, leaving a no-op behind.
+pub fn observe(replica: &Replica, events: Weak<broadcast::Sender<LiveEvent>>) {
     replica.store().observe(Box::new(move |id| {
-        // No receiver (no open page) is not an error.
-        let _ = events.send(LiveEvent::Changed(*id));
+        if let Some(events) = events.upgrade() {
+            // No receiver (no open page) is not an error.
+            let _ = events.send(LiveEvent::Changed(*id));
+        }
     }));
 }
 
