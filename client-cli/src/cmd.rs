@@ -8,10 +8,14 @@ pub mod export;
 pub mod history;
 pub mod import;
 pub mod init;
+pub mod join;
 pub mod list;
 pub mod reindex;
 pub mod rm;
+pub mod serve;
 pub mod show;
+pub mod status;
+pub mod sync;
 
 use std::io::Write;
 

@@ -30,6 +30,11 @@ pub enum Exit {
     Usage = 2,
     /// The replica is held by another process.
     InUse = 3,
+    /// The relay or peer is unreachable, or the sync was cut short: try again later.
+    Network = 4,
+    /// The relay or peer refused this device (token, enrolment, revocation), or presented
+    /// another certificate than the one pinned.
+    Refused = 5,
 }
 
 /// Atelier : le corpus de ressources d'architecture des CAUE, dans un réplica local qui
@@ -83,6 +88,14 @@ pub enum Command {
     Reindex(cmd::reindex::Args),
     /// Démonstration sur un réplica jetable rempli d'exemples.
     Demo(cmd::demo::Args),
+    /// Inscrit cet appareil auprès d'un relais (jeton à usage unique) et retient ce relais.
+    Join(cmd::join::Args),
+    /// Synchronise avec le relais, ou directement avec un autre poste (--peer).
+    Sync(cmd::sync::Args),
+    /// Montre le relais, la dernière synchronisation et ce qui n'est pas encore envoyé.
+    Status(cmd::status::Args),
+    /// Accepte la synchronisation directe d'autres postes autorisés, sans relais.
+    Serve(cmd::serve::Args),
 }
 
 impl Cli {
@@ -138,6 +151,10 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Export(a) => cmd::export::run(a, ctx, out),
         Command::Reindex(a) => cmd::reindex::run(a, ctx, out),
         Command::Demo(a) => cmd::demo::run(a, ctx, out),
+        Command::Join(a) => cmd::join::run(a, ctx, out),
+        Command::Sync(a) => cmd::sync::run(a, ctx, out),
+        Command::Status(a) => cmd::status::run(a, ctx, out),
+        Command::Serve(a) => cmd::serve::run(a, ctx, out),
     }
 }
 
@@ -178,6 +195,9 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
         if cause.is::<backend::InUse>() {
             return Exit::InUse;
+        }
+        if let Some(e) = cause.downcast_ref::<cmd::sync::SyncFailure>() {
+            return e.exit();
         }
         if let Some(e) = cause.downcast_ref::<backend::RemoteError>() {
             return e.exit();

@@ -13,7 +13,9 @@ const HELP_TEMPLATE: &str = "{about-with-newline}\nUtilisation : {usage}\n\n{all
 
 const EXIT_CODES: &str =
     "Codes de sortie : 0 succès ; 1 erreur d'exécution ; 2 commande ou données \
-invalides (rien n'a été modifié) ; 3 réplica utilisé par un autre processus.";
+invalides (rien n'a été modifié) ; 3 réplica utilisé par un autre processus ; 4 relais ou \
+poste injoignable, ou synchronisation interrompue (réessayez plus tard) ; 5 accès refusé par le \
+relais ou le poste (jeton, inscription, révocation, empreinte).";
 
 /// Parses the command line with French help; errors are rendered by [`usage_exit`].
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<ArgMatches, clap::Error> {

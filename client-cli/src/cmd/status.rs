@@ -1,0 +1,207 @@
+//! `atelier status`: the pinned relay, the last sync, and what has not reached the relay yet.
+
+use std::io::Write;
+
+use atelier_core::replica::{Replica, ReplicaError, Unsynced};
+use atelier_core::store::StoreError;
+use atelier_core::DocumentId;
+use serde::Serialize;
+
+use super::sync::pin::RelayPin;
+use super::sync::state::{PeerSync, SyncState, WatchState};
+use super::write_json;
+use crate::{render, Ctx};
+
+/// Resources listed by name; beyond, only their number.
+const SHOWN: usize = 20;
+
+/// Montre le relais de synchronisation, la date de la dernière synchronisation, et les
+/// ressources modifiées ici (ou reçues d'un autre poste) qui ne sont pas encore sur le relais.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Affiche l'état en JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The status, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct Status {
+    relay: Option<RelayPin>,
+    /// Milliseconds since the epoch.
+    last_sync_ms: Option<i64>,
+    last_peer_sync: Option<PeerSync>,
+    /// A `sync --watch` holding the replica.
+    watch: Option<WatchState>,
+    /// Resources not on the relay yet; `null` when the replica is held by another process.
+    pending: Option<Vec<Pending>>,
+    /// Other documents (catalog) not on the relay yet.
+    pending_other: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Pending {
+    id: DocumentId,
+    title: String,
+    office: String,
+    /// `new` (the relay never had it) or `changed`.
+    state: Unsynced,
+}
+
+pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dir = &ctx.dir;
+    let relay = RelayPin::load(dir)?;
+    let state = SyncState::load(dir);
+    let (pending, pending_other, watch) = match Replica::open(dir) {
+        Ok(replica) => {
+            let (p, o) = pending(&replica)?;
+            // We hold the replica, so no watch runs: a leftover record is from a crash.
+            (Some(p), Some(o), None)
+        }
+        Err(ReplicaError::Store(StoreError::InUse(_))) => (None, None, state.watch.clone()),
+        Err(e) => return Err(e.into()),
+    };
+    let status = Status {
+        relay,
+        last_sync_ms: state.last_sync_ms,
+        last_peer_sync: state.last_peer_sync.clone(),
+        watch,
+        pending,
+        pending_other,
+    };
+    if args.json {
+        return write_json(out, &status);
+    }
+    show(out, &status, ctx)
+}
+
+/// Resources (sorted by title) and the number of other documents not on the relay.
+fn pending(replica: &Replica) -> anyhow::Result<(Vec<Pending>, usize)> {
+    let mut resources = Vec::new();
+    let mut other = 0;
+    for (id, state) in replica.unsynced()? {
+        match replica.listing(&id)? {
+            Some(e) => resources.push(Pending {
+                id,
+                title: e.title,
+                office: e.office,
+                state,
+            }),
+            None => other += 1,
+        }
+    }
+    resources.sort_by_key(|p| render::fold(&p.title));
+    Ok((resources, other))
+}
+
+fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
+    match &s.relay {
+        Some(pin) => {
+            let access = if pin.read_only {
+                "lecture seule"
+            } else {
+                "lecture et écriture"
+            };
+            writeln!(out, "Relais : {} ({}, {access})", pin.address, pin.office)?;
+            writeln!(out, "  empreinte : {}", pin.fingerprint)?;
+        }
+        None => writeln!(
+            out,
+            "Relais : aucun (inscrivez cet appareil avec « atelier join quic://HÔTE:PORT \
+             --fingerprint EMPREINTE --token JETON »)"
+        )?,
+    }
+    let when = |ms: i64| ago(ms, ctx);
+    match s.last_sync_ms {
+        Some(ms) => writeln!(out, "Dernière synchronisation : {}", when(ms))?,
+        None if s.relay.is_some() => writeln!(
+            out,
+            "Dernière synchronisation : jamais (lancez « atelier sync »)"
+        )?,
+        None => {}
+    }
+    if let Some(p) = &s.last_peer_sync {
+        writeln!(
+            out,
+            "Dernière synchronisation directe : {} avec {}",
+            when(p.at_ms),
+            p.peer
+        )?;
+    }
+    if let Some(w) = &s.watch {
+        let state = if w.connected {
+            "connectée"
+        } else {
+            "en attente de reconnexion"
+        };
+        writeln!(
+            out,
+            "Synchronisation continue en cours (processus {}) : {state} depuis {}",
+            w.pid,
+            when(w.since_ms)
+        )?;
+        if let (false, Some(e)) = (w.connected, &w.last_error) {
+            writeln!(out, "  dernière erreur : {e}")?;
+        }
+    }
+    let (Some(pending), Some(other)) = (&s.pending, s.pending_other) else {
+        writeln!(
+            out,
+            "Le réplica est utilisé par un autre processus : ce qui reste à envoyer sera visible \
+             quand il l'aura libéré."
+        )?;
+        return Ok(());
+    };
+    if pending.is_empty() && other == 0 {
+        if s.last_sync_ms.is_some() {
+            writeln!(out, "Tout est sur le relais.")?;
+        } else {
+            writeln!(out, "Rien à envoyer : le réplica est vide.")?;
+        }
+        return Ok(());
+    }
+    let n = pending.len();
+    writeln!(
+        out,
+        "Pas encore sur le relais : {} ressource{}{}",
+        super::sync::count(n as u64),
+        if n > 1 { "s" } else { "" },
+        match other {
+            0 => String::new(),
+            1 => " et 1 document de catalogue".into(),
+            k => format!(
+                " et {} documents de catalogue",
+                super::sync::count(k as u64)
+            ),
+        }
+    )?;
+    for p in pending.iter().take(SHOWN) {
+        let state = match p.state {
+            Unsynced::New => "nouvelle",
+            Unsynced::Changed => "modifiée",
+        };
+        writeln!(out, "  {state:<9} « {} » ({}) {}", p.title, p.office, p.id)?;
+    }
+    if n > SHOWN {
+        writeln!(
+            out,
+            "  … et {} autres",
+            super::sync::count((n - SHOWN) as u64)
+        )?;
+    }
+    writeln!(out, "Pour les envoyer : atelier sync")?;
+    Ok(())
+}
+
+/// « 29/11/2026 14:03 (il y a 5 min) ».
+fn ago(ms: i64, ctx: &Ctx) -> String {
+    let at = render::local_time(ms / 1000, ctx.offset);
+    let minutes = (ctx.now_ms() - ms).max(0) / 60_000;
+    let ago = match minutes {
+        0 => "à l'instant".to_string(),
+        m if m < 60 => format!("il y a {m} min"),
+        m if m < 48 * 60 => format!("il y a {} h", m / 60),
+        m => format!("il y a {} jours", m / (24 * 60)),
+    };
+    format!("{at} ({ago})")
+}

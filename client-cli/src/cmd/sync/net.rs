@@ -1,0 +1,295 @@
+//! Reaching the relay or a peer: the runtime, the connection, and what a failure means for the
+//! user (a French message and an exit code: retry later, or ask for access).
+
+use std::fmt;
+
+use atelier_relay::client::{self, ClientError};
+use atelier_relay::framing::{FrameError, FramedStream};
+use atelier_relay::handshake::CloseCode;
+use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::sync_conn::DriveError;
+use atelier_relay::transport::TransportError;
+use quinn::{Connection, ConnectionError};
+
+use super::pin::QuicUrl;
+use crate::Exit;
+
+/// Worker threads of the sync runtime: one runs the session (store work, under
+/// `block_in_place`), one keeps QUIC and the frame reader and writer going.
+const WORKER_THREADS: usize = 2;
+
+/// Where a sync goes: the pinned relay, or a peer's `atelier serve`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: QuicUrl,
+    pub fingerprint: Fingerprint,
+    /// The relay (a converged sync updates the relay record and the last sync time).
+    pub is_relay: bool,
+}
+
+impl Target {
+    /// « le relais quic://… » or « le poste quic://… », for messages.
+    pub fn describe(&self) -> String {
+        if self.is_relay {
+            format!("le relais {}", self.url)
+        } else {
+            format!("le poste {}", self.url)
+        }
+    }
+}
+
+/// Why a sync could not be done, and whether trying again later may help.
+#[derive(Debug)]
+pub struct SyncFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// The kinds of failure, each with its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Unreachable, connection lost, or the corpus kept moving: try again later (exit 4).
+    Network,
+    /// The relay or peer refused this device, or is not the one pinned (exit 5).
+    Refused,
+    /// Something broke the protocol or the local store failed (exit 1).
+    Other,
+}
+
+impl SyncFailure {
+    fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self.kind {
+            FailureKind::Network => Exit::Network,
+            FailureKind::Refused => Exit::Refused,
+            FailureKind::Other => Exit::Runtime,
+        }
+    }
+}
+
+impl fmt::Display for SyncFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SyncFailure {}
+
+/// The runtime the network commands run on. Multi-threaded: the sync driver moves store work
+/// off the async threads with `block_in_place`, which a current-thread runtime does not allow.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build()
+        .context("démarrage du moteur réseau")
+}
+
+/// Connects to `target` as `identity` and opens a sync session (handshake `Hello`/`Welcome`).
+pub async fn connect(
+    identity: &Identity,
+    target: &Target,
+) -> Result<(Connection, FramedStream), SyncFailure> {
+    let addr = target.url.resolve().await.map_err(|e| {
+        SyncFailure::new(
+            FailureKind::Network,
+            format!("adresse de {} introuvable ({e})", target.describe()),
+        )
+    })?;
+    client::open(identity, addr, &target.fingerprint)
+        .await
+        .map_err(|e| from_client_error(e, &target.describe()))
+}
+
+/// Closes a sync connection once the session is over.
+pub fn close(connection: &Connection) {
+    connection.close(CloseCode::Done.code(), b"sync done");
+}
+
+/// What a failed handshake (enrolment or `Hello`) means for the user.
+pub fn from_client_error(e: ClientError, who: &str) -> SyncFailure {
+    use FailureKind::*;
+    match e {
+        ClientError::Transport(TransportError::FingerprintMismatch { expected, found }) => {
+            SyncFailure::new(
+                Refused,
+                format!(
+                    "{who} présente le certificat d'empreinte {found}, et non celui épinglé \
+                     ({expected}) : connexion refusée. Si son certificat a vraiment changé, \
+                     demandez la nouvelle empreinte à son administrateur et relancez « atelier \
+                     join »"
+                ),
+            )
+        }
+        ClientError::Transport(TransportError::Connection(c)) | ClientError::Connection(c) => {
+            from_connection_error(c, who)
+        }
+        ClientError::Transport(other) => SyncFailure::new(
+            Network,
+            format!("connexion à {who} impossible ({})", chain(&other)),
+        ),
+        ClientError::Refused { reason } => SyncFailure::new(Refused, refusal(who, &reason)),
+        ClientError::Closed {
+            code: Some(CloseCode::Refused),
+            reason,
+        } => SyncFailure::new(Refused, refusal(who, &reason)),
+        ClientError::Closed {
+            code: Some(CloseCode::ShuttingDown),
+            ..
+        } => SyncFailure::new(Network, format!("{who} est en cours d'arrêt")),
+        ClientError::Closed { reason, .. } => {
+            SyncFailure::new(Network, format!("{who} a fermé la connexion ({reason})"))
+        }
+        ClientError::Timeout => SyncFailure::new(
+            Network,
+            format!("{who} ne répond pas (délai de connexion dépassé)"),
+        ),
+        other @ (ClientError::Frame(_)
+        | ClientError::Handshake(_)
+        | ClientError::Unexpected(_)
+        | ClientError::FingerprintMismatch { .. }) => SyncFailure::new(
+            Other,
+            format!("réponse inattendue de {who} ({})", chain(&other)),
+        ),
+    }
+}
+
+/// What a sync that started but did not finish means for the user.
+pub fn from_drive_error(e: DriveError, who: &str) -> SyncFailure {
+    use FailureKind::*;
+    match e {
+        DriveError::Frame(FrameError::Read(quinn::ReadError::ConnectionLost(c))) => {
+            from_connection_error(c, who)
+        }
+        DriveError::Frame(FrameError::Write(quinn::WriteError::ConnectionLost(c))) => {
+            from_connection_error(c, who)
+        }
+        DriveError::Frame(f) => {
+            SyncFailure::new(Network, format!("connexion avec {who} perdue ({f})"))
+        }
+        DriveError::PeerClosed => SyncFailure::new(
+            Network,
+            format!("{who} a fermé la connexion avant la fin de la synchronisation"),
+        ),
+        DriveError::NotSettled => SyncFailure::new(
+            Network,
+            "la synchronisation ne s'est pas stabilisée (d'autres offices modifiaient le corpus \
+             en même temps) : ce qui a été échangé est gardé, relancez « atelier sync »",
+        ),
+        DriveError::Lagged => SyncFailure::new(
+            Network,
+            "trop de modifications à la fois : la connexion se resynchronise",
+        ),
+        DriveError::Sync(s) => SyncFailure::new(
+            Other,
+            format!("synchronisation avec {who} interrompue ({s})"),
+        ),
+    }
+}
+
+fn from_connection_error(c: ConnectionError, who: &str) -> SyncFailure {
+    use FailureKind::*;
+    match c {
+        ConnectionError::ApplicationClosed(close) => {
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            match CloseCode::from_code(close.error_code) {
+                Some(CloseCode::Refused) => SyncFailure::new(Refused, refusal(who, &reason)),
+                Some(CloseCode::ShuttingDown) => {
+                    SyncFailure::new(Network, format!("{who} s'est arrêté"))
+                }
+                Some(CloseCode::Done) => {
+                    SyncFailure::new(Network, format!("{who} a fermé la connexion avant la fin"))
+                }
+                _ => SyncFailure::new(Other, format!("{who} a coupé la connexion ({reason})")),
+            }
+        }
+        ConnectionError::TimedOut => {
+            SyncFailure::new(Network, format!("{who} ne répond pas (délai dépassé)"))
+        }
+        ConnectionError::ConnectionClosed(close) => SyncFailure::new(
+            Refused,
+            format!("{who} a refusé la connexion sécurisée ({close})"),
+        ),
+        other => SyncFailure::new(Network, format!("connexion avec {who} perdue ({other})")),
+    }
+}
+
+/// The server's reason for a refusal (English, from the relay or a peer), said in French.
+fn refusal(who: &str, reason: &str) -> String {
+    let known = [
+        (
+            "not enrolled",
+            "cet appareil n'y est pas inscrit : demandez un jeton d'inscription à \
+             l'administrateur du relais, puis lancez « atelier join »",
+        ),
+        ("has been revoked", "l'accès de cet appareil a été révoqué"),
+        ("is revoked", "l'accès de cet appareil a été révoqué"),
+        (
+            "token already used",
+            "ce jeton a déjà servi à un autre appareil",
+        ),
+        (
+            "token expired",
+            "ce jeton a expiré : demandez-en un nouveau",
+        ),
+        ("token revoked", "ce jeton a été révoqué"),
+        ("unknown token", "ce jeton est inconnu : vérifiez-le"),
+        (
+            "malformed token",
+            "ce jeton est mal formé (64 chiffres hexadécimaux attendus)",
+        ),
+        (
+            "not a pinned peer",
+            "ce poste n'y est pas autorisé (à ajouter avec --allow à son « atelier serve »)",
+        ),
+        (
+            "does not accept enrolment",
+            "on ne s'inscrit pas auprès d'un poste, seulement auprès du relais",
+        ),
+    ];
+    match known.iter().find(|(k, _)| reason.contains(k)) {
+        Some((_, french)) => format!("{who} refuse : {french}"),
+        None => format!("{who} refuse la connexion ({reason})"),
+    }
+}
+
+/// An error and its sources on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_said_in_french_with_an_exit_code() {
+        let f = from_client_error(
+            ClientError::Refused {
+                reason: "this device has been revoked".into(),
+            },
+            "le relais quic://x:1",
+        );
+        assert_eq!(f.exit(), Exit::Refused);
+        assert!(f.message.contains("révoqué"), "{}", f.message);
+        let f = from_client_error(ClientError::Timeout, "le relais");
+        assert_eq!(f.exit(), Exit::Network);
+        let f = from_drive_error(DriveError::NotSettled, "le relais");
+        assert_eq!(f.exit(), Exit::Network);
+        assert!(refusal("x", "something new").contains("something new"));
+    }
+}
