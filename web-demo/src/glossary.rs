@@ -222,10 +222,12 @@ fn with_article(name: &str) -> String {
         "Yvelines",
     ];
     let first = name.split(['-', ' ']).next().unwrap_or(name);
+    // « Haut » has an aspirated h: du Haut-Rhin, de la Haute-Loire.
     let vowel = name.starts_with(['A', 'E', 'I', 'O', 'U', 'Y', 'É', 'Î', 'H'])
-        && !name.starts_with("Haute")
-        && !name.starts_with("Hauts");
-    if PLURAL_PREFIXES.contains(&first) {
+        && !name.starts_with("Haut");
+    if name.starts_with("La ") || name.starts_with("Le ") {
+        format!("de {name}")
+    } else if PLURAL_PREFIXES.contains(&first) {
         format!("des {name}")
     } else if vowel {
         format!("de l'{name}")
@@ -268,6 +270,9 @@ mod tests {
         assert_eq!(office_name("caue-43"), "CAUE de la Haute-Loire");
         assert_eq!(office_name("caue-88"), "CAUE des Vosges");
         assert_eq!(office_name("caue-12"), "CAUE de l'Aveyron");
+        assert_eq!(office_name("caue-68"), "CAUE du Haut-Rhin");
+        assert_eq!(office_name("caue-34"), "CAUE de l'Hérault");
+        assert_eq!(office_name("caue-974"), "CAUE de La Réunion");
         assert_eq!(office_name("inconnu"), "inconnu");
         assert_eq!(code_label(vocab::SECTORS, "terre"), "Terre crue");
         assert_eq!(field_label("location.commune"), "Commune");
