@@ -218,7 +218,9 @@ impl Replica {
         };
         match self.upsert(&id, r, now_ms)? {
             // A new document holds exactly `r`: no need to load it back for the catalog.
-            Upsert::Created => self.catalog_add(&[(id, CatalogEntry::created(r, now_ms))], now_ms)?,
+            Upsert::Created => {
+                self.catalog_add(&[(id, CatalogEntry::created(r, now_ms))], now_ms)?
+            }
             Upsert::Updated | Upsert::Unchanged => self.catalog_add_loaded(&[id], now_ms)?,
         }
         self.store.flush()?;
@@ -438,7 +440,9 @@ impl Replica {
                 scope.spawn(move || {
                     while !failed.load(Relaxed) {
                         let i = next.fetch_add(1, Relaxed);
-                        let (Some(id), Some(r)) = (ids.get(i), resources.get(i)) else { break };
+                        let (Some(id), Some(r)) = (ids.get(i), resources.get(i)) else {
+                            break;
+                        };
                         let result = self.upsert(id, r, now_ms);
                         failed.fetch_or(result.is_err(), Relaxed);
                         if tx.send((i, result)).is_err() {
@@ -499,7 +503,11 @@ impl Replica {
     }
 
     /// Adds catalog entries, one write per shard touched, and makes sure the root lists shards.
-    fn catalog_add(&self, entries: &[(DocumentId, CatalogEntry)], now_ms: i64) -> Result<(), ReplicaError> {
+    fn catalog_add(
+        &self,
+        entries: &[(DocumentId, CatalogEntry)],
+        now_ms: i64,
+    ) -> Result<(), ReplicaError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -520,7 +528,10 @@ impl Replica {
         let mut by_shard: std::collections::BTreeMap<DocumentId, Vec<&(DocumentId, CatalogEntry)>> =
             Default::default();
         for entry in entries {
-            by_shard.entry(Self::catalog_shard(&entry.0)).or_default().push(entry);
+            by_shard
+                .entry(Self::catalog_shard(&entry.0))
+                .or_default()
+                .push(entry);
         }
         for (shard, metas) in by_shard {
             self.store.update(&shard, |doc, _| {
