@@ -255,7 +255,7 @@ try {
     await waitText(pa, '#sync', 'à jour');
   });
 
-  await step('history says who changed what and when, and shows an earlier version', async () => {
+  await step('history says who changed what and when, shows an earlier version, and can go back to it', async () => {
     await pa.goto(`${A}/ressources/${id}/historique`);
     await waitText(pa, 'table.history', 'CAUE du Cantal');
     await waitText(pa, 'table.history', 'CAUE du Puy-de-Dôme');
@@ -268,6 +268,9 @@ try {
     await waitText(pa, 'h1', created);
     await waitText(pa, 'h1', '(hors ligne)', true);
     await shot(pa, '10-ancienne-version');
+    await pa.locator('button', { hasText: 'Revenir à cette version' }).click();
+    await waitText(pa, '.notice', 'a repris les valeurs');
+    await waitText(pa, 'h1', '(hors ligne)', true);
   });
 
   await step('deleting asks first, then the resource leaves both offices\u2019 lists', async () => {

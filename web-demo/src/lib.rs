@@ -217,7 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ressources/{id}/historique", get(pages::history::page))
         .route(
             "/ressources/{id}/version/{hash}",
-            get(pages::history::version),
+            get(pages::history::version).post(pages::history::restore_version),
         )
         .route(
             "/ressources/{id}/supprimer",

@@ -383,6 +383,17 @@ async fn forms_create_edit_delete_and_restore() {
     let old = get(&app, &format!("{}/version/{hash}", page_of(&id))).await;
     assert_eq!(old.status, StatusCode::OK);
     assert!(old.body.contains("ancienne version") && old.body.contains("Brouillon"));
+    let a = post_form(&app, &format!("{}/version/{hash}", page_of(&id)), &[]).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let back = app.replica.get(&id).unwrap();
+    assert_eq!(
+        (
+            back.resource.status.as_str(),
+            back.resource.title.as_str(),
+            back.deleted
+        ),
+        ("brouillon", "Balade du pisé", false)
+    );
 }
 
 fn attr_after(html: &str, marker: &str, attr: &str) -> String {

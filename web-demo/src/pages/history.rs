@@ -1,13 +1,14 @@
 //! `GET /ressources/{id}/historique`: who changed what, when, from which office; and
 //! `GET /ressources/{id}/version/{hash}`: the resource as it was just after one change.
 
-use atelier_core::document::HistoryEntry;
+use atelier_core::document::{changed_fields, Edit, HistoryEntry};
 use atelier_core::DocumentId;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use crate::error::WebError;
+use crate::events::now_ms;
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
@@ -143,6 +144,11 @@ pub async fn version(
             @if let Some(o) = &entry.office { " par " (glossary::office_name(o)) }
             ". Ce n'est pas la version actuelle. "
             a href=(path) { "Voir la version actuelle" }
+            form.restore method="post" action={ (path) "/version/" (entry.hash) } {
+                button type="submit" { "Revenir à cette version" }
+                " "
+                span.help { "Les champs reprennent ces valeurs ; l'historique garde tout, rien n'est perdu." }
+            }
         }
         article.old-version {
             header.resource-head {
@@ -164,6 +170,38 @@ pub async fn version(
         content,
     )
     .into_response())
+}
+
+/// `POST /ressources/{id}/version/{hash}`: every field takes its value of that version again,
+/// as one new change (the history keeps everything in between).
+pub async fn restore_version(
+    State(state): State<AppState>,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let id = state
+        .blocking(move |r| {
+            let id = r.resolve(&id)?;
+            if !r.history(&id)?.iter().any(|e| e.hash == hash) {
+                return Err(WebError::NotFound(format!("{id}@{hash}")));
+            }
+            let old = r.get_at(&id, std::slice::from_ref(&hash))?.resource;
+            let now = r.get(&id)?.resource;
+            let values = old.to_json();
+            let edits: Vec<Edit> = changed_fields(&now, &old)
+                .into_iter()
+                .filter(|f| atelier_core::resource::KNOWN_FIELDS.contains(&f.as_str()))
+                .map(|f| Edit::Set {
+                    value: values.get(&f).cloned().unwrap_or(serde_json::Value::Null),
+                    field: f,
+                })
+                .collect();
+            if !edits.is_empty() {
+                r.edit(&id, &edits, now_ms())?;
+            }
+            Ok(id)
+        })
+        .await?;
+    Ok(Redirect::to(&format!("{}?version_reprise=1", resource_path(&id))).into_response())
 }
 
 #[cfg(test)]

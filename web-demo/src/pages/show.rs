@@ -11,12 +11,13 @@ use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
 use crate::AppState;
 
-/// Notices after a form: `?enregistre=1`, `?cree=1`, `?restauree=1`.
+/// Notices after a form: `?enregistre=1`, `?cree=1`, `?restauree=1`, `?version_reprise=1`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Notice {
     enregistre: Option<String>,
     cree: Option<String>,
     restauree: Option<String>,
+    version_reprise: Option<String>,
 }
 
 pub async fn page(
@@ -38,6 +39,8 @@ pub async fn page(
         Some("La fiche a été créée.")
     } else if notice.enregistre.is_some() {
         Some("Modifications enregistrées.")
+    } else if notice.version_reprise.is_some() {
+        Some("La fiche a repris les valeurs de l'ancienne version. L'historique garde tout.")
     } else if notice.restauree.is_some() {
         Some("La fiche a été restaurée.")
     } else {
