@@ -284,6 +284,24 @@ try {
     await waitText(pa, '#resultats', created, true);
   });
 
+  await step('splices count Unicode characters, never half a surrogate pair', async () => {
+    const r = await pa.evaluate(() => {
+      const t = window.atelierText;
+      return {
+        emojiSwap: t.diff('a😀b', 'a😃b'),
+        emojiInsert: t.diff('ab', 'a🙂b'),
+        len: t.cpLen('é🙂x'),
+        caretAfter: t.rebase(10, { start: 2, oldEnd: 4, newEnd: 7 }),
+        caretBefore: t.rebase(1, { start: 2, oldEnd: 4, newEnd: 7 }),
+        caretInside: t.rebase(3, { start: 2, oldEnd: 4, newEnd: 7 }),
+      };
+    });
+    check(JSON.stringify(r.emojiSwap) === JSON.stringify({ start: 1, oldEnd: 3, newEnd: 3 }), `swap ${JSON.stringify(r.emojiSwap)}`);
+    check(JSON.stringify(r.emojiInsert) === JSON.stringify({ start: 1, oldEnd: 1, newEnd: 3 }), `insert ${JSON.stringify(r.emojiInsert)}`);
+    check(r.len === 3, `cpLen ${r.len}`);
+    check(r.caretAfter === 13 && r.caretBefore === 1 && r.caretInside === 7, `rebase ${JSON.stringify(r)}`);
+  });
+
   await step('the lexicon explains the words', async () => {
     await pa.goto(`${A}/lexique`);
     await waitText(pa, 'main', 'Action de médiation');
