@@ -211,10 +211,13 @@
       if (focused) ta.setSelectionRange(a, b);
     }
 
+    let mergeTimer = null;
     onChange(function (k) {
       if (k !== null && k !== key) return;
       refresh();
-      mergeOtherFields();
+      // Our own keystrokes also come back as changes: merge the other fields once typing pauses.
+      clearTimeout(mergeTimer);
+      mergeTimer = setTimeout(mergeOtherFields, 400);
     });
     refresh(true);
 
