@@ -21,6 +21,7 @@
 //! `year_from`/`year_to`).
 
 pub mod analysis;
+mod bonus;
 pub mod eval;
 mod facets;
 mod fields;

@@ -18,6 +18,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
 use super::analysis::{self, is_stop_word, Word};
+use super::bonus::BonusQuery;
 use super::fields::{Facet, Fields, TextGroup};
 use super::synonyms::{self, Expression, Meaning};
 use super::SearchError;
@@ -312,29 +313,54 @@ const OWN_TEXT: [TextGroup; 6] = [
     TextGroup::People,
 ];
 
+/// Which forms of a word, in which text groups: everything, or the two disjoint parts of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    All,
+    /// The word itself (exact, plural, completion, correction, glossary) in the own text.
+    OwnText,
+    /// The rest: stems anywhere, the word itself in labels, kinds.
+    Rest,
+}
+
+/// `own_text` scored with the bonus of `words` words found, or else `rest`, scores summed.
+fn with_bonus(own_text: Box<dyn Query>, rest: Box<dyn Query>, words: usize) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(vec![
+        (
+            Occur::Should,
+            Box::new(BonusQuery {
+                inner: own_text,
+                bonus: FOUND_IN_TEXT_BONUS * words as f32,
+            }),
+        ),
+        (Occur::Should, rest),
+    ]))
+}
+
 impl Builder<'_> {
     /// The query of one clause. A required clause found in the resource's own text (not only in
-    /// a vocabulary label or a département name) earns [`FOUND_IN_TEXT_BONUS`]: resources that
-    /// contain every word rank above those that match a word only through a label.
+    /// a vocabulary label or a département name, nor only through a stem) earns
+    /// [`FOUND_IN_TEXT_BONUS`]: resources that contain every word rank above those that match
+    /// a word only through a label.
     fn clause(&self, clause: &Clause, hl: &mut Highlight) -> Result<Box<dyn Query>, SearchError> {
-        let (full, own_text, required_words) = match clause {
+        match clause {
             Clause::Departement(code) => {
                 let term = Term::from_field_text(self.fields.facet(Facet::Departement), code);
-                return Ok(Box::new(ConstScoreQuery::new(
+                Ok(Box::new(ConstScoreQuery::new(
                     Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
                     0.0,
-                )));
+                )))
             }
             Clause::Phrase(words) => {
                 for w in words.iter().filter(|w| !is_stop_word(&w.exact)) {
                     hl.exact.insert(w.exact.clone());
                 }
                 let exact: Vec<String> = words.iter().map(|w| w.exact.clone()).collect();
-                (
-                    self.expression(&exact, false, 1.0, &TextGroup::ALL),
+                Ok(with_bonus(
                     self.expression(&exact, false, 1.0, &OWN_TEXT),
+                    self.expression(&exact, false, 1.0, &[TextGroup::Labels]),
                     1,
-                )
+                ))
             }
             Clause::Words { words, meaning } => {
                 let forms = words
@@ -350,36 +376,40 @@ impl Builder<'_> {
                     }
                 }
                 let required = words.iter().filter(|w| !w.optional).count();
-                (
-                    self.words(&forms, meaning, false),
-                    self.words(&forms, meaning, true),
-                    required,
-                )
+                if required == 0 {
+                    return Ok(self.words(&forms, meaning, Part::All));
+                }
+                // One word: its forms split in two disjoint sets of term queries, each looked
+                // up once. Several words (a glossary expression typed in full): a word may be
+                // in the text and another only in a label, so the whole is looked up again
+                // within the own text for the bonus.
+                let rest = if words.len() == 1 {
+                    self.words(&forms, meaning, Part::Rest)
+                } else {
+                    self.words(&forms, meaning, Part::All)
+                };
+                let own_text = self.words(&forms, meaning, Part::OwnText);
+                if words.len() == 1 {
+                    Ok(with_bonus(own_text, rest, required))
+                } else {
+                    Ok(Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, rest),
+                        (
+                            Occur::Should,
+                            Box::new(ConstScoreQuery::new(
+                                own_text,
+                                FOUND_IN_TEXT_BONUS * required as f32,
+                            )),
+                        ),
+                    ])))
+                }
             }
-        };
-        if required_words == 0 {
-            return Ok(full);
         }
-        let bonus = FOUND_IN_TEXT_BONUS * required_words as f32;
-        Ok(Box::new(BooleanQuery::new(vec![
-            (Occur::Should, full),
-            (
-                Occur::Should,
-                Box::new(ConstScoreQuery::new(own_text, bonus)),
-            ),
-        ])))
     }
 
     /// Words (all required but stop words), or any of their glossary equivalents, or a kind
-    /// they name.
-    /// With `own_text`, only the resource's own text counts (no labels, no kind, no stems).
-    fn words(
-        &self,
-        forms: &[(bool, Vec<Form>)],
-        meaning: &Meaning,
-        own_text: bool,
-    ) -> Box<dyn Query> {
-        let groups: &[TextGroup] = if own_text { &OWN_TEXT } else { &TextGroup::ALL };
+    /// they name; `part` says which forms, in which text groups.
+    fn words(&self, forms: &[(bool, Vec<Form>)], meaning: &Meaning, part: Part) -> Box<dyn Query> {
         let mut own: Vec<(Occur, Box<dyn Query>)> = forms
             .iter()
             .map(|(optional, forms)| {
@@ -388,7 +418,7 @@ impl Builder<'_> {
                 } else {
                     Occur::Must
                 };
-                (occur, self.forms_query(forms, groups, own_text))
+                (occur, self.forms_query(forms, part))
             })
             .collect();
         let own: Box<dyn Query> = if own.len() == 1 {
@@ -396,17 +426,17 @@ impl Builder<'_> {
         } else {
             Box::new(BooleanQuery::new(own))
         };
-        let kinds = if own_text {
-            &[]
-        } else {
-            meaning.kinds.as_slice()
+        let (alt_groups, kinds): (&[TextGroup], &[&str]) = match part {
+            Part::All => (&TextGroup::ALL, &meaning.kinds),
+            Part::OwnText => (&OWN_TEXT, &[]),
+            Part::Rest => (&[TextGroup::Labels], &meaning.kinds),
         };
         if meaning.alternatives.is_empty() && kinds.is_empty() {
             return own;
         }
         let mut any = vec![(Occur::Should, own)];
         for alt in &meaning.alternatives {
-            any.push((Occur::Should, self.alternative(alt, groups)));
+            any.push((Occur::Should, self.alternative(alt, alt_groups)));
         }
         for kind in kinds {
             let term = Term::from_field_text(self.fields.facet(Facet::Kind), kind);
@@ -490,10 +520,17 @@ impl Builder<'_> {
         Ok(out)
     }
 
-    /// The forms in the groups; with `own_text`, only the forms that are the word itself.
-    fn forms_query(&self, forms: &[Form], groups: &[TextGroup], own_text: bool) -> Box<dyn Query> {
+    /// The term queries of some forms of a word, in some groups.
+    fn forms_query(&self, forms: &[Form], part: Part) -> Box<dyn Query> {
         let mut any = Vec::new();
-        for f in forms.iter().filter(|f| !own_text || f.is_the_word()) {
+        for f in forms {
+            let groups: &[TextGroup] = match (part, f.is_the_word()) {
+                (Part::All, _) => &TextGroup::ALL,
+                (Part::OwnText, true) => &OWN_TEXT,
+                (Part::OwnText, false) => &[],
+                (Part::Rest, true) => &[TextGroup::Labels],
+                (Part::Rest, false) => &TextGroup::ALL,
+            };
             self.terms(&mut any, &f.text, f.stem, f.weight, groups);
         }
         Box::new(BooleanQuery::new(any))
