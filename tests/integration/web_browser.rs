@@ -52,6 +52,8 @@ fn two_offices_edit_together_in_a_real_browser() {
     });
     let control = Control::start(exchange.clone());
     let shots = root.join("test-output/screenshots");
+    // Screenshots of an earlier run would mislead a reader: start clean.
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
 
     let mut child = Command::new("node")

@@ -50,6 +50,16 @@
     events.onerror = function () { body.classList.add('server-lost'); };
   }
   connect();
+  // Browsers allow about six connections per server: a hidden tab gives its stream back and
+  // catches up when shown again.
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) {
+      events.close();
+    } else if (events.readyState === EventSource.CLOSED) {
+      connect();
+      handlers.forEach(function (f) { f(null); });
+    }
+  });
 
   // Replaces the element `id` with the one of a fresh copy of this page.
   let refreshing = null;
