@@ -110,13 +110,13 @@ impl Relay {
     }
 }
 
-fn js_dir() -> PathBuf {
+pub(crate) fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
 /// Makes sure Node and the JS dependencies are there, installing them with `npm ci` once per
 /// test run. Fails (never skips) when Node or npm is missing.
-async fn ensure_js() {
+pub(crate) async fn ensure_js() {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _guard = LOCK.lock().await;

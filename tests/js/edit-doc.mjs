@@ -69,7 +69,10 @@ try {
 } catch (e) {
   fail(5, `document ${docUrl} not found: ${e.message}`);
 }
-console.log(JSON.stringify({ event: "found", doc: handle.doc() }));
+// Automerge hands unsigned integers (an Atelier resource's `schema`) to JS as BigInt, which
+// JSON.stringify refuses: print them as numbers.
+const json = value => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? Number(v) : v));
+console.log(json({ event: "found", doc: handle.doc() }));
 
 // Resolves once a peer's sync state says it has every head we have.
 const acknowledged = new Promise(resolve => {
@@ -88,6 +91,6 @@ handle.change(doc => {
   doc[field] = value;
 });
 await acknowledged;
-console.log(JSON.stringify({ event: "stored", doc: handle.doc(), heads: handle.heads() }));
+console.log(json({ event: "stored", doc: handle.doc(), heads: handle.heads() }));
 adapter.disconnect();
 process.exit(0);

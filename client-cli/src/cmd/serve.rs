@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::init::IDENTITY_DIR;
-use super::sync::net;
+use super::sync::{count, net};
 use crate::{Ctx, UsageError};
 
 /// Events buffered between connection tasks and the printer; a sync reports two.
@@ -175,21 +175,25 @@ impl Event {
                 "{}",
                 json!({"event": "ended", "office": p.office, "stats": s})
             ),
-            (Event::Ended(p, Ok(s)), false) => writeln!(
-                out,
-                "{} : {} document(s) reçu(s), {} envoyé(s){}",
-                p.office,
-                s.docs_received,
-                s.docs_sent,
-                if s.refused_changes > 0 {
-                    format!(
-                        ", {} modification(s) ignorée(s) (lecture seule)",
-                        s.refused_changes
-                    )
-                } else {
-                    String::new()
-                }
-            ),
+            (Event::Ended(p, Ok(s)), false) => {
+                let ignored = match s.refused_changes {
+                    0 => String::new(),
+                    k => format!(
+                        ", {} ignorée{} (lecture seule)",
+                        docs(k, "modification"),
+                        plural(k)
+                    ),
+                };
+                writeln!(
+                    out,
+                    "{} : {} reçu{}, {} envoyé{}{ignored}",
+                    p.office,
+                    docs(s.docs_received, "document"),
+                    plural(s.docs_received),
+                    docs(s.docs_sent, "document"),
+                    plural(s.docs_sent),
+                )
+            }
             (Event::Ended(p, Err(e)), true) => writeln!(
                 out,
                 "{}",
@@ -225,5 +229,18 @@ impl ConnectionHandler for PeerHandler {
             let _ = events.send(Event::Ended(peer, report)).await;
             result.map(|_| ()).map_err(Into::into)
         })
+    }
+}
+
+/// « 1 document », « 12 documents ».
+fn docs(n: u64, word: &str) -> String {
+    format!("{} {word}{}", count(n), plural(n))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n > 1 {
+        "s"
+    } else {
+        ""
     }
 }

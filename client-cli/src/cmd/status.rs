@@ -7,6 +7,9 @@ use atelier_core::store::StoreError;
 use atelier_core::DocumentId;
 use serde::Serialize;
 
+use atelier_relay::identity::Identity;
+
+use super::init::IDENTITY_DIR;
 use super::sync::pin::RelayPin;
 use super::sync::state::{PeerSync, SyncState, WatchState};
 use super::write_json;
@@ -28,6 +31,8 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct Status {
     relay: Option<RelayPin>,
+    /// This device's certificate fingerprint (what a peer's `serve --allow` needs).
+    device_fingerprint: Option<String>,
     /// Milliseconds since the epoch.
     last_sync_ms: Option<i64>,
     last_peer_sync: Option<PeerSync>,
@@ -61,8 +66,12 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         Err(ReplicaError::Store(StoreError::InUse(_))) => (None, None, state.watch.clone()),
         Err(e) => return Err(e.into()),
     };
+    let device_fingerprint = Identity::load(&dir.join(IDENTITY_DIR))
+        .ok()
+        .map(|i| i.fingerprint().to_string());
     let status = Status {
         relay,
+        device_fingerprint,
         last_sync_ms: state.last_sync_ms,
         last_peer_sync: state.last_peer_sync.clone(),
         watch,
@@ -110,6 +119,9 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
             "Relais : aucun (inscrivez cet appareil avec « atelier join quic://HÔTE:PORT \
              --fingerprint EMPREINTE --token JETON »)"
         )?,
+    }
+    if let Some(fp) = &s.device_fingerprint {
+        writeln!(out, "Cet appareil : empreinte {fp}")?;
     }
     let when = |ms: i64| ago(ms, ctx);
     match s.last_sync_ms {

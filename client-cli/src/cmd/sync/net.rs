@@ -121,10 +121,10 @@ pub fn from_client_error(e: ClientError, who: &str) -> SyncFailure {
             SyncFailure::new(
                 Refused,
                 format!(
-                    "{who} présente le certificat d'empreinte {found}, et non celui épinglé \
-                     ({expected}) : connexion refusée. Si son certificat a vraiment changé, \
-                     demandez la nouvelle empreinte à son administrateur et relancez « atelier \
-                     join »"
+                    "{who} présente le certificat d'empreinte {found}, et non celui attendu \
+                     ({expected}) : connexion refusée. Vérifiez l'empreinte auprès de son \
+                     administrateur ; si son certificat a vraiment changé, relancez « atelier \
+                     join » avec la nouvelle (pour un poste : corrigez --fingerprint)"
                 ),
             )
         }

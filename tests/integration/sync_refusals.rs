@@ -1,0 +1,421 @@
+//! What a whole relay refuses, over real QUIC on loopback: missing, unknown and revoked
+//! certificates, reused, expired and revoked tokens, a wrong ALPN, oversize and garbage
+//! frames, a hostile Automerge sync message, a spoofed automerge-repo sender on the WebSocket,
+//! and writes from a read-only office. After each, a legitimate office still syncs.
+//!
+//! The relay crate's own tests cover each refusal against a stub handler; these check the
+//! assembled relay, with the sync engine behind the handshake.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier_core::document::Edit;
+use atelier_core::sync::{DocBytes, Message};
+use atelier_relay::client::{self, ClientError};
+use atelier_relay::framing::FramedStream;
+use atelier_relay::handshake::{ClientHandshake, CloseCode};
+use atelier_relay::transport;
+use quinn::{Connection, ConnectionError, TransportErrorCode};
+use rand::rngs::OsRng;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::json;
+use tokio::time::timeout;
+
+use crate::sync::{corpus, Office, SyncFailed, TestRelay, WAIT};
+use crate::ws_interop::{ensure_js, js_dir};
+
+/// A relay with one legitimate office that has synced once.
+struct Fixture {
+    relay: TestRelay,
+    legit: Office,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let relay = TestRelay::start().await;
+        let legit = Office::new("caue-63");
+        legit.join(&relay, false).await;
+        legit.create("Maison du Parc", "Basalte.");
+        legit.sync(&relay).await;
+        Self { relay, legit }
+    }
+
+    /// The legitimate office adds a resource and syncs; the relay has it after.
+    async fn legit_still_syncs(&self, title: &str) {
+        let id = self.legit.create(title, "Toujours là.");
+        let stats = self.legit.sync(&self.relay).await;
+        assert!(stats.docs_sent >= 1, "{stats:?}");
+        assert!(self.relay.store().contains(&id).unwrap());
+        assert_eq!(corpus(self.relay.store()), corpus(self.legit.store()));
+    }
+}
+
+fn refused_because(result: Result<impl std::fmt::Debug, SyncFailed>, words: &str) {
+    match result {
+        Err(SyncFailed::Connect(ClientError::Refused { reason })) => {
+            assert!(
+                reason.contains(words),
+                "refused for {reason:?}, not {words:?}"
+            )
+        }
+        other => panic!("expected a refusal ({words}), got {other:?}"),
+    }
+}
+
+fn enrol_refused_because(result: Result<client::Enrolled, ClientError>, words: &str) {
+    match result {
+        Err(ClientError::Refused { reason }) => {
+            assert!(
+                reason.contains(words),
+                "refused for {reason:?}, not {words:?}"
+            )
+        }
+        other => panic!("expected a refusal ({words}), got {other:?}"),
+    }
+}
+
+/// How the server closed a connection: our close code and reason, or a TLS alert.
+async fn closed_by_relay(connection: &Connection) -> ConnectionError {
+    timeout(WAIT, connection.closed())
+        .await
+        .expect("the relay did not close the connection")
+}
+
+fn app_close(e: &ConnectionError) -> (Option<CloseCode>, String) {
+    match e {
+        ConnectionError::ApplicationClosed(close) => (
+            CloseCode::from_code(close.error_code),
+            String::from_utf8_lossy(&close.reason).into_owned(),
+        ),
+        other => panic!("expected an application close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_unknown_and_wrong_protocol_clients_are_refused() {
+    let f = Fixture::start().await;
+
+    // A certificate the relay never enrolled.
+    let stranger = Office::new("caue-15");
+    refused_because(
+        stranger
+            .sync_with(f.relay.addr(), &f.relay.fingerprint())
+            .await,
+        "not enrolled",
+    );
+
+    // No certificate at all: TLS ends with certificate_required (alert 116).
+    let error = anonymous_connect(f.relay.addr(), b"atelier-sync/1").await;
+    assert_eq!(error, TransportErrorCode::crypto(116), "no certificate");
+
+    // Another application protocol: no_application_protocol (alert 120).
+    let error = anonymous_connect(f.relay.addr(), b"h3").await;
+    assert_eq!(error, TransportErrorCode::crypto(120), "wrong ALPN");
+
+    f.legit_still_syncs("Après les inconnus").await;
+    f.relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_office_reused_and_expired_tokens_are_refused() {
+    let f = Fixture::start().await;
+    let access = f.relay.access();
+    let now = time::OffsetDateTime::now_utc();
+
+    // A token spent by one device is refused to another; its own device may retry.
+    let token = f.relay.invite("caue-15", false);
+    let x = Office::new("caue-15");
+    let y = Office::new("caue-15");
+    let (addr, fp) = (f.relay.addr(), f.relay.fingerprint());
+    client::enrol(&x.identity(), addr, &fp, &token)
+        .await
+        .unwrap();
+    client::enrol(&x.identity(), addr, &fp, &token)
+        .await
+        .unwrap();
+    enrol_refused_because(
+        client::enrol(&y.identity(), addr, &fp, &token).await,
+        "token already used",
+    );
+
+    // A token whose lifetime is over.
+    let expired = access
+        .update(|r| {
+            let issued = now - time::Duration::hours(2);
+            r.invite(
+                &mut OsRng,
+                "caue-15",
+                false,
+                time::Duration::hours(1),
+                issued,
+            )
+        })
+        .unwrap();
+    enrol_refused_because(
+        client::enrol(&y.identity(), addr, &fp, &expired).await,
+        "token expired",
+    );
+
+    // Revoking an office cuts its devices and its pending tokens.
+    x.sync(&f.relay).await;
+    let pending = f.relay.invite("caue-15", false);
+    let revoked = access.update(|r| r.revoke_office("caue-15")).unwrap();
+    // The device, the pending token and the expired one.
+    assert_eq!((revoked.devices, revoked.invites), (1, 2));
+    refused_because(x.sync_with(addr, &fp).await, "revoked");
+    enrol_refused_because(
+        client::enrol(&y.identity(), addr, &fp, &pending).await,
+        "token revoked",
+    );
+
+    f.legit_still_syncs("Après les révocations").await;
+    f.relay.shutdown().await;
+}
+
+/// A connection past `Hello`, on which the test writes raw bytes.
+async fn authenticated_stream(f: &Fixture, who: &Office) -> (Connection, FramedStream) {
+    timeout(
+        WAIT,
+        client::open(&who.identity(), f.relay.addr(), &f.relay.fingerprint()),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversize_garbage_and_hostile_frames_close_only_that_connection() {
+    let f = Fixture::start().await;
+    let mallory = Office::new("caue-15");
+    mallory.join(&f.relay, false).await;
+    let target = *corpus(f.relay.store()).keys().next().unwrap();
+
+    // Before the handshake: bytes that are not a frame ("GET " read as a length is ~1.2 GB).
+    let endpoint = transport::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connection = transport::connect(
+        &endpoint,
+        &mallory.identity(),
+        f.relay.addr(),
+        &f.relay.fingerprint(),
+    )
+    .await
+    .unwrap();
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let (code, reason) = app_close(&closed_by_relay(&connection).await);
+    assert_eq!(code, Some(CloseCode::Protocol), "{reason}");
+
+    // After `Hello`: a frame header announcing 4 GiB (the sync handler reads it, and fails).
+    let (connection, mut stream) = authenticated_stream(&f, &mallory).await;
+    stream.send.write_all(&[0xff; 4]).await.unwrap();
+    let (code, reason) = app_close(&closed_by_relay(&connection).await);
+    assert_eq!(code, Some(CloseCode::HandlerFailed));
+    assert!(reason.contains("exceeds the limit"), "{reason}");
+
+    // A well-sized frame of garbage.
+    let (connection, mut stream) = authenticated_stream(&f, &mallory).await;
+    stream
+        .send(b"\x07 ceci n'est pas un message")
+        .await
+        .unwrap();
+    let (code, reason) = app_close(&closed_by_relay(&connection).await);
+    assert_eq!(code, Some(CloseCode::HandlerFailed));
+    assert!(reason.contains("malformed"), "{reason}");
+
+    // A second handshake where sync frames are expected.
+    let (connection, mut stream) = authenticated_stream(&f, &mallory).await;
+    stream
+        .send(&ClientHandshake::Hello.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        app_close(&closed_by_relay(&connection).await).0,
+        Some(CloseCode::HandlerFailed)
+    );
+
+    // design/SYNC.md's hostile input 1: a Bloom filter with 0 bits per entry, which would make
+    // Automerge 0.12 panic on the next message it generates for that document.
+    let hostile = Message::Sync {
+        msgs: vec![DocBytes {
+            id: *target.as_bytes(),
+            bytes: vec![0x42, 0x00, 0x00, 0x01, 0x00, 0x03, 0x01, 0x00, 0x01, 0x00],
+        }],
+    };
+    let (connection, mut stream) = authenticated_stream(&f, &mallory).await;
+    stream.send(&hostile.encode()).await.unwrap();
+    let (code, reason) = app_close(&closed_by_relay(&connection).await);
+    assert_eq!(code, Some(CloseCode::HandlerFailed));
+    assert!(reason.contains(&target.to_string()), "{reason}");
+
+    // Mallory itself may still sync properly; so may everybody else.
+    mallory.sync(&f.relay).await;
+    f.legit_still_syncs("Après les trames hostiles").await;
+    f.relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spoofed_websocket_sender_is_cut_off_by_the_relay() {
+    let f = Fixture::start().await;
+    let id = f.legit.replica.list(&Default::default()).unwrap()[0].id;
+    let token = f.relay.ws_token("caue-63", false);
+    ensure_js().await;
+    let mut node = tokio::process::Command::new("node");
+    node.arg(js_dir().join("edit-doc.mjs"))
+        .args([
+            &format!("ws://{}/", f.relay.handle().ws_addr()),
+            &token,
+            &id.url(),
+            "description",
+            "usurpé",
+            "caue-63/node",
+        ])
+        .env("ATELIER_SPOOF_SENDER", "caue-15/quelquun-dautre")
+        .kill_on_drop(true);
+    let out = timeout(WAIT, node.output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("senderId"), "{stderr}");
+    let stored = atelier_core::document::read(&f.relay.store().load(&id).unwrap().unwrap())
+        .unwrap()
+        .resource;
+    assert_eq!(stored.description, "Basalte.");
+
+    f.legit_still_syncs("Après l'usurpation").await;
+    f.relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_only_office_receives_but_its_edits_reach_nobody() {
+    let f = Fixture::start().await;
+    let reader = Office::new("caue-43");
+    reader.join(&f.relay, true).await;
+    reader.sync(&f.relay).await;
+    assert_eq!(reader.titles(), ["Maison du Parc"]);
+    let shared = reader.replica.list(&Default::default()).unwrap()[0].id;
+
+    // Offline edits on the read-only device, then a sync: the relay ignores them.
+    reader.edit(
+        &shared,
+        Edit::Set {
+            field: "title".into(),
+            value: json!("Titre du lecteur"),
+        },
+    );
+    reader.create("Ressource du lecteur", "Jamais publiée.");
+    let before = corpus(f.relay.store());
+    // The read-only device's copy can never match the relay's, so its sync cannot converge.
+    // (With atelier-core's session as it is, it does not end either: the relay ignores the
+    // changes but keeps asking for the heads it saw. A few seconds show the refusal.)
+    let frames = Arc::new(AtomicU64::new(0));
+    let counted = frames.clone();
+    let result = reader
+        .sync_within(
+            f.relay.addr(),
+            &f.relay.fingerprint(),
+            Duration::from_secs(3),
+            move |s| counted.store(s.frames_received, Ordering::Relaxed),
+        )
+        .await;
+    eprintln!(
+        "read-only sync: {result:?} after {} frames from the relay",
+        frames.load(Ordering::Relaxed)
+    );
+    assert!(
+        result.is_err(),
+        "a read-only device's sync converged with local edits"
+    );
+    assert_eq!(corpus(f.relay.store()), before);
+
+    f.legit_still_syncs("Après la lecture seule").await;
+    assert!(!f.legit.titles().iter().any(|t| t.contains("lecteur")));
+    let title = f.legit.replica.get(&shared).unwrap().resource.title;
+    assert_eq!(title, "Maison du Parc");
+    f.relay.shutdown().await;
+}
+
+/// Connects without a client certificate, with `alpn`, and returns the TLS alert the relay
+/// closed the connection with.
+async fn anonymous_connect(addr: SocketAddr, alpn: &[u8]) -> TransportErrorCode {
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connecting = endpoint
+        .connect_with(anonymous_client(alpn), addr, "atelier")
+        .unwrap();
+    // TLS 1.3 clients finish their side before the server checks their certificate: the
+    // refusal may come as a failed handshake or as a close right after it.
+    let error = match timeout(WAIT, connecting).await.unwrap() {
+        Ok(connection) => closed_by_relay(&connection).await,
+        Err(e) => e,
+    };
+    match error {
+        ConnectionError::ConnectionClosed(close) => close.error_code,
+        other => panic!("expected a TLS alert, got {other:?}"),
+    }
+}
+
+/// A QUIC client that offers no certificate and accepts any server.
+fn anonymous_client(alpn: &[u8]) -> quinn::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+    ))
+}
+
+#[derive(Debug)]
+struct AnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
