@@ -218,6 +218,7 @@ try {
       check(s.resource.description === expected, `server text at ${url}: ${JSON.stringify(s.resource.description)}`);
     }
     await waitText(pa, '.live-status[data-for=description]', 'Enregistré.');
+    await waitText(pa, '.live-status[data-for=summary]', 'Enregistré automatiquement pendant la frappe.');
     await shot(pa, '07-edition-simultanee');
   });
 

@@ -122,9 +122,9 @@
       ta.addEventListener('input', function () { typed(name); });
     });
 
-    // Shows `text` under the fields named (all of them when `names` is empty).
+    // Shows `text` under the fields named (all of them when `names` is not given).
     function setStatus(text, kind, names) {
-      (names && names.length ? names : Object.keys(fields)).forEach(function (n) {
+      (names || Object.keys(fields)).forEach(function (n) {
         const s = fields[n] && fields[n].status;
         if (s) { s.textContent = text; s.dataset.kind = kind || ''; }
       });
