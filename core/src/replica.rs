@@ -31,6 +31,7 @@ pub const CATALOG_SHARD_TYPE: &str = "atelier.catalog-shard";
 
 const META_FORMAT: &[u8] = b"m/format";
 const META_OFFICE: &[u8] = b"m/office";
+const META_ACTOR: &[u8] = b"m/actor";
 const LISTING: u8 = b'l';
 const REFS: u8 = b'r';
 const PENDING: u8 = b'p';
@@ -153,6 +154,9 @@ impl Replica {
         let mut batch = Batch::default();
         batch.put(META_FORMAT.to_vec(), FORMAT_VERSION.to_string().into_bytes());
         batch.put(META_OFFICE.to_vec(), office.to_string().into_bytes());
+        let mut actor = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut actor);
+        batch.put(META_ACTOR.to_vec(), actor.to_vec());
         kv.apply(batch)?;
         kv.flush()?;
         Ok(Self::with_kv(dir, office, kv))
@@ -187,7 +191,11 @@ impl Replica {
     }
 
     fn with_kv(dir: &Path, office: OfficeId, kv: Arc<dyn Kv>) -> Self {
-        let store = Arc::new(DocStore::with_indexer(kv.clone(), Box::new(ListingIndexer)));
+        let mut store = DocStore::with_indexer(kv.clone(), Box::new(ListingIndexer));
+        if let Ok(Some(actor)) = kv.get(META_ACTOR) {
+            store = store.with_actor(automerge::ActorId::from(actor));
+        }
+        let store = Arc::new(store);
         Self { dir: dir.to_path_buf(), office, store, kv }
     }
 

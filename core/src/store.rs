@@ -108,6 +108,7 @@ pub struct DocStore {
     observers: Mutex<Vec<Observer>>,
     change_observers: Mutex<Vec<ChangeObserver>>,
     indexer: Option<Box<dyn Indexer>>,
+    actor: Option<automerge::ActorId>,
 }
 
 impl DocStore {
@@ -119,7 +120,15 @@ impl DocStore {
             observers: Mutex::new(Vec::new()),
             change_observers: Mutex::new(Vec::new()),
             indexer: None,
+            actor: None,
         }
+    }
+
+    /// Every change this store makes is authored by `actor` (one actor per replica keeps
+    /// documents' actor tables small; without it every write would mint a random actor).
+    pub fn with_actor(mut self, actor: automerge::ActorId) -> Self {
+        self.actor = Some(actor);
+        self
     }
 
     /// A store whose every write also runs `indexer`.
@@ -165,13 +174,24 @@ impl DocStore {
         if !self.contains(id)? {
             let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
             if !self.contains(id)? {
-                let mut doc = decode(id, bytes)?;
+                // `load_incremental` rather than `load`: changes whose dependencies have not
+                // arrived yet are queued instead of failing the whole input.
+                let mut doc = new_doc();
+                doc.load_incremental(bytes)
+                    .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })?;
                 let heads = doc.get_heads();
                 if heads.is_empty() {
                     return Ok(Written { id: *id, changed: false, heads });
                 }
                 let mut batch = Batch::default();
-                batch.put(chunk_key(id, 0), bytes.to_vec());
+                // Changes whose dependencies are missing are held in memory by Automerge, not
+                // applied: store only what was applied, or a later load would disagree with the
+                // heads index.
+                if doc.get_missing_deps(&[]).is_empty() {
+                    batch.put(chunk_key(id, 0), bytes.to_vec());
+                } else {
+                    batch.put(chunk_key(id, 0), doc.save());
+                }
                 let hash = HeadsHash::of(&heads);
                 batch.put(heads_key(id), hash.0.to_vec());
                 if let Some(indexer) = &self.indexer {
@@ -256,6 +276,9 @@ impl DocStore {
         })?;
         let mut doc = if chunks.is_empty() { new_doc() } else { decode(id, &saved)? };
         drop(saved);
+        if let Some(actor) = &self.actor {
+            doc.set_actor(actor.clone());
+        }
         let old_heads = doc.get_heads();
         let mut batch = Batch::default();
         let result = f(&mut doc, &mut batch)?;

@@ -214,7 +214,10 @@ fn summarize(frame: &[u8]) -> String {
         ),
         Ok(Message::Want { ids }) => format!("want {}", ids.len()),
         Ok(Message::Docs { docs }) => format!("docs {:?}", docs.iter().map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len())).collect::<Vec<_>>()),
-        Ok(Message::Sync { msgs }) => format!("sync {:?}", msgs.iter().map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len())).collect::<Vec<_>>()),
+        Ok(Message::Sync { msgs }) => format!("sync {:?}", msgs.iter().map(|d| {
+            let m = automerge::sync::Message::decode(&d.bytes).ok();
+            (crate::DocumentId::from_bytes(d.id), d.bytes.len(), m.map(|m| format!("heads {:?} need {:?} have {} changes {}", m.heads, m.need, m.have.len(), m.changes.len())))
+        }).collect::<Vec<_>>()),
         Err(e) => format!("undecodable: {e}"),
     }
 }
