@@ -328,6 +328,10 @@ impl SearchIndex {
     /// Adds or replaces (by `id`) resources; searchable when this returns. Batch many documents
     /// per call for imports: each call commits.
     pub fn upsert(&mut self, docs: &[SearchDoc]) -> Result<(), SearchError> {
+        // A commit costs an fsync on disk: none for nothing.
+        if docs.is_empty() {
+            return Ok(());
+        }
         for d in docs {
             self.writer
                 .delete_term(Term::from_field_text(self.fields.id, &d.id));
@@ -338,6 +342,9 @@ impl SearchIndex {
 
     /// Removes resources by id; unknown ids are ignored.
     pub fn delete(&mut self, ids: &[String]) -> Result<(), SearchError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         for id in ids {
             self.writer
                 .delete_term(Term::from_field_text(self.fields.id, id));
