@@ -63,6 +63,17 @@ pub async fn splice(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, WebError> {
     let body: SpliceBody = parse_json(body)?;
+    // Only text goes this way; deletion and other fields go through `Replica::edit`, which keeps
+    // the catalog in step.
+    if !body
+        .edits
+        .iter()
+        .all(|e| matches!(e, Edit::Splice { .. } | Edit::Append { .. }))
+    {
+        return Err(WebError::BadRequest(
+            "seules des modifications de texte (splice, append) passent ici".into(),
+        ));
+    }
     let base = parse_heads(&body.base)?;
     let (fields, heads) = state
         .blocking(move |r| {

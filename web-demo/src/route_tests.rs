@@ -783,6 +783,18 @@ async fn live_splices_merge_with_changes_the_page_has_not_seen() {
         app.replica.get(&app.ecole).unwrap().resource.description,
         "🙂 premier paragraphe.\n\nSecond. Visite en mai."
     );
+    let delete = json!({"base": a.json()["heads"], "edits": [{"set_deleted": true}]});
+    let a = call(
+        &app,
+        Method::POST,
+        &texte,
+        Auth::Page,
+        Some("application/json"),
+        delete.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(!app.replica.get(&app.ecole).unwrap().deleted);
     let unknown = json!({"base": ["00".repeat(32)], "edits": []});
     let a = call(
         &app,
