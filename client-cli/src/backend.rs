@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use atelier_core::document::{Edit, HistoryEntry};
 use atelier_core::replica::{ImportReport, ListFilter, ListingEntry, Replica, ReplicaError};
+use atelier_core::search::SearchQuery;
 use atelier_core::store::StoreError;
 use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
+use atelier_web::search::SearchBackend as _;
 use serde::{Deserialize, Serialize};
 
 pub use remote::{Remote, RemoteError, ServerInfo};
@@ -100,6 +102,8 @@ pub trait Backend {
     fn export(&self, out: &mut dyn Write) -> anyhow::Result<()>;
     /// Rebuilds the derived indexes; returns the number of documents read.
     fn reindex(&self) -> anyhow::Result<usize>;
+    /// Full-text search with facets (`atelier_core::search::SearchResults` as JSON).
+    fn search(&self, query: &SearchQuery) -> anyhow::Result<serde_json::Value>;
 }
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
@@ -258,8 +262,42 @@ impl Backend for Local {
     }
 
     fn reindex(&self) -> anyhow::Result<usize> {
-        // The search index (core `search`) is not owned by the replica yet; once it is,
-        // `Replica::reindex` rebuilds it with the listing and ref indexes.
-        Ok(self.replica.reindex()?)
+        let n = self.replica.reindex()?;
+        // The search index is derived too: recreate it empty, then index every resource.
+        let dir = self.replica.dir().join(SEARCH_DIR);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| {
+                format!("suppression de l'index de recherche {}", dir.display())
+            })?;
+        }
+        self.search_engine()?;
+        Ok(n)
+    }
+
+    fn search(&self, query: &SearchQuery) -> anyhow::Result<serde_json::Value> {
+        let results = self
+            .search_engine()?
+            .search(query)
+            .map_err(|e| anyhow::anyhow!("recherche impossible : {e}"))?;
+        Ok(serde_json::to_value(results)?)
+    }
+}
+
+/// The search index's folder inside a replica directory (derived, rebuildable).
+pub const SEARCH_DIR: &str = "search";
+
+impl Local {
+    /// The replica's search index, brought up to date with every change since its last use;
+    /// recreated and refilled if it is missing or unreadable.
+    fn search_engine(&self) -> anyhow::Result<atelier_web::search::IndexedSearch> {
+        let dir = self.replica.dir().join(SEARCH_DIR);
+        let index = atelier_core::search::SearchIndex::open_or_create(&dir)
+            .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
+        let engine = atelier_web::search::IndexedSearch::new(self.replica.clone(), index)
+            .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))?;
+        engine
+            .refresh()
+            .map_err(|e| anyhow::anyhow!("mise à jour de l'index de recherche : {e}"))?;
+        Ok(engine)
     }
 }

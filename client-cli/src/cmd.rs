@@ -12,6 +12,7 @@ pub mod join;
 pub mod list;
 pub mod reindex;
 pub mod rm;
+pub mod search;
 pub mod serve;
 pub mod show;
 pub mod status;

@@ -96,6 +96,8 @@ pub enum Command {
     Status(cmd::status::Args),
     /// Accepte la synchronisation directe d'autres postes autorisés, sans relais.
     Serve(cmd::serve::Args),
+    /// Cherche dans les ressources (texte, filtres, nombre de résultats par type).
+    Search(cmd::search::Args),
 }
 
 impl Cli {
@@ -151,6 +153,7 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Export(a) => cmd::export::run(a, ctx, out),
         Command::Reindex(a) => cmd::reindex::run(a, ctx, out),
         Command::Demo(a) => cmd::demo::run(a, ctx, out),
+        Command::Search(a) => cmd::search::run(a, ctx, out),
         Command::Join(a) => cmd::join::run(a, ctx, out),
         Command::Sync(a) => cmd::sync::run(a, ctx, out),
         Command::Status(a) => cmd::status::run(a, ctx, out),

@@ -297,6 +297,17 @@ impl Backend for Remote {
         Ok(())
     }
 
+    fn search(
+        &self,
+        query: &atelier_core::search::SearchQuery,
+    ) -> anyhow::Result<serde_json::Value> {
+        self.json(
+            "POST",
+            "/api/search",
+            Some(Body::Json(serde_json::to_value(query)?)),
+        )
+    }
+
     fn reindex(&self) -> anyhow::Result<usize> {
         Err(UsageError(format!(
             "l'application web ({}) utilise ce réplica : arrêtez-la pour reconstruire les index",
