@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
+use atelier_core::search::SearchIndex;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
 use atelier_relay::identity::Identity;
 use atelier_relay::relay::{self, RelayHandle};
 use atelier_relay::sync_conn::LiveChanges;
+use atelier_web::search::{IndexedSearch, SearchBackend};
 use atelier_web::sync_status::{SyncState, SyncStatus};
 use atelier_web::{WebConfig, WebHandle};
 
@@ -102,9 +104,14 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             .find(|(o, _)| *o == office)
             .map(|(_, p)| *p)
             .unwrap_or(0);
+        let index = SearchIndex::open_or_create(&replica.dir().join(crate::backend::SEARCH_DIR))
+            .context("index de recherche")?;
+        let search: Arc<dyn SearchBackend> =
+            Arc::new(IndexedSearch::new(replica.clone(), index).map_err(|e| anyhow::anyhow!(e))?);
         let config = |listen| WebConfig {
             listen,
             sync: Some(Arc::new(AgentStatus(agent.clone())) as Arc<dyn SyncStatus>),
+            search: Some(search.clone()),
             ..WebConfig::default()
         };
         let web = match atelier_web::spawn(

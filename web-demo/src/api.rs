@@ -238,3 +238,23 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
         ))
     })
 }
+
+/// `POST /api/search` with a `SearchQuery` as JSON: the same search as the list page, for
+/// `atelier search` while this server holds the replica.
+pub async fn search(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
+    let query: atelier_core::search::SearchQuery = parse_json(body)?;
+    let backend = state.search().cloned();
+    let results = state
+        .blocking(move |r| match backend {
+            Some(b) => b.search(&query).map_err(WebError::internal),
+            None => Ok(crate::search::fallback(
+                &r.list(&ListFilter::default())?,
+                &query,
+            )),
+        })
+        .await?;
+    Ok(Json(results).into_response())
+}

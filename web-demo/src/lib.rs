@@ -196,6 +196,7 @@ pub fn router(state: AppState) -> Router {
             post(api::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
         .route("/export", get(api::export))
+        .route("/search", post(api::search))
         .route("/sync", get(api::sync_state).post(api::sync_now))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
