@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,26 +48,41 @@ impl TestRelay {
         let dir = tempfile::tempdir().unwrap();
         Identity::load_or_create(dir.path()).unwrap();
         let mut relay = Self { dir, handle: None };
-        relay.spawn().await;
+        let any = "127.0.0.1:0".parse().unwrap();
+        relay.spawn(any, any).await;
         relay
     }
 
-    async fn spawn(&mut self) {
+    async fn spawn(&mut self, listen: SocketAddr, ws_listen: SocketAddr) {
         let config = RelayConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ws_listen: "127.0.0.1:0".parse().unwrap(),
+            listen,
+            ws_listen,
             data_dir: self.dir.path().to_path_buf(),
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());
     }
 
-    /// Stops the relay and starts it again from its data directory (on new ports).
+    /// Stops the relay and starts it again from its data directory, on the same ports (as an
+    /// operator restarting it would).
     pub async fn restart(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.shutdown().await;
-        }
-        self.spawn().await;
+        let handle = self.handle.take().expect("relay running");
+        let (listen, ws_listen) = (handle.quic_addr(), handle.ws_addr());
+        handle.shutdown().await;
+        self.spawn(listen, ws_listen).await;
+    }
+
+    /// Stops the relay for a while (see [`TestRelay::restart`] to bring it back).
+    pub async fn stop(&mut self) -> (SocketAddr, SocketAddr) {
+        let handle = self.handle.take().expect("relay running");
+        let addrs = (handle.quic_addr(), handle.ws_addr());
+        handle.shutdown().await;
+        addrs
+    }
+
+    /// Starts a stopped relay again on the addresses [`TestRelay::stop`] gave.
+    pub async fn resume(&mut self, (listen, ws_listen): (SocketAddr, SocketAddr)) {
+        self.spawn(listen, ws_listen).await;
     }
 
     pub fn handle(&self) -> &RelayHandle {
@@ -624,4 +640,171 @@ async fn samod_client_edits_a_resource_that_the_office_then_receives() {
     assert_eq!(stored.year, Some(1884));
     assert_eq!(stored.title, "Viaduc de Garabit (Eiffel)");
     relay.shutdown().await;
+}
+
+/// Runs the `atelier` binary on the replica in `dir` (off the async threads).
+async fn cli(dir: &Path, args: &[&str]) -> crate::cli::Run {
+    let (dir, args): (PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::cli::atelier(&dir, &args, "")
+    })
+    .await
+    .unwrap()
+}
+
+/// `atelier sync --watch --json` as a child process, read line by line.
+struct Watcher {
+    child: std::process::Child,
+    lines: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Watcher {
+    fn start(dir: &Path) -> Self {
+        let mut child = std::process::Command::new(crate::cli::atelier_bin())
+            .args(["sync", "--watch", "--json"])
+            .env("ATELIER_DIR", dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next event named `event`, skipping others.
+    async fn next(&mut self, event: &str) -> Value {
+        timeout(WAIT, async {
+            loop {
+                let line = self.lines.recv().await.expect("atelier sync --watch ended");
+                if line["event"] == event {
+                    return line;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {event} event from atelier sync --watch"))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
+    let mut relay = TestRelay::start().await;
+    let a = Office::new("caue-63");
+    a.join(&relay, false).await;
+    a.create("Maison du Parc", "Basalte.");
+    a.sync(&relay).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("caue-15");
+    let url = format!("quic://{}", relay.addr());
+    let fp = relay.fingerprint().to_string();
+    let token = relay.invite("caue-15", false);
+    assert_eq!(cli(&dir, &["init", "--office", "caue-15"]).await.code, 0);
+    let joined = cli(
+        &dir,
+        &["join", &url, "--fingerprint", &fp, "--token", &token],
+    )
+    .await;
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    assert!(joined.stdout.contains("pour caue-15"), "{}", joined.stdout);
+
+    cli(
+        &dir,
+        &["add", "--kind", "outil", "--title", "Guide du pisé"],
+    )
+    .await;
+    let status: Value =
+        serde_json::from_str(&cli(&dir, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status["pending"][0]["title"], "Guide du pisé");
+    assert_eq!(status["pending"][0]["state"], "new");
+    let synced = cli(&dir, &["sync", "--json"]).await;
+    assert_eq!(synced.code, 0, "{}", synced.stderr);
+    let report: Value = serde_json::from_str(&synced.stdout).unwrap();
+    assert_eq!(report["resources_received"], 1);
+    assert_eq!(report["resources_sent"], 1);
+    assert_eq!(report["received_by_office"]["caue-63"], 1);
+    let status: Value =
+        serde_json::from_str(&cli(&dir, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status["pending"], json!([]));
+    assert!(status["last_sync_ms"].is_i64());
+
+    // Live: A's new resource shows up in the watcher's output.
+    let mut watcher = Watcher::start(&dir);
+    watcher.next("synced").await;
+    a.create("Halle de Brioude", "Charpente.");
+    a.sync(&relay).await;
+    let changed = watcher.next("changed").await;
+    assert_eq!(changed["title"], "Halle de Brioude");
+
+    // The relay goes away and comes back on the same address: the watcher reconnects.
+    let addrs = relay.stop().await;
+    let lost = watcher.next("disconnected").await;
+    assert!(lost["retry_in_ms"].as_u64().unwrap() <= 30_000, "{lost}");
+    relay.resume(addrs).await;
+    watcher.next("synced").await;
+    a.create("Gare de Neussargues", "Basalte.");
+    a.sync(&relay).await;
+    assert_eq!(
+        watcher.next("changed").await["title"],
+        "Gare de Neussargues"
+    );
+
+    // Ctrl-C: a clean stop, exit 0, and the replica is free and up to date.
+    let pid = watcher.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    watcher.next("stopped").await;
+    let status = tokio::task::spawn_blocking(move || watcher.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let listed = cli(&dir, &["list", "--json"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(
+        listed.stdout.matches("\"title\"").count(),
+        4,
+        "{}",
+        listed.stdout
+    );
+    let status: Value =
+        serde_json::from_str(&cli(&dir, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status["pending"], json!([]));
+
+    // A revoked device is told so, with exit code 5; an unreachable relay gives 4.
+    relay
+        .access()
+        .update(|r| r.revoke_office("caue-15"))
+        .unwrap();
+    let refused = cli(&dir, &["sync"]).await;
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(refused.stderr.contains("révoqué"), "{}", refused.stderr);
+    relay.shutdown().await;
+    let unreachable = cli(&dir, &["sync"]).await;
+    assert_eq!(unreachable.code, 4, "{}", unreachable.stderr);
 }
