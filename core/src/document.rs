@@ -138,7 +138,12 @@ pub enum Edit {
     /// Set a field (dotted for nested: `location.commune`) to a JSON value; `null` clears it.
     Set { field: String, value: Value },
     /// Splice a text field: at `pos` (in characters), delete `delete` characters, insert `insert`.
-    Splice { field: String, pos: usize, delete: usize, insert: String },
+    Splice {
+        field: String,
+        pos: usize,
+        delete: usize,
+        insert: String,
+    },
     /// Append to a text field.
     Append { field: String, text: String },
     /// Mark deleted (a tombstone) or restore.
@@ -217,7 +222,12 @@ pub fn apply_edits(
                 }
                 fields.push(field.clone());
             }
-            Edit::Splice { field, pos, delete, insert } => {
+            Edit::Splice {
+                field,
+                pos,
+                delete,
+                insert,
+            } => {
                 let t = text_field(&mut d, field)?;
                 let (start, end) = char_range(t.as_str(), *pos, *delete, field)?;
                 t.splice(start, (end - start) as isize, insert);
@@ -233,7 +243,14 @@ pub fn apply_edits(
             }
             Edit::SetDeleted(deleted) => {
                 d.deleted = *deleted;
-                fields.push(if *deleted { "(suppression)" } else { "(restauration)" }.into());
+                fields.push(
+                    if *deleted {
+                        "(suppression)"
+                    } else {
+                        "(restauration)"
+                    }
+                    .into(),
+                );
             }
         }
     }
@@ -278,7 +295,10 @@ pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
 }
 
 fn commit(doc: &mut AutoCommit, office: &str, fields: Vec<String>, now_ms: i64) {
-    let note = ChangeNote { office: office.to_string(), fields };
+    let note = ChangeNote {
+        office: office.to_string(),
+        fields,
+    };
     let message = serde_json::to_string(&note).unwrap_or_default();
     doc.commit_with(
         automerge::transaction::CommitOptions::default()
@@ -324,7 +344,12 @@ fn text_field<'a>(d: &'a mut ResourceDoc, field: &str) -> Result<&'a mut Text, D
 }
 
 /// Converts a character range to byte offsets, refusing one that runs past the end.
-fn char_range(s: &str, pos: usize, delete: usize, field: &str) -> Result<(usize, usize), DocumentError> {
+fn char_range(
+    s: &str,
+    pos: usize,
+    delete: usize,
+    field: &str,
+) -> Result<(usize, usize), DocumentError> {
     let byte_at = |n: usize| -> Option<usize> {
         if n == s.chars().count() {
             Some(s.len())
@@ -336,14 +361,20 @@ fn char_range(s: &str, pos: usize, delete: usize, field: &str) -> Result<(usize,
         (Some(a), Some(b)) => Ok((a, b)),
         _ => Err(DocumentError::BadEdit {
             field: field.into(),
-            message: format!("position {pos}+{delete} hors du texte ({} caractères)", s.chars().count()),
+            message: format!(
+                "position {pos}+{delete} hors du texte ({} caractères)",
+                s.chars().count()
+            ),
         }),
     }
 }
 
 /// Sets `field` (possibly dotted) in a FORMAT.md JSON object.
 fn set_json(json: &mut Value, field: &str, value: Value) -> Result<(), DocumentError> {
-    let bad = |m: &str| DocumentError::BadEdit { field: field.into(), message: m.into() };
+    let bad = |m: &str| DocumentError::BadEdit {
+        field: field.into(),
+        message: m.into(),
+    };
     let mut parts = field.split('.');
     let top = parts.next().unwrap_or_default();
     if !resource::KNOWN_FIELDS.contains(&top) {
@@ -352,13 +383,17 @@ fn set_json(json: &mut Value, field: &str, value: Value) -> Result<(), DocumentE
             resource::KNOWN_FIELDS.join(", ")
         )));
     }
-    let obj = json.as_object_mut().ok_or_else(|| bad("document illisible"))?;
+    let obj = json
+        .as_object_mut()
+        .ok_or_else(|| bad("document illisible"))?;
     match parts.next() {
         None => {
             obj.insert(top.into(), value);
         }
         Some(sub) if top == "location" || top == "dates" => {
-            let inner = obj.entry(top).or_insert_with(|| Value::Object(Default::default()));
+            let inner = obj
+                .entry(top)
+                .or_insert_with(|| Value::Object(Default::default()));
             if !inner.is_object() {
                 *inner = Value::Object(Default::default());
             }
@@ -408,7 +443,10 @@ fn to_doc(r: &Resource, created_at: i64, deleted: bool, old: Option<&ResourceDoc
         designers: r
             .designers
             .iter()
-            .map(|d| DesignerDoc { role: d.role.clone(), name: d.name.clone() })
+            .map(|d| DesignerDoc {
+                role: d.role.clone(),
+                name: d.name.clone(),
+            })
             .collect(),
         intervention: r.intervention.clone(),
         building_type: r.building_type.clone(),
@@ -416,13 +454,23 @@ fn to_doc(r: &Resource, created_at: i64, deleted: bool, old: Option<&ResourceDoc
         floor_area_m2: r.floor_area_m2,
         tool_type: r.tool_type.clone(),
         action_type: r.action_type.clone(),
-        dates: r.dates.as_ref().map(|d| DatesDoc { start: d.start.clone(), end: d.end.clone() }),
+        dates: r.dates.as_ref().map(|d| DatesDoc {
+            start: d.start.clone(),
+            end: d.end.clone(),
+        }),
         links: r
             .links
             .iter()
-            .map(|l| LinkDoc { url: l.url.clone(), label: l.label.clone() })
+            .map(|l| LinkDoc {
+                url: l.url.clone(),
+                label: l.label.clone(),
+            })
             .collect(),
-        extra: r.extra.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        extra: r
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
         created_at,
         deleted,
     }
@@ -455,7 +503,10 @@ fn from_doc(d: &ResourceDoc) -> Stored {
         designers: d
             .designers
             .iter()
-            .map(|x| Designer { role: x.role.clone(), name: x.name.clone() })
+            .map(|x| Designer {
+                role: x.role.clone(),
+                name: x.name.clone(),
+            })
             .collect(),
         intervention: d.intervention.clone(),
         building_type: d.building_type.clone(),
@@ -463,19 +514,34 @@ fn from_doc(d: &ResourceDoc) -> Stored {
         floor_area_m2: d.floor_area_m2,
         tool_type: d.tool_type.clone(),
         action_type: d.action_type.clone(),
-        dates: d.dates.as_ref().map(|x| Dates { start: x.start.clone(), end: x.end.clone() }),
+        dates: d.dates.as_ref().map(|x| Dates {
+            start: x.start.clone(),
+            end: x.end.clone(),
+        }),
         links: d
             .links
             .iter()
-            .map(|l| Link { url: l.url.clone(), label: l.label.clone() })
+            .map(|l| Link {
+                url: l.url.clone(),
+                label: l.label.clone(),
+            })
             .collect(),
         extra: d
             .extra
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or(Value::String(v.clone()))))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_str(v).unwrap_or(Value::String(v.clone())),
+                )
+            })
             .collect(),
     };
-    Stored { resource, created_at: d.created_at, deleted: d.deleted }
+    Stored {
+        resource,
+        created_at: d.created_at,
+        deleted: d.deleted,
+    }
 }
 
 /// Names of the top-level fields that differ between two resources.
@@ -487,7 +553,10 @@ pub fn changed_fields(a: &Resource, b: &Resource) -> Vec<String> {
     let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter().filter(|k| oa.get(*k) != ob.get(*k)).cloned().collect()
+    keys.into_iter()
+        .filter(|k| oa.get(*k) != ob.get(*k))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -517,13 +586,36 @@ mod tests {
         let mut a = crate::store::new_doc();
         create(&mut a, &sample(), "caue-63", 0).unwrap();
         let mut b = a.fork();
-        apply_edits(&mut a, &[Edit::Splice { field: "description".into(), pos: 4, delete: 0, insert: "belle ".into() }], "caue-63", 1).unwrap();
-        apply_edits(&mut b, &[Edit::Append { field: "description".into(), text: " Visite en mai.".into() }], "caue-15", 2).unwrap();
+        apply_edits(
+            &mut a,
+            &[Edit::Splice {
+                field: "description".into(),
+                pos: 4,
+                delete: 0,
+                insert: "belle ".into(),
+            }],
+            "caue-63",
+            1,
+        )
+        .unwrap();
+        apply_edits(
+            &mut b,
+            &[Edit::Append {
+                field: "description".into(),
+                text: " Visite en mai.".into(),
+            }],
+            "caue-15",
+            2,
+        )
+        .unwrap();
         a.merge(&mut b).unwrap();
         b.merge(&mut a).unwrap();
         let (ra, rb) = (read(&a).unwrap().resource, read(&b).unwrap().resource);
         assert_eq!(ra, rb);
-        assert_eq!(ra.description, "Une belle école en terre crue. Visite en mai.");
+        assert_eq!(
+            ra.description,
+            "Une belle école en terre crue. Visite en mai."
+        );
     }
 
     #[test]
@@ -531,11 +623,40 @@ mod tests {
         let mut doc = crate::store::new_doc();
         create(&mut doc, &sample(), "caue-63", 0).unwrap();
         let heads = doc.get_heads();
-        let err = apply_edits(&mut doc, &[Edit::Set { field: "kind".into(), value: json!("maison") }], "caue-63", 1).unwrap_err();
+        let err = apply_edits(
+            &mut doc,
+            &[Edit::Set {
+                field: "kind".into(),
+                value: json!("maison"),
+            }],
+            "caue-63",
+            1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("kind"), "{err}");
-        let err = apply_edits(&mut doc, &[Edit::Set { field: "colour".into(), value: json!("red") }], "caue-63", 1).unwrap_err();
+        let err = apply_edits(
+            &mut doc,
+            &[Edit::Set {
+                field: "colour".into(),
+                value: json!("red"),
+            }],
+            "caue-63",
+            1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
-        let err = apply_edits(&mut doc, &[Edit::Splice { field: "description".into(), pos: 999, delete: 0, insert: "x".into() }], "caue-63", 1).unwrap_err();
+        let err = apply_edits(
+            &mut doc,
+            &[Edit::Splice {
+                field: "description".into(),
+                pos: 999,
+                delete: 0,
+                insert: "x".into(),
+            }],
+            "caue-63",
+            1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("hors du texte"), "{err}");
         assert_eq!(doc.get_heads(), heads);
     }
@@ -545,11 +666,32 @@ mod tests {
         let mut doc = crate::store::new_doc();
         create(&mut doc, &sample(), "caue-63", 0).unwrap();
         let v1 = doc.get_heads();
-        apply_edits(&mut doc, &[Edit::Set { field: "location.departement".into(), value: json!("63") }, Edit::Set { field: "title".into(), value: json!("École") }], "caue-63", 1).unwrap();
+        apply_edits(
+            &mut doc,
+            &[
+                Edit::Set {
+                    field: "location.departement".into(),
+                    value: json!("63"),
+                },
+                Edit::Set {
+                    field: "title".into(),
+                    value: json!("École"),
+                },
+            ],
+            "caue-63",
+            1,
+        )
+        .unwrap();
         let now = read(&doc).unwrap().resource;
         assert_eq!(now.departement(), Some("63"));
-        assert_eq!(read_at(&mut doc, &v1).unwrap().resource.title, "École en pisé");
+        assert_eq!(
+            read_at(&mut doc, &v1).unwrap().resource.title,
+            "École en pisé"
+        );
         let h = history(&mut doc);
-        assert_eq!(h[1].fields, vec!["location.departement".to_string(), "title".to_string()]);
+        assert_eq!(
+            h[1].fields,
+            vec!["location.departement".to_string(), "title".to_string()]
+        );
     }
 }

@@ -16,7 +16,9 @@ pub enum IdError {
     #[error("« {0} » n'est pas un identifiant de document (automerge:…)")]
     BadDocumentId(String),
     /// The text is not `caue-<département code>` for a known département.
-    #[error("« {0} » n'est pas un identifiant d'office (caue-<code département>, ex. caue-63, caue-2A)")]
+    #[error(
+        "« {0} » n'est pas un identifiant d'office (caue-<code département>, ex. caue-63, caue-2A)"
+    )]
     BadOfficeId(String),
 }
 
@@ -93,7 +95,10 @@ impl FromStr for DocumentId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bare = s.trim().strip_prefix(Self::URL_PREFIX).unwrap_or(s.trim());
         let bad = || IdError::BadDocumentId(s.to_string());
-        let bytes = bs58::decode(bare).with_check(None).into_vec().map_err(|_| bad())?;
+        let bytes = bs58::decode(bare)
+            .with_check(None)
+            .into_vec()
+            .map_err(|_| bad())?;
         let bytes: [u8; 16] = bytes.try_into().map_err(|_| bad())?;
         Ok(Self(bytes))
     }

@@ -26,7 +26,11 @@ pub enum ImportError {
     #[error("{} ligne(s) invalide(s), rien n'a été importé :\n{}", .0.len(), describe(.0))]
     Invalid(Vec<LineError>),
     #[error("la référence « {reference} » apparaît deux fois (lignes {first} et {second}), rien n'a été importé")]
-    DuplicateRef { reference: String, first: usize, second: usize },
+    DuplicateRef {
+        reference: String,
+        first: usize,
+        second: usize,
+    },
 }
 
 fn describe(errors: &[LineError]) -> String {
@@ -54,7 +58,14 @@ pub fn parse(input: impl BufRead) -> Result<Vec<Resource>, ImportError> {
             continue;
         }
         if line.len() > MAX_LINE_BYTES {
-            errors.push(one(n, "(ligne)", &format!("ligne trop longue ({} octets, {MAX_LINE_BYTES} au plus)", line.len())));
+            errors.push(one(
+                n,
+                "(ligne)",
+                &format!(
+                    "ligne trop longue ({} octets, {MAX_LINE_BYTES} au plus)",
+                    line.len()
+                ),
+            ));
             continue;
         }
         let value: serde_json::Value = match serde_json::from_str(&line) {
@@ -68,12 +79,19 @@ pub fn parse(input: impl BufRead) -> Result<Vec<Resource>, ImportError> {
             Ok(r) => {
                 if let Some(reference) = &r.ref_ {
                     if let Some(first) = refs.insert(reference.clone(), n) {
-                        return Err(ImportError::DuplicateRef { reference: reference.clone(), first, second: n });
+                        return Err(ImportError::DuplicateRef {
+                            reference: reference.clone(),
+                            first,
+                            second: n,
+                        });
                     }
                 }
                 resources.push(r);
             }
-            Err(e) => errors.push(LineError { line: n, errors: e.0 }),
+            Err(e) => errors.push(LineError {
+                line: n,
+                errors: e.0,
+            }),
         }
     }
     if errors.is_empty() {
@@ -84,7 +102,13 @@ pub fn parse(input: impl BufRead) -> Result<Vec<Resource>, ImportError> {
 }
 
 fn one(line: usize, field: &str, message: &str) -> LineError {
-    LineError { line, errors: vec![FieldError { field: field.into(), message: message.into() }] }
+    LineError {
+        line,
+        errors: vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }],
+    }
 }
 
 /// One FORMAT.md line per resource.
@@ -107,7 +131,10 @@ mod tests {
             Err(ImportError::Invalid(errs)) => {
                 assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4]);
                 let msg = ImportError::Invalid(errs).to_string();
-                assert!(msg.contains("ligne 3") && msg.contains("ligne 4 : champ « kind »"), "{msg}");
+                assert!(
+                    msg.contains("ligne 3") && msg.contains("ligne 4 : champ « kind »"),
+                    "{msg}"
+                );
             }
             other => panic!("expected invalid, got {other:?}"),
         }
@@ -116,6 +143,13 @@ mod tests {
     #[test]
     fn duplicate_refs_in_one_file_are_refused() {
         let l = "{\"ref\":\"r1\",\"kind\":\"outil\",\"title\":\"A\",\"office\":\"caue-63\"}\n";
-        assert!(matches!(parse(format!("{l}{l}").as_bytes()), Err(ImportError::DuplicateRef { first: 1, second: 2, .. })));
+        assert!(matches!(
+            parse(format!("{l}{l}").as_bytes()),
+            Err(ImportError::DuplicateRef {
+                first: 1,
+                second: 2,
+                ..
+            })
+        ));
     }
 }

@@ -61,7 +61,10 @@ pub enum ReplicaError {
     NotFound(String),
     /// Filesystem error.
     #[error("{path} : {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -149,10 +152,16 @@ impl Replica {
         if db.exists() {
             return Err(ReplicaError::AlreadyInitialised(dir.to_path_buf()));
         }
-        std::fs::create_dir_all(dir).map_err(|source| ReplicaError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ReplicaError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let kv: Arc<dyn Kv> = Arc::new(SledKv::open(&db)?);
         let mut batch = Batch::default();
-        batch.put(META_FORMAT.to_vec(), FORMAT_VERSION.to_string().into_bytes());
+        batch.put(
+            META_FORMAT.to_vec(),
+            FORMAT_VERSION.to_string().into_bytes(),
+        );
         batch.put(META_OFFICE.to_vec(), office.to_string().into_bytes());
         let mut actor = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut actor);
@@ -169,11 +178,16 @@ impl Replica {
             return Err(ReplicaError::NotInitialised(dir.to_path_buf()));
         }
         let kv: Arc<dyn Kv> = Arc::new(SledKv::open(&db)?);
-        let format = kv.get(META_FORMAT)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let format = kv
+            .get(META_FORMAT)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
         match format.as_deref() {
             Some(f) if f == FORMAT_VERSION.to_string() => {}
             Some(f) => {
-                return Err(ReplicaError::UnsupportedFormat { path: dir.into(), found: f.into() })
+                return Err(ReplicaError::UnsupportedFormat {
+                    path: dir.into(),
+                    found: f.into(),
+                })
             }
             None => return Err(ReplicaError::NotInitialised(dir.to_path_buf())),
         }
@@ -187,7 +201,11 @@ impl Replica {
 
     /// A replica in memory, for tests and simulations.
     pub fn in_memory(office: OfficeId) -> Self {
-        Self::with_kv(Path::new(""), office, Arc::new(crate::store::MemKv::default()))
+        Self::with_kv(
+            Path::new(""),
+            office,
+            Arc::new(crate::store::MemKv::default()),
+        )
     }
 
     fn with_kv(dir: &Path, office: OfficeId, kv: Arc<dyn Kv>) -> Self {
@@ -196,7 +214,12 @@ impl Replica {
             store = store.with_actor(automerge::ActorId::from(actor));
         }
         let store = Arc::new(store);
-        Self { dir: dir.to_path_buf(), office, store, kv }
+        Self {
+            dir: dir.to_path_buf(),
+            office,
+            store,
+            kv,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -236,7 +259,12 @@ impl Replica {
     }
 
     /// Applies user edits to a resource and flushes before returning.
-    pub fn edit(&self, id: &DocumentId, edits: &[Edit], now_ms: i64) -> Result<Vec<String>, ReplicaError> {
+    pub fn edit(
+        &self,
+        id: &DocumentId,
+        edits: &[Edit],
+        now_ms: i64,
+    ) -> Result<Vec<String>, ReplicaError> {
         if !self.store.contains(id)? {
             return Err(ReplicaError::NotFound(id.to_string()));
         }
@@ -266,7 +294,10 @@ impl Replica {
         let mut doc = self.load(id)?;
         let heads: Vec<automerge::ChangeHash> = heads
             .iter()
-            .map(|h| h.parse().map_err(|_| ReplicaError::NotFound(format!("{id}@{h}"))))
+            .map(|h| {
+                h.parse()
+                    .map_err(|_| ReplicaError::NotFound(format!("{id}@{h}")))
+            })
             .collect::<Result<_, _>>()?;
         Ok(document::read_at(&mut doc, &heads)?)
     }
@@ -287,8 +318,9 @@ impl Replica {
         key.extend_from_slice(text.as_bytes());
         match self.kv.get(&key)? {
             Some(v) => {
-                let bytes: [u8; 16] =
-                    v.try_into().map_err(|_| ReplicaError::NotFound(text.into()))?;
+                let bytes: [u8; 16] = v
+                    .try_into()
+                    .map_err(|_| ReplicaError::NotFound(text.into()))?;
                 Ok(DocumentId::from_bytes(bytes))
             }
             None => Err(ReplicaError::NotFound(text.into())),
@@ -407,11 +439,16 @@ impl Replica {
 
     /// The catalog shard holding `id`.
     pub fn catalog_shard(id: &DocumentId) -> DocumentId {
-        DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{:02x}", id.bucket(CATALOG_SHARDS)))
+        DocumentId::derived(&format!(
+            "{CATALOG_ROOT_NAME}/shard/{:02x}",
+            id.bucket(CATALOG_SHARDS)
+        ))
     }
 
     fn load(&self, id: &DocumentId) -> Result<AutoCommit, ReplicaError> {
-        self.store.load(id)?.ok_or_else(|| ReplicaError::NotFound(id.to_string()))
+        self.store
+            .load(id)?
+            .ok_or_else(|| ReplicaError::NotFound(id.to_string()))
     }
 
     /// Upserts `resources[i]` into `ids[i]` for every i, on several threads when there are
@@ -492,7 +529,11 @@ impl Replica {
         let (outcome, _) = self.store.update(id, |doc, _| {
             if document::is_resource(doc) {
                 let fields = document::replace(doc, r, &office, now_ms)?;
-                Ok::<_, ReplicaError>(if fields.is_empty() { Upsert::Unchanged } else { Upsert::Updated })
+                Ok::<_, ReplicaError>(if fields.is_empty() {
+                    Upsert::Unchanged
+                } else {
+                    Upsert::Updated
+                })
             } else {
                 document::create(doc, r, &office, now_ms)?;
                 Ok(Upsert::Created)
@@ -526,8 +567,13 @@ impl Replica {
             if doc.get(automerge::ROOT, "@type").ok().flatten().is_none() {
                 doc.put(automerge::ROOT, "@type", CATALOG_TYPE)?;
                 for shard in 0..CATALOG_SHARDS {
-                    let shard_id = DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{shard:02x}"));
-                    doc.put(automerge::ROOT, format!("shard-{shard:02x}"), shard_id.url())?;
+                    let shard_id =
+                        DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{shard:02x}"));
+                    doc.put(
+                        automerge::ROOT,
+                        format!("shard-{shard:02x}"),
+                        shard_id.url(),
+                    )?;
                 }
                 commit_note(doc, &office, "catalogue", now_ms);
             }
@@ -548,10 +594,16 @@ impl Replica {
                 }
                 for (id, s) in &metas {
                     let key = id.url();
-                    if doc.get(automerge::ROOT, key.as_str()).ok().flatten().is_some() {
+                    if doc
+                        .get(automerge::ROOT, key.as_str())
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    {
                         continue;
                     }
-                    let entry = doc.put_object(automerge::ROOT, key.as_str(), automerge::ObjType::Map)?;
+                    let entry =
+                        doc.put_object(automerge::ROOT, key.as_str(), automerge::ObjType::Map)?;
                     doc.put(&entry, "kind", s.kind.as_str())?;
                     doc.put(&entry, "office", s.office.as_str())?;
                     doc.put(&entry, "title", s.title.as_str())?;
@@ -765,7 +817,10 @@ pub fn ref_id(reference: &str) -> DocumentId {
 }
 
 fn commit_note(doc: &mut AutoCommit, office: &str, what: &str, now_ms: i64) {
-    let note = document::ChangeNote { office: office.into(), fields: vec![what.into()] };
+    let note = document::ChangeNote {
+        office: office.into(),
+        fields: vec![what.into()],
+    };
     doc.commit_with(
         automerge::transaction::CommitOptions::default()
             .with_message(serde_json::to_string(&note).unwrap_or_default())
@@ -797,7 +852,12 @@ fn pending_key(id: &DocumentId) -> Vec<u8> {
 struct ListingIndexer;
 
 impl Indexer for ListingIndexer {
-    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch) -> Result<(), StoreError> {
+    fn index(
+        &self,
+        id: &DocumentId,
+        doc: &AutoCommit,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
         let mut lkey = vec![LISTING];
         lkey.extend_from_slice(id.as_bytes());
         let Ok(stored) = document::read(doc) else {
@@ -852,9 +912,26 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let id = {
             let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
-            let id = r.create(&resource(json!({"kind":"outil","title":"Guide","office":"caue-63"})), &mut rng, 1000).unwrap();
-            r.edit(&id, &[Edit::Append { field: "description".into(), text: "Texte.".into() }], 2000).unwrap();
-            assert!(matches!(Replica::open(dir.path()), Err(ReplicaError::Store(StoreError::InUse(_)))));
+            let id = r
+                .create(
+                    &resource(json!({"kind":"outil","title":"Guide","office":"caue-63"})),
+                    &mut rng,
+                    1000,
+                )
+                .unwrap();
+            r.edit(
+                &id,
+                &[Edit::Append {
+                    field: "description".into(),
+                    text: "Texte.".into(),
+                }],
+                2000,
+            )
+            .unwrap();
+            assert!(matches!(
+                Replica::open(dir.path()),
+                Err(ReplicaError::Store(StoreError::InUse(_)))
+            ));
             id
         };
         let r = Replica::open(dir.path()).unwrap();
@@ -876,7 +953,10 @@ mod tests {
         }
         let err = Replica::open(dir.path()).err().unwrap();
         assert!(err.to_string().contains("format 99"), "{err}");
-        assert!(matches!(Replica::open(&dir.path().join("nothing")), Err(ReplicaError::NotInitialised(_))));
+        assert!(matches!(
+            Replica::open(&dir.path().join("nothing")),
+            Err(ReplicaError::NotInitialised(_))
+        ));
     }
 
     #[test]
@@ -884,14 +964,49 @@ mod tests {
         let r = Replica::in_memory("caue-63".parse().unwrap());
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let a = r.create(&resource(json!({"ref":"a","kind":"realisation","title":"A","office":"caue-63","themes":["habitat"],"location":{"departement":"63"}})), &mut rng, 0).unwrap();
-        r.create(&resource(json!({"ref":"b","kind":"outil","title":"B","office":"caue-15"})), &mut rng, 0).unwrap();
-        let only = |f: ListFilter| r.list(&f).unwrap().into_iter().map(|e| e.title).collect::<Vec<_>>();
-        assert_eq!(only(ListFilter { kind: Some("outil".into()), ..Default::default() }), ["B"]);
-        assert_eq!(only(ListFilter { theme: Some("habitat".into()), ..Default::default() }), ["A"]);
-        assert_eq!(only(ListFilter { departement: Some("63".into()), ..Default::default() }), ["A"]);
+        r.create(
+            &resource(json!({"ref":"b","kind":"outil","title":"B","office":"caue-15"})),
+            &mut rng,
+            0,
+        )
+        .unwrap();
+        let only = |f: ListFilter| {
+            r.list(&f)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.title)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            only(ListFilter {
+                kind: Some("outil".into()),
+                ..Default::default()
+            }),
+            ["B"]
+        );
+        assert_eq!(
+            only(ListFilter {
+                theme: Some("habitat".into()),
+                ..Default::default()
+            }),
+            ["A"]
+        );
+        assert_eq!(
+            only(ListFilter {
+                departement: Some("63".into()),
+                ..Default::default()
+            }),
+            ["A"]
+        );
         r.delete(&a, 5).unwrap();
         assert_eq!(only(ListFilter::default()), ["B"]);
-        assert_eq!(only(ListFilter { include_deleted: true, ..Default::default() }), ["A", "B"]);
+        assert_eq!(
+            only(ListFilter {
+                include_deleted: true,
+                ..Default::default()
+            }),
+            ["A", "B"]
+        );
         assert_eq!(r.resolve("a").unwrap(), a);
         assert_eq!(r.resolve(&a.to_string()).unwrap(), a);
         assert!(r.resolve("zzz").is_err());
@@ -902,23 +1017,51 @@ mod tests {
         let r = Replica::in_memory("caue-63".parse().unwrap());
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let v1 = resource(json!({"ref":"x","kind":"outil","title":"Guide","office":"caue-63"}));
-        let v2 = resource(json!({"ref":"x","kind":"outil","title":"Guide du pisé","office":"caue-63"}));
-        assert_eq!(r.import(std::slice::from_ref(&v1), &mut rng, 0, &mut |_| {}).unwrap().created, 1);
-        assert_eq!(r.import(&[v1], &mut rng, 0, &mut |_| {}).unwrap().unchanged, 1);
-        assert_eq!(r.import(&[v2], &mut rng, 0, &mut |_| {}).unwrap().updated, 1);
+        let v2 =
+            resource(json!({"ref":"x","kind":"outil","title":"Guide du pisé","office":"caue-63"}));
+        assert_eq!(
+            r.import(std::slice::from_ref(&v1), &mut rng, 0, &mut |_| {})
+                .unwrap()
+                .created,
+            1
+        );
+        assert_eq!(
+            r.import(&[v1], &mut rng, 0, &mut |_| {}).unwrap().unchanged,
+            1
+        );
+        assert_eq!(
+            r.import(&[v2], &mut rng, 0, &mut |_| {}).unwrap().updated,
+            1
+        );
         assert_eq!(r.list(&ListFilter::default()).unwrap().len(), 1);
         let id = ref_id("x");
-        let shard = r.store().load(&Replica::catalog_shard(&id)).unwrap().unwrap();
-        assert!(shard.get(automerge::ROOT, id.url().as_str()).unwrap().is_some());
+        let shard = r
+            .store()
+            .load(&Replica::catalog_shard(&id))
+            .unwrap()
+            .unwrap();
+        assert!(shard
+            .get(automerge::ROOT, id.url().as_str())
+            .unwrap()
+            .is_some());
         assert_eq!(r.reindex().unwrap(), 1 + 1 + 1);
-        assert_eq!(r.list(&ListFilter::default()).unwrap()[0].title, "Guide du pisé");
+        assert_eq!(
+            r.list(&ListFilter::default()).unwrap()[0].title,
+            "Guide du pisé"
+        );
     }
 
     #[test]
     fn relay_record_lists_what_the_relay_lacks_and_follows_syncs() {
         let r = Replica::in_memory("caue-63".parse().unwrap());
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        let a = r.create(&resource(json!({"kind":"outil","title":"A","office":"caue-63"})), &mut rng, 0).unwrap();
+        let a = r
+            .create(
+                &resource(json!({"kind":"outil","title":"A","office":"caue-63"})),
+                &mut rng,
+                0,
+            )
+            .unwrap();
         // Never synced: everything is new to the relay (the catalog documents too).
         let before = r.unsynced().unwrap();
         assert!(before.contains(&(a, Unsynced::New)), "{before:?}");
@@ -927,15 +1070,40 @@ mod tests {
         assert_eq!(r.unsynced().unwrap(), []);
 
         // A local edit and a new resource.
-        r.edit(&a, &[Edit::Append { field: "description".into(), text: "Texte.".into() }], 1).unwrap();
-        let b = r.create(&resource(json!({"kind":"outil","title":"B","office":"caue-63"})), &mut rng, 2).unwrap();
+        r.edit(
+            &a,
+            &[Edit::Append {
+                field: "description".into(),
+                text: "Texte.".into(),
+            }],
+            1,
+        )
+        .unwrap();
+        let b = r
+            .create(
+                &resource(json!({"kind":"outil","title":"B","office":"caue-63"})),
+                &mut rng,
+                2,
+            )
+            .unwrap();
         let after = r.unsynced().unwrap();
-        assert!(after.contains(&(a, Unsynced::Changed)) && after.contains(&(b, Unsynced::New)), "{after:?}");
+        assert!(
+            after.contains(&(a, Unsynced::Changed)) && after.contains(&(b, Unsynced::New)),
+            "{after:?}"
+        );
 
         // A document received from a peer is not on the relay either.
         let peer = Replica::in_memory("caue-15".parse().unwrap());
-        let c = peer.create(&resource(json!({"kind":"outil","title":"C","office":"caue-15"})), &mut rng, 3).unwrap();
-        r.store().apply_bytes(&c, &peer.store().saved(&c).unwrap().unwrap()).unwrap();
+        let c = peer
+            .create(
+                &resource(json!({"kind":"outil","title":"C","office":"caue-15"})),
+                &mut rng,
+                3,
+            )
+            .unwrap();
+        r.store()
+            .apply_bytes(&c, &peer.store().saved(&c).unwrap().unwrap())
+            .unwrap();
         assert!(r.unsynced().unwrap().contains(&(c, Unsynced::New)));
 
         // Documents the relay pushed live are on it; a recorded sync covers the rest.

@@ -17,10 +17,31 @@ pub const YEAR_RANGE: std::ops::RangeInclusive<i64> = 1000..=2100;
 
 /// The fields FORMAT.md defines, in the order `export` writes them.
 pub const KNOWN_FIELDS: &[&str] = &[
-    "ref", "kind", "title", "summary", "description", "office", "status", "axes", "themes",
-    "sectors", "materials", "audiences", "keywords", "location", "year", "client", "designers",
-    "intervention", "building_type", "cost_eur_ht", "floor_area_m2", "tool_type", "action_type",
-    "dates", "links",
+    "ref",
+    "kind",
+    "title",
+    "summary",
+    "description",
+    "office",
+    "status",
+    "axes",
+    "themes",
+    "sectors",
+    "materials",
+    "audiences",
+    "keywords",
+    "location",
+    "year",
+    "client",
+    "designers",
+    "intervention",
+    "building_type",
+    "cost_eur_ht",
+    "floor_area_m2",
+    "tool_type",
+    "action_type",
+    "dates",
+    "links",
 ];
 
 /// One problem with one field, said in French for office staff.
@@ -117,7 +138,9 @@ impl Resource {
             summary: p.opt_string(obj, "summary").unwrap_or_default(),
             description: p.opt_string(obj, "description").unwrap_or_default(),
             office: p.office(obj),
-            status: p.opt_code(obj, "status", STATUSES).unwrap_or_else(|| "brouillon".into()),
+            status: p
+                .opt_code(obj, "status", STATUSES)
+                .unwrap_or_else(|| "brouillon".into()),
             axes: p.codes(obj, "axes", AXES),
             themes: p.codes(obj, "themes", THEMES),
             sectors: p.codes(obj, "sectors", SECTORS),
@@ -207,8 +230,14 @@ impl Resource {
         );
         put("intervention", json_opt(&self.intervention));
         put("building_type", json_opt(&self.building_type));
-        put("cost_eur_ht", self.cost_eur_ht.map(number).unwrap_or(Value::Null));
-        put("floor_area_m2", self.floor_area_m2.map(number).unwrap_or(Value::Null));
+        put(
+            "cost_eur_ht",
+            self.cost_eur_ht.map(number).unwrap_or(Value::Null),
+        );
+        put(
+            "floor_area_m2",
+            self.floor_area_m2.map(number).unwrap_or(Value::Null),
+        );
         put("tool_type", json_opt(&self.tool_type));
         put("action_type", json_opt(&self.action_type));
         if let Some(d) = &self.dates {
@@ -255,7 +284,9 @@ impl Resource {
 }
 
 fn json_opt(s: &Option<String>) -> Value {
-    s.as_ref().map(|s| Value::from(s.clone())).unwrap_or(Value::Null)
+    s.as_ref()
+        .map(|s| Value::from(s.clone()))
+        .unwrap_or(Value::Null)
 }
 
 /// Whole numbers are written without a fraction, as people type them (`2600000`, not `2600000.0`).
@@ -274,7 +305,10 @@ struct Parser {
 
 impl Parser {
     fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn opt_string(&mut self, o: &Map<String, Value>, k: &str) -> Option<String> {
@@ -305,8 +339,17 @@ impl Parser {
         if vocab::label(vocabulary, code).is_some() {
             return true;
         }
-        let known: Vec<&str> = vocab::codes(vocabulary).iter().map(|(c, _)| c.as_str()).collect();
-        self.error(k, format!("« {code} » inconnu ; valeurs possibles : {}", known.join(", ")));
+        let known: Vec<&str> = vocab::codes(vocabulary)
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect();
+        self.error(
+            k,
+            format!(
+                "« {code} » inconnu ; valeurs possibles : {}",
+                known.join(", ")
+            ),
+        );
         false
     }
 
@@ -421,24 +464,37 @@ impl Parser {
             None | Some(Value::Null) => return None,
             Some(Value::Object(lo)) => lo,
             Some(_) => {
-                self.error("location", "un objet {commune, insee, departement, lat, lon} est attendu");
+                self.error(
+                    "location",
+                    "un objet {commune, insee, departement, lat, lon} est attendu",
+                );
                 return None;
             }
         };
-        let departement = self.opt_string(lo, "departement").map(|d| d.to_ascii_uppercase());
+        let departement = self
+            .opt_string(lo, "departement")
+            .map(|d| d.to_ascii_uppercase());
         if let Some(d) = &departement {
             if vocab::departement(d).is_none() {
-                self.error("location.departement", format!("« {d} » n'est pas un code de département (ex. 07, 63, 2A, 974)"));
+                self.error(
+                    "location.departement",
+                    format!("« {d} » n'est pas un code de département (ex. 07, 63, 2A, 974)"),
+                );
             }
         }
         let insee = self.opt_string(lo, "insee");
         if let Some(code) = &insee {
             let ok = code.len() == 5
                 && code.chars().all(|c| c.is_ascii_alphanumeric())
-                && (code[..2].chars().all(|c| c.is_ascii_digit()) || code[..2].eq_ignore_ascii_case("2A") || code[..2].eq_ignore_ascii_case("2B"))
+                && (code[..2].chars().all(|c| c.is_ascii_digit())
+                    || code[..2].eq_ignore_ascii_case("2A")
+                    || code[..2].eq_ignore_ascii_case("2B"))
                 && code[2..].chars().all(|c| c.is_ascii_digit());
             if !ok {
-                self.error("location.insee", format!("« {code} » n'est pas un code commune INSEE (5 caractères, ex. 63113)"));
+                self.error(
+                    "location.insee",
+                    format!("« {code} » n'est pas un code commune INSEE (5 caractères, ex. 63113)"),
+                );
             }
         }
         let lat = self.number(lo, "lat", "location.lat");
@@ -449,7 +505,13 @@ impl Parser {
         if lon.is_some_and(|x| !(-180.0..=180.0).contains(&x)) {
             self.error("location.lon", "longitude entre -180 et 180 attendue");
         }
-        Some(Location { commune: self.opt_string(lo, "commune"), insee, departement, lat, lon })
+        Some(Location {
+            commune: self.opt_string(lo, "commune"),
+            insee,
+            departement,
+            lat,
+            lon,
+        })
     }
 
     fn designers(&mut self, o: &Map<String, Value>) -> Vec<Designer> {
@@ -467,7 +529,9 @@ impl Parser {
                 self.error("designers", "chaque concepteur est un objet {role, name}");
                 continue;
             };
-            let role = self.opt_code(d, "role", DESIGNER_ROLES).unwrap_or_else(|| "autre".into());
+            let role = self
+                .opt_code(d, "role", DESIGNER_ROLES)
+                .unwrap_or_else(|| "autre".into());
             match self.opt_string(d, "name") {
                 Some(name) => out.push(Designer { role, name }),
                 None => self.error("designers.name", "nom du concepteur obligatoire"),
@@ -491,7 +555,10 @@ impl Parser {
             match time::Date::parse(&s, &fmt) {
                 Ok(date) => Some((s, date)),
                 Err(_) => {
-                    p.error(&format!("dates.{k}"), format!("« {s} » n'est pas une date AAAA-MM-JJ"));
+                    p.error(
+                        &format!("dates.{k}"),
+                        format!("« {s} » n'est pas une date AAAA-MM-JJ"),
+                    );
                     None
                 }
             }
@@ -503,7 +570,10 @@ impl Parser {
                 self.error("dates.end", "la date de fin précède la date de début");
             }
         }
-        Some(Dates { start: start.map(|x| x.0), end: end.map(|x| x.0) })
+        Some(Dates {
+            start: start.map(|x| x.0),
+            end: end.map(|x| x.0),
+        })
     }
 
     fn links(&mut self, o: &Map<String, Value>) -> Vec<Link> {
@@ -523,9 +593,15 @@ impl Parser {
             };
             match self.opt_string(l, "url") {
                 Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                    out.push(Link { url, label: self.opt_string(l, "label") })
+                    out.push(Link {
+                        url,
+                        label: self.opt_string(l, "label"),
+                    })
                 }
-                Some(url) => self.error("links.url", format!("« {url} » doit commencer par http:// ou https://")),
+                Some(url) => self.error(
+                    "links.url",
+                    format!("« {url} » doit commencer par http:// ou https://"),
+                ),
                 None => self.error("links.url", "adresse obligatoire"),
             }
         }
@@ -556,7 +632,17 @@ mod tests {
         let bad = json!({"kind":"maison","office":"caue-99","year":"2016","location":{"departement":"00","lat":123.0,"insee":"ABC"},"themes":["habitat","plage"],"summary":"x".repeat(301)});
         let errs = Resource::from_json(&bad).unwrap_err().0;
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        for f in ["kind", "title", "office", "year", "location.departement", "location.lat", "location.insee", "themes", "summary"] {
+        for f in [
+            "kind",
+            "title",
+            "office",
+            "year",
+            "location.departement",
+            "location.lat",
+            "location.insee",
+            "themes",
+            "summary",
+        ] {
             assert!(fields.contains(&f), "missing error for {f}: {errs:?}");
         }
         let kind = errs.iter().find(|e| e.field == "kind").unwrap();

@@ -70,6 +70,9 @@ impl HeadsHash {
     }
 }
 
+/// One bucket's number and its `(id, heads hash)` entries.
+pub type BucketList = (usize, Vec<(DocumentId, HeadsHash)>);
+
 /// What a write did to a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -97,7 +100,8 @@ pub type ChangeObserver = Box<dyn Fn(&DocChange) + Send + Sync>;
 /// Derives index entries from a document; called inside every write, so the entries land in
 /// the same atomic batch as the document change, whoever wrote it (user, sync, browser).
 pub trait Indexer: Send + Sync {
-    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch) -> Result<(), StoreError>;
+    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch)
+        -> Result<(), StoreError>;
 }
 
 /// The document store of one replica or relay.
@@ -133,7 +137,10 @@ impl DocStore {
 
     /// A store whose every write also runs `indexer`.
     pub fn with_indexer(kv: Arc<dyn Kv>, indexer: Box<dyn Indexer>) -> Self {
-        Self { indexer: Some(indexer), ..Self::new(kv) }
+        Self {
+            indexer: Some(indexer),
+            ..Self::new(kv)
+        }
     }
 
     /// Runs the indexer over one stored document (rebuilding derived indexes).
@@ -169,7 +176,10 @@ impl DocStore {
     /// the store lacks keeps the received bytes as its snapshot, with no re-encoding.
     pub fn apply_bytes(&self, id: &DocumentId, bytes: &[u8]) -> Result<Written, StoreError> {
         if bytes.len() > MAX_DOCUMENT_BYTES {
-            return Err(StoreError::TooLarge { id: *id, size: bytes.len() });
+            return Err(StoreError::TooLarge {
+                id: *id,
+                size: bytes.len(),
+            });
         }
         if !self.contains(id)? {
             let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
@@ -178,10 +188,17 @@ impl DocStore {
                 // arrived yet are queued instead of failing the whole input.
                 let mut doc = new_doc();
                 doc.load_incremental(bytes)
-                    .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })?;
+                    .map_err(|e| StoreError::Corrupt {
+                        id: *id,
+                        reason: e.to_string(),
+                    })?;
                 let heads = doc.get_heads();
                 if heads.is_empty() {
-                    return Ok(Written { id: *id, changed: false, heads });
+                    return Ok(Written {
+                        id: *id,
+                        changed: false,
+                        heads,
+                    });
                 }
                 let mut batch = Batch::default();
                 // Changes whose dependencies are missing are held in memory by Automerge, not
@@ -200,13 +217,20 @@ impl DocStore {
                 self.kv.apply(batch)?;
                 self.update_digest(id, None, Some(hash));
                 self.notify(id, hash, || doc.save());
-                return Ok(Written { id: *id, changed: true, heads });
+                return Ok(Written {
+                    id: *id,
+                    changed: true,
+                    heads,
+                });
             }
         }
         let ((), written) = self.update(id, |doc, _| {
             doc.load_incremental(bytes)
                 .map(|_| ())
-                .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })
+                .map_err(|e| StoreError::Corrupt {
+                    id: *id,
+                    reason: e.to_string(),
+                })
         })?;
         Ok(written)
     }
@@ -217,7 +241,11 @@ impl DocStore {
         }
         let change_observers = lock(&self.change_observers);
         if !change_observers.is_empty() {
-            let change = DocChange { id: *id, heads, changes: changes() };
+            let change = DocChange {
+                id: *id,
+                heads,
+                changes: changes(),
+            };
             for o in change_observers.iter() {
                 o(&change);
             }
@@ -252,7 +280,10 @@ impl DocStore {
 
     /// The heads hash of a document, from the index (no document is loaded).
     pub fn heads_hash(&self, id: &DocumentId) -> Result<Option<HeadsHash>, StoreError> {
-        Ok(self.kv.get(&heads_key(id))?.and_then(|v| v.try_into().ok().map(HeadsHash)))
+        Ok(self
+            .kv
+            .get(&heads_key(id))?
+            .and_then(|v| v.try_into().ok().map(HeadsHash)))
     }
 
     /// Loads (or creates empty) a document, lets `f` change it, and stores what changed in one
@@ -274,7 +305,11 @@ impl DocStore {
             saved.extend_from_slice(v);
             true
         })?;
-        let mut doc = if chunks.is_empty() { new_doc() } else { decode(id, &saved)? };
+        let mut doc = if chunks.is_empty() {
+            new_doc()
+        } else {
+            decode(id, &saved)?
+        };
         drop(saved);
         if let Some(actor) = &self.actor {
             doc.set_actor(actor.clone());
@@ -284,7 +319,14 @@ impl DocStore {
         let result = f(&mut doc, &mut batch)?;
         let heads = doc.get_heads();
         if heads == old_heads && batch.is_empty() {
-            return Ok((result, Written { id: *id, changed: false, heads }));
+            return Ok((
+                result,
+                Written {
+                    id: *id,
+                    changed: false,
+                    heads,
+                },
+            ));
         }
         if heads != old_heads {
             let next = chunks.last().map(|(seq, _)| seq + 1).unwrap_or(0);
@@ -317,7 +359,14 @@ impl DocStore {
                 o(id);
             }
         }
-        Ok((result, Written { id: *id, changed: heads != old_heads, heads }))
+        Ok((
+            result,
+            Written {
+                id: *id,
+                changed: heads != old_heads,
+                heads,
+            },
+        ))
     }
 
     /// Flushes every write so far to disk.
@@ -330,10 +379,11 @@ impl DocStore {
         &self,
         f: &mut dyn FnMut(DocumentId, HeadsHash) -> bool,
     ) -> Result<(), StoreError> {
-        self.kv.for_each_prefix(&[HEADS], &mut |k, v| match parse_heads(k, v) {
-            Some((id, h)) => f(id, h),
-            None => true,
-        })
+        self.kv
+            .for_each_prefix(&[HEADS], &mut |k, v| match parse_heads(k, v) {
+                Some((id, h)) => f(id, h),
+                None => true,
+            })
     }
 
     /// Number of documents held.
@@ -366,7 +416,10 @@ impl DocStore {
     }
 
     /// The `(id, heads hash)` entries of one bucket.
-    pub fn bucket_entries(&self, bucket: usize) -> Result<Vec<(DocumentId, HeadsHash)>, StoreError> {
+    pub fn bucket_entries(
+        &self,
+        bucket: usize,
+    ) -> Result<Vec<(DocumentId, HeadsHash)>, StoreError> {
         // Ids are random, so a bucket is not a key range: scan the heads index. At 100,000
         // documents this reads ~5 MB of keys, done once per differing bucket *set* by callers
         // that ask for many buckets through `entries_of_buckets`.
@@ -381,10 +434,7 @@ impl DocStore {
     }
 
     /// The entries of several buckets in one scan of the heads index.
-    pub fn entries_of_buckets(
-        &self,
-        buckets: &[usize],
-    ) -> Result<Vec<(usize, Vec<(DocumentId, HeadsHash)>)>, StoreError> {
+    pub fn entries_of_buckets(&self, buckets: &[usize]) -> Result<Vec<BucketList>, StoreError> {
         let mut wanted = vec![None; BUCKETS];
         for (i, b) in buckets.iter().enumerate() {
             if *b < BUCKETS {
@@ -418,11 +468,16 @@ impl DocStore {
 /// Decodes saved bytes, refusing oversized input before Automerge allocates for it.
 pub fn decode(id: &DocumentId, bytes: &[u8]) -> Result<AutoCommit, StoreError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(StoreError::TooLarge { id: *id, size: bytes.len() });
+        return Err(StoreError::TooLarge {
+            id: *id,
+            size: bytes.len(),
+        });
     }
     let options = automerge::LoadOptions::new().text_encoding(TEXT_ENCODING);
-    AutoCommit::load_with_options(bytes, options)
-        .map_err(|e| StoreError::Corrupt { id: *id, reason: e.to_string() })
+    AutoCommit::load_with_options(bytes, options).map_err(|e| StoreError::Corrupt {
+        id: *id,
+        reason: e.to_string(),
+    })
 }
 
 /// How text positions are counted in every document we open. autosurgeon's `Text` splices by
@@ -497,7 +552,10 @@ mod tests {
 
     fn set(store: &DocStore, id: &DocumentId, key: &str, value: i64) -> Written {
         store
-            .update(id, |doc, _| doc.put(automerge::ROOT, key, value).map_err(StoreError::from))
+            .update(id, |doc, _| {
+                doc.put(automerge::ROOT, key, value)
+                    .map_err(StoreError::from)
+            })
             .unwrap()
             .1
     }
@@ -510,14 +568,23 @@ mod tests {
             assert!(set(&store, &id, "n", i).changed);
         }
         let mut chunks = 0;
-        store.kv().for_each_prefix(&chunk_prefix(&id), &mut |_, _| {
-            chunks += 1;
-            true
-        }).unwrap();
-        assert!(chunks < MAX_INCREMENTAL_CHUNKS as usize, "compaction kept {chunks} chunks");
+        store
+            .kv()
+            .for_each_prefix(&chunk_prefix(&id), &mut |_, _| {
+                chunks += 1;
+                true
+            })
+            .unwrap();
+        assert!(
+            chunks < MAX_INCREMENTAL_CHUNKS as usize,
+            "compaction kept {chunks} chunks"
+        );
         let doc = store.load(&id).unwrap().unwrap();
         let (v, _) = doc.get(automerge::ROOT, "n").unwrap().unwrap();
-        assert_eq!(v.as_scalar().and_then(|s| s.as_i64()), Some(MAX_INCREMENTAL_CHUNKS as i64 + 4));
+        assert_eq!(
+            v.as_scalar().and_then(|s| s.as_i64()),
+            Some(MAX_INCREMENTAL_CHUNKS as i64 + 4)
+        );
     }
 
     #[test]
@@ -532,7 +599,9 @@ mod tests {
     #[test]
     fn digests_follow_writes_and_match_a_fresh_scan() {
         let store = DocStore::in_memory();
-        let ids: Vec<_> = (0..50).map(|i| DocumentId::derived(&i.to_string())).collect();
+        let ids: Vec<_> = (0..50)
+            .map(|i| DocumentId::derived(&i.to_string()))
+            .collect();
         let empty = store.bucket_digests().unwrap();
         for id in &ids {
             set(&store, id, "x", 1);
@@ -543,7 +612,11 @@ mod tests {
         let rescanned = DocStore::new(store.kv().clone()).bucket_digests().unwrap();
         assert_eq!(live, rescanned);
         let b = ids[3].bucket(BUCKETS);
-        assert!(store.bucket_entries(b).unwrap().iter().any(|(id, _)| *id == ids[3]));
+        assert!(store
+            .bucket_entries(b)
+            .unwrap()
+            .iter()
+            .any(|(id, _)| *id == ids[3]));
     }
 
     #[test]
@@ -551,6 +624,9 @@ mod tests {
         let id = DocumentId::derived("c");
         let err = decode(&id, &vec![0u8; MAX_DOCUMENT_BYTES + 1]).unwrap_err();
         assert!(matches!(err, StoreError::TooLarge { .. }));
-        assert!(matches!(decode(&id, b"garbage").unwrap_err(), StoreError::Corrupt { .. }));
+        assert!(matches!(
+            decode(&id, b"garbage").unwrap_err(),
+            StoreError::Corrupt { .. }
+        ));
     }
 }

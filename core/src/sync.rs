@@ -216,7 +216,8 @@ impl Session {
                 if ids.len() > WANT_BATCH {
                     return Err(SyncError::Protocol(format!("want of {} ids", ids.len())));
                 }
-                self.to_send.extend(ids.into_iter().map(DocumentId::from_bytes));
+                self.to_send
+                    .extend(ids.into_iter().map(DocumentId::from_bytes));
                 Ok(())
             }
             Message::Docs { docs } => self.on_docs(docs),
@@ -230,7 +231,10 @@ impl Session {
             return;
         }
         self.stats.docs_sent += 1;
-        self.push_docs(DocBytes { id: *change.id.as_bytes(), bytes: change.changes.clone() });
+        self.push_docs(DocBytes {
+            id: *change.id.as_bytes(),
+            bytes: change.changes.clone(),
+        });
     }
 
     /// The next frame to send, if any. Call until `None` after every input.
@@ -283,7 +287,13 @@ impl Session {
         self.awaiting_entries = true;
         self.round_differs = false;
         let digests = self.store.bucket_digests()?;
-        self.frames.push_back(Message::Summary { round: self.round, digests }.encode());
+        self.frames.push_back(
+            Message::Summary {
+                round: self.round,
+                digests,
+            }
+            .encode(),
+        );
         Ok(())
     }
 
@@ -292,7 +302,10 @@ impl Session {
             return Err(SyncError::Protocol("summary sent to the initiator".into()));
         }
         if digests.len() != BUCKETS {
-            return Err(SyncError::Protocol(format!("summary of {} buckets", digests.len())));
+            return Err(SyncError::Protocol(format!(
+                "summary of {} buckets",
+                digests.len()
+            )));
         }
         // Everything received so far is on disk before we tell the peer what we hold.
         self.store.flush()?;
@@ -305,18 +318,34 @@ impl Session {
             count += list.len();
             buckets.push(BucketEntries {
                 bucket: bucket as u16,
-                entries: list.into_iter().map(|(id, h)| (*id.as_bytes(), h.0)).collect(),
+                entries: list
+                    .into_iter()
+                    .map(|(id, h)| (*id.as_bytes(), h.0))
+                    .collect(),
             });
             if count >= ENTRIES_BATCH {
-                self.frames.push_back(Message::Entries { round, buckets: std::mem::take(&mut buckets) }.encode());
+                self.frames.push_back(
+                    Message::Entries {
+                        round,
+                        buckets: std::mem::take(&mut buckets),
+                    }
+                    .encode(),
+                );
                 count = 0;
             }
         }
         if !buckets.is_empty() {
-            self.frames.push_back(Message::Entries { round, buckets }.encode());
+            self.frames
+                .push_back(Message::Entries { round, buckets }.encode());
         }
         // An empty `Entries` closes the round (and alone means "in sync").
-        self.frames.push_back(Message::Entries { round, buckets: Vec::new() }.encode());
+        self.frames.push_back(
+            Message::Entries {
+                round,
+                buckets: Vec::new(),
+            }
+            .encode(),
+        );
         Ok(())
     }
 
@@ -365,7 +394,12 @@ impl Session {
             }
         }
         for chunk in want.chunks(WANT_BATCH) {
-            self.frames.push_back(Message::Want { ids: chunk.to_vec() }.encode());
+            self.frames.push_back(
+                Message::Want {
+                    ids: chunk.to_vec(),
+                }
+                .encode(),
+            );
         }
         Ok(())
     }
@@ -379,8 +413,10 @@ impl Session {
                 self.stats.refused_changes += 1;
                 continue;
             }
-            crate::sync_guard::check_chunk(&d.bytes)
-                .map_err(|e| SyncError::BadDocument { id, reason: e.to_string() })?;
+            crate::sync_guard::check_chunk(&d.bytes).map_err(|e| SyncError::BadDocument {
+                id,
+                reason: e.to_string(),
+            })?;
             let written = guarded(&id, || self.store.apply_bytes(&id, &d.bytes))?;
             if written.changed {
                 changed = true;
@@ -479,11 +515,17 @@ impl Session {
         match msg {
             Some(bytes) => {
                 self.syncing.insert(id, state);
-                self.push_sync(DocBytes { id: *id.as_bytes(), bytes });
+                self.push_sync(DocBytes {
+                    id: *id.as_bytes(),
+                    bytes,
+                });
             }
             None => {
                 if must_answer {
-                    self.push_sync(DocBytes { id: *id.as_bytes(), bytes: Vec::new() });
+                    self.push_sync(DocBytes {
+                        id: *id.as_bytes(),
+                        bytes: Vec::new(),
+                    });
                 }
                 self.finish_sync(&id);
             }
@@ -540,7 +582,10 @@ impl Session {
                     if let Some(office) = self.office_of.as_ref().and_then(|f| f(&id)) {
                         *self.stats.sent_by_office.entry(office).or_default() += 1;
                     }
-                    let full = self.push_docs(DocBytes { id: *id.as_bytes(), bytes });
+                    let full = self.push_docs(DocBytes {
+                        id: *id.as_bytes(),
+                        bytes,
+                    });
                     if full {
                         return;
                     }
@@ -597,17 +642,23 @@ fn guarded<T>(id: &DocumentId, f: impl FnOnce() -> Result<T, StoreError>) -> Res
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(StoreError::Corrupt { id, reason })) => Err(SyncError::BadDocument { id, reason }),
-        Ok(Err(StoreError::TooLarge { id, size })) => {
-            Err(SyncError::BadDocument { id, reason: format!("document of {size} bytes") })
-        }
+        Ok(Err(StoreError::TooLarge { id, size })) => Err(SyncError::BadDocument {
+            id,
+            reason: format!("document of {size} bytes"),
+        }),
         Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(SyncError::BadDocument { id: *id, reason: "automerge panicked".into() }),
+        Err(_) => Err(SyncError::BadDocument {
+            id: *id,
+            reason: "automerge panicked".into(),
+        }),
     }
 }
 
 fn decode_sync_message(id: &DocumentId, bytes: &[u8]) -> Result<am_sync::Message, SyncError> {
-    crate::sync_guard::decode_sync_message(bytes)
-        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+    crate::sync_guard::decode_sync_message(bytes).map_err(|e| SyncError::BadDocument {
+        id: *id,
+        reason: e.to_string(),
+    })
 }
 
 fn receive_sync_message(
@@ -616,8 +667,10 @@ fn receive_sync_message(
     state: &mut am_sync::State,
     msg: am_sync::Message,
 ) -> Result<(), SyncError> {
-    crate::sync_guard::receive_sync_message(doc, state, msg)
-        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+    crate::sync_guard::receive_sync_message(doc, state, msg).map_err(|e| SyncError::BadDocument {
+        id: *id,
+        reason: e.to_string(),
+    })
 }
 
 fn generate_sync_message(
@@ -627,7 +680,10 @@ fn generate_sync_message(
 ) -> Result<Option<Vec<u8>>, SyncError> {
     crate::sync_guard::generate_sync_message(doc, state)
         .map(|m| m.map(am_sync::Message::encode))
-        .map_err(|e| SyncError::BadDocument { id: *id, reason: e.to_string() })
+        .map_err(|e| SyncError::BadDocument {
+            id: *id,
+            reason: e.to_string(),
+        })
 }
 
 pub mod sim;
@@ -643,7 +699,8 @@ mod tests {
     fn put(store: &DocStore, name: &str, key: &str, value: &str) {
         store
             .update(&DocumentId::derived(name), |doc, _| {
-                doc.put(automerge::ROOT, key, value).map_err(StoreError::from)?;
+                doc.put(automerge::ROOT, key, value)
+                    .map_err(StoreError::from)?;
                 doc.commit();
                 Ok::<_, StoreError>(())
             })
@@ -660,7 +717,8 @@ mod tests {
                         .map_err(StoreError::from)?,
                 };
                 let len = doc.length(&obj);
-                doc.splice_text(&obj, len, 0, text).map_err(StoreError::from)?;
+                doc.splice_text(&obj, len, 0, text)
+                    .map_err(StoreError::from)?;
                 doc.commit();
                 Ok::<_, StoreError>(())
             })
@@ -706,7 +764,8 @@ mod tests {
         put(&s[0], "shared", "x", "1");
         append(&s[0], "shared", "début : ");
         let bytes = s[0].saved(&DocumentId::derived("shared")).unwrap().unwrap();
-        s[1].apply_bytes(&DocumentId::derived("shared"), &bytes).unwrap();
+        s[1].apply_bytes(&DocumentId::derived("shared"), &bytes)
+            .unwrap();
         append(&s[0], "shared", "bonjour ");
         append(&s[1], "shared", "salut ");
         let mut net = SimNet::new(1, s.clone());
@@ -760,7 +819,11 @@ mod tests {
         append(&s[0], "r3", "en direct");
         net.run(10_000);
         assert_eq!(text_of(&s[2], "r3"), "en direct");
-        assert!(net.delivered - rounds_before <= 4, "{} frames", net.delivered - rounds_before);
+        assert!(
+            net.delivered - rounds_before <= 4,
+            "{} frames",
+            net.delivered - rounds_before
+        );
         assert!(net.errors.is_empty(), "{:?}", net.errors);
     }
 
@@ -799,12 +862,25 @@ mod tests {
         assert!(session.handle_frame(b"\x07garbage").is_err());
         // SYNC.md's hostile input 1: a Bloom filter with 0 bits per entry.
         let bloom = vec![0x42, 0x00, 0x00, 0x01, 0x00, 0x03, 0x01, 0x00, 0x01, 0x00];
-        let frame = Message::Sync { msgs: vec![DocBytes { id: *DocumentId::derived("doc").as_bytes(), bytes: bloom }] };
+        let frame = Message::Sync {
+            msgs: vec![DocBytes {
+                id: *DocumentId::derived("doc").as_bytes(),
+                bytes: bloom,
+            }],
+        };
         let err = session.handle_frame(&frame.encode()).unwrap_err();
         assert!(matches!(err, SyncError::BadDocument { .. }), "{err}");
-        let frame = Message::Docs { docs: vec![DocBytes { id: [1; 16], bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3] }] };
+        let frame = Message::Docs {
+            docs: vec![DocBytes {
+                id: [1; 16],
+                bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+            }],
+        };
         assert!(session.handle_frame(&frame.encode()).is_err());
-        let frame = Message::Summary { round: 1, digests: vec![[0; 16]; 3] };
+        let frame = Message::Summary {
+            round: 1,
+            digests: vec![[0; 16]; 3],
+        };
         assert!(session.handle_frame(&frame.encode()).is_err());
     }
 
@@ -848,8 +924,8 @@ mod tests {
                 }
             }
             let reference = snapshot(&s[3]);
-            for office in 0..3 {
-                prop_assert_eq!(&snapshot(&s[office]), &reference);
+            for office in &s[..3] {
+                prop_assert_eq!(&snapshot(office), &reference);
             }
         }
     }

@@ -53,7 +53,10 @@ pub fn vocabularies() -> &'static Vocabularies {
 
 /// The codes and labels of one vocabulary, in file order.
 pub fn codes(vocabulary: &str) -> &'static [(String, String)] {
-    vocabularies().get(vocabulary).map(Vec::as_slice).unwrap_or(&[])
+    vocabularies()
+        .get(vocabulary)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// The French label of a code, if the code belongs to the vocabulary.
@@ -116,13 +119,19 @@ mod tests {
         let d = departement("63").unwrap();
         assert_eq!(d.name, "Puy-de-Dôme");
         assert_eq!(d.region, "Auvergne-Rhône-Alpes");
-        assert_eq!(departement("04").unwrap().region, "Provence-Alpes-Côte d'Azur");
+        assert_eq!(
+            departement("04").unwrap().region,
+            "Provence-Alpes-Côte d'Azur"
+        );
         assert!(departement("2A").is_some());
     }
 
     #[test]
     fn vocabulary_labels_are_french() {
-        assert_eq!(label(KINDS, "action"), Some("Action de médiation (animation, sensibilisation)"));
+        assert_eq!(
+            label(KINDS, "action"),
+            Some("Action de médiation (animation, sensibilisation)")
+        );
         assert_eq!(label(SECTORS, "terre"), Some("Terre crue"));
         assert_eq!(label(SECTORS, "beton"), None);
         assert_eq!(codes(THEMES).len(), 12);

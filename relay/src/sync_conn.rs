@@ -98,7 +98,7 @@ pub async fn drive(
         while let Some(frame) = outgoing.recv().await {
             write_frame(&mut send, &frame).await?;
         }
-        send.finish().map_err(|e| FrameError::from(e))?;
+        send.finish().map_err(FrameError::from)?;
         // Wait until the peer has read everything (or gone) before the connection may close.
         let _ = send.stopped().await;
         Ok::<(), FrameError>(())

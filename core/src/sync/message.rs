@@ -19,7 +19,10 @@ pub enum Message {
     /// Digests of every bucket of `(document id, heads hash)` pairs.
     Summary { round: u32, digests: Vec<[u8; 16]> },
     /// The responder's entries for the buckets whose digests differ; empty means "in sync".
-    Entries { round: u32, buckets: Vec<BucketEntries> },
+    Entries {
+        round: u32,
+        buckets: Vec<BucketEntries>,
+    },
     /// Whole documents the initiator lacks, by id.
     Want { ids: Vec<WireId> },
     /// Saved documents or incremental changes (both load with `load_incremental`).
@@ -75,15 +78,26 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_garbage_is_an_error() {
-        let m = Message::Docs { docs: vec![DocBytes { id: [7; 16], bytes: vec![1, 2, 3] }] };
+        let m = Message::Docs {
+            docs: vec![DocBytes {
+                id: [7; 16],
+                bytes: vec![1, 2, 3],
+            }],
+        };
         assert_eq!(Message::decode(&m.encode()).unwrap(), m);
         assert!(Message::decode(&[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
-        assert!(matches!(Message::decode(&vec![0; MAX_FRAME_SIZE + 1]), Err(SyncError::FrameTooLarge(_))));
+        assert!(matches!(
+            Message::decode(&vec![0; MAX_FRAME_SIZE + 1]),
+            Err(SyncError::FrameTooLarge(_))
+        ));
     }
 
     #[test]
     fn an_in_sync_summary_is_small() {
-        let m = Message::Summary { round: 1, digests: vec![[0xab; 16]; crate::store::BUCKETS] };
+        let m = Message::Summary {
+            round: 1,
+            digests: vec![[0xab; 16]; crate::store::BUCKETS],
+        };
         assert!(m.encode().len() < 4200, "{}", m.encode().len());
     }
 }

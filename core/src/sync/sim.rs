@@ -54,7 +54,9 @@ impl SimNet {
                 let q: Arc<Mutex<VecDeque<DocChange>>> = Arc::default();
                 let q2 = q.clone();
                 s.observe_changes(Box::new(move |c| {
-                    q2.lock().unwrap_or_else(|p| p.into_inner()).push_back(c.clone())
+                    q2.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_back(c.clone())
                 }));
                 q
             })
@@ -92,7 +94,8 @@ impl SimNet {
 
     /// Closes every connection touching `peer`.
     pub fn disconnect(&mut self, peer: usize) {
-        self.conns.retain(|c| c.initiator != peer && c.responder != peer);
+        self.conns
+            .retain(|c| c.initiator != peer && c.responder != peer);
     }
 
     /// Closes every connection.
@@ -109,7 +112,15 @@ impl SimNet {
     pub fn describe(&self) -> String {
         self.conns
             .iter()
-            .map(|c| format!("[{} -> {}: {} | {}]", c.initiator, c.responder, c.sessions[0].describe(), c.sessions[1].describe()))
+            .map(|c| {
+                format!(
+                    "[{} -> {}: {} | {}]",
+                    c.initiator,
+                    c.responder,
+                    c.sessions[0].describe(),
+                    c.sessions[1].describe()
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -127,7 +138,11 @@ impl SimNet {
             .conns
             .iter()
             .enumerate()
-            .flat_map(|(i, c)| (0..2).filter(move |s| !c.queues[*s].is_empty()).map(move |s| (i, s)))
+            .flat_map(|(i, c)| {
+                (0..2)
+                    .filter(move |s| !c.queues[*s].is_empty())
+                    .map(move |s| (i, s))
+            })
             .collect();
         if busy.is_empty() {
             return false;
@@ -146,7 +161,11 @@ impl SimNet {
         self.delivered += 1;
         self.bytes += frame.len() as u64;
         if self.trace {
-            let to = if side == 0 { conn.initiator } else { conn.responder };
+            let to = if side == 0 {
+                conn.initiator
+            } else {
+                conn.responder
+            };
             eprintln!("  -> {to}: {}", summarize(&frame));
         }
         let mut result = conn.sessions[side].handle_frame(&frame);
@@ -174,12 +193,19 @@ impl SimNet {
 
     fn fan_out_live(&mut self) {
         for (store, q) in self.live.iter().enumerate() {
-            let changes: Vec<DocChange> =
-                q.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+            let changes: Vec<DocChange> = q
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
             for change in changes {
                 for conn in &mut self.conns {
                     for side in 0..2 {
-                        let owner = if side == 0 { conn.initiator } else { conn.responder };
+                        let owner = if side == 0 {
+                            conn.initiator
+                        } else {
+                            conn.responder
+                        };
                         if owner == store {
                             conn.sessions[side].handle_local_change(&change);
                             pump(conn, side);
@@ -213,11 +239,33 @@ fn summarize(frame: &[u8]) -> String {
             buckets.iter().map(|b| b.entries.len()).sum::<usize>()
         ),
         Ok(Message::Want { ids }) => format!("want {}", ids.len()),
-        Ok(Message::Docs { docs }) => format!("docs {:?}", docs.iter().map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len())).collect::<Vec<_>>()),
-        Ok(Message::Sync { msgs }) => format!("sync {:?}", msgs.iter().map(|d| {
-            let m = automerge::sync::Message::decode(&d.bytes).ok();
-            (crate::DocumentId::from_bytes(d.id), d.bytes.len(), m.map(|m| format!("heads {:?} need {:?} have {} changes {}", m.heads, m.need, m.have.len(), m.changes.len())))
-        }).collect::<Vec<_>>()),
+        Ok(Message::Docs { docs }) => format!(
+            "docs {:?}",
+            docs.iter()
+                .map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len()))
+                .collect::<Vec<_>>()
+        ),
+        Ok(Message::Sync { msgs }) => format!(
+            "sync {:?}",
+            msgs.iter()
+                .map(|d| {
+                    let m = automerge::sync::Message::decode(&d.bytes).ok();
+                    (
+                        crate::DocumentId::from_bytes(d.id),
+                        d.bytes.len(),
+                        m.map(|m| {
+                            format!(
+                                "heads {:?} need {:?} have {} changes {}",
+                                m.heads,
+                                m.need,
+                                m.have.len(),
+                                m.changes.len()
+                            )
+                        }),
+                    )
+                })
+                .collect::<Vec<_>>()
+        ),
         Err(e) => format!("undecodable: {e}"),
     }
 }
