@@ -52,24 +52,27 @@ pub struct Word {
     pub stem: String,
 }
 
-/// Analyzes `text` into words with both forms; used for queries and snippets.
+/// Analyzes `text` into words with both forms; used for queries.
 pub fn words(text: &str) -> Vec<Word> {
-    let mut out = Vec::new();
-    let mut exact = exact_analyzer();
-    let mut stream = exact.token_stream(text);
-    while let Some(t) = stream.next() {
-        out.push(Word {
-            from: t.offset_from,
-            to: t.offset_to,
-            exact: t.text.clone(),
-            stem: String::new(),
-        });
-    }
+    let mut out = exact_words(text);
     let mut stem = stem_analyzer();
     for w in &mut out {
         w.stem = stem_word(&mut stem, &w.exact);
     }
     out
+}
+
+/// Analyzes `text` into words with their exact form only (`stem` left empty).
+pub fn exact_words(text: &str) -> Vec<Word> {
+    tokenize(text)
+        .into_iter()
+        .map(|t| Word {
+            from: t.offset_from,
+            to: t.offset_to,
+            exact: t.text,
+            stem: String::new(),
+        })
+        .collect()
 }
 
 /// Stems one already folded word.

@@ -109,12 +109,18 @@ impl SegmentCollector for FacetSegmentCollector {
         let mut out = FacetCounts::new();
         for (facet, column, counts) in self.columns {
             let values = out.entry(facet.name().to_string()).or_default();
-            let mut value = String::new();
-            for (ord, count) in counts.into_iter().enumerate() {
-                if count > 0 && column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
-                    *values.entry(value.clone()).or_default() += count;
+            let ords: Vec<u64> = (0..counts.len() as u64)
+                .filter(|&ord| counts[ord as usize] > 0)
+                .collect();
+            // One pass over the dictionary for all values (each lookup on its own would
+            // decompress a dictionary block again).
+            let mut found = ords.iter();
+            let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                if let Some(&ord) = found.next() {
+                    let value = String::from_utf8_lossy(bytes).into_owned();
+                    *values.entry(value).or_default() += counts[ord as usize];
                 }
-            }
+            });
         }
         if let Some((_, counts)) = self.year {
             let values = out.entry(YEAR_FACET.to_string()).or_default();

@@ -6,6 +6,8 @@
 //!   French prose; any in the source are dropped, so the markers are unambiguous.
 //! - `html`: the same text HTML-escaped, each match in `<mark>…</mark>`.
 
+use std::collections::HashSet;
+
 use super::analysis::{self, is_stop_word};
 use super::query::Highlight;
 
@@ -48,12 +50,40 @@ pub fn snippet(summary: &str, description: &str, hl: &Highlight) -> Snippet {
 
 /// Byte spans of the highlighted words of `text`.
 fn matches(text: &str, hl: &Highlight) -> Vec<(usize, usize)> {
-    analysis::words(text)
+    // Stemming every word of a long description is the costly part: only words that start
+    // like one of the highlighted stems are stemmed (a French stem keeps the first letters).
+    let n = hl
+        .stem
+        .iter()
+        .map(|s| s.chars().count())
+        .min()
+        .unwrap_or(0)
+        .min(HEAD_CHARS);
+    let heads: HashSet<&str> = hl.stem.iter().map(|s| head(s, n)).collect();
+    let mut stemmer = analysis::stem_analyzer();
+    analysis::exact_words(text)
         .into_iter()
         .filter(|w| !is_stop_word(&w.exact))
-        .filter(|w| hl.exact.contains(&w.exact) || hl.stem.contains(&w.stem))
+        .filter(|w| {
+            hl.exact.contains(&w.exact)
+                || (heads.contains(head(&w.exact, n))
+                    && hl
+                        .stem
+                        .contains(&analysis::stem_word(&mut stemmer, &w.exact)))
+        })
         .map(|w| (w.from, w.to))
         .collect()
+}
+
+/// Letters of a word compared before stemming it.
+const HEAD_CHARS: usize = 3;
+
+/// The first `n` characters of a word.
+fn head(word: &str, n: usize) -> &str {
+    match word.char_indices().nth(n) {
+        Some((i, _)) => &word[..i],
+        None => word,
+    }
 }
 
 /// Cuts the window with the most matches and marks them.
