@@ -26,7 +26,7 @@ pub struct Office {
     pub office: String,
     pub replica: Arc<Replica>,
     pub web: WebHandle,
-    agent: Arc<SyncAgent>,
+    pub agent: Arc<SyncAgent>,
 }
 
 /// Everything the demo started.
@@ -92,12 +92,17 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
     for (replica, identity) in replicas.into_iter().zip(identities) {
         let office = replica.office().to_string();
         let live = LiveChanges::attach(replica.store());
+        let settled = replica.clone();
         let agent = Arc::new(SyncAgent::spawn(
             replica.store().clone(),
             live,
             identity,
             target.clone(),
-            Arc::new(|| {}),
+            Arc::new(move || {
+                if let Err(e) = settled.record_synced() {
+                    tracing::warn!(error = %e, "recording what the relay holds");
+                }
+            }),
         ));
         let port = OFFICES
             .iter()
@@ -110,7 +115,7 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             Arc::new(IndexedSearch::new(replica.clone(), index).map_err(|e| anyhow::anyhow!(e))?);
         let config = |listen| WebConfig {
             listen,
-            sync: Some(Arc::new(AgentStatus(agent.clone())) as Arc<dyn SyncStatus>),
+            sync: Some(Arc::new(AgentStatus(agent.clone(), replica.clone())) as Arc<dyn SyncStatus>),
             search: Some(search.clone()),
             ..WebConfig::default()
         };
@@ -136,8 +141,8 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
     Ok(LiveDemo { relay, offices })
 }
 
-/// The web app's view of a sync agent.
-struct AgentStatus(Arc<SyncAgent>);
+/// The web app's view of a sync agent and of what the replica holds that the relay lacks.
+pub struct AgentStatus(pub Arc<SyncAgent>, pub Arc<Replica>);
 
 impl SyncStatus for AgentStatus {
     fn status(&self) -> SyncState {
@@ -145,7 +150,7 @@ impl SyncStatus for AgentStatus {
         SyncState {
             connected: s.connected,
             relay: Some(s.relay),
-            pending_changes: 0,
+            pending_changes: self.1.unsynced().map(|u| u.len()).unwrap_or(0),
             last_sync: s.last_sync_ms,
         }
     }

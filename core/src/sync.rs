@@ -99,6 +99,8 @@ pub struct SyncStats {
     pub refused_changes: u64,
     /// True once a reconciliation round found both sides holding the same documents.
     pub settled: bool,
+    /// Rounds that ended in sync (live sessions confirm every burst of local changes).
+    pub settled_rounds: u64,
 }
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
@@ -115,6 +117,8 @@ pub struct Session {
     awaiting_entries: bool,
     /// Whether any `Entries` frame of the current round listed a bucket.
     round_differs: bool,
+    /// The last round that ended in sync: `MAX_ROUNDS` counts from there.
+    settled_at_round: u32,
     converged: bool,
     wanted: BTreeSet<DocumentId>,
     syncing: BTreeMap<DocumentId, am_sync::State>,
@@ -146,6 +150,7 @@ impl Session {
             round: 0,
             awaiting_entries: false,
             round_differs: false,
+            settled_at_round: 0,
             converged: false,
             wanted: BTreeSet::new(),
             syncing: BTreeMap::new(),
@@ -188,7 +193,11 @@ impl Session {
 
     /// True when the initiator ran `MAX_ROUNDS` without settling.
     pub fn gave_up(&self) -> bool {
-        !self.converged && self.round >= MAX_ROUNDS && self.is_idle()
+        !self.converged && self.rounds_unsettled() >= MAX_ROUNDS && self.is_idle()
+    }
+
+    fn rounds_unsettled(&self) -> u32 {
+        self.round - self.settled_at_round
     }
 
     pub fn stats(&self) -> &SyncStats {
@@ -235,6 +244,11 @@ impl Session {
             id: *change.id.as_bytes(),
             bytes: change.changes.clone(),
         });
+        // An initiator confirms with a new round once the change is out: the responder flushes
+        // before answering, so a settled round means the change is safe on the other side.
+        if self.role == Role::Initiator && self.round > 0 {
+            self.converged = false;
+        }
     }
 
     /// The next frame to send, if any. Call until `None` after every input.
@@ -261,7 +275,7 @@ impl Session {
                 && self.round > 0
                 && !self.converged
                 && self.is_idle()
-                && self.round < MAX_ROUNDS
+                && self.rounds_unsettled() < MAX_ROUNDS
             {
                 // Everything this round asked for has arrived: check with a new round.
                 if self.send_summary().is_err() {
@@ -362,6 +376,8 @@ impl Session {
             if !self.round_differs && self.is_idle() {
                 self.converged = true;
                 self.stats.settled = true;
+                self.stats.settled_rounds += 1;
+                self.settled_at_round = self.round;
             }
             return Ok(());
         }

@@ -190,15 +190,15 @@ async fn session_once(
     let rx = live.subscribe();
     let mut session = Session::new(store.clone(), Role::Initiator);
     session.start().map_err(|e| e.to_string())?;
-    let mut was_settled = false;
+    let mut settled_rounds = 0;
     let status2 = status.clone();
     let on_settled = on_settled.clone();
     let progress = move |stats: &atelier_core::sync::SyncStats| {
         let mut s = lock(&status2);
         s.docs_received = stats.docs_received;
         s.docs_sent = stats.docs_sent;
-        if stats.settled && !was_settled {
-            was_settled = true;
+        if stats.settled_rounds > settled_rounds {
+            settled_rounds = stats.settled_rounds;
             s.connected = true;
             s.last_sync_ms = Some(now_ms());
             drop(s);
