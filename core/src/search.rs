@@ -1044,10 +1044,17 @@ mod tests {
             limit: 0,
             ..by(Sort::Date)
         };
+        // Nothing scored: facets are counted by blocks of documents.
         let r = index.search(&counts_only).unwrap();
         assert!(r.hits.is_empty());
         assert_eq!(r.total, 4);
         assert_eq!(r.facets["kind"]["realisation"], 2);
+        assert_eq!(r.facets["sector"]["bois"], 1);
+        assert_eq!(r.facets["sector"]["terre"], 1);
+        assert_eq!(r.facets["sector"]["pierre"], 1);
+        assert_eq!(r.facets["departement"]["15"], 2);
+        assert_eq!(r.facets["year"]["2020-2029"], 1);
+        assert_eq!(r.facets["status"]["publie"], 4);
     }
 
     #[test]

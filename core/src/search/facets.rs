@@ -36,6 +36,10 @@ impl FacetCollector {
 pub struct FacetSegmentCollector {
     columns: Vec<(Facet, StrColumn, Vec<u64>)>,
     year: Option<(Column<i64>, BTreeMap<i64, u64>)>,
+    /// Buffers of `collect_block`, kept between blocks.
+    docs: Vec<DocId>,
+    rows: Vec<u32>,
+    ords: Vec<u64>,
 }
 
 impl Collector for FacetCollector {
@@ -62,7 +66,13 @@ impl Collector for FacetCollector {
         } else {
             None
         };
-        Ok(FacetSegmentCollector { columns, year })
+        Ok(FacetSegmentCollector {
+            columns,
+            year,
+            docs: Vec::new(),
+            rows: Vec::new(),
+            ords: Vec::new(),
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -101,6 +111,30 @@ impl SegmentCollector for FacetSegmentCollector {
         if let Some((column, counts)) = &mut self.year {
             if let Some(year) = column.first(doc) {
                 *counts.entry(year.div_euclid(10) * 10).or_default() += 1;
+            }
+        }
+    }
+
+    /// Blocks of documents (when nothing is scored and nothing deleted): the columns are read
+    /// in batches rather than one document at a time.
+    fn collect_block(&mut self, docs: &[DocId]) {
+        for (_, column, counts) in &mut self.columns {
+            let ords = column.ords();
+            self.docs.clear();
+            self.rows.clear();
+            ords.row_ids_for_docs(docs, &mut self.docs, &mut self.rows);
+            self.ords.clear();
+            self.ords.resize(self.rows.len(), 0);
+            ords.values.get_vals(&self.rows, &mut self.ords);
+            for &ord in &self.ords {
+                counts[ord as usize] += 1;
+            }
+        }
+        if let Some((column, counts)) = &mut self.year {
+            for &doc in docs {
+                if let Some(year) = column.first(doc) {
+                    *counts.entry(year.div_euclid(10) * 10).or_default() += 1;
+                }
             }
         }
     }
