@@ -5,6 +5,7 @@ pub mod import;
 pub mod search_bench;
 pub mod search_eval;
 pub mod search_try;
+pub mod sync;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ pub enum Command {
     SearchTry(search_try::Args),
     /// Imports a corpus into a fresh replica: throughput, size on disk, reopen and list, memory.
     Import(import::Args),
+    /// Corpus sync through a relay over QUIC: fresh pull, resync, edit latency, JS baseline.
+    Sync(sync::Args),
 }
 
 /// Runs a parsed command line.
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SearchBench(args) => search_bench::run(&args),
         Command::SearchTry(args) => search_try::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Sync(args) => sync::run(&args),
     }
 }

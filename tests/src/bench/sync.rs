@@ -1,0 +1,871 @@
+//! `sync`: corpus sync over real QUIC on loopback, against the relay binary run as a child
+//! process (`atelier-relay serve`), so that the relay's memory and the pulling replica's are
+//! measured apart; and the same workload through JavaScript automerge-repo's own sync server
+//! (Node, `tests/js/bench/`) as a baseline.
+//!
+//! Measures, for each corpus size: a fresh replica pulling the corpus (seconds, bytes, round
+//! trips, peak RSS of the pulling process and of the relay), a resync with nothing new (bytes,
+//! round trips), and one edit's propagation from office A to office B, both live (median and
+//! p99). The fresh pull runs in a child process of this benchmark (this binary again, with the
+//! hidden `--pull-into`), so its peak RSS is that of a replica doing nothing else.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use atelier_core::document::Edit;
+use atelier_core::jsonl;
+use atelier_core::replica::{ListFilter, Replica};
+use atelier_core::sync::{Role, Session, SyncStats};
+use atelier_core::{DocumentId, Resource};
+use atelier_relay::access::AccessStore;
+use atelier_relay::client;
+use atelier_relay::handshake::CloseCode;
+use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// Bound on one Atelier sync; far above what any size here takes.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
+/// Bound on one edit reaching the other office.
+const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Edits made before timing starts (connections and caches warm up).
+const WARM_UP_EDITS: usize = 5;
+/// Documents the timed edits cycle through.
+const EDITED_DOCS: usize = 20;
+
+/// Pulls a corpus into a fresh replica through a relay, resyncs, and times live edits; the same
+/// with JavaScript automerge-repo's sync server (`--baseline N`). Prints a table.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus in the JSON Lines interchange format (FORMAT.md), e.g. `gen-corpus.py --count
+    /// 10000 --seed 1`.
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Also measure Atelier on the first N resources of the corpus (repeatable), e.g. the
+    /// baseline's size.
+    #[arg(long = "size")]
+    pub sizes: Vec<usize>,
+    /// A larger corpus (e.g. 100,000 resources) for the resync with nothing new.
+    #[arg(long)]
+    pub large_corpus: Option<PathBuf>,
+    /// The relay binary [default: `atelier-relay` beside this benchmark's binary].
+    #[arg(long)]
+    pub relay_bin: Option<PathBuf>,
+    /// Edits timed from office A to office B.
+    #[arg(long, default_value_t = 200)]
+    pub edits: usize,
+    /// Run the JavaScript automerge-repo baseline on the first N resources (repeatable).
+    #[arg(long = "baseline")]
+    pub baseline: Vec<usize>,
+    /// Time limit of each step of the baseline (seed, pull, resync, latency), in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub baseline_timeout: u64,
+    /// Print the measures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: pull into this replica directory (the child process of the fresh pull).
+    #[arg(long, hide = true)]
+    pub pull_into: Option<PathBuf>,
+    /// Internal: the relay to pull from.
+    #[arg(long, hide = true)]
+    pub relay_addr: Option<SocketAddr>,
+    /// Internal: the relay's fingerprint.
+    #[arg(long, hide = true)]
+    pub relay_fp: Option<Fingerprint>,
+}
+
+/// What Atelier did at one corpus size.
+#[derive(Debug, Default, Serialize)]
+struct AtelierRun {
+    resources: usize,
+    /// Resources plus catalog documents.
+    documents: usize,
+    upload_s: f64,
+    pull: Pull,
+    /// Peak RSS of the relay process up to the end of the pull (it also took the upload).
+    relay_peak_rss_kb: u64,
+    resync_s: f64,
+    resync_payload_bytes: u64,
+    resync_udp_bytes: u64,
+    resync_rounds: u32,
+    edits: usize,
+    edit_median_ms: f64,
+    edit_p99_ms: f64,
+}
+
+/// The fresh pull, as measured by the child process that ran it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Pull {
+    secs: f64,
+    docs_received: u64,
+    payload_bytes: u64,
+    udp_bytes: u64,
+    rounds: u32,
+    peak_rss_kb: u64,
+}
+
+/// What the JavaScript baseline did at one corpus size; `None` for a step that failed or ran
+/// out of time (the error says which).
+#[derive(Debug, Default, Serialize)]
+struct JsRun {
+    resources: usize,
+    seed_s: Option<f64>,
+    pull_s: Option<f64>,
+    pull_bytes: Option<u64>,
+    pull_peak_rss_kb: Option<u64>,
+    server_peak_rss_kb: Option<u64>,
+    resync_s: Option<f64>,
+    resync_bytes: Option<u64>,
+    edit_median_ms: Option<f64>,
+    edit_p99_ms: Option<f64>,
+    error: Option<String>,
+}
+
+/// The resync with nothing new on the large corpus.
+#[derive(Debug, Default, Serialize)]
+struct LargeResync {
+    resources: usize,
+    upload_s: f64,
+    resync_s: f64,
+    payload_bytes: u64,
+    udp_bytes: u64,
+    rounds: u32,
+    relay_peak_rss_kb: u64,
+}
+
+/// Runs the benchmark (or, with `--pull-into`, the pull of a child process).
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(dir) = &args.pull_into {
+        let (Some(addr), Some(fp)) = (args.relay_addr, args.relay_fp) else {
+            bail!("--pull-into needs --relay-addr and --relay-fp");
+        };
+        let pull = rt.block_on(pull_child(dir, addr, &fp))?;
+        println!("{}", serde_json::to_string(&pull)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let resources = load(&args.corpus)?;
+    let mut sizes: Vec<usize> = args
+        .sizes
+        .iter()
+        .chain(&args.baseline)
+        .copied()
+        .chain([resources.len()])
+        .filter(|n| *n <= resources.len())
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let relay_bin = relay_bin(args)?;
+
+    let mut atelier = Vec::new();
+    for &n in &sizes {
+        eprintln!("atelier: {n} resources…");
+        atelier.push(rt.block_on(atelier_run(&relay_bin, &resources[..n], args.edits))?);
+    }
+    let large = match &args.large_corpus {
+        Some(path) => {
+            let large = load(path)?;
+            eprintln!("atelier: resync of {} resources…", large.len());
+            Some(rt.block_on(large_resync(&relay_bin, &large))?)
+        }
+        None => None,
+    };
+    let mut js = Vec::new();
+    for &n in &args.baseline {
+        let n = n.min(resources.len());
+        eprintln!("automerge-repo: {n} resources…");
+        js.push(js_run(
+            &args.corpus,
+            n,
+            args.edits,
+            Duration::from_secs(args.baseline_timeout),
+        ));
+    }
+    if args.json {
+        let out = json!({ "atelier": atelier, "large_resync": large, "automerge_repo_js": js });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_table(&atelier, large.as_ref(), &js);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load(path: &Path) -> anyhow::Result<Vec<Resource>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(jsonl::parse(BufReader::new(file))?)
+}
+
+fn relay_bin(args: &Args) -> anyhow::Result<PathBuf> {
+    let bin = match &args.relay_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for this binary")?
+            .join("atelier-relay"),
+    };
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it (cargo build --release -p atelier-relay) or pass --relay-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// One size: office A imports and uploads, a fresh office B pulls (child process), B resyncs,
+/// then A and B go live and A's edits are timed until B has them.
+async fn atelier_run(
+    relay_bin: &Path,
+    resources: &[Resource],
+    edits: usize,
+) -> anyhow::Result<AtelierRun> {
+    let relay = RelayChild::start(relay_bin)?;
+    let tmp = tempfile::tempdir()?;
+    let a = Office::create(&tmp.path().join("a"), "caue-63", &relay).await?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    a.replica
+        .import(resources, &mut rng, now_ms(), &mut |_| {})?;
+    let t = Instant::now();
+    let (upload, _) = a.sync(&relay).await?;
+    let upload_s = t.elapsed().as_secs_f64();
+
+    let b_dir = tmp.path().join("b");
+    drop(Office::create(&b_dir, "caue-15", &relay).await?);
+    let pull = pull_in_child(&b_dir, &relay)?;
+    if pull.docs_received != upload.docs_sent {
+        bail!(
+            "the fresh replica received {} documents, office A sent {}",
+            pull.docs_received,
+            upload.docs_sent
+        );
+    }
+    let relay_peak_rss_kb = relay.peak_rss_kb();
+    let b = Office::open(&b_dir)?;
+    let t = Instant::now();
+    let (resync, udp) = b.sync(&relay).await?;
+    let resync_s = t.elapsed().as_secs_f64();
+    if resync.docs_received + resync.docs_sent != 0 {
+        bail!("the resync moved documents: {resync:?}");
+    }
+    let times = edit_latency(&a, &b, &relay, edits).await?;
+    relay.stop();
+    Ok(AtelierRun {
+        resources: resources.len(),
+        documents: upload.docs_sent as usize,
+        upload_s,
+        pull,
+        relay_peak_rss_kb,
+        resync_s,
+        resync_payload_bytes: resync.bytes_sent + resync.bytes_received,
+        resync_udp_bytes: udp,
+        resync_rounds: resync.rounds,
+        edits: times.len(),
+        edit_median_ms: quantile(&times, 0.5),
+        edit_p99_ms: quantile(&times, 0.99),
+    })
+}
+
+async fn large_resync(relay_bin: &Path, resources: &[Resource]) -> anyhow::Result<LargeResync> {
+    let relay = RelayChild::start(relay_bin)?;
+    let tmp = tempfile::tempdir()?;
+    let c = Office::create(&tmp.path().join("c"), "caue-07", &relay).await?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    c.replica
+        .import(resources, &mut rng, now_ms(), &mut |_| {})?;
+    let t = Instant::now();
+    c.sync(&relay).await?;
+    let upload_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (resync, udp_bytes) = c.sync(&relay).await?;
+    let resync_s = t.elapsed().as_secs_f64();
+    let relay_peak_rss_kb = relay.peak_rss_kb();
+    relay.stop();
+    Ok(LargeResync {
+        resources: resources.len(),
+        upload_s,
+        resync_s,
+        payload_bytes: resync.bytes_sent + resync.bytes_received,
+        udp_bytes,
+        rounds: resync.rounds,
+        relay_peak_rss_kb,
+    })
+}
+
+/// The child process's side of the fresh pull.
+async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::Result<Pull> {
+    let office = Office::open(dir)?;
+    let t = Instant::now();
+    let (stats, udp_bytes) = office.sync_to(addr, fp).await?;
+    office.replica.record_synced()?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok(Pull {
+        secs,
+        docs_received: stats.docs_received,
+        payload_bytes: stats.bytes_sent + stats.bytes_received,
+        udp_bytes,
+        rounds: stats.rounds,
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+fn pull_in_child(dir: &Path, relay: &RelayChild) -> anyhow::Result<Pull> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(["sync", "--corpus", "-", "--pull-into"])
+        .arg(dir)
+        .args(["--relay-addr", &relay.addr.to_string()])
+        .args(["--relay-fp", &relay.fingerprint.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the pull child")?;
+    if !out.status.success() {
+        bail!("the pull child failed ({})", out.status);
+    }
+    serde_json::from_slice(&out.stdout).context("reading the pull child's measures")
+}
+
+/// Times `edits` edits of office A until office B holds them, both live through the relay.
+async fn edit_latency(
+    a: &Office,
+    b: &Office,
+    relay: &RelayChild,
+    edits: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let ids: Vec<DocumentId> = a
+        .replica
+        .list(&ListFilter::default())?
+        .into_iter()
+        .take(EDITED_DOCS)
+        .map(|e| e.id)
+        .collect();
+    if ids.is_empty() {
+        bail!("no resource to edit");
+    }
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    b.replica.store().observe(Box::new(move |id| {
+        let _ = tx.send(*id);
+    }));
+    let mut live = tokio::task::JoinSet::new();
+    for office in [a, b] {
+        let store = office.replica.store().clone();
+        let changes = LiveChanges::attach(&store).subscribe();
+        let (connection, stream) =
+            client::open(&office.identity()?, relay.addr, &relay.fingerprint).await?;
+        let mut session = Session::new(store, Role::Initiator);
+        session.start()?;
+        live.spawn(async move {
+            let _ = drive(session, stream, Mode::Live(changes), |_| {}).await;
+            connection.close(CloseCode::Done.code(), b"done");
+        });
+    }
+    let mut times = Vec::with_capacity(edits);
+    for i in 0..edits + WARM_UP_EDITS {
+        let id = ids[i % ids.len()];
+        let edit = Edit::Set {
+            field: "title".into(),
+            value: json!(format!("Titre modifié n° {i}")),
+        };
+        let t = Instant::now();
+        a.replica.edit(&id, &[edit], now_ms())?;
+        let want = a.replica.store().heads_hash(&id)?;
+        tokio::time::timeout(EDIT_TIMEOUT, async {
+            while b.replica.store().heads_hash(&id).ok().flatten() != want {
+                seen.recv().await;
+            }
+        })
+        .await
+        .with_context(|| format!("edit {i} did not reach office B"))?;
+        if i >= WARM_UP_EDITS {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    live.abort_all();
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// An office's replica on disk, with its identity and enrolment.
+struct Office {
+    dir: PathBuf,
+    replica: Replica,
+}
+
+impl Office {
+    async fn create(dir: &Path, office: &str, relay: &RelayChild) -> anyhow::Result<Self> {
+        let replica = Replica::init(dir, office.parse()?)?;
+        let identity = Identity::load_or_create(&dir.join("identity"))?;
+        let token = relay.invite(office)?;
+        client::enrol(&identity, relay.addr, &relay.fingerprint, &token).await?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            replica,
+        })
+    }
+
+    fn open(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            replica: Replica::open(dir)?,
+        })
+    }
+
+    fn identity(&self) -> anyhow::Result<Identity> {
+        Ok(Identity::load(&self.dir.join("identity"))?)
+    }
+
+    async fn sync(&self, relay: &RelayChild) -> anyhow::Result<(SyncStats, u64)> {
+        self.sync_to(relay.addr, &relay.fingerprint).await
+    }
+
+    /// A sync until converged, as `atelier sync` runs it; returns its counters and the UDP
+    /// bytes both ways (QUIC and TLS included, connection setup too).
+    async fn sync_to(
+        &self,
+        addr: SocketAddr,
+        fp: &Fingerprint,
+    ) -> anyhow::Result<(SyncStats, u64)> {
+        let (connection, stream) = client::open(&self.identity()?, addr, fp).await?;
+        let mut session = Session::new(self.replica.store().clone(), Role::Initiator)
+            .with_office_lookup(self.replica.office_lookup());
+        session.start()?;
+        let stats = tokio::time::timeout(
+            SYNC_TIMEOUT,
+            drive(session, stream, Mode::UntilConverged, |_| {}),
+        )
+        .await
+        .context("sync timed out")??;
+        let udp = connection.stats();
+        connection.close(CloseCode::Done.code(), b"done");
+        Ok((stats, udp.udp_rx.bytes + udp.udp_tx.bytes))
+    }
+}
+
+/// `atelier-relay serve` as a child process, in a temporary data directory.
+struct RelayChild {
+    child: Child,
+    data: tempfile::TempDir,
+    addr: SocketAddr,
+    fingerprint: Fingerprint,
+}
+
+impl RelayChild {
+    fn start(bin: &Path) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let status = Command::new(bin)
+            .arg("--data")
+            .arg(data.path())
+            .arg("init")
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("atelier-relay init failed");
+        }
+        let config = data.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            "listen = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
+             log_level = \"warn\"\n",
+        )?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let (mut addr, mut fingerprint) = (None, None);
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if let Some(a) = line.split("quic://").nth(1) {
+                addr = Some(a.trim().parse()?);
+            }
+            if let Some(f) = line.trim().strip_prefix("empreinte") {
+                fingerprint = Some(f.trim_start_matches([' ', ':']).trim().parse()?);
+            }
+            if addr.is_some() && fingerprint.is_some() {
+                break;
+            }
+        }
+        let (Some(addr), Some(fingerprint)) = (addr, fingerprint) else {
+            let _ = child.kill();
+            bail!("the relay did not report its address and fingerprint");
+        };
+        Ok(Self {
+            child,
+            data,
+            addr,
+            fingerprint,
+        })
+    }
+
+    fn invite(&self, office: &str) -> anyhow::Result<String> {
+        let now = time::OffsetDateTime::now_utc();
+        Ok(AccessStore::new(self.data.path()).update(|r| {
+            r.invite(
+                &mut rand::rngs::OsRng,
+                office,
+                false,
+                time::Duration::hours(1),
+                now,
+            )
+        })?)
+    }
+
+    fn peak_rss_kb(&self) -> u64 {
+        status_kb(&format!("/proc/{}/status", self.child.id()), "VmHWM:")
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        if wait_for(&mut self.child, Duration::from_secs(15)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits for a child until `limit`; `None` if it is still running.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn peak_rss_kb() -> u64 {
+    status_kb("/proc/self/status", "VmHWM:")
+}
+
+/// A `kB` field of a `/proc/…/status` file (0 where there is none).
+fn status_kb(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// ---- The JavaScript baseline ----
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/bench")
+}
+
+/// The baseline at one size; a failing or slow step ends it and is reported, not fatal.
+fn js_run(corpus: &Path, n: usize, edits: usize, limit: Duration) -> JsRun {
+    let mut run = JsRun {
+        resources: n,
+        ..JsRun::default()
+    };
+    if let Err(e) = js_steps(corpus, n, edits, limit, &mut run) {
+        run.error = Some(format!("{e:#}"));
+    }
+    run
+}
+
+fn js_steps(
+    corpus: &Path,
+    n: usize,
+    edits: usize,
+    limit: Duration,
+    run: &mut JsRun,
+) -> anyhow::Result<()> {
+    ensure_npm()?;
+    let tmp = tempfile::tempdir()?;
+    let (server_dir, client_dir, urls) = (
+        tmp.path().join("server"),
+        tmp.path().join("client"),
+        tmp.path().join("urls"),
+    );
+    let mut server = Command::new("node")
+        .arg(js_dir().join("sync-server.mjs"))
+        .arg(&server_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("node is required for the baseline")?;
+    let result = (|| {
+        let stdout = server.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port = serde_json::from_str::<Value>(&line)?["port"]
+            .as_u64()
+            .context("the sync server did not say its port")?;
+        let url = format!("ws://127.0.0.1:{port}");
+        let seed = node(
+            &["seed", &url, &path(corpus), &n.to_string(), &path(&urls)],
+            limit,
+        )
+        .context("seed")?;
+        run.seed_s = seed["secs"].as_f64();
+        let pull =
+            node(&["pull", &url, &path(&urls), &path(&client_dir)], limit).context("fresh pull")?;
+        run.pull_s = pull["secs"].as_f64();
+        run.pull_bytes = Some(pull["rx"].as_u64().unwrap_or(0) + pull["tx"].as_u64().unwrap_or(0));
+        run.pull_peak_rss_kb = pull["max_rss_kb"].as_u64();
+        run.server_peak_rss_kb = Some(status_kb(
+            &format!("/proc/{}/status", server.id()),
+            "VmHWM:",
+        ));
+        let resync =
+            node(&["pull", &url, &path(&urls), &path(&client_dir)], limit).context("resync")?;
+        run.resync_s = resync["secs"].as_f64();
+        run.resync_bytes =
+            Some(resync["rx"].as_u64().unwrap_or(0) + resync["tx"].as_u64().unwrap_or(0));
+        let latency =
+            node(&["latency", &url, &path(&urls), &edits.to_string()], limit).context("latency")?;
+        run.edit_median_ms = latency["median_ms"].as_f64();
+        run.edit_p99_ms = latency["p99_ms"].as_f64();
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Installs the baseline's npm packages once (`npm ci` in `tests/js/bench`).
+fn ensure_npm() -> anyhow::Result<()> {
+    if js_dir()
+        .join("node_modules/@automerge/automerge-repo-storage-nodefs")
+        .is_dir()
+    {
+        return Ok(());
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(js_dir())
+        .status()
+        .context("npm is required for the baseline")?;
+    if !status.success() {
+        bail!("npm ci in tests/js/bench failed");
+    }
+    Ok(())
+}
+
+/// Runs `node client.mjs ARGS` within `limit`; returns its JSON line.
+fn node(args: &[&str], limit: Duration) -> anyhow::Result<Value> {
+    let mut child = Command::new("node")
+        .arg(js_dir().join("client.mjs"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("node stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut text);
+        text
+    });
+    let Some(status) = wait_for(&mut child, limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("timed out after {} s", limit.as_secs());
+    };
+    let text = reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("node client.mjs {} failed ({status})", args[0]);
+    }
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("reading {last:?}"))
+}
+
+// ---- The table ----
+
+fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]) {
+    println!("Sync over loopback: relay = `atelier-relay serve` child process (QUIC);");
+    println!("baseline = JS automerge-repo 2.5.6 sync server (WebSocket, nodefs storage).");
+    println!("Bytes: Atelier sync frames (UDP incl. QUIC/TLS in brackets); JS WebSocket payloads.");
+    println!();
+    let row = |k: &str, a: String, j: String, r: String| {
+        println!("| {k:<38} | {a:>24} | {j:>20} | {r:>10} |");
+    };
+    row(
+        "measure",
+        "Atelier".into(),
+        "automerge-repo JS".into(),
+        "JS/Atelier".into(),
+    );
+    println!(
+        "|{}|{}|{}|{}|",
+        "-".repeat(40),
+        "-".repeat(26),
+        "-".repeat(22),
+        "-".repeat(12)
+    );
+    for a in atelier {
+        let j = js.iter().find(|j| j.resources == a.resources);
+        let n = a.resources;
+        let opt = |v: Option<f64>, unit: &str| match v {
+            Some(v) => format!("{v:.2} {unit}"),
+            None => "—".into(),
+        };
+        let ratio = |js: Option<f64>, ours: f64| match js {
+            Some(v) if ours > 0.0 => format!("{:.1} ×", v / ours),
+            _ => "—".into(),
+        };
+        let per_s = n as f64 / a.pull.secs;
+        row(
+            &format!("N = {n}: fresh pull"),
+            format!("{:.2} s ({per_s:.0}/s)", a.pull.secs),
+            opt(j.and_then(|j| j.pull_s), "s"),
+            ratio(j.and_then(|j| j.pull_s), a.pull.secs),
+        );
+        row(
+            "  bytes, fresh pull",
+            format!("{} [{}]", mb(a.pull.payload_bytes), mb(a.pull.udp_bytes)),
+            j.and_then(|j| j.pull_bytes).map(mb).unwrap_or("—".into()),
+            ratio(
+                j.and_then(|j| j.pull_bytes).map(|b| b as f64),
+                a.pull.payload_bytes as f64,
+            ),
+        );
+        row(
+            "  round trips, fresh pull (sync rounds)",
+            a.pull.rounds.to_string(),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  peak RSS, pulling process",
+            format!("{:.0} MB", a.pull.peak_rss_kb as f64 / 1e3),
+            j.and_then(|j| j.pull_peak_rss_kb)
+                .map(|k| format!("{:.0} MB", k as f64 / 1e3))
+                .unwrap_or("—".into()),
+            "—".into(),
+        );
+        row(
+            "  peak RSS, relay (upload + pull)",
+            format!("{:.0} MB", a.relay_peak_rss_kb as f64 / 1e3),
+            j.and_then(|j| j.server_peak_rss_kb)
+                .map(|k| format!("{:.0} MB", k as f64 / 1e3))
+                .unwrap_or("—".into()),
+            "—".into(),
+        );
+        row(
+            "  resync, nothing new: bytes",
+            format!(
+                "{} [{}]",
+                kb(a.resync_payload_bytes),
+                kb(a.resync_udp_bytes)
+            ),
+            j.and_then(|j| j.resync_bytes).map(kb).unwrap_or("—".into()),
+            ratio(
+                j.and_then(|j| j.resync_bytes).map(|b| b as f64),
+                a.resync_payload_bytes as f64,
+            ),
+        );
+        row(
+            "  resync, nothing new: round trips",
+            a.resync_rounds.to_string(),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  resync, nothing new: time",
+            format!("{:.1} ms", a.resync_s * 1e3),
+            opt(j.and_then(|j| j.resync_s).map(|s| s * 1e3), "ms"),
+            ratio(j.and_then(|j| j.resync_s), a.resync_s),
+        );
+        row(
+            &format!("  edit A → B, median ({} edits)", a.edits),
+            format!("{:.2} ms", a.edit_median_ms),
+            opt(j.and_then(|j| j.edit_median_ms), "ms"),
+            ratio(j.and_then(|j| j.edit_median_ms), a.edit_median_ms),
+        );
+        row(
+            "  edit A → B, p99",
+            format!("{:.2} ms", a.edit_p99_ms),
+            opt(j.and_then(|j| j.edit_p99_ms), "ms"),
+            ratio(j.and_then(|j| j.edit_p99_ms), a.edit_p99_ms),
+        );
+        row(
+            "  upload from office A",
+            format!("{:.2} s ({} docs)", a.upload_s, a.documents),
+            opt(j.and_then(|j| j.seed_s), "s"),
+            ratio(j.and_then(|j| j.seed_s), a.upload_s),
+        );
+        if let Some(e) = j.and_then(|j| j.error.as_deref()) {
+            println!("  (baseline at N = {n} stopped: {e})");
+        }
+    }
+    if let Some(l) = large {
+        row(
+            &format!("N = {}: resync, nothing new", l.resources),
+            format!("{} [{}]", kb(l.payload_bytes), kb(l.udp_bytes)),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  round trips / time",
+            format!("{} / {:.1} ms", l.rounds, l.resync_s * 1e3),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  upload (setup) / relay peak RSS",
+            format!(
+                "{:.1} s / {:.0} MB",
+                l.upload_s,
+                l.relay_peak_rss_kb as f64 / 1e3
+            ),
+            "—".into(),
+            "—".into(),
+        );
+    }
+    for j in js {
+        if !atelier.iter().any(|a| a.resources == j.resources) {
+            println!(
+                "(baseline at N = {} has no Atelier row: {:?})",
+                j.resources, j
+            );
+        }
+    }
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.2} MB", b as f64 / 1e6)
+}
+
+fn kb(b: u64) -> String {
+    format!("{:.1} KB", b as f64 / 1e3)
+}
