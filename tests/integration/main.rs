@@ -4,5 +4,5 @@ mod cli;
 mod replica;
 mod sync;
 mod sync_refusals;
-mod ws_interop;
 mod web_browser;
+mod ws_interop;

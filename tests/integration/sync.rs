@@ -497,6 +497,11 @@ async fn live_edits_reach_the_other_office_through_the_relay() {
         a.replica.get(&fresh).is_ok()
     })
     .await;
+    // The new resource's catalog entry travels as its own change, just after it.
+    wait_until(a.store(), "the same corpus at A and B", || {
+        corpus(a.store()) == corpus(b.store())
+    })
+    .await;
 
     relay.shutdown().await;
     timeout(WAIT, async { while tasks.join_next().await.is_some() {} })
