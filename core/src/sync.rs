@@ -244,11 +244,9 @@ impl Session {
             id: *change.id.as_bytes(),
             bytes: change.changes.clone(),
         });
-        // An initiator confirms with a new round once the change is out: the responder flushes
-        // before answering, so a settled round means the change is safe on the other side.
-        if self.role == Role::Initiator && self.round > 0 {
-            self.converged = false;
-        }
+        // The responder flushes before answering a round, so a settled confirmation round
+        // means the change is safe on the other side.
+        self.confirm_later();
     }
 
     /// The next frame to send, if any. Call until `None` after every input.
@@ -449,8 +447,17 @@ impl Session {
         }
         if changed {
             self.store.flush()?;
+            self.confirm_later();
         }
         Ok(())
+    }
+
+    /// After live changes, an initiator runs one more reconciliation round once idle: when it
+    /// settles, both sides hold the same documents, flushed (see `SyncStats::settled_rounds`).
+    fn confirm_later(&mut self) {
+        if self.role == Role::Initiator && self.round > 0 {
+            self.converged = false;
+        }
     }
 
     fn on_sync(&mut self, msgs: Vec<DocBytes>) -> Result<(), SyncError> {
@@ -828,7 +835,8 @@ mod tests {
         net.connect(2, 1);
         net.run(10_000);
         assert_eq!(snapshot(&s[2]), snapshot(&s[0]));
-        // Both offices stay connected: an edit in A reaches C without a new round.
+        // Both offices stay connected: an edit in A travels as one frame to the relay and one to
+        // C, then each office confirms with a single digest round trip (2 frames each).
         net.connect(0, 1);
         net.run(10_000);
         let rounds_before = net.delivered;
@@ -836,7 +844,7 @@ mod tests {
         net.run(10_000);
         assert_eq!(text_of(&s[2], "r3"), "en direct");
         assert!(
-            net.delivered - rounds_before <= 4,
+            net.delivered - rounds_before <= 6,
             "{} frames",
             net.delivered - rounds_before
         );
