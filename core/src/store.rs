@@ -80,6 +80,8 @@ pub struct Written {
     /// False when the document was already in this state (nothing was written).
     pub changed: bool,
     pub heads: Vec<ChangeHash>,
+    /// Some received changes wait for dependencies that have not arrived (`apply_bytes`).
+    pub missing_deps: bool,
 }
 
 /// Receives the id of every document that changed, after the change is in the store.
@@ -193,18 +195,20 @@ impl DocStore {
                         reason: e.to_string(),
                     })?;
                 let heads = doc.get_heads();
+                let complete = doc.get_missing_deps(&[]).is_empty();
                 if heads.is_empty() {
                     return Ok(Written {
                         id: *id,
                         changed: false,
                         heads,
+                        missing_deps: !complete,
                     });
                 }
                 let mut batch = Batch::default();
                 // Changes whose dependencies are missing are held in memory by Automerge, not
                 // applied: store only what was applied, or a later load would disagree with the
                 // heads index.
-                if doc.get_missing_deps(&[]).is_empty() {
+                if complete {
                     batch.put(chunk_key(id, 0), bytes.to_vec());
                 } else {
                     batch.put(chunk_key(id, 0), doc.save());
@@ -216,23 +220,32 @@ impl DocStore {
                 }
                 self.kv.apply(batch)?;
                 self.update_digest(id, None, Some(hash));
-                self.notify(id, hash, || doc.save());
+                // The received bytes are the document: no need to save it again for live peers.
+                self.notify(
+                    id,
+                    hash,
+                    || if complete { bytes.to_vec() } else { doc.save() },
+                );
                 return Ok(Written {
                     id: *id,
                     changed: true,
                     heads,
+                    missing_deps: !complete,
                 });
             }
         }
-        let ((), written) = self.update(id, |doc, _| {
+        let (missing_deps, written) = self.update(id, |doc, _| {
             doc.load_incremental(bytes)
-                .map(|_| ())
                 .map_err(|e| StoreError::Corrupt {
                     id: *id,
                     reason: e.to_string(),
-                })
+                })?;
+            Ok::<_, StoreError>(!doc.get_missing_deps(&[]).is_empty())
         })?;
-        Ok(written)
+        Ok(Written {
+            missing_deps,
+            ..written
+        })
     }
 
     fn notify(&self, id: &DocumentId, heads: HeadsHash, changes: impl FnOnce() -> Vec<u8>) {
@@ -325,6 +338,7 @@ impl DocStore {
                     id: *id,
                     changed: false,
                     heads,
+                    missing_deps: false,
                 },
             ));
         }
@@ -365,6 +379,7 @@ impl DocStore {
                 id: *id,
                 changed: heads != old_heads,
                 heads,
+                missing_deps: false,
             },
         ))
     }

@@ -438,7 +438,7 @@ impl Session {
             }
             // Changes whose dependencies we lack are queued by Automerge, not applied: keep
             // them, and ask for the rest through the document's own sync protocol.
-            if written.heads.is_empty() || self.missing_deps(&id, &d.bytes)? {
+            if written.missing_deps {
                 let mut stash = self.waiting_deps.remove(&id).unwrap_or_default();
                 stash.push(d.bytes);
                 self.hold_for_deps(id, stash)?;
@@ -566,13 +566,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// Whether `bytes` hold changes the stored document cannot apply yet.
-    fn missing_deps(&self, id: &DocumentId, bytes: &[u8]) -> Result<bool, SyncError> {
-        let mut doc = self.store.load(id)?.unwrap_or_else(crate::store::new_doc);
-        let _ = doc.load_incremental(bytes);
-        Ok(!doc.get_missing_deps(&[]).is_empty())
     }
 
     fn hold_for_deps(&mut self, id: DocumentId, stash: Vec<Vec<u8>>) -> Result<(), SyncError> {
