@@ -69,6 +69,9 @@ function allShared(repo, ids) {
   };
 }
 
+/** Documents created (seed) or asked for (pull) before waiting for them. */
+const SEED_BATCH = 100;
+
 const idOf = docUrl => docUrl.replace(/^automerge:/, "");
 
 if (mode === "seed") {
@@ -80,10 +83,15 @@ if (mode === "seed") {
     .filter(l => l.trim())
     .slice(0, Number(n))
     .map(l => JSON.parse(l));
+  // In batches: creating thousands of documents at once blocks the event loop long enough for
+  // the server's keep-alive to drop the connection, and the seed then never settles.
   const start = performance.now();
-  const handles = resources.map(r => repo.create(r));
-  const ready = allShared(repo, handles.map(h => h.documentId));
-  await ready();
+  const handles = [];
+  for (let i = 0; i < resources.length; i += SEED_BATCH) {
+    const batch = resources.slice(i, i + SEED_BATCH).map(r => repo.create(r));
+    await allShared(repo, batch.map(h => h.documentId))();
+    handles.push(...batch);
+  }
   const secs = (performance.now() - start) / 1000;
   writeFileSync(out, handles.map(h => h.url).join("\n"));
   print({ secs, docs: handles.length, rx: adapter.rx, tx: adapter.tx, max_rss_kb: maxRss() });
@@ -100,7 +108,11 @@ if (mode === "seed") {
   });
   const start = performance.now();
   const ready = allShared(repo, urls.map(idOf));
-  await Promise.all(urls.map(u => repo.find(u)));
+  // In batches, for the same reason as the seed: asking for thousands at once gets the
+  // connection dropped mid-way and the documents reported unavailable.
+  for (let i = 0; i < urls.length; i += SEED_BATCH) {
+    await Promise.all(urls.slice(i, i + SEED_BATCH).map(u => repo.find(u)));
+  }
   const found = (performance.now() - start) / 1000;
   await ready();
   await repo.flush();
