@@ -556,6 +556,16 @@ impl RelayChild {
     }
 }
 
+impl Drop for RelayChild {
+    /// A benchmark that fails half-way leaves no relay running behind it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Waits for a child until `limit`; `None` if it is still running.
 fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
