@@ -101,6 +101,8 @@ pub struct SyncStats {
     pub settled: bool,
     /// Rounds that ended in sync (live sessions confirm every burst of local changes).
     pub settled_rounds: u64,
+    /// Pull-only sessions: documents changed here that the peer does not take.
+    pub unpublished: u64,
 }
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
@@ -112,6 +114,16 @@ pub struct Session {
     role: Role,
     /// False for read-only peers: their documents and changes are never applied.
     accept_changes: bool,
+    /// False when the peer will not take our changes (we are read-only there): pull only.
+    publish: bool,
+    /// Pull-only: the peer's heads hash at which each differing document was last fetched
+    /// whole. The same hash in a later round means the difference is only our own changes.
+    pulled: BTreeMap<DocumentId, [u8; 32]>,
+    /// Pull-only: documents whose local changes the peer will not take.
+    unpublished: BTreeSet<DocumentId>,
+    /// Documents whose changes this read-only peer offered and we refused: their Automerge sync
+    /// ends there, since the heads can never match and each side would keep answering.
+    refused: BTreeSet<DocumentId>,
     office_of: Option<OfficeLookup>,
     round: u32,
     awaiting_entries: bool,
@@ -146,6 +158,10 @@ impl Session {
             store,
             role,
             accept_changes: true,
+            publish: true,
+            pulled: BTreeMap::new(),
+            unpublished: BTreeSet::new(),
+            refused: BTreeSet::new(),
             office_of: None,
             round: 0,
             awaiting_entries: false,
@@ -171,6 +187,14 @@ impl Session {
     /// A session whose peer may read but not write: its changes are ignored.
     pub fn read_only_peer(mut self) -> Self {
         self.accept_changes = false;
+        self
+    }
+
+    /// A session that only pulls, for a device the peer knows as read-only: its own documents
+    /// and changes are not offered (they would be ignored), and a round counts as settled when
+    /// everything the peer holds is here, even though the digests still differ by our changes.
+    pub fn pull_only(mut self) -> Self {
+        self.publish = false;
         self
     }
 
@@ -236,7 +260,7 @@ impl Session {
 
     /// Pushes a local change to the peer at once (live mode).
     pub fn handle_local_change(&mut self, change: &DocChange) {
-        if self.from_peer.get(&change.id) == Some(&change.heads) {
+        if !self.publish || self.from_peer.get(&change.id) == Some(&change.heads) {
             return;
         }
         self.stats.docs_sent += 1;
@@ -379,7 +403,9 @@ impl Session {
             }
             return Ok(());
         }
-        self.round_differs = true;
+        if self.publish {
+            self.round_differs = true;
+        }
         let numbers: Vec<usize> = buckets
             .iter()
             .map(|b| b.bucket as usize)
@@ -395,14 +421,25 @@ impl Session {
                 .collect();
             for (id, h) in &mine {
                 match theirs.get(id) {
-                    None => self.to_send.push_back(*id),
-                    Some(th) if *th != h.0 => self.begin_sync(*id)?,
+                    None if self.publish => self.to_send.push_back(*id),
+                    Some(th) if *th != h.0 && self.publish => self.begin_sync(*id)?,
+                    None => self.keep_unpublished(*id),
+                    Some(th) if *th != h.0 => {
+                        // Fetch the peer's version whole and merge it, once per version.
+                        if self.pulled.insert(*id, *th) == Some(*th) {
+                            self.keep_unpublished(*id);
+                        } else if self.wanted.insert(*id) {
+                            self.round_differs = true;
+                            want.push(*id.as_bytes());
+                        }
+                    }
                     Some(_) => {}
                 }
             }
             let mine: BTreeSet<DocumentId> = mine.iter().map(|(id, _)| *id).collect();
             for id in theirs.keys() {
                 if !mine.contains(id) && self.wanted.insert(*id) {
+                    self.round_differs = true;
                     want.push(*id.as_bytes());
                 }
             }
@@ -416,6 +453,12 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    fn keep_unpublished(&mut self, id: DocumentId) {
+        if self.unpublished.insert(id) {
+            self.stats.unpublished += 1;
+        }
     }
 
     fn on_docs(&mut self, docs: Vec<DocBytes>) -> Result<(), SyncError> {
@@ -469,10 +512,21 @@ impl Session {
                 self.continue_sync(id, false)?;
                 continue;
             }
+            if self.refused.contains(&id) {
+                // We refused this read-only peer's changes to the document: its heads will
+                // never be ours, and Automerge would keep asking for them. End the exchange.
+                self.syncing.remove(&id);
+                self.push_sync(DocBytes {
+                    id: *id.as_bytes(),
+                    bytes: Vec::new(),
+                });
+                continue;
+            }
             let mut msg = decode_sync_message(&id, &m.bytes)?;
             if !self.accept_changes && !msg.changes.is_empty() {
                 self.stats.refused_changes += 1;
                 msg.changes = am_sync::ChunkList::empty();
+                self.refused.insert(id);
             }
             if !self.syncing.contains_key(&id) && self.syncing.len() >= MAX_PEER_SYNCS {
                 return Err(SyncError::Protocol(format!(
@@ -844,31 +898,70 @@ mod tests {
         assert!(net.errors.is_empty(), "{:?}", net.errors);
     }
 
-    #[test]
-    fn a_read_only_peer_receives_but_its_changes_are_ignored() {
-        let s = stores(2);
-        put(&s[0], "doc", "v", "relay");
-        put(&s[1], "mine", "v", "ro");
-        let mut ro = Session::new(s[0].clone(), Role::Responder).read_only_peer();
-        let mut client = Session::new(s[1].clone(), Role::Initiator);
-        client.start().unwrap();
-        for _ in 0..50 {
+    /// Runs a client and a responder against each other until neither has a frame to send;
+    /// returns the number of exchanges, at most `limit`.
+    fn exchange(client: &mut Session, server: &mut Session, limit: usize) -> usize {
+        for turn in 0..limit {
             let mut moved = false;
             while let Some(f) = client.poll_transmit() {
-                ro.handle_frame(&f).unwrap();
+                server.handle_frame(&f).unwrap();
                 moved = true;
             }
-            while let Some(f) = ro.poll_transmit() {
+            while let Some(f) = server.poll_transmit() {
                 client.handle_frame(&f).unwrap();
                 moved = true;
             }
             if !moved {
-                break;
+                return turn;
             }
         }
+        limit
+    }
+
+    /// A read-only device holding "shared" (edited on both sides since) and its own "mine".
+    fn read_only_setup() -> Vec<Arc<DocStore>> {
+        let s = stores(2);
+        put(&s[0], "doc", "v", "relay");
+        append(&s[0], "shared", "base ");
+        let bytes = s[0].saved(&DocumentId::derived("shared")).unwrap().unwrap();
+        s[1].apply_bytes(&DocumentId::derived("shared"), &bytes)
+            .unwrap();
+        append(&s[0], "shared", "du relais ");
+        append(&s[1], "shared", "locale ");
+        put(&s[1], "mine", "v", "ro");
+        s
+    }
+
+    #[test]
+    fn a_read_only_peer_receives_but_its_changes_are_ignored() {
+        let s = read_only_setup();
+        let mut relay = Session::new(s[0].clone(), Role::Responder).read_only_peer();
+        let mut client = Session::new(s[1].clone(), Role::Initiator).pull_only();
+        client.start().unwrap();
+        assert!(exchange(&mut client, &mut relay, 50) < 50);
+        assert!(client.is_converged(), "{}", client.describe());
         assert!(s[1].contains(&DocumentId::derived("doc")).unwrap());
+        assert!(text_of(&s[1], "shared").contains("du relais"));
         assert!(!s[0].contains(&DocumentId::derived("mine")).unwrap());
-        assert!(ro.stats().refused_changes > 0);
+        assert!(!text_of(&s[0], "shared").contains("locale"));
+        assert_eq!(client.stats().unpublished, 2);
+    }
+
+    #[test]
+    fn a_read_only_peer_that_offers_changes_anyway_does_not_loop() {
+        let s = read_only_setup();
+        let mut relay = Session::new(s[0].clone(), Role::Responder).read_only_peer();
+        let mut client = Session::new(s[1].clone(), Role::Initiator);
+        client.start().unwrap();
+        assert!(
+            exchange(&mut client, &mut relay, 200) < 200,
+            "{}",
+            client.describe()
+        );
+        assert!(client.gave_up(), "{}", client.describe());
+        assert!(relay.stats().refused_changes > 0);
+        assert!(text_of(&s[1], "shared").contains("du relais"));
+        assert!(!text_of(&s[0], "shared").contains("locale"));
     }
 
     #[test]

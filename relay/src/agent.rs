@@ -184,11 +184,15 @@ async fn session_once(
     enabled: &Arc<std::sync::atomic::AtomicBool>,
     wake: &Arc<Notify>,
 ) -> Result<(), String> {
-    let (connection, stream) = client::open(identity, target.addr, &target.fingerprint)
+    let opened = client::open(identity, target.addr, &target.fingerprint)
         .await
         .map_err(|e| e.to_string())?;
+    let (connection, stream) = (opened.connection, opened.stream);
     let rx = live.subscribe();
     let mut session = Session::new(store.clone(), Role::Initiator);
+    if opened.read_only {
+        session = session.pull_only();
+    }
     session.start().map_err(|e| e.to_string())?;
     let mut settled_rounds = 0;
     let status2 = status.clone();

@@ -26,6 +26,18 @@ pub struct Enrolled {
     pub relay_fingerprint: Fingerprint,
 }
 
+/// A sync session the server accepted.
+#[derive(Debug)]
+pub struct Opened {
+    pub connection: Connection,
+    /// Carries sync frames from here on.
+    pub stream: FramedStream,
+    /// The office the server knows this device as.
+    pub office: String,
+    /// Whether the server ignores this device's changes: its session should only pull.
+    pub read_only: bool,
+}
+
 /// Errors of the client handshake.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -86,13 +98,12 @@ pub async fn enrol(
 }
 
 /// Opens a sync session as `identity` with the server at `addr` (pinned to `server_fp`) from a
-/// fresh client endpoint: sends `Hello`, waits for `Welcome`. The returned stream carries sync
-/// frames.
+/// fresh client endpoint: sends `Hello`, waits for `Welcome`.
 pub async fn open(
     identity: &Identity,
     addr: SocketAddr,
     server_fp: &Fingerprint,
-) -> Result<(Connection, FramedStream), ClientError> {
+) -> Result<Opened, ClientError> {
     let endpoint = transport::client_endpoint(unspecified_for(addr))?;
     // The connection keeps the endpoint's driver running after this handle is dropped.
     open_on(&endpoint, identity, addr, server_fp).await
@@ -140,7 +151,7 @@ pub async fn open_on(
     identity: &Identity,
     addr: SocketAddr,
     server_fp: &Fingerprint,
-) -> Result<(Connection, FramedStream), ClientError> {
+) -> Result<Opened, ClientError> {
     let (connection, stream, reply) = with_timeout(exchange(
         endpoint,
         identity,
@@ -150,7 +161,12 @@ pub async fn open_on(
     ))
     .await?;
     match reply {
-        ServerHandshake::Welcome { .. } => Ok((connection, stream)),
+        ServerHandshake::Welcome { office, read_only } => Ok(Opened {
+            connection,
+            stream,
+            office,
+            read_only,
+        }),
         other => Err(unexpected(&connection, other)),
     }
 }

@@ -711,6 +711,7 @@ mod tests {
             tokio::time::timeout(WAIT, client::open(identity, addr, &fp))
                 .await
                 .unwrap()
+                .map(|o| (o.connection, o.stream))
         }
 
         /// A fresh identity, enrolled for `office`.
@@ -1038,10 +1039,11 @@ mod tests {
         })
         .unwrap();
         let (addr, fp) = (handle.local_addr(), handle.fingerprint());
-        let (first, _stream) = tokio::time::timeout(WAIT, client::open(&identity, addr, &fp))
+        let first = tokio::time::timeout(WAIT, client::open(&identity, addr, &fp))
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .connection;
         let second = tokio::time::timeout(WAIT, client::open(&identity, addr, &fp))
             .await
             .unwrap();
@@ -1127,7 +1129,11 @@ mod tests {
         ))
         .unwrap();
         let (addr, fp) = (handle.local_addr(), handle.fingerprint());
-        let (_c, mut stream) = tokio::time::timeout(WAIT, client::open(&device, addr, &fp))
+        let client::Opened {
+            connection: _c,
+            mut stream,
+            ..
+        } = tokio::time::timeout(WAIT, client::open(&device, addr, &fp))
             .await
             .unwrap()
             .unwrap();

@@ -181,12 +181,16 @@ impl Office {
         bound: Duration,
         on_progress: impl FnMut(&SyncStats) + Send,
     ) -> Result<SyncStats, SyncFailed> {
-        let (connection, stream) = timeout(WAIT, client::open(&self.identity(), addr, fingerprint))
+        let opened = timeout(WAIT, client::open(&self.identity(), addr, fingerprint))
             .await
             .expect("connection timed out")
             .map_err(SyncFailed::Connect)?;
+        let (connection, stream) = (opened.connection, opened.stream);
         let mut session = Session::new(self.store().clone(), Role::Initiator)
             .with_office_lookup(self.replica.office_lookup());
+        if opened.read_only {
+            session = session.pull_only();
+        }
         session.start().unwrap();
         let result = timeout(
             bound,
@@ -451,7 +455,9 @@ fn go_live(office: &Office, relay: &TestRelay, tasks: &mut tokio::task::JoinSet<
     let identity = office.identity();
     let (addr, fp) = (relay.addr(), relay.fingerprint());
     tasks.spawn(async move {
-        let (connection, stream) = client::open(&identity, addr, &fp).await.unwrap();
+        let client::Opened {
+            connection, stream, ..
+        } = client::open(&identity, addr, &fp).await.unwrap();
         let mut session = Session::new(store, Role::Initiator);
         session.start().unwrap();
         let _ = drive(session, stream, Mode::Live(rx), |_| {}).await;

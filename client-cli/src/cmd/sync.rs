@@ -120,14 +120,14 @@ pub async fn sync_once(
     target: &Target,
     mut on_progress: impl FnMut(&SyncStats) + Send,
 ) -> Result<SyncStats, SyncFailure> {
-    let (connection, stream) = net::connect(identity, target).await?;
+    let opened = net::connect(identity, target).await?;
+    let (connection, stream) = (opened.connection, opened.stream);
     let moved = Moved::new();
     let on_progress = |s: &SyncStats| {
         Moved::update(&moved, s);
         on_progress(s);
     };
-    let mut session = Session::new(replica.store().clone(), Role::Initiator)
-        .with_office_lookup(replica.office_lookup());
+    let mut session = session(replica, opened.read_only);
     if let Err(e) = session.start() {
         net::close(&connection);
         return Err(SyncFailure {
@@ -144,9 +144,9 @@ pub async fn sync_once(
             kind: FailureKind::Other,
             message: format!(
                 "la synchronisation avec {} tourne en rond : des messages s'échangent mais aucun \
-                 document n'a changé depuis {} s. Cela arrive quand cet appareil, inscrit en \
-                 lecture seule, a des modifications locales que l'autre côté refuse ; ce qui \
-                 avait été reçu est gardé",
+                 document n'a changé depuis {} s ; ce qui avait été reçu est gardé. Relancez « \
+                 atelier sync » ; si cela se reproduit, signalez-le avec le journal obtenu par \
+                 RUST_LOG=debug",
                 target.describe(),
                 STALL_LIMIT.as_secs()
             ),
@@ -154,10 +154,21 @@ pub async fn sync_once(
     }
 }
 
-/// How long a sync may exchange frames without any document moving before it is abandoned.
-/// A read-only device with local edits makes atelier-core's session ping-pong forever (the
-/// peer ignores the changes but keeps asking for them); a healthy sync moves documents every
-/// few milliseconds, even while one large document is reconciled.
+/// The initiating session for `replica`; a read-only device pulls only (the relay would ignore
+/// what it offers).
+fn session(replica: &Replica, read_only: bool) -> Session {
+    let session = Session::new(replica.store().clone(), Role::Initiator)
+        .with_office_lookup(replica.office_lookup());
+    if read_only {
+        session.pull_only()
+    } else {
+        session
+    }
+}
+
+/// How long a sync may exchange frames without any document moving before it is abandoned: a
+/// last line of defence against a protocol livelock (a healthy sync moves documents every few
+/// milliseconds, even while one large document is reconciled).
 const STALL_LIMIT: Duration = Duration::from_secs(30);
 /// Frames received without any document moving, on top of `STALL_LIMIT`, before a sync counts
 /// as stalled: a slow link that delivers little is not a stall.
@@ -336,6 +347,16 @@ fn summary(out: &mut dyn Write, r: &Report) -> anyhow::Result<()> {
         s.rounds,
         plural(s.rounds as u64)
     )?;
+    if s.unpublished > 0 {
+        writeln!(
+            out,
+            "  {} document{} modifié{} ici non publié{} : cet appareil est inscrit en lecture seule",
+            count(s.unpublished),
+            plural(s.unpublished),
+            plural(s.unpublished),
+            plural(s.unpublished)
+        )?;
+    }
     if s.refused_changes > 0 {
         writeln!(
             out,

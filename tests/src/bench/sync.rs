@@ -352,8 +352,9 @@ async fn edit_latency(
     for office in [a, b] {
         let store = office.replica.store().clone();
         let changes = LiveChanges::attach(&store).subscribe();
-        let (connection, stream) =
-            client::open(&office.identity()?, relay.addr, &relay.fingerprint).await?;
+        let client::Opened {
+            connection, stream, ..
+        } = client::open(&office.identity()?, relay.addr, &relay.fingerprint).await?;
         let mut session = Session::new(store, Role::Initiator);
         session.start()?;
         live.spawn(async move {
@@ -453,7 +454,9 @@ impl Office {
         addr: SocketAddr,
         fp: &Fingerprint,
     ) -> anyhow::Result<(SyncStats, u64)> {
-        let (connection, stream) = client::open(&self.identity()?, addr, fp).await?;
+        let client::Opened {
+            connection, stream, ..
+        } = client::open(&self.identity()?, addr, fp).await?;
         let mut session = Session::new(self.replica.store().clone(), Role::Initiator)
             .with_office_lookup(self.replica.office_lookup());
         session.start()?;

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use atelier_relay::client::{self, ClientError};
-use atelier_relay::framing::{FrameError, FramedStream};
+use atelier_relay::client::{self, ClientError, Opened};
+use atelier_relay::framing::FrameError;
 use atelier_relay::handshake::CloseCode;
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::sync_conn::DriveError;
@@ -93,10 +93,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Connects to `target` as `identity` and opens a sync session (handshake `Hello`/`Welcome`).
-pub async fn connect(
-    identity: &Identity,
-    target: &Target,
-) -> Result<(Connection, FramedStream), SyncFailure> {
+pub async fn connect(identity: &Identity, target: &Target) -> Result<Opened, SyncFailure> {
     let addr = target.url.resolve().await.map_err(|e| {
         SyncFailure::new(
             FailureKind::Network,

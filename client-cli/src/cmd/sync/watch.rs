@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use atelier_core::replica::Replica;
 use atelier_core::store::DocChange;
-use atelier_core::sync::{Role, Session};
 use atelier_core::DocumentId;
 use atelier_relay::identity::Identity;
 use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
@@ -97,12 +96,12 @@ async fn connected(
     // Subscribed before connecting: no local change between the two sessions is missed.
     let session_changes = live.subscribe();
     let mut received = live.subscribe();
-    let (connection, stream) = match net::connect(identity, target).await {
+    let opened = match net::connect(identity, target).await {
         Ok(c) => c,
         Err(f) => return f,
     };
-    let mut session = Session::new(replica.store().clone(), Role::Initiator)
-        .with_office_lookup(replica.office_lookup());
+    let (connection, stream) = (opened.connection, opened.stream);
+    let mut session = super::session(replica, opened.read_only);
     if let Err(e) = session.start() {
         net::close(&connection);
         return other(format!("lecture du réplica : {e}"));
