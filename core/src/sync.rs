@@ -255,6 +255,20 @@ impl Session {
             }
             Message::Docs { docs } => self.on_docs(docs),
             Message::Sync { msgs } => self.on_sync(msgs),
+            Message::Resync if self.role == Role::Initiator => {
+                self.confirm_later();
+                Ok(())
+            }
+            Message::Resync => Err(SyncError::Protocol("resync sent to the responder".into())),
+        }
+    }
+
+    /// Live mode: some local change notices were lost (the driver's buffer overflowed), so
+    /// pushes may be missing. A reconciliation round finds them; the responder asks for one.
+    pub fn handle_missed_changes(&mut self) {
+        match self.role {
+            Role::Initiator => self.confirm_later(),
+            Role::Responder => self.frames.push_back(Message::Resync.encode()),
         }
     }
 
@@ -962,6 +976,26 @@ mod tests {
         assert!(relay.stats().refused_changes > 0);
         assert!(text_of(&s[1], "shared").contains("du relais"));
         assert!(!text_of(&s[0], "shared").contains("locale"));
+    }
+
+    #[test]
+    fn a_responder_that_missed_change_notices_gets_a_round_run() {
+        let s = stores(2);
+        put(&s[0], "before", "v", "x");
+        let mut relay = Session::new(s[0].clone(), Role::Responder);
+        let mut client = Session::new(s[1].clone(), Role::Initiator);
+        client.start().unwrap();
+        exchange(&mut client, &mut relay, 50);
+        assert!(client.is_converged());
+        // A change whose notice the relay's driver lost: nothing is pushed for it…
+        put(&s[0], "missed", "v", "y");
+        assert_eq!(exchange(&mut client, &mut relay, 50), 0);
+        // …until the relay says it missed notices, and the client runs a round.
+        relay.handle_missed_changes();
+        exchange(&mut client, &mut relay, 50);
+        assert!(client.is_converged(), "{}", client.describe());
+        assert!(s[1].contains(&DocumentId::derived("missed")).unwrap());
+        assert_eq!(snapshot(&s[0]), snapshot(&s[1]));
     }
 
     #[test]

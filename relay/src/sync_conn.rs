@@ -20,7 +20,8 @@ use crate::server::{ConnectionHandler, Peer};
 const READ_AHEAD_FRAMES: usize = 8;
 /// Frames queued for the writer: enough to keep the stream busy while the session works.
 const WRITE_AHEAD_FRAMES: usize = 8;
-/// Live changes buffered per subscriber before it counts as lagging (and resynchronises).
+/// Live changes buffered per subscriber before it counts as lagging: it then misses notices and
+/// a reconciliation round picks up what they carried (`Session::handle_missed_changes`).
 pub const LIVE_CHANNEL_CAPACITY: usize = 4096;
 
 /// Why a sync connection ended badly.
@@ -36,8 +37,6 @@ pub enum DriveError {
         "the sync did not settle after several rounds (other offices were editing); run it again"
     )]
     NotSettled,
-    #[error("live changes were missed; the connection must resynchronise")]
-    Lagged,
 }
 
 /// A broadcast of every change a store makes, for live sessions to push.
@@ -130,7 +129,14 @@ pub async fn drive(
             }
             frame = incoming.recv() => match frame {
                 Some(Ok(Some(frame))) => {
-                    if let Err(e) = tokio::task::block_in_place(|| session.handle_frame(&frame)) {
+                    let handled = tokio::task::block_in_place(|| {
+                        session.handle_frame(&frame)?;
+                        // Applying a frame can notify thousands of changes at once: take them
+                        // now, before the channel overflows.
+                        drain_live(&mut session, &mut live);
+                        Ok::<_, SyncError>(())
+                    });
+                    if let Err(e) = handled {
                         break Err(e.into());
                     }
                     on_progress(session.stats());
@@ -141,8 +147,11 @@ pub async fn drive(
                 Some(Err(e)) => break Err(e.into()),
             },
             change = recv_live(&mut live), if live.is_some() => match change {
-                Ok(change) => tokio::task::block_in_place(|| session.handle_local_change(&change)),
-                Err(broadcast::error::RecvError::Lagged(_)) => break Err(DriveError::Lagged),
+                Ok(change) => tokio::task::block_in_place(|| {
+                    session.handle_local_change(&change);
+                    drain_live(&mut session, &mut live);
+                }),
+                Err(broadcast::error::RecvError::Lagged(_)) => session.handle_missed_changes(),
                 Err(broadcast::error::RecvError::Closed) => live = None,
             },
         }
@@ -159,6 +168,22 @@ pub async fn drive(
         }
     }
     result.map(|()| session.stats().clone())
+}
+
+/// Hands every change notice already waiting to the session.
+fn drain_live(session: &mut Session, live: &mut Option<broadcast::Receiver<DocChange>>) {
+    let Some(rx) = live else { return };
+    loop {
+        match rx.try_recv() {
+            Ok(change) => session.handle_local_change(&change),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => session.handle_missed_changes(),
+            Err(broadcast::error::TryRecvError::Empty) => return,
+            Err(broadcast::error::TryRecvError::Closed) => {
+                *live = None;
+                return;
+            }
+        }
+    }
 }
 
 async fn recv_live(

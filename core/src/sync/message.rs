@@ -29,6 +29,9 @@ pub enum Message {
     Docs { docs: Vec<DocBytes> },
     /// Automerge sync messages of many documents; an empty `message` means "nothing to send".
     Sync { msgs: Vec<DocBytes> },
+    /// From a live responder that missed some of its own change notices (more arrived at once
+    /// than it buffers): the initiator runs a reconciliation round to pick up what was missed.
+    Resync,
 }
 
 /// One bucket's `(id, heads hash)` pairs.
@@ -68,6 +71,7 @@ impl Message {
             Message::Want { .. } => "want",
             Message::Docs { .. } => "docs",
             Message::Sync { .. } => "sync",
+            Message::Resync => "resync",
         }
     }
 }

@@ -239,6 +239,7 @@ fn summarize(frame: &[u8]) -> String {
             buckets.iter().map(|b| b.entries.len()).sum::<usize>()
         ),
         Ok(Message::Want { ids }) => format!("want {}", ids.len()),
+        Ok(Message::Resync) => "resync".into(),
         Ok(Message::Docs { docs }) => format!(
             "docs {:?}",
             docs.iter()

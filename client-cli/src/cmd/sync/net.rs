@@ -180,10 +180,6 @@ pub fn from_drive_error(e: DriveError, who: &str) -> SyncFailure {
             "la synchronisation ne s'est pas stabilisée (d'autres offices modifiaient le corpus \
              en même temps) : ce qui a été échangé est gardé, relancez « atelier sync »",
         ),
-        DriveError::Lagged => SyncFailure::new(
-            Network,
-            "trop de modifications à la fois : la connexion se resynchronise",
-        ),
         DriveError::Sync(s) => SyncFailure::new(
             Other,
             format!("synchronisation avec {who} interrompue ({s})"),
