@@ -835,6 +835,22 @@ mod tests {
     }
 
     #[test]
+    fn departement_numbers_with_or_without_leading_zero() {
+        let mut docs = vec![
+            doc("tournon", "École de Tournon"),
+            doc("thiers", "École de Thiers"),
+        ];
+        docs[0].departement = Some("07".into());
+        docs[1].departement = Some("63".into());
+        let index = index(&docs);
+        assert_eq!(find(&index, "7"), ["tournon"]);
+        assert_eq!(find(&index, "07"), ["tournon"]);
+        assert_eq!(find(&index, "ecole 7"), ["tournon"]);
+        assert_eq!(find(&index, "ardeche"), ["tournon"]);
+        assert_eq!(find(&index, "63 ecole"), ["thiers"]);
+    }
+
+    #[test]
     fn phrase_and_proximity() {
         let index = index(&corpus());
         assert_eq!(find(&index, "\"coeur de bourg\""), ["coeur"]);

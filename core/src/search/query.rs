@@ -214,11 +214,15 @@ fn split_quotes(text: &str) -> Vec<(&str, bool)> {
 }
 
 /// The département code of a bare number typed in the query (« 63 », « 07 », « 2A », « 974 »).
+/// A single digit is the same number without its leading zero (« 7 » is « 07 », Ardèche): the
+/// codes are written with two digits, people often write them with one.
 fn departement_code(typed: &str) -> Option<String> {
-    if !(2..=3).contains(&typed.len()) {
-        return None;
-    }
-    crate::vocab::departement(&typed.to_ascii_uppercase()).map(|d| d.code.clone())
+    let code = match typed.as_bytes() {
+        [d @ b'1'..=b'9'] => format!("0{}", char::from(*d)),
+        b if (2..=3).contains(&b.len()) => typed.to_ascii_uppercase(),
+        _ => return None,
+    };
+    crate::vocab::departement(&code).map(|d| d.code.clone())
 }
 
 /// The tantivy query for a parsed text, and what to highlight in the hits.
@@ -797,9 +801,15 @@ mod tests {
         assert_eq!(clauses("63 pise"), [vec!["dep:63"], vec!["pise"]]);
         assert_eq!(clauses("2a maison"), [vec!["dep:2A"], vec!["maison"]]);
         assert_eq!(clauses("974"), [vec!["dep:974"]]);
+        // One digit is the two-digit code without its leading zero: Ardèche either way.
+        assert_eq!(clauses("7 ecole"), [vec!["dep:07"], vec!["ecole"]]);
+        assert_eq!(clauses("07 ecole"), [vec!["dep:07"], vec!["ecole"]]);
+        assert_eq!(clauses("eglise 1"), [vec!["eglise"], vec!["dep:01"]]);
         // Not département codes: too long, or unknown.
         assert_eq!(clauses("2019"), [vec!["2019"]]);
         assert_eq!(clauses("99"), [vec!["99"]]);
+        assert_eq!(clauses("0"), [vec!["0"]]);
+        assert_eq!(clauses("007"), [vec!["007"]]);
     }
 
     #[test]
