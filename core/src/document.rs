@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use automerge::{AutoCommit, ChangeHash, ReadDoc};
 use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile, Text};
+
+mod lenient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -56,8 +58,11 @@ impl From<autosurgeon::ReconcileError> for DocumentError {
 
 #[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
 struct LocationDoc {
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     commune: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     insee: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     departement: Option<String>,
     lat: Option<f64>,
     lon: Option<f64>,
@@ -65,55 +70,79 @@ struct LocationDoc {
 
 #[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
 struct DesignerDoc {
+    #[autosurgeon(hydrate = "lenient::string")]
     role: String,
+    #[autosurgeon(hydrate = "lenient::string")]
     name: String,
 }
 
 #[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
 struct DatesDoc {
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     start: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     end: Option<String>,
 }
 
 #[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
 struct LinkDoc {
+    #[autosurgeon(hydrate = "lenient::string")]
     url: String,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     label: Option<String>,
 }
 
 /// The document shape. Field names are FORMAT.md's, so a JavaScript client reads them as is.
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 struct ResourceDoc {
-    #[autosurgeon(rename = "@type")]
+    #[autosurgeon(rename = "@type", hydrate = "lenient::string")]
     doc_type: String,
     schema: u64,
-    #[autosurgeon(rename = "ref")]
+    #[autosurgeon(rename = "ref", hydrate = "lenient::opt_string")]
     ref_: Option<String>,
+    #[autosurgeon(hydrate = "lenient::string")]
     kind: String,
+    #[autosurgeon(hydrate = "lenient::string")]
     title: String,
+    #[autosurgeon(hydrate = "lenient::text")]
     summary: Text,
+    #[autosurgeon(hydrate = "lenient::text")]
     description: Text,
+    #[autosurgeon(hydrate = "lenient::string")]
     office: String,
+    #[autosurgeon(hydrate = "lenient::string")]
     status: String,
+    #[autosurgeon(hydrate = "lenient::strings")]
     axes: Vec<String>,
+    #[autosurgeon(hydrate = "lenient::strings")]
     themes: Vec<String>,
+    #[autosurgeon(hydrate = "lenient::strings")]
     sectors: Vec<String>,
+    #[autosurgeon(hydrate = "lenient::strings")]
     materials: Vec<String>,
+    #[autosurgeon(hydrate = "lenient::strings")]
     audiences: Vec<String>,
+    #[autosurgeon(hydrate = "lenient::strings")]
     keywords: Vec<String>,
     location: Option<LocationDoc>,
     year: Option<i64>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     client: Option<String>,
     designers: Vec<DesignerDoc>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     intervention: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     building_type: Option<String>,
     cost_eur_ht: Option<f64>,
     floor_area_m2: Option<f64>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     tool_type: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
     action_type: Option<String>,
     dates: Option<DatesDoc>,
     links: Vec<LinkDoc>,
     /// Unknown FORMAT fields, each as its JSON text, so any JSON value survives.
+    #[autosurgeon(hydrate = "lenient::string_map")]
     extra: BTreeMap<String, String>,
     /// Milliseconds since the epoch at creation.
     created_at: i64,
@@ -275,7 +304,14 @@ pub fn read_at(doc: &mut AutoCommit, heads: &[ChangeHash]) -> Result<Stored, Doc
 
 /// Whether this document is a resource document (rather than a catalog shard or foreign doc).
 pub fn is_resource(doc: &AutoCommit) -> bool {
-    matches!(doc.get(automerge::ROOT, "@type"), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_str() == Some(RESOURCE_TYPE))
+    match doc.get(automerge::ROOT, "@type") {
+        Ok(Some((automerge::Value::Scalar(s), _))) => s.as_str() == Some(RESOURCE_TYPE),
+        // Written by a JavaScript client as text (see `lenient`).
+        Ok(Some((automerge::Value::Object(automerge::ObjType::Text), obj))) => {
+            doc.text(&obj).is_ok_and(|t| t == RESOURCE_TYPE)
+        }
+        _ => false,
+    }
 }
 
 /// Every change of the document, oldest first, with the office and fields it names.
@@ -693,5 +729,40 @@ mod tests {
             h[1].fields,
             vec!["location.departement".to_string(), "title".to_string()]
         );
+    }
+
+    #[test]
+    fn fields_written_as_text_or_scalar_by_other_clients_are_read_and_edited() {
+        use automerge::transaction::Transactable;
+        use automerge::{ObjType, ROOT};
+        let mut doc = crate::store::new_doc();
+        create(&mut doc, &sample(), "caue-63", 0).unwrap();
+        // What JavaScript Automerge 3 does with `d.title = "…"`, `d.keywords.push("…")`, and
+        // with an `ImmutableString` description.
+        let title = doc.put_object(ROOT, "title", ObjType::Text).unwrap();
+        doc.splice_text(&title, 0, 0, "École en terre").unwrap();
+        let keywords = doc.put_object(ROOT, "keywords", ObjType::List).unwrap();
+        let word = doc.insert_object(&keywords, 0, ObjType::Text).unwrap();
+        doc.splice_text(&word, 0, 0, "pisé").unwrap();
+        doc.put(ROOT, "description", "Texte brut.").unwrap();
+        doc.commit();
+        assert!(is_resource(&doc));
+        let r = read(&doc).unwrap().resource;
+        assert_eq!(r.title, "École en terre");
+        assert_eq!(r.keywords, vec!["pisé".to_string()]);
+        assert_eq!(r.description, "Texte brut.");
+        apply_edits(
+            &mut doc,
+            &[Edit::Append {
+                field: "description".into(),
+                text: " Suite.".into(),
+            }],
+            "caue-63",
+            1,
+        )
+        .unwrap();
+        let r = read(&doc).unwrap().resource;
+        assert_eq!(r.description, "Texte brut. Suite.");
+        assert_eq!(r.title, "École en terre");
     }
 }

@@ -555,22 +555,25 @@ async fn javascript_client_edits_a_resource_that_the_office_then_receives() {
     let id = a.create("Chapelle de Vassivière", "Granit.");
     a.sync(&relay).await;
 
-    // The JS client writes `doc.description = "…"`: a new Text, which is what the resource
-    // holds there. (Plain assignment to a scalar field such as `title` also makes a Text in
-    // Automerge 3's JS API, which atelier-core does not read as a resource yet.)
+    // The JS client writes `doc.title = "…"`. Automerge 3's JS API makes any assigned string a
+    // Text object, where Atelier writes a plain string: the office reads both.
     let token = relay.ws_token("caue-63", false);
-    let edited = "Granit et lauze, d'après la page web.";
-    let lines = js_edit(&relay, &token, &id, "description", edited).await;
+    let edited = "Chapelle Notre-Dame de Vassivière";
+    let lines = js_edit(&relay, &token, &id, "title", edited).await;
     assert_eq!(lines[0]["doc"]["title"], "Chapelle de Vassivière");
     assert_eq!(lines[0]["doc"]["@type"], "atelier.resource");
     assert_eq!(lines[0]["doc"]["description"], "Granit.");
-    assert_eq!(lines[1]["doc"]["description"], edited);
+    assert_eq!(lines[1]["doc"]["title"], edited);
 
     let stats = a.sync(&relay).await;
     assert_eq!(stats.received_by_office.get("caue-63"), Some(&1));
     let stored = a.replica.get(&id).unwrap().resource;
-    assert_eq!(stored.description, edited);
-    assert_eq!(stored.title, "Chapelle de Vassivière");
+    assert_eq!(stored.title, edited);
+    assert_eq!(stored.description, "Granit.");
+    // Listed and searchable under the new title, and editable again by the office.
+    assert!(a.titles().contains(&edited.to_string()));
+    a.edit(&id, set("description", json!("Granit et lauze.")));
+    assert_eq!(a.replica.get(&id).unwrap().resource.title, edited);
     relay.shutdown().await;
 }
 
