@@ -57,12 +57,32 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                         a href="/ressources/nouvelle" aria-current=[(meta.nav == Nav::New).then_some("page")] { "Ajouter une fiche" }
                         a href="/lexique" aria-current=[(meta.nav == Nav::Lexicon).then_some("page")] { "Lexique" }
                     }
+                    // The list page is the search page: it has its own box, with the filters.
+                    @if meta.page != "list" { (search_box()) }
                     (sync_badge(&sync))
                 }
                 main id="contenu" { (content) }
                 footer.bottom {
                     p { "Atelier — les ressources des CAUE, partagées entre offices. Tout est enregistré sur cet ordinateur, même sans connexion." }
                 }
+            }
+        }
+    }
+}
+
+/// A magnifying glass, drawn inline: the header has no room for a worded button, and no icon
+/// font or image is fetched.
+const MAGNIFIER_SVG: &str = r#"<svg viewBox="0 0 20 20" aria-hidden="true" focusable="false"><circle cx="8.5" cy="8.5" r="5.5" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12.5 12.5 18 18" stroke="currentColor" stroke-width="2" stroke-linecap="round"/></svg>"#;
+
+/// The search box of the header: it opens the list page with the query in the address.
+fn search_box() -> Markup {
+    html! {
+        form.header-search method="get" action="/" role="search" {
+            label.visually-hidden for="recherche" { "Rechercher dans le corpus" }
+            input type="search" id="recherche" name="q" placeholder="Rechercher…" autocomplete="off";
+            button type="submit" title="Chercher" {
+                (PreEscaped(MAGNIFIER_SVG))
+                span.visually-hidden { "Chercher" }
             }
         }
     }

@@ -430,6 +430,41 @@ async fn html_in_a_title_is_escaped_everywhere() {
 }
 
 #[tokio::test]
+async fn every_page_but_the_list_has_the_search_box_in_its_header() {
+    let app = app();
+    let p = page_of(&app.ecole);
+    for uri in [
+        p.clone(),
+        format!("{p}/modifier"),
+        format!("{p}/historique"),
+        format!("{p}/supprimer"),
+        "/ressources/nouvelle".into(),
+        "/lexique".into(),
+        "/pas-de-page".into(),
+    ] {
+        let body = get(&app, &uri).await.body;
+        let form = &body[body
+            .find("<form class=\"header-search\" method=\"get\" action=\"/\" role=\"search\">")
+            .unwrap_or_else(|| panic!("{uri} has no header search"))..];
+        let form = &form[..form.find("</form>").unwrap()];
+        assert!(
+            form.contains("<label class=\"visually-hidden\" for=\"recherche\">Rechercher dans le corpus</label>")
+                && form.contains("id=\"recherche\" name=\"q\""),
+            "{uri}: {form}"
+        );
+    }
+    // The list page is the search page: one box, in its filter panel.
+    for uri in ["/", "/?q=pise", "/?supprimees=1"] {
+        let body = get(&app, uri).await.body;
+        assert_eq!(body.matches("type=\"search\"").count(), 1, "{uri}");
+        assert!(!body.contains("header-search"), "{uri}");
+    }
+    // Where the header box leads: the list, searched.
+    let found = get(&app, "/?q=lauze").await.body;
+    assert!(found.contains("Guide de la lauze") && !found.contains("École en pisé"));
+}
+
+#[tokio::test]
 async fn mutating_pages_need_the_session_and_the_same_origin() {
     let app = app();
     let p = format!("{}/supprimer", page_of(&app.ecole));
