@@ -83,14 +83,7 @@
   }
 
   if (page === 'list') {
-    onChange(function () { refreshBlock('resultats'); });
-    // Filters apply as soon as a box is ticked.
-    const filters = document.getElementById('filtres');
-    if (filters) {
-      filters.addEventListener('change', function (e) {
-        if (e.target.type === 'checkbox') filters.submit();
-      });
-    }
+    instantSearch();
   }
   if (page === 'resource' || page === 'history') {
     const block = page === 'resource' ? 'fiche' : 'historique';
@@ -98,6 +91,95 @@
   }
   if (page === 'edit' && doc) {
     liveEditing(doc);
+  }
+
+  // ---- Search as you type (list page) ----------------------------------------------------
+  //
+  // The form's state becomes the address (history.replaceState), and the facets and results
+  // of that address come from /fragments/resultats, rendered by the same server code as the
+  // page. The search box itself is never replaced, so focus and caret stay where they are.
+  // Only the answer to the latest request is shown: the previous request is aborted, and a
+  // sequence number drops any answer that still arrives late.
+  function instantSearch() {
+    const TYPING_DELAY_MS = 200;
+    const LIVE_DELAY_MS = 150;
+    const form = document.getElementById('filtres');
+    const input = document.getElementById('q');
+    if (!form || !input || !window.AbortController) return;
+    let typingTimer = null, liveTimer = null, seq = 0, controller = null;
+
+    function formQuery() {
+      const p = new URLSearchParams();
+      new FormData(form).forEach(function (v, k) { if (typeof v === 'string' && v.trim() !== '') p.append(k, v); });
+      return p.toString();
+    }
+
+    // After `delay` ms without another call: the form's state goes to the address, then its results.
+    function fromForm(delay) {
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () {
+        typingTimer = null;
+        const query = formQuery();
+        const url = query ? '/?' + query : '/';
+        if (location.pathname + location.search !== url) history.replaceState(history.state, '', url);
+        load(query);
+      }, delay);
+    }
+
+    function load(query) {
+      const mine = ++seq;
+      if (controller) controller.abort();
+      controller = new AbortController();
+      form.setAttribute('aria-busy', 'true');
+      fetch('/fragments/resultats' + (query ? '?' + query : ''), { headers: { Accept: 'text/html' }, signal: controller.signal })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (mine !== seq) return;
+          form.removeAttribute('aria-busy');
+          if (html !== null) show(html);
+        })
+        .catch(function () { if (mine === seq) form.removeAttribute('aria-busy'); });
+    }
+
+    function show(html) {
+      const fresh = new DOMParser().parseFromString(html, 'text/html');
+      // A ticked box keeps the keyboard focus once its group is redrawn.
+      const focused = document.activeElement;
+      const focusId = focused && focused.id && focused.closest('#facettes') ? focused.id : null;
+      ['facettes', 'resultats'].forEach(function (id) {
+        const next = fresh.getElementById(id);
+        const old = document.getElementById(id);
+        if (next && old && next.outerHTML !== old.outerHTML) {
+          old.replaceWith(document.adoptNode(next));
+          localTimes(next);
+        }
+      });
+      if (focusId) {
+        const again = document.getElementById(focusId);
+        if (again && again !== document.activeElement) again.focus({ preventScroll: true });
+      }
+      const results = document.getElementById('resultats');
+      const announce = document.getElementById('resultats-annonce');
+      const said = results ? results.dataset.annonce || '' : '';
+      if (announce && announce.textContent !== said) announce.textContent = said;
+    }
+
+    input.addEventListener('input', function () { fromForm(TYPING_DELAY_MS); });
+    form.addEventListener('change', function (e) {
+      if (e.target.type === 'checkbox') fromForm(0);
+    });
+    // Enter or « Filtrer »: the same, at once, without leaving the page.
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      fromForm(0);
+    });
+    // A change anywhere in the corpus: the same address again (page number included).
+    onChange(function () {
+      clearTimeout(liveTimer);
+      liveTimer = setTimeout(function () {
+        if (typingTimer === null) load(location.search.replace(/^\?/, ''));
+      }, LIVE_DELAY_MS);
+    });
   }
 
   // ---- Live text editing -----------------------------------------------------------------

@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error_pages::json_errors));
     let pages = Router::new()
         .route("/", get(pages::list::page))
+        .route("/fragments/resultats", get(pages::list::fragment))
         .route(
             "/ressources/nouvelle",
             get(pages::edit::new_form).post(pages::edit::create),

@@ -430,6 +430,97 @@ async fn html_in_a_title_is_escaped_everywhere() {
 }
 
 #[tokio::test]
+async fn the_results_fragment_is_the_list_pages_facets_and_results_alone() {
+    let app = app();
+    let a = get(&app, "/fragments/resultats?q=pise&sector=terre").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(a.headers[header::CACHE_CONTROL], "no-store");
+    assert!(a.body.starts_with("<div id=\"facettes\">"), "{}", a.body);
+    assert!(a.body.contains("<section id=\"resultats\""));
+    assert!(!a.body.contains("<html") && !a.body.contains("<header"));
+    assert!(a.body.contains("École en pisé") && !a.body.contains("Guide de la lauze"));
+    assert!(a.body.contains("data-annonce=\"1 fiche trouvée\""));
+    // The ticked box stays ticked, with the count of the current results.
+    let terre = &a.body[a.body.find("id=\"f-sector-terre\"").unwrap()..];
+    let terre = &terre[..terre.find("</label>").unwrap()];
+    assert!(
+        terre.contains("checked") && terre.contains("(1)"),
+        "{terre}"
+    );
+    // The same renderer as the page: the page holds the very same blocks.
+    let page = get(&app, "/?q=pise&sector=terre").await.body;
+    assert!(page.contains(&a.body[..a.body.find("<section").unwrap()]));
+    // Facet counts follow the text.
+    let all = get(&app, "/fragments/resultats").await.body;
+    assert!(all.contains("data-annonce=\"2 fiches trouvées\""));
+    assert!(all.contains("id=\"f-kind-outil\"") && !a.body.contains("id=\"f-kind-outil\""));
+    let none = get(&app, "/fragments/resultats?q=zzzz").await.body;
+    assert!(
+        none.contains("Aucune fiche ne correspond à « zzzz »"),
+        "{none}"
+    );
+}
+
+#[tokio::test]
+async fn the_query_and_chosen_values_are_escaped_in_the_page_and_the_fragment() {
+    let app = app();
+    let q = "/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%3E&kind=%3Cb%3Egras%3C%2Fb%3E";
+    for uri in [q.to_string(), q.replacen('/', "/fragments/resultats", 1)] {
+        let a = get(&app, &uri).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        assert!(
+            !a.body.contains("<script>alert") && !a.body.contains("<b>gras"),
+            "{uri} not escaped"
+        );
+        assert!(a.body.contains("&lt;b&gt;gras"), "{uri}");
+    }
+    let page = get(&app, q).await.body;
+    assert!(page.contains("value=\"&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;\""));
+    let fragment = get(&app, &q.replacen('/', "/fragments/resultats", 1))
+        .await
+        .body;
+    assert!(fragment.contains("« &lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt; »"));
+}
+
+#[tokio::test]
+async fn the_fragment_highlights_the_words_found_with_the_full_text_index() {
+    let replica = Arc::new(Replica::in_memory("caue-63".parse().unwrap()));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let ecole = replica
+        .create(
+            &Resource::from_json(&json!({"kind":"realisation","title":"École en pisé","office":"caue-63","summary":"Une école en terre crue, <b>unique</b>.","location":{"departement":"07"}})).unwrap(),
+            &mut rng,
+            1_700_000_000_000,
+        )
+        .unwrap();
+    let search = crate::IndexedSearch::new(
+        replica.clone(),
+        atelier_core::search::SearchIndex::in_memory().unwrap(),
+    )
+    .unwrap();
+    let config = WebConfig {
+        search: Some(Arc::new(search)),
+        ..WebConfig::default()
+    };
+    let state = AppState::new(replica.clone(), &config);
+    let app = App {
+        state,
+        replica,
+        ecole,
+    };
+    let a = get(&app, "/fragments/resultats?q=terre").await;
+    assert!(a.body.contains("<mark>terre</mark>"), "{}", a.body);
+    assert!(!a.body.contains("<b>"), "{}", a.body);
+    // A one-digit département number finds the resources located there.
+    let a = get(&app, "/fragments/resultats?q=7").await;
+    assert!(a.body.contains("École en pisé"), "{}", a.body);
+}
+
+#[tokio::test]
 async fn every_page_but_the_list_has_the_search_box_in_its_header() {
     let app = app();
     let p = page_of(&app.ecole);

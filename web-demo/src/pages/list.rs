@@ -1,5 +1,10 @@
 //! `GET /`: the corpus as cards, with a search box and filters (checkboxes with French labels
-//! and counts). The results block (`#resultats`) is refreshed live by the script.
+//! and counts); the query and filters are in the address (`?q=…&kind=…`).
+//!
+//! `GET /fragments/resultats` answers the same parameters with only the facets (`#facettes`)
+//! and the results (`#resultats`), rendered by the same functions: the script swaps them in as
+//! the person types or ticks a box, and when a change arrives live. Without script the form
+//! submits to `/` and the page does the same work.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +12,7 @@ use atelier_core::replica::ListFilter;
 use atelier_core::search::{SearchQuery, SearchResults};
 use atelier_core::{vocab, DocumentId};
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
@@ -153,16 +159,80 @@ struct Card {
     deleted: bool,
 }
 
+/// What a list address finds: the results with their facet counts, the cards to show, and the
+/// resource just deleted (title) if the address names one.
+struct Found {
+    results: SearchResults,
+    cards: Vec<Card>,
+    undo: Option<(DocumentId, String)>,
+}
+
 pub async fn page(
     State(state): State<AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let params = Params::parse(pairs);
+    let found = find(&state, &params).await?;
+    let content = html! {
+        @if let Some((id, title)) = &found.undo {
+            div.notice role="status" {
+                "La fiche « " (title) " » a été supprimée. "
+                form.inline method="post" action={ (resource_path(id)) "/restaurer" } {
+                    button.link type="submit" { "Annuler la suppression" }
+                }
+            }
+        }
+        div.list-layout {
+            (filters(&params, &found.results))
+            div {
+                // Results replaced by the script are announced here, once, by their count.
+                p #resultats-annonce .visually-hidden role="status" {}
+                (results_section(&params, &found))
+            }
+        }
+    };
+    let title = if params.deleted {
+        "Fiches supprimées"
+    } else {
+        "Toutes les fiches"
+    };
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title,
+            page: "list",
+            doc: None,
+            nav: Nav::List,
+        },
+        content,
+    )
+    .into_response())
+}
+
+/// `GET /fragments/resultats`: the facets and results of the list page for the same
+/// parameters, without the page around them.
+pub async fn fragment(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let mut params = Params::parse(pairs);
+    params.just_deleted = None;
+    let found = find(&state, &params).await?;
+    let body = html! {
+        (facets(&params, &found.results))
+        (results_section(&params, &found))
+    };
+    // Each keystroke asks for a new address: nothing is worth keeping.
+    Ok(([(header::CACHE_CONTROL, "no-store")], body).into_response())
+}
+
+/// Runs the search of `params` (or the plain filter), then reads the cards' resources.
+async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
     let query = params.query();
     let backend = state.search().cloned();
     let deleted_view = params.deleted;
     let just_deleted = params.just_deleted.clone();
-    let (results, cards, undo) = state
+    state
         .blocking(move |r| {
             let results = match backend.filter(|_| !deleted_view) {
                 Some(b) => b.search(&query).or_else(|e| {
@@ -214,41 +284,22 @@ pub async fn page(
                         .filter(|s| s.deleted)
                         .map(|s| (id, s.resource.title))
                 });
-            Ok((results, cards, undo))
+            Ok(Found {
+                results,
+                cards,
+                undo,
+            })
         })
-        .await?;
-    let content = html! {
-        @if let Some((id, title)) = &undo {
-            div.notice role="status" {
-                "La fiche « " (title) " » a été supprimée. "
-                form.inline method="post" action={ (resource_path(id)) "/restaurer" } {
-                    button.link type="submit" { "Annuler la suppression" }
-                }
-            }
+        .await
+}
+
+/// `#resultats`; `data-annonce` is what the script reads out after replacing it.
+fn results_section(params: &Params, found: &Found) -> Markup {
+    html! {
+        section #resultats data-annonce=(announcement(found.results.total)) {
+            (results_block(params, &found.results, &found.cards))
         }
-        div.list-layout {
-            (filters(&params, &results))
-            section #resultats aria-live="polite" {
-                (results_block(&params, &results, &cards))
-            }
-        }
-    };
-    let title = if params.deleted {
-        "Fiches supprimées"
-    } else {
-        "Toutes les fiches"
-    };
-    Ok(layout::page(
-        &state,
-        PageMeta {
-            title,
-            page: "list",
-            doc: None,
-            nav: Nav::List,
-        },
-        content,
-    )
-    .into_response())
+    }
 }
 
 fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Markup {
@@ -277,7 +328,11 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
         }
         @if cards.is_empty() {
             div.empty {
-                p { "Aucune fiche ne correspond." }
+                @if params.text.trim().is_empty() {
+                    p { "Aucune fiche ne correspond." }
+                } @else {
+                    p { "Aucune fiche ne correspond à « " (params.text.trim()) " »." }
+                }
                 @if !params.chosen.values().all(Vec::is_empty) || !params.text.is_empty() {
                     p { a href="/" { "Effacer la recherche et les filtres" } }
                 }
@@ -334,6 +389,15 @@ fn value_label(facet: &str, code: &str) -> String {
     }
 }
 
+/// « 3 fiches trouvées »: the count as a sentence, for screen readers.
+fn announcement(n: usize) -> String {
+    match n {
+        0 => "Aucune fiche trouvée".into(),
+        1 => "1 fiche trouvée".into(),
+        n => format!("{} fiches trouvées", crate::pages::fr_number(n as f64)),
+    }
+}
+
 fn count_text(n: usize) -> String {
     match n {
         0 => "(aucune)".into(),
@@ -342,8 +406,29 @@ fn count_text(n: usize) -> String {
     }
 }
 
-/// The filter panel: a search box and one group of checkboxes per facet.
+/// The filter panel: a search box and one group of checkboxes per facet. The script sends
+/// it on every keystroke and ticked box; without script, « Chercher » and « Filtrer » do.
 fn filters(params: &Params, results: &SearchResults) -> Markup {
+    html! {
+        form.filters #filtres method="get" action="/" role="search" {
+            @if params.deleted { input type="hidden" name="supprimees" value="1"; }
+            label for="q" { "Rechercher dans le corpus" }
+            div.search {
+                input type="search" id="q" name="q" value=(params.text) placeholder="Ex. : pisé, Thiers, école…" autocomplete="off";
+                button type="submit" { "Chercher" }
+            }
+            (facets(params, results))
+            div.filter-actions {
+                button type="submit" .primary { "Filtrer" }
+                a href="/" { "Tout effacer" }
+            }
+            p.help { "Cochez plusieurs cases d'un même groupe pour voir l'une ou l'autre." }
+        }
+    }
+}
+
+/// `#facettes`: one group of checkboxes per facet, with the counts of the current results.
+fn facets(params: &Params, results: &SearchResults) -> Markup {
     let groups: [(&str, &str, Option<&str>); 7] = [
         ("kind", "Type de fiche", Some(vocab::KINDS)),
         ("status", "État de la fiche", Some(vocab::STATUSES)),
@@ -354,13 +439,7 @@ fn filters(params: &Params, results: &SearchResults) -> Markup {
         ("departement", "Département", None),
     ];
     html! {
-        form.filters #filtres method="get" action="/" role="search" {
-            @if params.deleted { input type="hidden" name="supprimees" value="1"; }
-            label for="q" { "Rechercher" }
-            div.search {
-                input type="search" id="q" name="q" value=(params.text) placeholder="Ex. : pisé, Thiers, école…";
-                button type="submit" { "Chercher" }
-            }
+        div #facettes {
             @for (facet, title, vocabulary) in groups {
                 @let options = facet_options(params, results, facet, vocabulary);
                 @if !options.is_empty() {
@@ -376,11 +455,6 @@ fn filters(params: &Params, results: &SearchResults) -> Markup {
                     }
                 }
             }
-            div.filter-actions {
-                button type="submit" .primary { "Filtrer" }
-                a href="/" { "Tout effacer" }
-            }
-            p.help { "Cochez plusieurs cases d'un même groupe pour voir l'une ou l'autre." }
         }
     }
 }
