@@ -149,6 +149,54 @@ try {
     await waitText(pa, '#resultats', 'Guide des enduits à la chaux');
   });
 
+  await step('search as you type: results, facet counts and the address follow each letter, no Enter', async () => {
+    await pa.goto(`${A}/`);
+    await waitText(pa, '#resultats .count', '(3 fiches)');
+    const box = pa.locator('#q');
+    await box.click();
+    // Slower than the debounce: each letter sends its own request, the last answer wins.
+    await box.pressSequentially('pise', { delay: 230 });
+    await waitText(pa, '#resultats .count', '(1 fiche)');
+    await waitText(pa, '#resultats', 'École en pisé de Thiers');
+    await waitText(pa, '#resultats', 'Balade des toits de lauze', true);
+    await waitText(pa, '#resultats mark', 'pisé');
+    await pa.waitForURL((u) => u.pathname === '/' && u.searchParams.get('q') === 'pise');
+    await waitText(pa, '#resultats-annonce', '1 fiche trouvée');
+    const caret = await box.evaluate((el) => ({ focused: document.activeElement === el, at: el.selectionStart, value: el.value }));
+    check(caret.focused && caret.at === 4 && caret.value === 'pise', `the search box lost focus or caret: ${JSON.stringify(caret)}`);
+    // Facet counts are those of the results: only the pisé school's sector is left.
+    await waitText(pa, '#facettes [data-facet=sector]', 'Terre crue (1)');
+    check(await pa.locator('#f-sector-pierre').count() === 0, 'the facets still count the whole corpus');
+    await shot(pa, '02b-recherche-instantanee');
+    // Ticking a box keeps the query; both are in the address, and a reload shows the same.
+    await pa.locator('label.option', { hasText: 'Terre crue' }).click();
+    await pa.waitForURL((u) => u.searchParams.get('q') === 'pise' && u.searchParams.getAll('sector').includes('terre'));
+    check(await pa.locator('#f-sector-terre').isChecked(), 'the ticked box was unticked by the update');
+    // A new query under the same filter: nothing, but the other sectors say where to look.
+    await box.press('Control+A');
+    await box.pressSequentially('lauze', { delay: 30 });
+    await waitText(pa, '#resultats', 'Aucune fiche ne correspond à « lauze »');
+    await waitText(pa, '#facettes [data-facet=sector]', 'Pierre (1)');
+    await pa.waitForURL((u) => u.searchParams.get('q') === 'lauze' && u.searchParams.get('sector') === 'terre');
+    await pa.reload();
+    await waitValue(pa, '#q', 'lauze');
+    check(await pa.locator('#f-sector-terre').isChecked(), 'the address lost the filter');
+    await waitText(pa, '#resultats', 'Aucune fiche ne correspond à « lauze »');
+  });
+
+  await step('the header search box of a resource page leads to the results', async () => {
+    await pa.goto(`${A}/ressources/nav-3`);
+    await waitText(pa, 'h1', 'Guide des enduits à la chaux');
+    const box = pa.getByRole('searchbox', { name: 'Rechercher dans le corpus' });
+    await box.fill('lauze');
+    await box.press('Enter');
+    await pa.waitForURL((u) => u.pathname === '/' && u.searchParams.get('q') === 'lauze');
+    await waitText(pa, '#resultats', 'Balade des toits de lauze');
+    await waitText(pa, '#resultats', 'Guide des enduits', true);
+    await waitValue(pa, '#q', 'lauze');
+    check(await pa.locator('header .header-search').count() === 0, 'two search boxes on the list page');
+  });
+
   await step('a resource page shows every field in French, with a map', async () => {
     await pa.goto(`${A}/`);
     await pa.locator('a', { hasText: 'École en pisé de Thiers' }).click();
