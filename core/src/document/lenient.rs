@@ -61,6 +61,6 @@ pub(super) fn string_map<D: ReadDoc>(
 pub(super) fn text<D: ReadDoc>(doc: &D, obj: &ObjId, prop: Prop<'_>) -> Result<Text, HydrateError> {
     match Text::hydrate(doc, obj, prop.clone()) {
         Ok(t) => Ok(t),
-        Err(_) => string(doc, obj, prop).map(|s| Text::with_value(s)),
+        Err(_) => string(doc, obj, prop).map(Text::with_value),
     }
 }
