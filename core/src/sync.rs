@@ -48,6 +48,10 @@ pub const MAX_PEER_SYNCS: usize = 4096;
 /// Rounds an initiator runs before reporting that the corpus did not settle (other offices
 /// editing during the sync can keep digests moving; the next sync picks up the rest).
 pub const MAX_ROUNDS: u32 = 8;
+/// Threads that load received documents at once (see `apply_all`).
+pub const MAX_APPLY_THREADS: usize = 4;
+/// Below this many documents in a frame, applying them on one thread is cheaper.
+const PARALLEL_APPLY_MIN: usize = 16;
 /// Heads applied from the peer remembered to avoid echoing its own changes back to it.
 const ECHO_MEMORY: usize = 16_384;
 
@@ -476,19 +480,20 @@ impl Session {
     }
 
     fn on_docs(&mut self, docs: Vec<DocBytes>) -> Result<(), SyncError> {
-        let mut changed = false;
+        let mut accepted = Vec::with_capacity(docs.len());
         for d in docs {
             let id = DocumentId::from_bytes(d.id);
             self.wanted.remove(&id);
-            if !self.accept_changes {
+            if self.accept_changes {
+                accepted.push((id, d.bytes));
+            } else {
                 self.stats.refused_changes += 1;
-                continue;
             }
-            crate::sync_guard::check_chunk(&d.bytes).map_err(|e| SyncError::BadDocument {
-                id,
-                reason: e.to_string(),
-            })?;
-            let written = guarded(&id, || self.store.apply_bytes(&id, &d.bytes))?;
+        }
+        let written = apply_all(&self.store, &accepted);
+        let mut changed = false;
+        for ((id, bytes), written) in accepted.into_iter().zip(written) {
+            let written = written?;
             if written.changed {
                 changed = true;
                 self.note_received(&id, &written.heads);
@@ -497,7 +502,7 @@ impl Session {
             // them, and ask for the rest through the document's own sync protocol.
             if written.missing_deps {
                 let mut stash = self.waiting_deps.remove(&id).unwrap_or_default();
-                stash.push(d.bytes);
+                stash.push(bytes);
                 self.hold_for_deps(id, stash)?;
                 self.begin_sync(id)?;
             }
@@ -718,6 +723,62 @@ impl Session {
             self.frames.push_back(Message::Sync { msgs }.encode());
         }
     }
+}
+
+/// Checks and applies received documents, on up to `MAX_APPLY_THREADS` threads: loading an
+/// Automerge document costs about half a millisecond per kilobyte of text, and a fresh replica
+/// receives thousands. A document's bytes always go to the same thread, in order. Results come
+/// back in input order.
+fn apply_all(
+    store: &DocStore,
+    docs: &[(DocumentId, Vec<u8>)],
+) -> Vec<Result<crate::store::Written, SyncError>> {
+    let apply = |(id, bytes): &(DocumentId, Vec<u8>)| {
+        crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::BadDocument {
+            id: *id,
+            reason: e.to_string(),
+        })?;
+        guarded(id, || store.apply_bytes(id, bytes))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_APPLY_THREADS);
+    if threads < 2 || docs.len() < PARALLEL_APPLY_MIN {
+        return docs.iter().map(apply).collect();
+    }
+    let mut results: Vec<Option<Result<_, _>>> = docs.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let apply = &apply;
+                scope.spawn(move || {
+                    docs.iter()
+                        .enumerate()
+                        .filter(|(_, (id, _))| id.bucket(threads) == k)
+                        .map(|(i, d)| (i, apply(d)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            // `apply` catches Automerge's panics; a panic here would be our own bug.
+            for (i, r) in worker.join().unwrap_or_default() {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .zip(docs)
+        .map(|(r, (id, _))| {
+            r.unwrap_or_else(|| {
+                Err(SyncError::BadDocument {
+                    id: *id,
+                    reason: "internal error while applying".into(),
+                })
+            })
+        })
+        .collect()
 }
 
 /// Runs `f` (which hands peer bytes to Automerge) and turns a panic into an error for that

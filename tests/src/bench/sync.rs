@@ -39,11 +39,6 @@ const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
 const WARM_UP_EDITS: usize = 5;
 /// Documents the timed edits cycle through.
 const EDITED_DOCS: usize = 20;
-/// Resources office A imports and uploads per sync. The relay's live session drops a peer
-/// whose upload applies more than `LIVE_CHANNEL_CAPACITY` (4,096) documents before the session
-/// drains its own change notices ("live changes were missed"), so the corpus goes up in
-/// batches below that; the fresh pull, which this benchmark is about, is one sync.
-const UPLOAD_BATCH: usize = 3_000;
 
 /// Pulls a corpus into a fresh replica through a relay, resyncs, and times live edits; the same
 /// with JavaScript automerge-repo's sync server (`--baseline N`). Prints a table.
@@ -424,23 +419,19 @@ impl Office {
         Ok(Identity::load(&self.dir.join("identity"))?)
     }
 
-    /// Imports `resources` and uploads them to the relay, `UPLOAD_BATCH` at a time; returns the
-    /// seconds spent syncing (not importing) and the documents held at the end.
+    /// Imports `resources` and uploads them to the relay in one sync; returns the seconds spent
+    /// syncing (not importing) and the documents held at the end.
     async fn upload(
         &self,
         resources: &[Resource],
         relay: &RelayChild,
     ) -> anyhow::Result<(f64, usize)> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let mut syncing = Duration::ZERO;
-        for batch in resources.chunks(UPLOAD_BATCH) {
-            self.replica
-                .import(batch, &mut rng, now_ms(), &mut |_| {})?;
-            let t = Instant::now();
-            self.sync(relay).await?;
-            syncing += t.elapsed();
-        }
-        Ok((syncing.as_secs_f64(), self.replica.store().len()?))
+        self.replica
+            .import(resources, &mut rng, now_ms(), &mut |_| {})?;
+        let t = Instant::now();
+        self.sync(relay).await?;
+        Ok((t.elapsed().as_secs_f64(), self.replica.store().len()?))
     }
 
     async fn sync(&self, relay: &RelayChild) -> anyhow::Result<(SyncStats, u64)> {
