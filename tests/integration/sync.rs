@@ -773,6 +773,35 @@ async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
     let changed = watcher.next("changed").await;
     assert_eq!(changed["title"], "Halle de Brioude");
 
+    // The other commands still work while the watcher holds the replica (through its local
+    // API), and what they write reaches the relay live.
+    let added = cli(
+        &dir,
+        &[
+            "add",
+            "--kind",
+            "outil",
+            "--title",
+            "Fiche chantier",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let added: Value = serde_json::from_str(&added.stdout).unwrap();
+    let added = DocumentId::from_str(added["id"].as_str().unwrap()).unwrap();
+    wait_until(relay.store(), "the watcher's live push", || {
+        relay.store().contains(&added).unwrap()
+    })
+    .await;
+    let listed = cli(&dir, &["list", "--json"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains("Fiche chantier"),
+        "{}",
+        listed.stdout
+    );
+
     // The relay goes away and comes back on the same address: the watcher reconnects.
     let addrs = relay.stop().await;
     let lost = watcher.next("disconnected").await;
@@ -802,7 +831,7 @@ async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert_eq!(
         listed.stdout.matches("\"title\"").count(),
-        4,
+        5,
         "{}",
         listed.stdout
     );

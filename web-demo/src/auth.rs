@@ -1,8 +1,8 @@
 //! Who may use the server: the CLI with the bearer token of `server.json`, and the pages with a
 //! per-server session cookie.
 //!
-//! - `<replica dir>/server.json` = `{"url":"http://127.0.0.1:PORT","token":"<hex>","pid":N}`,
-//!   written atomically (temporary file + rename, mode 0600) when the server starts and removed
+//! - `<replica dir>/server.json` = `{"url":"http://127.0.0.1:PORT","token":"<hex>","pid":N,
+//!   "office":"caue-63"}`, written atomically (temporary file + rename, mode 0600) when the server starts and removed
 //!   when it stops. Only someone who can read the replica directory can use the API.
 //! - `/api/*` needs `Authorization: Bearer <token>`, or the pages' session cookie from the same
 //!   origin (so the pages may call the API too).
@@ -183,16 +183,21 @@ pub struct ServerFile {
 }
 
 impl ServerFile {
-    /// Writes `{"url","token","pid"}` atomically. A file left by a crashed server is replaced:
-    /// the replica can only be open in one process, so no live server can own it.
-    pub fn write(dir: &Path, url: &str, token: &str) -> std::io::Result<Self> {
+    /// Writes `{"url","token","pid","office"}` atomically. A file left by a crashed server is
+    /// replaced: the replica can only be open in one process, so no live server can own it.
+    pub fn write(dir: &Path, url: &str, token: &str, office: &str) -> std::io::Result<Self> {
         let path = dir.join(crate::SERVER_FILE);
         let tmp = dir.join(format!(
             ".{}.{}.tmp",
             crate::SERVER_FILE,
             std::process::id()
         ));
-        let body = serde_json::json!({ "url": url, "token": token, "pid": std::process::id() });
+        let body = serde_json::json!({
+            "url": url,
+            "token": token,
+            "pid": std::process::id(),
+            "office": office,
+        });
         write_private(&tmp, body.to_string().as_bytes())?;
         std::fs::rename(&tmp, &path)?;
         Ok(Self {
@@ -257,17 +262,18 @@ mod tests {
     #[test]
     fn server_file_is_written_and_removed_only_if_ours() {
         let dir = tempfile::tempdir().unwrap();
-        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc").unwrap();
+        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", "caue-63").unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("server.json")).unwrap())
                 .unwrap();
         assert_eq!(v["url"], "http://127.0.0.1:1");
         assert_eq!(v["token"], "abc");
         assert_eq!(v["pid"], std::process::id());
+        assert_eq!(v["office"], "caue-63");
         f.remove();
         assert!(!dir.path().join("server.json").exists());
-        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc").unwrap();
-        ServerFile::write(dir.path(), "http://127.0.0.1:2", "other").unwrap();
+        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", "caue-63").unwrap();
+        ServerFile::write(dir.path(), "http://127.0.0.1:2", "other", "caue-63").unwrap();
         f.remove();
         assert!(
             dir.path().join("server.json").exists(),

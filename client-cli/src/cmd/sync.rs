@@ -37,7 +37,8 @@ use crate::{Ctx, UsageError};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Reste connecté : les modifications arrivent et partent au fil de l'eau, avec
-    /// reconnexion automatique si le relais s'absente. Ctrl-C pour arrêter.
+    /// reconnexion automatique si le relais s'absente. Les autres commandes atelier restent
+    /// utilisables pendant ce temps. Ctrl-C pour arrêter.
     #[arg(long)]
     pub watch: bool,
     /// Synchronise directement avec le poste à cette adresse (son « atelier serve »), sans
@@ -83,7 +84,7 @@ impl Report {
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let target = target(&args, &ctx.dir)?;
-    let replica = Replica::open(&ctx.dir)?;
+    let replica = std::sync::Arc::new(Replica::open(&ctx.dir)?);
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
     if args.watch {

@@ -7,7 +7,10 @@
 //! round trip when nothing moved in between) and then pushes changes both ways.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use atelier_core::replica::Replica;
 use atelier_core::store::DocChange;
@@ -30,7 +33,37 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Runs until Ctrl-C (exit 0), or until the relay refuses this device (retrying would not help).
+/// Meanwhile the replica's local API is served on loopback (as `atelier-web` does), so the other
+/// `atelier` commands, which find the replica locked, go through this process.
 pub async fn run(
+    replica: &Arc<Replica>,
+    identity: &Identity,
+    target: &Target,
+    json: bool,
+    ctx: &Ctx,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let api = local_api(replica).await?;
+    let result = watch(replica, identity, target, json, ctx, out).await;
+    api.shutdown().await;
+    result
+}
+
+/// The web app on a free loopback port, with `server.json` for the CLI (removed on shutdown).
+async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
+    let dir = replica.dir().join(crate::backend::SEARCH_DIR);
+    let index = atelier_core::search::SearchIndex::open_or_create(&dir)
+        .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
+    let search = atelier_web::search::IndexedSearch::new(replica.clone(), index)
+        .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))?;
+    let config = atelier_web::WebConfig {
+        search: Some(Arc::new(search)),
+        ..atelier_web::WebConfig::default()
+    };
+    atelier_web::spawn(replica.clone(), config).await
+}
+
+async fn watch(
     replica: &Replica,
     identity: &Identity,
     target: &Target,
