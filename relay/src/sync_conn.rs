@@ -144,6 +144,8 @@ pub async fn drive(
                 Some(Ok(None)) | None => {
                     break if converge { Err(DriveError::PeerClosed) } else { Ok(()) };
                 }
+                // The peer closing the connection once done is how a live session ends.
+                Some(Err(e)) if !converge && closed_when_done(&e) => break Ok(()),
                 Some(Err(e)) => break Err(e.into()),
             },
             change = recv_live(&mut live), if live.is_some() => match change {
@@ -168,6 +170,19 @@ pub async fn drive(
         }
     }
     result.map(|()| session.stats().clone())
+}
+
+/// Whether the connection ended normally: the peer closed it with `CloseCode::Done` (a
+/// finished sync), or this side did (shutting down).
+fn closed_when_done(e: &FrameError) -> bool {
+    use quinn::{ConnectionError, ReadError};
+    match e {
+        FrameError::Read(ReadError::ConnectionLost(ConnectionError::ApplicationClosed(close))) => {
+            close.error_code == crate::handshake::CloseCode::Done.code()
+        }
+        FrameError::Read(ReadError::ConnectionLost(ConnectionError::LocallyClosed)) => true,
+        _ => false,
+    }
 }
 
 /// Hands every change notice already waiting to the session.
