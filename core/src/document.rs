@@ -283,7 +283,18 @@ pub fn apply_edits(
             }
         }
     }
-    let r = Resource::from_json(&json)?;
+    // Two offices appending to the summary at once can merge into one over its limit; that
+    // must not block edits of other fields, so its limit applies only when it is edited.
+    let summary_edited = fields.iter().any(|f| f == "summary");
+    let merged_summary = if summary_edited {
+        None
+    } else {
+        json.get_mut("summary").map(Value::take)
+    };
+    let mut r = Resource::from_json(&json)?;
+    if let Some(summary) = merged_summary {
+        r.summary = summary.as_str().unwrap_or_default().to_string();
+    }
     let next = to_doc(&r, d.created_at, d.deleted, Some(&d));
     reconcile(doc, &next)?;
     fields.dedup();
@@ -764,5 +775,41 @@ mod tests {
         let r = read(&doc).unwrap().resource;
         assert_eq!(r.description, "Texte brut. Suite.");
         assert_eq!(r.title, "École en terre");
+    }
+
+    #[test]
+    fn a_merged_summary_over_its_limit_does_not_block_other_edits() {
+        let mut a = crate::store::new_doc();
+        create(&mut a, &sample(), "caue-63", 0).unwrap();
+        let mut b = a.fork();
+        let half = "é".repeat(200);
+        for (doc, office) in [(&mut a, "caue-63"), (&mut b, "caue-15")] {
+            let edit = Edit::Append {
+                field: "summary".into(),
+                text: half.clone(),
+            };
+            apply_edits(doc, &[edit], office, 1).unwrap();
+        }
+        a.merge(&mut b).unwrap();
+        assert_eq!(read(&a).unwrap().resource.summary.chars().count(), 400);
+        let title = Edit::Set {
+            field: "title".into(),
+            value: json!("École en pisé (extension)"),
+        };
+        apply_edits(&mut a, &[title], "caue-63", 2).unwrap();
+        let r = read(&a).unwrap().resource;
+        assert_eq!(r.title, "École en pisé (extension)");
+        assert_eq!(
+            r.summary.chars().count(),
+            400,
+            "the merged summary is kept as it is"
+        );
+        // Editing the summary itself still applies its limit.
+        let longer = Edit::Append {
+            field: "summary".into(),
+            text: "!".into(),
+        };
+        let err = apply_edits(&mut a, &[longer], "caue-63", 3).unwrap_err();
+        assert!(err.to_string().contains("summary"), "{err}");
     }
 }
