@@ -256,9 +256,19 @@ impl Backend for Local {
     }
 
     fn export(&self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let items = self.replica.export()?;
-        jsonl::write(&mut &mut *out, &items).context("écriture de l'export")?;
-        Ok(())
+        let mut failed = None;
+        self.replica
+            .export_each(|item| match jsonl::write_line(&mut &mut *out, &item) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
+        match failed {
+            Some(e) => Err(e).context("écriture de l'export"),
+            None => Ok(()),
+        }
     }
 
     fn reindex(&self) -> anyhow::Result<usize> {

@@ -113,11 +113,13 @@ fn one(line: usize, field: &str, message: &str) -> LineError {
 
 /// One FORMAT.md line per resource.
 pub fn write(out: &mut impl std::io::Write, items: &[serde_json::Value]) -> std::io::Result<()> {
-    for item in items {
-        serde_json::to_writer(&mut *out, item)?;
-        out.write_all(b"\n")?;
-    }
-    Ok(())
+    items.iter().try_for_each(|item| write_line(out, item))
+}
+
+/// Writes one JSON Lines record.
+pub fn write_line(out: &mut impl std::io::Write, item: &serde_json::Value) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, item)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

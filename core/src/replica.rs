@@ -380,12 +380,28 @@ impl Replica {
 
     /// Every live resource in FORMAT.md JSON, sorted by ref then title.
     pub fn export(&self) -> Result<Vec<serde_json::Value>, ReplicaError> {
+        let mut items = Vec::new();
+        self.export_each(|item| {
+            items.push(item);
+            true
+        })?;
+        Ok(items)
+    }
+
+    /// [`Self::export`] one resource at a time, so that an export of a large corpus holds one
+    /// document in memory, not all of them; `each` returns false to stop.
+    pub fn export_each(
+        &self,
+        mut each: impl FnMut(serde_json::Value) -> bool,
+    ) -> Result<(), ReplicaError> {
         let mut entries = self.list(&ListFilter::default())?;
         entries.sort_by(|a, b| (&a.ref_, &a.title).cmp(&(&b.ref_, &b.title)));
-        entries
-            .iter()
-            .map(|e| Ok(self.get(&e.id)?.resource.to_json()))
-            .collect()
+        for e in &entries {
+            if !each(self.get(&e.id)?.resource.to_json()) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the listing and ref indexes from the documents.

@@ -177,9 +177,13 @@ pub async fn import(
 pub async fn export(State(state): State<AppState>) -> Result<Response, WebError> {
     let body = state
         .blocking(|r| {
-            let items = r.export()?;
+            // Written line by line: the body, not a tree of JSON values, is what is held.
             let mut out = Vec::new();
-            jsonl::write(&mut out, &items).map_err(WebError::internal)?;
+            r.export_each(|item| {
+                // Writing into a Vec cannot fail.
+                let _ = jsonl::write_line(&mut out, &item);
+                true
+            })?;
             Ok(out)
         })
         .await?;
