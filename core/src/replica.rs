@@ -732,6 +732,32 @@ impl Replica {
         Ok(())
     }
 
+    /// [`Self::record_synced`] for a read-only device: the relay converged with it except for
+    /// `unpublished`, the documents changed here that the relay does not take.
+    pub fn record_synced_except(
+        &self,
+        unpublished: &std::collections::BTreeSet<DocumentId>,
+    ) -> Result<(), ReplicaError> {
+        self.record_synced()?;
+        if unpublished.is_empty() {
+            return Ok(());
+        }
+        let mut digests = self.kv.get(META_SYNCED_DIGESTS)?.unwrap_or_default();
+        let mut batch = Batch::default();
+        for id in unpublished {
+            // Not what the relay holds: listed as changed here, and its bucket checked again.
+            batch.put(synced_key(id), vec![0; 32]);
+            let b = id.bucket(crate::store::BUCKETS);
+            if let Some(d) = digests.get_mut(b * 16..(b + 1) * 16) {
+                d.fill(0);
+            }
+        }
+        batch.put(META_SYNCED_DIGESTS.to_vec(), digests);
+        self.kv.apply(batch)?;
+        self.kv.flush()?;
+        Ok(())
+    }
+
     /// Records that the relay holds these documents as they are now: changes the relay pushed
     /// to a live session, which it had stored before sending them.
     pub fn mark_synced(&self, ids: &[DocumentId]) -> Result<(), ReplicaError> {

@@ -107,6 +107,9 @@ pub struct SyncStats {
     pub settled_rounds: u64,
     /// Pull-only sessions: documents changed here that the peer does not take.
     pub unpublished: u64,
+    /// Their ids, for the record of what the relay holds (`Replica::record_synced_except`).
+    #[serde(skip)]
+    pub unpublished_ids: BTreeSet<DocumentId>,
 }
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
@@ -123,8 +126,6 @@ pub struct Session {
     /// Pull-only: the peer's heads hash at which each differing document was last fetched
     /// whole. The same hash in a later round means the difference is only our own changes.
     pulled: BTreeMap<DocumentId, [u8; 32]>,
-    /// Pull-only: documents whose local changes the peer will not take.
-    unpublished: BTreeSet<DocumentId>,
     /// Documents whose changes this read-only peer offered and we refused: their Automerge sync
     /// ends there, since the heads can never match and each side would keep answering.
     refused: BTreeSet<DocumentId>,
@@ -164,7 +165,6 @@ impl Session {
             accept_changes: true,
             publish: true,
             pulled: BTreeMap::new(),
-            unpublished: BTreeSet::new(),
             refused: BTreeSet::new(),
             office_of: None,
             round: 0,
@@ -474,7 +474,7 @@ impl Session {
     }
 
     fn keep_unpublished(&mut self, id: DocumentId) {
-        if self.unpublished.insert(id) {
+        if self.stats.unpublished_ids.insert(id) {
             self.stats.unpublished += 1;
         }
     }

@@ -207,7 +207,9 @@ impl Office {
             .sync_with(relay.addr(), &relay.fingerprint())
             .await
             .unwrap_or_else(|e| panic!("{} could not sync: {e:?}", self.replica.office()));
-        self.replica.record_synced().unwrap();
+        self.replica
+            .record_synced_except(&stats.unpublished_ids)
+            .unwrap();
         stats
     }
 

@@ -329,6 +329,10 @@ async fn read_only_office_receives_but_its_edits_reach_nobody() {
     assert!(stats.settled && stats.docs_received >= 1, "{stats:?}");
     let mine = reader.replica.get(&shared).unwrap().resource;
     assert_eq!(mine.title, "Titre du lecteur");
+    // `atelier status` keeps listing them as not on the relay.
+    let unsynced: Vec<_> = reader.replica.unsynced().unwrap();
+    assert!(unsynced.iter().any(|(id, _)| *id == shared), "{unsynced:?}");
+    assert!(stats.unpublished_ids.contains(&shared), "{stats:?}");
     assert_eq!(mine.summary, "Résumé de l'office");
     assert!(reader.titles().iter().any(|t| t == "Ressource du lecteur"));
 

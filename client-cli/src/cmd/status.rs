@@ -173,9 +173,15 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = pending.len();
+    let read_only = s.relay.as_ref().is_some_and(|pin| pin.read_only);
     writeln!(
         out,
-        "Pas encore sur le relais : {} ressource{}{}",
+        "{} : {} ressource{}{}",
+        if read_only {
+            "Modifié ici, non publié (accès en lecture seule)"
+        } else {
+            "Pas encore sur le relais"
+        },
         super::sync::count(n as u64),
         if n > 1 { "s" } else { "" },
         match other {
@@ -201,7 +207,14 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
             super::sync::count((n - SHOWN) as u64)
         )?;
     }
-    writeln!(out, "Pour les envoyer : atelier sync")?;
+    if read_only {
+        writeln!(
+            out,
+            "Pour les publier, demandez un accès en écriture à l'administrateur du relais."
+        )?;
+    } else {
+        writeln!(out, "Pour les envoyer : atelier sync")?;
+    }
     Ok(())
 }
 

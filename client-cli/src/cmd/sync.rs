@@ -100,12 +100,12 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     }));
     bar.finish_and_clear();
     let report = Report::new(&target, started.elapsed(), stats?);
-    record(&replica, &ctx.dir, &target)?;
+    record(&replica, &ctx.dir, &target, &report.stats)?;
     if args.json {
         return write_json(out, &report);
     }
     summary(out, &report)?;
-    if target.is_relay && read_only_pin(&ctx.dir) {
+    if target.is_relay && report.stats.unpublished == 0 && read_only_pin(&ctx.dir) {
         writeln!(
             out,
             "  (accès en lecture seule : ce qui est modifié ici n'est pas publié sur le relais)"
@@ -228,11 +228,16 @@ impl Moved {
 }
 
 /// Records a converged sync: with the relay, what it now holds (for `status`) and when.
-pub fn record(replica: &Replica, dir: &Path, target: &Target) -> anyhow::Result<()> {
+pub fn record(
+    replica: &Replica,
+    dir: &Path,
+    target: &Target,
+    stats: &SyncStats,
+) -> anyhow::Result<()> {
     let now = crate::now_ms();
     if target.is_relay {
         replica
-            .record_synced()
+            .record_synced_except(&stats.unpublished_ids)
             .context("enregistrement de l'état du relais")?;
         SyncState::update(dir, |s| {
             s.last_sync_ms = Some(now);

@@ -118,7 +118,7 @@ async fn connected(
         Ok(stats) => stats,
         Err(f) => return f,
     };
-    if let Err(e) = record(replica, &events.ctx.dir, target) {
+    if let Err(e) = record(replica, &events.ctx.dir, target, &stats) {
         tracing::warn!(error = %e, "recording the sync");
     }
     backoff.reset();
