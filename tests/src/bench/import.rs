@@ -66,7 +66,11 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     let listed = replica.list(&ListFilter::default())?.len();
     let list = t.elapsed();
     let t = Instant::now();
-    let exported = replica.export()?.len();
+    let mut exported = 0;
+    replica.export_each(|_| {
+        exported += 1;
+        true
+    })?;
     let export = t.elapsed();
     let rss_peak = peak_rss_kb();
 
