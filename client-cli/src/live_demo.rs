@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
 use atelier_core::search::SearchIndex;
+use atelier_core::sync::SyncStats;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
@@ -98,8 +99,8 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             live,
             identity,
             target.clone(),
-            Arc::new(move || {
-                if let Err(e) = settled.record_synced() {
+            Arc::new(move |stats: &SyncStats| {
+                if let Err(e) = settled.record_synced_except(&stats.unpublished_ids) {
                     tracing::warn!(error = %e, "recording what the relay holds");
                 }
             }),

@@ -52,15 +52,19 @@ pub struct SyncAgent {
     enabled: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Called after every reconciliation that ended in sync.
+pub type OnSettled = dyn Fn(&atelier_core::sync::SyncStats) + Send + Sync;
+
 impl SyncAgent {
     /// Starts syncing `store` with `target` as `identity`. `on_settled` runs after every
-    /// completed reconciliation (to record the time of the last sync, clear pending marks…).
+    /// completed reconciliation, with the session's counters (to record what the relay holds,
+    /// the time of the last sync…).
     pub fn spawn(
         store: Arc<DocStore>,
         live: LiveChanges,
         identity: Identity,
         target: Target,
-        on_settled: Arc<dyn Fn() + Send + Sync>,
+        on_settled: Arc<OnSettled>,
     ) -> Self {
         let status = Arc::new(Mutex::new(AgentStatus {
             relay: format!("quic://{}", target.addr),
@@ -130,7 +134,7 @@ async fn run(
     status: Arc<Mutex<AgentStatus>>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
-    on_settled: Arc<dyn Fn() + Send + Sync>,
+    on_settled: Arc<OnSettled>,
     enabled: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -180,7 +184,7 @@ async fn session_once(
     identity: &Identity,
     target: &Target,
     status: &Arc<Mutex<AgentStatus>>,
-    on_settled: &Arc<dyn Fn() + Send + Sync>,
+    on_settled: &Arc<OnSettled>,
     enabled: &Arc<std::sync::atomic::AtomicBool>,
     wake: &Arc<Notify>,
 ) -> Result<(), String> {
@@ -206,7 +210,7 @@ async fn session_once(
             s.connected = true;
             s.last_sync_ms = Some(now_ms());
             drop(s);
-            on_settled();
+            on_settled(stats);
         }
     };
     let paused = async {
