@@ -296,15 +296,22 @@ impl Backend for Local {
 /// The search index's folder inside a replica directory (derived, rebuildable).
 pub const SEARCH_DIR: &str = "search";
 
+/// The search engine over `replica`'s index (in `SEARCH_DIR`), recreated if it is missing or
+/// unreadable; it catches up with changes made since its last use at its next search.
+pub fn search_engine(
+    replica: &std::sync::Arc<Replica>,
+) -> anyhow::Result<atelier_web::search::IndexedSearch> {
+    let dir = replica.dir().join(SEARCH_DIR);
+    let index = atelier_core::search::SearchIndex::open_or_create(&dir)
+        .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
+    atelier_web::search::IndexedSearch::new(replica.clone(), index)
+        .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))
+}
+
 impl Local {
-    /// The replica's search index, brought up to date with every change since its last use;
-    /// recreated and refilled if it is missing or unreadable.
+    /// The replica's search index, brought up to date with every change since its last use.
     fn search_engine(&self) -> anyhow::Result<atelier_web::search::IndexedSearch> {
-        let dir = self.replica.dir().join(SEARCH_DIR);
-        let index = atelier_core::search::SearchIndex::open_or_create(&dir)
-            .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
-        let engine = atelier_web::search::IndexedSearch::new(self.replica.clone(), index)
-            .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))?;
+        let engine = search_engine(&self.replica)?;
         engine
             .refresh()
             .map_err(|e| anyhow::anyhow!("mise à jour de l'index de recherche : {e}"))?;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
-use atelier_core::search::SearchIndex;
 use atelier_core::sync::SyncStats;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{SyncAgent, Target};
@@ -15,7 +14,7 @@ use atelier_relay::config::RelayConfig;
 use atelier_relay::identity::Identity;
 use atelier_relay::relay::{self, RelayHandle};
 use atelier_relay::sync_conn::LiveChanges;
-use atelier_web::search::{IndexedSearch, SearchBackend};
+use atelier_web::search::SearchBackend;
 use atelier_web::sync_status::{SyncState, SyncStatus};
 use atelier_web::{WebConfig, WebHandle};
 
@@ -110,10 +109,7 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             .find(|(o, _)| *o == office)
             .map(|(_, p)| *p)
             .unwrap_or(0);
-        let index = SearchIndex::open_or_create(&replica.dir().join(crate::backend::SEARCH_DIR))
-            .context("index de recherche")?;
-        let search: Arc<dyn SearchBackend> =
-            Arc::new(IndexedSearch::new(replica.clone(), index).map_err(|e| anyhow::anyhow!(e))?);
+        let search: Arc<dyn SearchBackend> = Arc::new(crate::backend::search_engine(&replica)?);
         let config = |listen| WebConfig {
             listen,
             sync: Some(Arc::new(AgentStatus(agent.clone(), replica.clone())) as Arc<dyn SyncStatus>),

@@ -88,9 +88,12 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
     if args.watch {
-        return rt.block_on(watch::run(
-            &replica, &identity, &target, args.json, ctx, out,
-        ));
+        return rt.block_on(async {
+            let api = watch::local_api(&replica).await?;
+            let result = watch::run(&replica, &identity, &target, args.json, ctx, out).await;
+            api.shutdown().await;
+            result
+        });
     }
     let bar = progress(args.json);
     bar.set_message(format!("connexion à {}…", target.describe()));

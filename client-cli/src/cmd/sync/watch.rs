@@ -10,8 +10,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use atelier_core::replica::Replica;
 use atelier_core::store::DocChange;
 use atelier_core::DocumentId;
@@ -32,38 +30,19 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// ninety offices retrying do not hammer a relay that is coming back.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Runs until Ctrl-C (exit 0), or until the relay refuses this device (retrying would not help).
-/// Meanwhile the replica's local API is served on loopback (as `atelier-web` does), so the other
-/// `atelier` commands, which find the replica locked, go through this process.
-pub async fn run(
-    replica: &Arc<Replica>,
-    identity: &Identity,
-    target: &Target,
-    json: bool,
-    ctx: &Ctx,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let api = local_api(replica).await?;
-    let result = watch(replica, identity, target, json, ctx, out).await;
-    api.shutdown().await;
-    result
-}
-
-/// The web app on a free loopback port, with `server.json` for the CLI (removed on shutdown).
-async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
-    let dir = replica.dir().join(crate::backend::SEARCH_DIR);
-    let index = atelier_core::search::SearchIndex::open_or_create(&dir)
-        .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
-    let search = atelier_web::search::IndexedSearch::new(replica.clone(), index)
-        .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))?;
+/// The replica's local API (the web app, on a free loopback port, with `server.json`), served
+/// while watching: the other `atelier` commands, which find the replica locked, go through it.
+/// The caller shuts it down (which removes `server.json`).
+pub async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
     let config = atelier_web::WebConfig {
-        search: Some(Arc::new(search)),
+        search: Some(Arc::new(crate::backend::search_engine(replica)?)),
         ..atelier_web::WebConfig::default()
     };
     atelier_web::spawn(replica.clone(), config).await
 }
 
-async fn watch(
+/// Runs until Ctrl-C (exit 0), or until the relay refuses this device (retrying would not help).
+pub async fn run(
     replica: &Replica,
     identity: &Identity,
     target: &Target,
