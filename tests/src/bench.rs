@@ -1,6 +1,7 @@
 //! The `atelier-bench` command line: one module per subcommand.
 
 pub mod corpus;
+pub mod doc_cost;
 pub mod import;
 pub mod search_bench;
 pub mod search_eval;
@@ -33,6 +34,9 @@ pub enum Command {
     SearchTry(search_try::Args),
     /// Imports a corpus into a fresh replica: throughput, size on disk, reopen and list, memory.
     Import(import::Args),
+    /// What one resource document costs Automerge to load and read, text fields as `Text` or
+    /// as scalar strings: the floor under a fresh pull.
+    DocCost(doc_cost::Args),
     /// Corpus sync through a relay over QUIC: fresh pull, resync, edit latency, JS baseline.
     Sync(sync::Args),
 }
@@ -45,5 +49,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SearchTry(args) => search_try::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Sync(args) => sync::run(&args),
+        Command::DocCost(args) => doc_cost::run(&args),
     }
 }
