@@ -784,17 +784,17 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
         );
         row(
             "  peak RSS, pulling process",
-            format!("{:.0} MB", a.pull.peak_rss_kb as f64 / 1e3),
+            rss(a.pull.peak_rss_kb),
             j.and_then(|j| j.pull_peak_rss_kb)
-                .map(|k| format!("{:.0} MB", k as f64 / 1e3))
+                .map(rss)
                 .unwrap_or("—".into()),
             "—".into(),
         );
         row(
             "  peak RSS, relay (upload + pull)",
-            format!("{:.0} MB", a.relay_peak_rss_kb as f64 / 1e3),
+            rss(a.relay_peak_rss_kb),
             j.and_then(|j| j.server_peak_rss_kb)
-                .map(|k| format!("{:.0} MB", k as f64 / 1e3))
+                .map(rss)
                 .unwrap_or("—".into()),
             "—".into(),
         );
@@ -881,6 +881,11 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
 
 fn mb(b: u64) -> String {
     format!("{:.2} MB", b as f64 / 1e6)
+}
+
+/// A peak RSS given in kilobytes, in megabytes.
+fn rss(kb: u64) -> String {
+    format!("{:.0} MB", kb as f64 / 1e3)
 }
 
 fn kb(b: u64) -> String {
