@@ -3,6 +3,7 @@
 //! Nothing here does network I/O or owns an async runtime: time and randomness come in as
 //! arguments, so the binaries (relay, CLI, web) and the tests drive the same code.
 
+pub mod card;
 pub mod document;
 pub mod ids;
 pub mod jsonl;

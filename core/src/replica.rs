@@ -13,6 +13,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::card::{content_hash, Card};
 use crate::document::{self, DocumentError, Edit, HistoryEntry, Stored};
 use crate::ids::{DocumentId, OfficeId};
 use crate::resource::Resource;
@@ -96,6 +97,30 @@ pub struct ListingEntry {
     pub year: Option<i64>,
     pub created_at: i64,
     pub deleted: bool,
+}
+
+impl ListingEntry {
+    /// What the listing shows of a resource document.
+    pub fn of(id: &DocumentId, stored: &Stored) -> Self {
+        let r = &stored.resource;
+        Self {
+            id: *id,
+            ref_: r.ref_.clone(),
+            kind: r.kind.clone(),
+            office: r.office.clone(),
+            title: r.title.clone(),
+            summary: r.summary.clone(),
+            status: r.status.clone(),
+            commune: r.commune().map(str::to_string),
+            departement: r.departement().map(str::to_string),
+            axes: r.axes.clone(),
+            themes: r.themes.clone(),
+            sectors: r.sectors.clone(),
+            year: r.year,
+            created_at: stored.created_at,
+            deleted: stored.deleted,
+        }
+    }
 }
 
 /// Filters of `list`; empty fields do not filter.
@@ -876,14 +901,6 @@ fn content_key(id: &DocumentId) -> Vec<u8> {
     k
 }
 
-/// Equal for two resources exactly when `document::changed_fields` finds no difference: both
-/// compare the FORMAT.md JSON, which `to_json` writes in a fixed key order.
-fn content_hash(r: &Resource) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let json = serde_json::to_vec(&r.to_json()).unwrap_or_default();
-    Sha256::digest(&json).to_vec()
-}
-
 fn pending_key(id: &DocumentId) -> Vec<u8> {
     let mut k = vec![PENDING];
     k.extend_from_slice(id.as_bytes());
@@ -894,41 +911,24 @@ fn pending_key(id: &DocumentId) -> Vec<u8> {
 struct ListingIndexer;
 
 impl Indexer for ListingIndexer {
-    fn index(
-        &self,
-        id: &DocumentId,
-        doc: &AutoCommit,
-        batch: &mut Batch,
-    ) -> Result<(), StoreError> {
-        let mut lkey = vec![LISTING];
-        lkey.extend_from_slice(id.as_bytes());
-        let Ok(stored) = document::read(doc) else {
+    fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        let Some(resource) = &card.resource else {
             // Not a resource (a catalog shard, or a foreign document): nothing to list, and no
             // content for an import to compare with.
             batch.remove(content_key(id));
             return Ok(());
         };
-        let r = &stored.resource;
-        batch.put(content_key(id), content_hash(r));
-        let entry = ListingEntry {
-            id: *id,
-            ref_: r.ref_.clone(),
-            kind: r.kind.clone(),
-            office: r.office.clone(),
-            title: r.title.clone(),
-            summary: r.summary.clone(),
-            status: r.status.clone(),
-            commune: r.commune().map(str::to_string),
-            departement: r.departement().map(str::to_string),
-            axes: r.axes.clone(),
-            themes: r.themes.clone(),
-            sectors: r.sectors.clone(),
-            year: r.year,
-            created_at: stored.created_at,
-            deleted: stored.deleted,
-        };
-        batch.put(lkey, serde_json::to_vec(&entry).unwrap_or_default());
-        if let Some(reference) = &r.ref_ {
+        // `Card::fits` checked the hex of cards from peers; ours are written by `Card::of`.
+        batch.put(
+            content_key(id),
+            hex::decode(&resource.content).unwrap_or_default(),
+        );
+        let entry = &resource.listing;
+        batch.put(
+            listing_key(id),
+            serde_json::to_vec(entry).unwrap_or_default(),
+        );
+        if let Some(reference) = &entry.ref_ {
             let mut rkey = vec![REFS];
             rkey.extend_from_slice(reference.as_bytes());
             batch.put(rkey, id.as_bytes().to_vec());

@@ -13,6 +13,7 @@ use automerge::{AutoCommit, ChangeHash};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::card::Card;
 use crate::ids::DocumentId;
 pub use kv::{Batch, Kv, MemKv, SledKv};
 
@@ -33,6 +34,7 @@ const LOCK_STRIPES: usize = 64;
 
 const CHUNK: u8 = b'c';
 const HEADS: u8 = b'h';
+const CARD: u8 = b'k';
 
 /// Errors of the document store.
 #[derive(Debug, Error)]
@@ -99,11 +101,11 @@ pub struct DocChange {
 /// Receives every change with its bytes, after the change is in the store.
 pub type ChangeObserver = Box<dyn Fn(&DocChange) + Send + Sync>;
 
-/// Derives index entries from a document; called inside every write, so the entries land in
-/// the same atomic batch as the document change, whoever wrote it (user, sync, browser).
+/// Derives index entries from a document's card; called inside every write, so the entries
+/// land in the same atomic batch as the document change, whoever wrote it (user, sync, browser),
+/// whether the card was derived here or received with the document (`apply_bytes`).
 pub trait Indexer: Send + Sync {
-    fn index(&self, id: &DocumentId, doc: &AutoCommit, batch: &mut Batch)
-        -> Result<(), StoreError>;
+    fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError>;
 }
 
 /// The document store of one replica or relay.
@@ -145,14 +147,30 @@ impl DocStore {
         }
     }
 
-    /// Runs the indexer over one stored document (rebuilding derived indexes).
+    /// Derives one stored document's card and index entries again.
     pub fn reindex(&self, id: &DocumentId) -> Result<(), StoreError> {
-        let (Some(indexer), Some(doc)) = (&self.indexer, self.load(id)?) else {
+        let Some(mut doc) = self.load(id)? else {
             return Ok(());
         };
+        let heads = doc.get_heads();
         let mut batch = Batch::default();
-        indexer.index(id, &doc, &mut batch)?;
+        self.derive(id, &Card::of(id, &doc, heads), &mut batch)?;
         self.kv.apply(batch)
+    }
+
+    /// Puts a document's card, and what the indexer derives from it, in `batch`.
+    fn derive(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        batch.put(card_key(id), card.to_json());
+        match &self.indexer {
+            Some(indexer) => indexer.index(id, card, batch),
+            None => Ok(()),
+        }
+    }
+
+    /// A document's card as stored (JSON), without loading the document; `None` for a document
+    /// written before cards existed until its next write or `reindex`.
+    pub fn card_json(&self, id: &DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(&card_key(id))
     }
 
     /// An in-memory store, for tests and simulations.
@@ -177,6 +195,18 @@ impl DocStore {
     /// Stores bytes received from a peer (a saved document or incremental changes). A document
     /// the store lacks keeps the received bytes as its snapshot, with no re-encoding.
     pub fn apply_bytes(&self, id: &DocumentId, bytes: &[u8]) -> Result<Written, StoreError> {
+        self.apply_bytes_with_card(id, bytes, None)
+    }
+
+    /// [`apply_bytes`](Self::apply_bytes), with the card the peer holds for this document. A
+    /// document the store lacks whose card fits is stored without being loaded: its heads and
+    /// index entries come from the card (see `card.rs` for when a card is trusted).
+    pub fn apply_bytes_with_card(
+        &self,
+        id: &DocumentId,
+        bytes: &[u8],
+        card: Option<&Card>,
+    ) -> Result<Written, StoreError> {
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(StoreError::TooLarge {
                 id: *id,
@@ -186,52 +216,10 @@ impl DocStore {
         if !self.contains(id)? {
             let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
             if !self.contains(id)? {
-                // `load_incremental` rather than `load`: changes whose dependencies have not
-                // arrived yet are queued instead of failing the whole input.
-                let mut doc = new_doc();
-                doc.load_incremental(bytes)
-                    .map_err(|e| StoreError::Corrupt {
-                        id: *id,
-                        reason: e.to_string(),
-                    })?;
-                let heads = doc.get_heads();
-                let complete = doc.get_missing_deps(&[]).is_empty();
-                if heads.is_empty() {
-                    return Ok(Written {
-                        id: *id,
-                        changed: false,
-                        heads,
-                        missing_deps: !complete,
-                    });
-                }
-                let mut batch = Batch::default();
-                // Changes whose dependencies are missing are held in memory by Automerge, not
-                // applied: store only what was applied, or a later load would disagree with the
-                // heads index.
-                if complete {
-                    batch.put(chunk_key(id, 0), bytes.to_vec());
-                } else {
-                    batch.put(chunk_key(id, 0), doc.save());
-                }
-                let hash = HeadsHash::of(&heads);
-                batch.put(heads_key(id), hash.0.to_vec());
-                if let Some(indexer) = &self.indexer {
-                    indexer.index(id, &doc, &mut batch)?;
-                }
-                self.kv.apply(batch)?;
-                self.update_digest(id, None, Some(hash));
-                // The received bytes are the document: no need to save it again for live peers.
-                self.notify(
-                    id,
-                    hash,
-                    || if complete { bytes.to_vec() } else { doc.save() },
-                );
-                return Ok(Written {
-                    id: *id,
-                    changed: true,
-                    heads,
-                    missing_deps: !complete,
-                });
+                return match card.filter(|c| c.fits(id)) {
+                    Some(card) => self.insert_carded(id, bytes, card),
+                    None => self.insert_loaded(id, bytes),
+                };
             }
         }
         let (missing_deps, written) = self.update(id, |doc, _| {
@@ -245,6 +233,76 @@ impl DocStore {
         Ok(Written {
             missing_deps,
             ..written
+        })
+    }
+
+    /// A new document, stored as received, described by its peer's card.
+    fn insert_carded(
+        &self,
+        id: &DocumentId,
+        bytes: &[u8],
+        card: &Card,
+    ) -> Result<Written, StoreError> {
+        let mut batch = Batch::default();
+        batch.put(chunk_key(id, 0), bytes.to_vec());
+        let hash = HeadsHash::of(&card.heads);
+        batch.put(heads_key(id), hash.0.to_vec());
+        self.derive(id, card, &mut batch)?;
+        self.kv.apply(batch)?;
+        self.update_digest(id, None, Some(hash));
+        self.notify(id, hash, || bytes.to_vec());
+        Ok(Written {
+            id: *id,
+            changed: true,
+            heads: card.heads.clone(),
+            missing_deps: false,
+        })
+    }
+
+    /// A new document, loaded to learn its heads and card.
+    fn insert_loaded(&self, id: &DocumentId, bytes: &[u8]) -> Result<Written, StoreError> {
+        // `load_incremental` rather than `load`: changes whose dependencies have not arrived
+        // yet are queued instead of failing the whole input.
+        let mut doc = new_doc();
+        doc.load_incremental(bytes)
+            .map_err(|e| StoreError::Corrupt {
+                id: *id,
+                reason: e.to_string(),
+            })?;
+        let heads = doc.get_heads();
+        let complete = doc.get_missing_deps(&[]).is_empty();
+        if heads.is_empty() {
+            return Ok(Written {
+                id: *id,
+                changed: false,
+                heads,
+                missing_deps: !complete,
+            });
+        }
+        let mut batch = Batch::default();
+        // Changes whose dependencies are missing are held in memory by Automerge, not applied:
+        // store only what was applied, or a later load would disagree with the heads index.
+        if complete {
+            batch.put(chunk_key(id, 0), bytes.to_vec());
+        } else {
+            batch.put(chunk_key(id, 0), doc.save());
+        }
+        let hash = HeadsHash::of(&heads);
+        batch.put(heads_key(id), hash.0.to_vec());
+        self.derive(id, &Card::of(id, &doc, heads.clone()), &mut batch)?;
+        self.kv.apply(batch)?;
+        self.update_digest(id, None, Some(hash));
+        // The received bytes are the document: no need to save it again for live peers.
+        self.notify(
+            id,
+            hash,
+            || if complete { bytes.to_vec() } else { doc.save() },
+        );
+        Ok(Written {
+            id: *id,
+            changed: true,
+            heads,
+            missing_deps: !complete,
         })
     }
 
@@ -361,9 +419,7 @@ impl DocStore {
             let old_hash = self.heads_hash(id)?;
             let new_hash = HeadsHash::of(&heads);
             batch.put(heads_key(id), new_hash.0.to_vec());
-            if let Some(indexer) = &self.indexer {
-                indexer.index(id, &doc, &mut batch)?;
-            }
+            self.derive(id, &Card::of(id, &doc, heads.clone()), &mut batch)?;
             self.kv.apply(batch)?;
             self.update_digest(id, old_hash, Some(new_hash));
             self.notify(id, new_hash, || doc.save_after(&old_heads));
@@ -553,6 +609,12 @@ fn heads_key(id: &DocumentId) -> Vec<u8> {
     k
 }
 
+fn card_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![CARD];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 fn parse_heads(k: &[u8], v: &[u8]) -> Option<(DocumentId, HeadsHash)> {
     let id: [u8; 16] = k.get(1..17)?.try_into().ok()?;
     let h: [u8; 32] = v.try_into().ok()?;
@@ -573,6 +635,62 @@ mod tests {
             })
             .unwrap()
             .1
+    }
+
+    #[test]
+    fn a_new_document_with_a_fitting_card_is_stored_from_the_card_without_loading() {
+        let from = DocStore::in_memory();
+        let id = DocumentId::derived("a");
+        for i in 0..3 {
+            set(&from, &id, "n", i);
+        }
+        let bytes = from.saved(&id).unwrap().unwrap();
+        let hash = from.heads_hash(&id).unwrap();
+        let card = Card::from_json(&from.card_json(&id).unwrap().unwrap()).unwrap();
+        assert_eq!(Some(HeadsHash::of(&card.heads)), hash);
+
+        let to = DocStore::in_memory();
+        let written = to.apply_bytes_with_card(&id, &bytes, Some(&card)).unwrap();
+        assert!(written.changed && !written.missing_deps);
+        assert_eq!(to.heads_hash(&id).unwrap(), hash);
+        assert_eq!(to.card_json(&id).unwrap(), from.card_json(&id).unwrap());
+        assert_eq!(to.bucket_digests().unwrap(), from.bucket_digests().unwrap());
+        assert_eq!(
+            to.load(&id).unwrap().unwrap().save(),
+            from.load(&id).unwrap().unwrap().save()
+        );
+
+        // The heads come from the card, not from loading: a card naming other heads is believed
+        // (cards are trusted only from the peer a replica pinned, see card.rs)…
+        let believer = DocStore::in_memory();
+        let mut other = card.clone();
+        other.heads = vec![ChangeHash([9; 32])];
+        believer
+            .apply_bytes_with_card(&id, &bytes, Some(&other))
+            .unwrap();
+        assert_eq!(
+            believer.heads_hash(&id).unwrap(),
+            Some(HeadsHash::of(&other.heads))
+        );
+        // …until the next write, which loads the document and derives them again.
+        set(&believer, &id, "n", 7);
+        let mut doc = believer.load(&id).unwrap().unwrap();
+        assert_eq!(
+            believer.heads_hash(&id).unwrap(),
+            Some(HeadsHash::of(&doc.get_heads()))
+        );
+
+        // A card that does not fit (no heads) is ignored: the document is loaded.
+        let loader = DocStore::in_memory();
+        let empty = Card {
+            heads: Vec::new(),
+            resource: None,
+        };
+        loader
+            .apply_bytes_with_card(&id, &bytes, Some(&empty))
+            .unwrap();
+        assert_eq!(loader.heads_hash(&id).unwrap(), hash);
+        assert_eq!(loader.card_json(&id).unwrap(), from.card_json(&id).unwrap());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!    in sync after one round trip);
 //! 3. the initiator sorts every entry: documents only it has go out whole (`Docs`, batched and
 //!    loaded lazily as frames are built), documents only the responder has are asked for
-//!    (`Want`), documents both have but differently run Automerge's own sync protocol (`Sync`,
+//!    (`Want`) and come back whole with their cards (`card.rs`: stored without loading them),
+//!    documents both have but differently run Automerge's own sync protocol (`Sync`,
 //!    many documents per frame, at most `MAX_INITIATED_SYNCS` at a time);
 //! 4. when nothing is in flight it sends a new `Summary`; equal digests end the sync.
 //!
@@ -27,6 +28,7 @@ use automerge::AutoCommit;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::card::{self, Card};
 use crate::ids::DocumentId;
 use crate::store::{DocChange, DocStore, HeadsHash, StoreError, BUCKETS};
 pub use message::{BucketEntries, DocBytes, Message, MAX_FRAME_SIZE};
@@ -144,6 +146,8 @@ pub struct Session {
     to_send: VecDeque<DocumentId>,
     frames: VecDeque<Vec<u8>>,
     out_docs: Vec<DocBytes>,
+    /// The cards of `out_docs`, in order (a responder sends the cards of whole documents).
+    out_cards: Vec<Option<Vec<u8>>>,
     out_docs_bytes: usize,
     out_sync: Vec<DocBytes>,
     out_sync_bytes: usize,
@@ -179,6 +183,7 @@ impl Session {
             to_send: VecDeque::new(),
             frames: VecDeque::new(),
             out_docs: Vec::new(),
+            out_cards: Vec::new(),
             out_docs_bytes: 0,
             out_sync: Vec::new(),
             out_sync_bytes: 0,
@@ -257,7 +262,7 @@ impl Session {
                     .extend(ids.into_iter().map(DocumentId::from_bytes));
                 Ok(())
             }
-            Message::Docs { docs } => self.on_docs(docs),
+            Message::Docs { docs, cards } => self.on_docs(docs, &cards),
             Message::Sync { msgs } => self.on_sync(msgs),
             Message::Resync if self.role == Role::Initiator => {
                 self.confirm_later();
@@ -282,10 +287,13 @@ impl Session {
             return;
         }
         self.stats.docs_sent += 1;
-        self.push_docs(DocBytes {
-            id: *change.id.as_bytes(),
-            bytes: change.changes.clone(),
-        });
+        self.push_docs(
+            DocBytes {
+                id: *change.id.as_bytes(),
+                bytes: change.changes.clone(),
+            },
+            None,
+        );
         // The responder flushes before answering a round, so a settled confirmation round
         // means the change is safe on the other side.
         self.confirm_later();
@@ -479,20 +487,26 @@ impl Session {
         }
     }
 
-    fn on_docs(&mut self, docs: Vec<DocBytes>) -> Result<(), SyncError> {
+    fn on_docs(&mut self, docs: Vec<DocBytes>, cards: &[u8]) -> Result<(), SyncError> {
+        // Cards are taken only from the responder: the relay or peer this side chose and pinned.
+        let cards = match self.role {
+            Role::Initiator => card::decode_batch(cards, docs.len())
+                .map_err(|e| SyncError::Malformed(e.to_string()))?,
+            Role::Responder => vec![None; docs.len()],
+        };
         let mut accepted = Vec::with_capacity(docs.len());
-        for d in docs {
+        for (d, card) in docs.into_iter().zip(cards) {
             let id = DocumentId::from_bytes(d.id);
             self.wanted.remove(&id);
             if self.accept_changes {
-                accepted.push((id, d.bytes));
+                accepted.push((id, d.bytes, card));
             } else {
                 self.stats.refused_changes += 1;
             }
         }
         let written = apply_all(&self.store, &accepted);
         let mut changed = false;
-        for ((id, bytes), written) in accepted.into_iter().zip(written) {
+        for ((id, bytes, _), written) in accepted.into_iter().zip(written) {
             let written = written?;
             if written.changed {
                 changed = true;
@@ -671,10 +685,15 @@ impl Session {
                     if let Some(office) = self.office_of.as_ref().and_then(|f| f(&id)) {
                         *self.stats.sent_by_office.entry(office).or_default() += 1;
                     }
-                    let full = self.push_docs(DocBytes {
+                    let card = match self.role {
+                        Role::Responder => self.store.card_json(&id).unwrap_or_default(),
+                        Role::Initiator => None,
+                    };
+                    let doc = DocBytes {
                         id: *id.as_bytes(),
                         bytes,
-                    });
+                    };
+                    let full = self.push_docs(doc, card);
                     if full {
                         return;
                     }
@@ -685,25 +704,27 @@ impl Session {
         }
     }
 
-    /// Adds a document to the outgoing `Docs` batch; true when a frame was completed.
-    fn push_docs(&mut self, d: DocBytes) -> bool {
-        let size = d.bytes.len() + 24;
-        if self.out_docs_bytes + size > BATCH_BYTES && !self.out_docs.is_empty() {
+    /// Adds a document (and its card) to the outgoing `Docs` batch; true when a frame was
+    /// completed.
+    fn push_docs(&mut self, d: DocBytes, card: Option<Vec<u8>>) -> bool {
+        let size = d.bytes.len() + 24 + card.as_ref().map_or(0, Vec::len);
+        let full = self.out_docs_bytes + size > BATCH_BYTES && !self.out_docs.is_empty();
+        if full {
             self.flush_docs();
-            self.out_docs_bytes = size;
-            self.out_docs.push(d);
-            return true;
         }
         self.out_docs_bytes += size;
         self.out_docs.push(d);
-        false
+        self.out_cards.push(card);
+        full
     }
 
     fn flush_docs(&mut self) {
         let docs = std::mem::take(&mut self.out_docs);
+        let cards = card::encode_batch(&std::mem::take(&mut self.out_cards));
         self.out_docs_bytes = 0;
         if !docs.is_empty() {
-            self.frames.push_back(Message::Docs { docs }.encode());
+            self.frames
+                .push_back(Message::Docs { docs, cards }.encode());
         }
     }
 
@@ -731,14 +752,14 @@ impl Session {
 /// back in input order.
 fn apply_all(
     store: &DocStore,
-    docs: &[(DocumentId, Vec<u8>)],
+    docs: &[(DocumentId, Vec<u8>, Option<Card>)],
 ) -> Vec<Result<crate::store::Written, SyncError>> {
-    let apply = |(id, bytes): &(DocumentId, Vec<u8>)| {
+    let apply = |(id, bytes, card): &(DocumentId, Vec<u8>, Option<Card>)| {
         crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::BadDocument {
             id: *id,
             reason: e.to_string(),
         })?;
-        guarded(id, || store.apply_bytes(id, bytes))
+        guarded(id, || store.apply_bytes_with_card(id, bytes, card.as_ref()))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -754,7 +775,7 @@ fn apply_all(
                 scope.spawn(move || {
                     docs.iter()
                         .enumerate()
-                        .filter(|(_, (id, _))| id.bucket(threads) == k)
+                        .filter(|(_, (id, _, _))| id.bucket(threads) == k)
                         .map(|(i, d)| (i, apply(d)))
                         .collect::<Vec<_>>()
                 })
@@ -770,7 +791,7 @@ fn apply_all(
     results
         .into_iter()
         .zip(docs)
-        .map(|(r, (id, _))| {
+        .map(|(r, (id, _, _))| {
             r.unwrap_or_else(|| {
                 Err(SyncError::BadDocument {
                     id: *id,
@@ -993,6 +1014,54 @@ mod tests {
         limit
     }
 
+    #[test]
+    fn whole_documents_from_the_responder_come_with_their_cards_and_only_those() {
+        let s = stores(2);
+        for i in 0..30 {
+            append(&s[0], &format!("relay{i}"), "texte du relais");
+        }
+        put(&s[1], "office", "v", "bureau");
+        let mut office = Session::new(s[1].clone(), Role::Initiator);
+        let mut relay = Session::new(s[0].clone(), Role::Responder);
+        office.start().unwrap();
+        let cards_in = |frame: &[u8]| match Message::decode(frame).unwrap() {
+            Message::Docs { docs, cards } => card::decode_batch(&cards, docs.len())
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .count(),
+            _ => 0,
+        };
+        let (mut up, mut down) = (0, 0);
+        for _ in 0..50 {
+            let mut moved = false;
+            while let Some(f) = office.poll_transmit() {
+                up += cards_in(&f);
+                relay.handle_frame(&f).unwrap();
+                moved = true;
+            }
+            while let Some(f) = relay.poll_transmit() {
+                down += cards_in(&f);
+                office.handle_frame(&f).unwrap();
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        assert!(office.is_converged(), "{}", office.describe());
+        assert_eq!(
+            (up, down),
+            (0, 30),
+            "cards go from responder to initiator only"
+        );
+        assert_eq!(snapshot(&s[0]), snapshot(&s[1]));
+        for id in [DocumentId::derived("relay7"), DocumentId::derived("office")] {
+            assert_eq!(s[0].card_json(&id).unwrap(), s[1].card_json(&id).unwrap());
+        }
+        assert_eq!(text_of(&s[1], "relay7"), "texte du relais");
+    }
+
     /// A read-only device holding "shared" (edited on both sides since) and its own "mine".
     fn read_only_setup() -> Vec<Arc<DocStore>> {
         let s = stores(2);
@@ -1080,6 +1149,7 @@ mod tests {
                 id: [1; 16],
                 bytes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
             }],
+            cards: Vec::new(),
         };
         assert!(session.handle_frame(&frame.encode()).is_err());
         let frame = Message::Summary {
@@ -1087,6 +1157,18 @@ mod tests {
             digests: vec![[0; 16]; 3],
         };
         assert!(session.handle_frame(&frame.encode()).is_err());
+        // Cards that do not decode (or do not match the documents) close the connection.
+        let mut initiator = Session::new(stores(1)[0].clone(), Role::Initiator);
+        let bytes = s[0].saved(&DocumentId::derived("doc")).unwrap().unwrap();
+        let frame = Message::Docs {
+            docs: vec![DocBytes {
+                id: *DocumentId::derived("doc").as_bytes(),
+                bytes,
+            }],
+            cards: b"\x01garbage".to_vec(),
+        };
+        let err = initiator.handle_frame(&frame.encode()).unwrap_err();
+        assert!(err.to_string().contains("unreadable cards"), "{err}");
     }
 
     proptest! {

@@ -380,6 +380,16 @@ async fn three_offices_edit_offline_and_converge_through_the_relay_in_any_order(
     assert_eq!(corpus(d.store()), everything);
     assert_eq!(d.titles(), want);
     assert_eq!(pulled.received_by_office.values().sum::<u64>(), 5);
+    // The relay sent each document with its card, so the fresh office listed them without
+    // loading them; editing one loads it, and the edit reaches the others.
+    d.edit(&shared, set("title", json!("Maison commune du Cantal")));
+    d.sync(&relay).await;
+    a.sync(&relay).await;
+    assert_eq!(
+        a.replica.get(&shared).unwrap().resource.title,
+        "Maison commune du Cantal"
+    );
+    assert_eq!(corpus(a.store()), corpus(d.store()));
 
     // A resync with nothing new is one round trip.
     let again = d.sync(&relay).await;

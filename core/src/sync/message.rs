@@ -25,8 +25,13 @@ pub enum Message {
     },
     /// Whole documents the initiator lacks, by id.
     Want { ids: Vec<WireId> },
-    /// Saved documents or incremental changes (both load with `load_incremental`).
-    Docs { docs: Vec<DocBytes> },
+    /// Saved documents or incremental changes (both load with `load_incremental`), and the
+    /// cards of whole documents sent by a responder (`card::encode_batch`; empty if none).
+    Docs {
+        docs: Vec<DocBytes>,
+        #[serde(with = "serde_bytes")]
+        cards: Vec<u8>,
+    },
     /// Automerge sync messages of many documents; an empty `message` means "nothing to send".
     Sync { msgs: Vec<DocBytes> },
     /// From a live responder that missed some of its own change notices (more arrived at once
@@ -87,6 +92,7 @@ mod tests {
                 id: [7; 16],
                 bytes: vec![1, 2, 3],
             }],
+            cards: vec![4, 5],
         };
         assert_eq!(Message::decode(&m.encode()).unwrap(), m);
         assert!(Message::decode(&[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());

@@ -240,7 +240,7 @@ fn summarize(frame: &[u8]) -> String {
         ),
         Ok(Message::Want { ids }) => format!("want {}", ids.len()),
         Ok(Message::Resync) => "resync".into(),
-        Ok(Message::Docs { docs }) => format!(
+        Ok(Message::Docs { docs, .. }) => format!(
             "docs {:?}",
             docs.iter()
                 .map(|d| (crate::DocumentId::from_bytes(d.id), d.bytes.len()))

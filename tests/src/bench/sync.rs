@@ -245,6 +245,18 @@ async fn atelier_run(
     }
     let relay_peak_rss_kb = relay.peak_rss_kb();
     let b = Office::open(&b_dir)?;
+    // Received documents are listed from their cards: the whole corpus must be there.
+    let listed = b.replica.list(&ListFilter {
+        include_deleted: true,
+        ..ListFilter::default()
+    })?;
+    if listed.len() != resources.len() {
+        bail!(
+            "the fresh replica lists {} resources, the corpus has {}",
+            listed.len(),
+            resources.len()
+        );
+    }
     let t = Instant::now();
     let (resync, udp) = b.sync(&relay).await?;
     let resync_s = t.elapsed().as_secs_f64();
