@@ -1,17 +1,19 @@
-//! A document's card: its heads and what a replica lists of it, kept beside every stored
-//! document and sent with saved documents, so that a replica receiving thousands of documents
-//! stores, lists and reconciles them without loading each one.
+//! A document's card: its heads hash and what a replica lists of it, sent with saved documents so
+//! that a replica receiving thousands of documents stores, lists and reconciles them without
+//! loading each one.
 //!
 //! Loading an Automerge document with collaborative `Text` costs about half a millisecond
 //! (`atelier-bench doc-cost`); a fresh replica pulling 10,000 resources would spend most of its
-//! time there. The peer that sends a document already derived its card when it stored it, from
-//! the loaded document, with this same code. Cards are trusted only from the peer a replica
-//! initiated the sync with (its pinned relay, or a pinned peer), which it already trusts with
-//! the documents' content; the first write of a document reloads it and derives its card again.
+//! time there. The peer that sends a document derived its card when it stored it, from the
+//! loaded document, with this same code, and keeps it in its indexes (the heads index, and the
+//! listing on a replica or [`CardIndexer`]'s entries on a relay). Cards are trusted only from
+//! the peer a replica initiated the sync with (its pinned relay, or a pinned peer), which it
+//! already trusts with the documents' content; the first write of a document reloads it and
+//! derives its card again.
 
 use std::io::{Read, Write};
 
-use automerge::{AutoCommit, ChangeHash};
+use automerge::AutoCommit;
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use serde::{Deserialize, Serialize};
 
@@ -19,16 +21,20 @@ use crate::document;
 use crate::ids::DocumentId;
 use crate::replica::ListingEntry;
 use crate::resource::Resource;
+use crate::store::{Batch, HeadsHash, Indexer, Kv, StoreError};
 
 /// Most bytes the cards of one `Docs` frame may inflate to: a frame holds at most
 /// `sync::BATCH_BYTES` of documents plus their cards, a few hundred bytes each.
 pub const MAX_CARDS_INFLATED: usize = 16 * 1024 * 1024;
 
+/// Key prefix of [`CardIndexer`]'s entries.
+const RESOURCE_CARD: u8 = b'k';
+
 /// What a store derives from a document whenever it writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Card {
-    /// The document's heads.
-    pub heads: Vec<ChangeHash>,
+    /// The document's heads hash.
+    pub heads: HeadsHash,
     /// `None` for a document that is not a resource (a catalog shard, a foreign document).
     #[serde(default)]
     pub resource: Option<ResourceCard>,
@@ -54,8 +60,8 @@ pub enum CardError {
 }
 
 impl Card {
-    /// The card of a loaded document whose heads are `heads`.
-    pub fn of(id: &DocumentId, doc: &AutoCommit, heads: Vec<ChangeHash>) -> Self {
+    /// The card of a loaded document whose heads hash is `heads`.
+    pub fn of(id: &DocumentId, doc: &AutoCommit, heads: HeadsHash) -> Self {
         let resource = document::read(doc).ok().map(|stored| ResourceCard {
             content: hex::encode(content_hash(&stored.resource)),
             listing: ListingEntry::of(id, &stored),
@@ -63,23 +69,49 @@ impl Card {
         Self { heads, resource }
     }
 
-    /// Whether a card received with document `id` can stand for it: it names heads, and a
-    /// resource card lists that very document.
+    /// Whether a card received with document `id` can stand for it: a resource card lists that
+    /// very document, with a well-formed content hash.
     pub fn fits(&self, id: &DocumentId) -> bool {
-        !self.heads.is_empty()
-            && self.resource.as_ref().is_none_or(|r| {
-                r.listing.id == *id && hex::decode(&r.content).is_ok_and(|h| h.len() == 32)
-            })
+        self.resource.as_ref().is_none_or(|r| {
+            r.listing.id == *id && hex::decode(&r.content).is_ok_and(|h| h.len() == 32)
+        })
     }
 
     pub fn to_json(&self) -> Vec<u8> {
         // Plain structs of strings and numbers: serialising cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
 
-    pub fn from_json(bytes: &[u8]) -> Result<Self, CardError> {
-        serde_json::from_slice(bytes).map_err(|e| CardError::Malformed(e.to_string()))
+/// The relay's indexer: it lists nothing itself, but keeps each resource's card so that it can
+/// send documents with their cards.
+pub struct CardIndexer;
+
+impl Indexer for CardIndexer {
+    fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        // An entry for every document, `null` for those that are not resources, so that a
+        // missing entry means "written before cards existed".
+        batch.put(
+            entry_key(id),
+            serde_json::to_vec(&card.resource).unwrap_or_default(),
+        );
+        Ok(())
     }
+
+    fn resource_card_json(
+        &self,
+        kv: &dyn Kv,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        kv.get(&entry_key(id))
+    }
+}
+
+/// The key of [`CardIndexer`]'s entry for a document.
+pub(crate) fn entry_key(id: &DocumentId) -> Vec<u8> {
+    let mut k = vec![RESOURCE_CARD];
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 /// Equal for two resources exactly when `document::changed_fields` finds no difference: both
@@ -153,11 +185,14 @@ mod tests {
         (DocumentId::derived("maison"), doc)
     }
 
+    fn card_of(id: &DocumentId, doc: &AutoCommit) -> Card {
+        Card::of(id, doc, HeadsHash::of(&doc.clone().get_heads()))
+    }
+
     #[test]
     fn a_resource_card_lists_the_document_and_survives_a_batch() {
         let (id, doc) = resource_doc();
-        let card = Card::of(&id, &doc, doc.clone().get_heads());
-        assert_eq!(card.heads.len(), 1);
+        let card = card_of(&id, &doc);
         let listing = &card.resource.as_ref().unwrap().listing;
         assert_eq!(
             (listing.title.as_str(), listing.commune.as_deref()),
@@ -168,17 +203,8 @@ mod tests {
             !card.fits(&DocumentId::derived("another")),
             "a card names its document"
         );
-
-        let other = Card::of(
-            &DocumentId::derived("empty"),
-            &AutoCommit::new(),
-            Vec::new(),
-        );
-        assert_eq!((other.heads.len(), other.resource.is_none()), (0, true));
-        assert!(
-            !other.fits(&DocumentId::derived("empty")),
-            "a card without heads stands for nothing"
-        );
+        let other = card_of(&DocumentId::derived("empty"), &AutoCommit::new());
+        assert!(other.resource.is_none() && other.fits(&DocumentId::derived("empty")));
 
         let batch = encode_batch(&[Some(card.to_json()), None]);
         let decoded = decode_batch(&batch, 2).unwrap();
@@ -190,7 +216,7 @@ mod tests {
     #[test]
     fn bad_batches_are_refused_with_the_reason() {
         let (id, doc) = resource_doc();
-        let batch = encode_batch(&[Some(Card::of(&id, &doc, doc.clone().get_heads()).to_json())]);
+        let batch = encode_batch(&[Some(card_of(&id, &doc).to_json())]);
         assert!(matches!(
             decode_batch(&batch, 2),
             Err(CardError::Count { cards: 1, docs: 2 })

@@ -936,6 +936,29 @@ impl Indexer for ListingIndexer {
         batch.put(pending_key(id), Vec::new());
         Ok(())
     }
+
+    fn resource_card_json(
+        &self,
+        kv: &dyn Kv,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // Every resource document is listed (since the first replica format); its content hash
+        // came later, so a listed document without one cannot make a card.
+        let Some(listing) = kv.get(&listing_key(id))? else {
+            return Ok(Some(b"null".to_vec()));
+        };
+        let Some(content) = kv.get(&content_key(id))? else {
+            return Ok(None);
+        };
+        // The listing entry is stored as `serde_json` wrote it: splice it in as it is.
+        let mut json = Vec::with_capacity(listing.len() + 96);
+        json.extend_from_slice(b"{\"listing\":");
+        json.extend_from_slice(&listing);
+        json.extend_from_slice(b",\"content\":\"");
+        json.extend_from_slice(hex::encode(content).as_bytes());
+        json.extend_from_slice(b"\"}");
+        Ok(Some(json))
+    }
 }
 
 #[cfg(test)]
@@ -946,6 +969,33 @@ mod tests {
 
     fn resource(v: serde_json::Value) -> Resource {
         Resource::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn a_replica_sends_the_card_it_would_derive_from_the_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let id = r
+            .create(
+                &resource(
+                    json!({"ref":"mc-1","kind":"outil","title":"Guide","office":"caue-63",
+                    "location":{"commune":"Thiers","departement":"63"}}),
+                ),
+                &mut rng,
+                1000,
+            )
+            .unwrap();
+        let mut doc = r.load(&id).unwrap();
+        let heads = crate::store::HeadsHash::of(&doc.get_heads());
+        let sent: Card =
+            serde_json::from_slice(&r.store().card_json(&id).unwrap().unwrap()).unwrap();
+        assert_eq!(sent, Card::of(&id, &doc, heads));
+        assert!(sent.fits(&id));
+        let shard = Replica::catalog_shard(&id);
+        let sent: Card =
+            serde_json::from_slice(&r.store().card_json(&shard).unwrap().unwrap()).unwrap();
+        assert_eq!(sent.resource, None, "a catalog shard is not a resource");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use automerge::{AutoCommit, ChangeHash};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::card::Card;
+use crate::card::{Card, CardIndexer};
 use crate::ids::DocumentId;
 pub use kv::{Batch, Kv, MemKv, SledKv};
 
@@ -34,7 +34,6 @@ const LOCK_STRIPES: usize = 64;
 
 const CHUNK: u8 = b'c';
 const HEADS: u8 = b'h';
-const CARD: u8 = b'k';
 
 /// Errors of the document store.
 #[derive(Debug, Error)]
@@ -60,6 +59,21 @@ pub enum StoreError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct HeadsHash(pub [u8; 32]);
 
+impl serde::Serialize for HeadsHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HeadsHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0; 32];
+        hex::decode_to_slice(hex.as_bytes(), &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Self(out))
+    }
+}
+
 impl HeadsHash {
     pub fn of(heads: &[ChangeHash]) -> Self {
         let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
@@ -81,7 +95,7 @@ pub struct Written {
     pub id: DocumentId,
     /// False when the document was already in this state (nothing was written).
     pub changed: bool,
-    pub heads: Vec<ChangeHash>,
+    pub heads: HeadsHash,
     /// Some received changes wait for dependencies that have not arrived (`apply_bytes`).
     pub missing_deps: bool,
 }
@@ -103,9 +117,18 @@ pub type ChangeObserver = Box<dyn Fn(&DocChange) + Send + Sync>;
 
 /// Derives index entries from a document's card; called inside every write, so the entries
 /// land in the same atomic batch as the document change, whoever wrote it (user, sync, browser),
-/// whether the card was derived here or received with the document (`apply_bytes`).
+/// whether the card was derived here or received with the document (`apply_bytes_with_card`).
 pub trait Indexer: Send + Sync {
     fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError>;
+
+    /// The resource part of a stored document's card (`ResourceCard` as JSON, `null` for a
+    /// document that is not a resource), read back from this indexer's entries without parsing
+    /// them; `None` when the entries cannot tell.
+    fn resource_card_json(
+        &self,
+        kv: &dyn Kv,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// The document store of one replica or relay.
@@ -115,7 +138,7 @@ pub struct DocStore {
     digests: Mutex<Option<Vec<[u8; 16]>>>,
     observers: Mutex<Vec<Observer>>,
     change_observers: Mutex<Vec<ChangeObserver>>,
-    indexer: Option<Box<dyn Indexer>>,
+    indexer: Box<dyn Indexer>,
     actor: Option<automerge::ActorId>,
 }
 
@@ -127,7 +150,7 @@ impl DocStore {
             digests: Mutex::new(None),
             observers: Mutex::new(Vec::new()),
             change_observers: Mutex::new(Vec::new()),
-            indexer: None,
+            indexer: Box::new(CardIndexer),
             actor: None,
         }
     }
@@ -142,7 +165,7 @@ impl DocStore {
     /// A store whose every write also runs `indexer`.
     pub fn with_indexer(kv: Arc<dyn Kv>, indexer: Box<dyn Indexer>) -> Self {
         Self {
-            indexer: Some(indexer),
+            indexer,
             ..Self::new(kv)
         }
     }
@@ -152,25 +175,31 @@ impl DocStore {
         let Some(mut doc) = self.load(id)? else {
             return Ok(());
         };
-        let heads = doc.get_heads();
+        let heads = HeadsHash::of(&doc.get_heads());
         let mut batch = Batch::default();
-        self.derive(id, &Card::of(id, &doc, heads), &mut batch)?;
+        self.indexer
+            .index(id, &Card::of(id, &doc, heads), &mut batch)?;
         self.kv.apply(batch)
     }
 
-    /// Puts a document's card, and what the indexer derives from it, in `batch`.
-    fn derive(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
-        batch.put(card_key(id), card.to_json());
-        match &self.indexer {
-            Some(indexer) => indexer.index(id, card, batch),
-            None => Ok(()),
-        }
-    }
-
-    /// A document's card as stored (JSON), without loading the document; `None` for a document
-    /// written before cards existed until its next write or `reindex`.
+    /// A document's card as JSON, from the heads index and the indexer's entries, without
+    /// loading the document (nor parsing the entries: a relay sends thousands); `None` if the
+    /// store lacks the document or the indexer cannot tell (a relay's documents stored before
+    /// cards existed, until their next write).
     pub fn card_json(&self, id: &DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(&card_key(id))
+        let Some(heads) = self.heads_hash(id)? else {
+            return Ok(None);
+        };
+        let Some(resource) = self.indexer.resource_card_json(self.kv.as_ref(), id)? else {
+            return Ok(None);
+        };
+        let mut json = Vec::with_capacity(resource.len() + 96);
+        json.extend_from_slice(b"{\"heads\":\"");
+        json.extend_from_slice(hex::encode(heads.0).as_bytes());
+        json.extend_from_slice(b"\",\"resource\":");
+        json.extend_from_slice(&resource);
+        json.push(b'}');
+        Ok(Some(json))
     }
 
     /// An in-memory store, for tests and simulations.
@@ -245,16 +274,16 @@ impl DocStore {
     ) -> Result<Written, StoreError> {
         let mut batch = Batch::default();
         batch.put(chunk_key(id, 0), bytes.to_vec());
-        let hash = HeadsHash::of(&card.heads);
+        let hash = card.heads;
         batch.put(heads_key(id), hash.0.to_vec());
-        self.derive(id, card, &mut batch)?;
+        self.indexer.index(id, card, &mut batch)?;
         self.kv.apply(batch)?;
         self.update_digest(id, None, Some(hash));
         self.notify(id, hash, || bytes.to_vec());
         Ok(Written {
             id: *id,
             changed: true,
-            heads: card.heads.clone(),
+            heads: hash,
             missing_deps: false,
         })
     }
@@ -275,7 +304,7 @@ impl DocStore {
             return Ok(Written {
                 id: *id,
                 changed: false,
-                heads,
+                heads: HeadsHash::of(&heads),
                 missing_deps: !complete,
             });
         }
@@ -289,7 +318,8 @@ impl DocStore {
         }
         let hash = HeadsHash::of(&heads);
         batch.put(heads_key(id), hash.0.to_vec());
-        self.derive(id, &Card::of(id, &doc, heads.clone()), &mut batch)?;
+        self.indexer
+            .index(id, &Card::of(id, &doc, hash), &mut batch)?;
         self.kv.apply(batch)?;
         self.update_digest(id, None, Some(hash));
         // The received bytes are the document: no need to save it again for live peers.
@@ -301,7 +331,7 @@ impl DocStore {
         Ok(Written {
             id: *id,
             changed: true,
-            heads,
+            heads: hash,
             missing_deps: !complete,
         })
     }
@@ -395,7 +425,7 @@ impl DocStore {
                 Written {
                     id: *id,
                     changed: false,
-                    heads,
+                    heads: HeadsHash::of(&heads),
                     missing_deps: false,
                 },
             ));
@@ -419,7 +449,8 @@ impl DocStore {
             let old_hash = self.heads_hash(id)?;
             let new_hash = HeadsHash::of(&heads);
             batch.put(heads_key(id), new_hash.0.to_vec());
-            self.derive(id, &Card::of(id, &doc, heads.clone()), &mut batch)?;
+            self.indexer
+                .index(id, &Card::of(id, &doc, new_hash), &mut batch)?;
             self.kv.apply(batch)?;
             self.update_digest(id, old_hash, Some(new_hash));
             self.notify(id, new_hash, || doc.save_after(&old_heads));
@@ -434,7 +465,7 @@ impl DocStore {
             Written {
                 id: *id,
                 changed: heads != old_heads,
-                heads,
+                heads: HeadsHash::of(&heads),
                 missing_deps: false,
             },
         ))
@@ -609,12 +640,6 @@ fn heads_key(id: &DocumentId) -> Vec<u8> {
     k
 }
 
-fn card_key(id: &DocumentId) -> Vec<u8> {
-    let mut k = vec![CARD];
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
 fn parse_heads(k: &[u8], v: &[u8]) -> Option<(DocumentId, HeadsHash)> {
     let id: [u8; 16] = k.get(1..17)?.try_into().ok()?;
     let h: [u8; 32] = v.try_into().ok()?;
@@ -637,6 +662,11 @@ mod tests {
             .1
     }
 
+    fn card_of(store: &DocStore, id: &DocumentId) -> Option<Card> {
+        let json = store.card_json(id).unwrap()?;
+        Some(serde_json::from_slice(&json).unwrap())
+    }
+
     #[test]
     fn a_new_document_with_a_fitting_card_is_stored_from_the_card_without_loading() {
         let from = DocStore::in_memory();
@@ -645,33 +675,33 @@ mod tests {
             set(&from, &id, "n", i);
         }
         let bytes = from.saved(&id).unwrap().unwrap();
-        let hash = from.heads_hash(&id).unwrap();
-        let card = Card::from_json(&from.card_json(&id).unwrap().unwrap()).unwrap();
-        assert_eq!(Some(HeadsHash::of(&card.heads)), hash);
+        let hash = from.heads_hash(&id).unwrap().unwrap();
+        let card = card_of(&from, &id).unwrap();
+        assert_eq!((card.heads, card.resource.is_none()), (hash, true));
 
         let to = DocStore::in_memory();
         let written = to.apply_bytes_with_card(&id, &bytes, Some(&card)).unwrap();
         assert!(written.changed && !written.missing_deps);
-        assert_eq!(to.heads_hash(&id).unwrap(), hash);
-        assert_eq!(to.card_json(&id).unwrap(), from.card_json(&id).unwrap());
+        assert_eq!(written.heads, hash);
+        assert_eq!(card_of(&to, &id), Some(card.clone()));
         assert_eq!(to.bucket_digests().unwrap(), from.bucket_digests().unwrap());
-        assert_eq!(
-            to.load(&id).unwrap().unwrap().save(),
-            from.load(&id).unwrap().unwrap().save()
+        let (mut got, mut want) = (
+            to.load(&id).unwrap().unwrap(),
+            from.load(&id).unwrap().unwrap(),
         );
+        assert_eq!(got.save(), want.save());
 
         // The heads come from the card, not from loading: a card naming other heads is believed
         // (cards are trusted only from the peer a replica pinned, see card.rs)…
         let believer = DocStore::in_memory();
-        let mut other = card.clone();
-        other.heads = vec![ChangeHash([9; 32])];
+        let other = Card {
+            heads: HeadsHash([9; 32]),
+            resource: None,
+        };
         believer
             .apply_bytes_with_card(&id, &bytes, Some(&other))
             .unwrap();
-        assert_eq!(
-            believer.heads_hash(&id).unwrap(),
-            Some(HeadsHash::of(&other.heads))
-        );
+        assert_eq!(believer.heads_hash(&id).unwrap(), Some(other.heads));
         // …until the next write, which loads the document and derives them again.
         set(&believer, &id, "n", 7);
         let mut doc = believer.load(&id).unwrap().unwrap();
@@ -680,17 +710,47 @@ mod tests {
             Some(HeadsHash::of(&doc.get_heads()))
         );
 
-        // A card that does not fit (no heads) is ignored: the document is loaded.
+        // A card that does not fit the document is ignored: the document is loaded.
+        let r = crate::Resource::from_json(&serde_json::json!({
+            "kind": "outil", "title": "Guide", "office": "caue-63"
+        }))
+        .unwrap();
+        let guide = DocumentId::derived("guide");
+        from.update(&guide, |doc, _| {
+            crate::document::create(doc, &r, "caue-63", 0)
+        })
+        .unwrap();
+        let mut misfit = card_of(&from, &guide).unwrap();
+        assert!(misfit.fits(&guide));
+        misfit.heads = HeadsHash([9; 32]);
+        if let Some(r) = misfit.resource.as_mut() {
+            r.listing.id = id;
+        }
+        assert!(!misfit.fits(&guide));
         let loader = DocStore::in_memory();
-        let empty = Card {
-            heads: Vec::new(),
-            resource: None,
-        };
+        let guide_bytes = from.saved(&guide).unwrap().unwrap();
         loader
-            .apply_bytes_with_card(&id, &bytes, Some(&empty))
+            .apply_bytes_with_card(&guide, &guide_bytes, Some(&misfit))
             .unwrap();
-        assert_eq!(loader.heads_hash(&id).unwrap(), hash);
-        assert_eq!(loader.card_json(&id).unwrap(), from.card_json(&id).unwrap());
+        assert_eq!(
+            loader.heads_hash(&guide).unwrap(),
+            from.heads_hash(&guide).unwrap()
+        );
+        assert_eq!(card_of(&loader, &guide), card_of(&from, &guide));
+    }
+
+    #[test]
+    fn a_store_without_card_entries_offers_no_card() {
+        let store = DocStore::in_memory();
+        let id = DocumentId::derived("old");
+        set(&store, &id, "n", 1);
+        assert!(card_of(&store, &id).is_some());
+        // As a relay's documents written before cards existed.
+        let mut batch = Batch::default();
+        batch.remove(crate::card::entry_key(&id));
+        store.kv().apply(batch).unwrap();
+        assert_eq!(card_of(&store, &id), None);
+        assert_eq!(card_of(&store, &DocumentId::derived("absent")), None);
     }
 
     #[test]

@@ -510,7 +510,7 @@ impl Session {
             let written = written?;
             if written.changed {
                 changed = true;
-                self.note_received(&id, &written.heads);
+                self.note_received(&id, written.heads);
             }
             // Changes whose dependencies we lack are queued by Automerge, not applied: keep
             // them, and ask for the rest through the document's own sync protocol.
@@ -583,7 +583,7 @@ impl Session {
             }
             if written.changed {
                 changed = true;
-                self.note_received(&id, &written.heads);
+                self.note_received(&id, written.heads);
             }
             self.syncing.insert(id, state);
             self.continue_sync(id, true)?;
@@ -666,7 +666,7 @@ impl Session {
         Ok(())
     }
 
-    fn note_received(&mut self, id: &DocumentId, heads: &[automerge::ChangeHash]) {
+    fn note_received(&mut self, id: &DocumentId, heads: HeadsHash) {
         self.stats.docs_received += 1;
         if let Some(office) = self.office_of.as_ref().and_then(|f| f(id)) {
             *self.stats.received_by_office.entry(office).or_default() += 1;
@@ -674,7 +674,7 @@ impl Session {
         if self.from_peer.len() >= ECHO_MEMORY {
             self.from_peer.clear();
         }
-        self.from_peer.insert(*id, HeadsHash::of(heads));
+        self.from_peer.insert(*id, heads);
     }
 
     fn fill_docs_frame(&mut self) {
