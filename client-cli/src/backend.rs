@@ -293,6 +293,10 @@ impl Backend for Local {
     }
 }
 
+/// From this many changed resources on, a search says it is bringing its index up to date
+/// first (about a second per thousand resources).
+const INDEXING_NOTICE: u64 = 1000;
+
 /// The search index's folder inside a replica directory (derived, rebuildable).
 pub const SEARCH_DIR: &str = "search";
 
@@ -311,6 +315,16 @@ pub fn search_engine(
 impl Local {
     /// The replica's search index, brought up to date with every change since its last use.
     fn search_engine(&self) -> anyhow::Result<atelier_web::search::IndexedSearch> {
+        // A fresh replica's first search indexes every received resource: say why it waits.
+        let pending = self.replica.pending()?.len() as u64;
+        if !self.replica.dir().join(SEARCH_DIR).exists() {
+            eprintln!("Construction de l'index de recherche (une seule fois)…");
+        } else if pending >= INDEXING_NOTICE {
+            eprintln!(
+                "Mise à jour de l'index de recherche : {} ressources reçues ou modifiées depuis la dernière recherche…",
+                crate::cmd::sync::count(pending)
+            );
+        }
         let engine = search_engine(&self.replica)?;
         engine
             .refresh()

@@ -22,6 +22,11 @@ pub trait SearchBackend: Send + Sync {
     fn search(&self, query: &SearchQuery) -> Result<SearchResults, String>;
 }
 
+/// Most threads loading documents to index them.
+const MAX_LOAD_THREADS: usize = 4;
+/// Fewer documents than this per thread are loaded on the calling thread alone.
+const MIN_LOADS_PER_THREAD: usize = 64;
+
 /// Core's search index, refreshed from the replica before each search.
 pub struct IndexedSearch {
     replica: Arc<Replica>,
@@ -38,6 +43,9 @@ impl IndexedSearch {
         };
         let rebuild = search.lock().needs_rebuild();
         if rebuild {
+            // What is pending now gets indexed with everything else: not twice (a fresh
+            // replica's first search would index every document twice).
+            let pending = search.replica.pending().map_err(|e| e.to_string())?;
             let all = search
                 .replica
                 .list(&ListFilter {
@@ -47,6 +55,10 @@ impl IndexedSearch {
                 .map_err(|e| e.to_string())?;
             let ids: Vec<DocumentId> = all.iter().map(|e| e.id).collect();
             search.index_ids(&ids)?;
+            search
+                .replica
+                .clear_pending(&pending)
+                .map_err(|e| e.to_string())?;
         }
         Ok(search)
     }
@@ -64,12 +76,41 @@ impl IndexedSearch {
     }
 
     fn index_ids(&self, ids: &[DocumentId]) -> Result<(), String> {
-        let mut upserts = Vec::new();
-        let mut deletes = Vec::new();
-        for id in ids {
-            match self.replica.get(id) {
-                Ok(s) if !s.deleted => upserts.push(search_doc(id, &s.resource)),
-                _ => deletes.push(id.url()),
+        // Loading documents is most of the work when there are many (a fresh replica's first
+        // search indexes all of them): share it among threads, each a slice of `ids`.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_LOAD_THREADS)
+            .min(ids.len() / MIN_LOADS_PER_THREAD)
+            .max(1);
+        let load = |ids: &[DocumentId]| -> Vec<Result<SearchDoc, String>> {
+            ids.iter()
+                .map(|id| match self.replica.get(id) {
+                    Ok(s) if !s.deleted => Ok(search_doc(id, &s.resource)),
+                    _ => Err(id.url()),
+                })
+                .collect()
+        };
+        let loaded: Vec<Result<SearchDoc, String>> = if threads == 1 {
+            load(ids)
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ids
+                    .chunks(ids.len().div_ceil(threads))
+                    .map(|chunk| scope.spawn(move || load(chunk)))
+                    .collect();
+                workers
+                    .into_iter()
+                    // `load` only reads; a panic there is a bug worth crashing on.
+                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for doc in loaded {
+            match doc {
+                Ok(doc) => upserts.push(doc),
+                Err(url) => deletes.push(url),
             }
         }
         let mut index = self.lock();
@@ -291,6 +332,32 @@ mod tests {
         assert_eq!(res.facets["sector"].get("pierre"), None);
         q.text = "ECOLE thiers".into();
         assert_eq!(fallback(&all, &q).hits[0].title, "École en pisé");
+    }
+
+    #[test]
+    fn a_rebuilt_index_takes_everything_once_on_several_threads() {
+        let r = replica();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let many = 2 * MIN_LOADS_PER_THREAD + 5;
+        for i in 0..many {
+            let v =
+                json!({"kind":"outil","title":format!("Fiche xylophage {i}"),"office":"caue-63"});
+            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                .unwrap();
+        }
+        assert!(r.pending().unwrap().len() > many);
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open_or_create(dir.path()).unwrap();
+        assert!(index.needs_rebuild());
+        let s = IndexedSearch::new(r.clone(), index).unwrap();
+        assert!(
+            r.pending().unwrap().is_empty(),
+            "indexed once, not again at the first search"
+        );
+        let mut q = SearchQuery::text("xylophage");
+        q.limit = 1;
+        assert_eq!(s.search(&q).unwrap().total, many);
+        assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
     }
 
     #[test]
