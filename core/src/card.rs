@@ -83,8 +83,8 @@ impl Card {
     }
 }
 
-/// The relay's indexer: it lists nothing itself, but keeps each resource's card so that it can
-/// send documents with their cards.
+/// The relay's indexer: it lists nothing itself, but keeps the resource part of every
+/// document's card so that it can send documents with their cards.
 pub struct CardIndexer;
 
 impl Indexer for CardIndexer {
@@ -145,7 +145,8 @@ pub fn encode_batch(cards: &[Option<Vec<u8>>]) -> Vec<u8> {
 }
 
 /// Reads what [`encode_batch`] wrote for a frame of `docs` documents; empty input means no
-/// cards. Inflating stops at [`MAX_CARDS_INFLATED`], so a deflate bomb costs no memory.
+/// cards. Inflating stops past [`MAX_CARDS_INFLATED`] bytes, so a deflate bomb costs at most
+/// that much memory.
 pub fn decode_batch(bytes: &[u8], docs: usize) -> Result<Vec<Option<Card>>, CardError> {
     if bytes.is_empty() {
         return Ok(vec![None; docs]);

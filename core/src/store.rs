@@ -274,16 +274,11 @@ impl DocStore {
     ) -> Result<Written, StoreError> {
         let mut batch = Batch::default();
         batch.put(chunk_key(id, 0), bytes.to_vec());
-        let hash = card.heads;
-        batch.put(heads_key(id), hash.0.to_vec());
-        self.indexer.index(id, card, &mut batch)?;
-        self.kv.apply(batch)?;
-        self.update_digest(id, None, Some(hash));
-        self.notify(id, hash, || bytes.to_vec());
+        self.commit(id, batch, None, card, || bytes.to_vec())?;
         Ok(Written {
             id: *id,
             changed: true,
-            heads: hash,
+            heads: card.heads,
             missing_deps: false,
         })
     }
@@ -317,23 +312,38 @@ impl DocStore {
             batch.put(chunk_key(id, 0), doc.save());
         }
         let hash = HeadsHash::of(&heads);
-        batch.put(heads_key(id), hash.0.to_vec());
-        self.indexer
-            .index(id, &Card::of(id, &doc, hash), &mut batch)?;
-        self.kv.apply(batch)?;
-        self.update_digest(id, None, Some(hash));
         // The received bytes are the document: no need to save it again for live peers.
-        self.notify(
-            id,
-            hash,
-            || if complete { bytes.to_vec() } else { doc.save() },
-        );
+        self.commit(id, batch, None, &Card::of(id, &doc, hash), || {
+            if complete {
+                bytes.to_vec()
+            } else {
+                doc.save()
+            }
+        })?;
         Ok(Written {
             id: *id,
             changed: true,
             heads: hash,
             missing_deps: !complete,
         })
+    }
+
+    /// Writes a document change: `batch` (its chunks) plus its heads hash and the index
+    /// entries of its new card, atomically; then the digests and observers learn of it.
+    fn commit(
+        &self,
+        id: &DocumentId,
+        mut batch: Batch,
+        old: Option<HeadsHash>,
+        card: &Card,
+        changes: impl FnOnce() -> Vec<u8>,
+    ) -> Result<(), StoreError> {
+        batch.put(heads_key(id), card.heads.0.to_vec());
+        self.indexer.index(id, card, &mut batch)?;
+        self.kv.apply(batch)?;
+        self.update_digest(id, old, Some(card.heads));
+        self.notify(id, card.heads, changes);
+        Ok(())
     }
 
     fn notify(&self, id: &DocumentId, heads: HeadsHash, changes: impl FnOnce() -> Vec<u8>) {
@@ -447,13 +457,8 @@ impl DocStore {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
             }
             let old_hash = self.heads_hash(id)?;
-            let new_hash = HeadsHash::of(&heads);
-            batch.put(heads_key(id), new_hash.0.to_vec());
-            self.indexer
-                .index(id, &Card::of(id, &doc, new_hash), &mut batch)?;
-            self.kv.apply(batch)?;
-            self.update_digest(id, old_hash, Some(new_hash));
-            self.notify(id, new_hash, || doc.save_after(&old_heads));
+            let card = Card::of(id, &doc, HeadsHash::of(&heads));
+            self.commit(id, batch, old_hash, &card, || doc.save_after(&old_heads))?;
         } else {
             self.kv.apply(batch)?;
             for o in lock(&self.observers).iter() {
