@@ -375,6 +375,42 @@ fn import_is_all_or_nothing_then_idempotent_and_export_gives_it_back() {
 }
 
 #[test]
+fn search_builds_its_index_once_saying_so_then_follows_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    let run = |args: &[&str]| atelier(&dir, args, "");
+    run(&["init", "--office", "caue-15"]).ok();
+    let path = tmp.path().join("f.jsonl");
+    std::fs::write(&path, FIXTURE).unwrap();
+    run(&["import", path.to_str().unwrap()]).ok();
+
+    // French analysis: "lauzes" finds "lauze"; the first search builds the index and says so.
+    let first = run(&["search", "lauzes"]).ok();
+    assert!(
+        first
+            .stdout
+            .contains("Gîte d'étape en pisé et lauze à Murat"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stderr
+            .contains("Construction de l'index de recherche"),
+        "{}",
+        first.stderr
+    );
+    let found = run(&["search", "lauze", "--json"]).ok();
+    assert!(found.stderr.is_empty(), "{}", found.stderr);
+    let hits = found.json()["hits"].as_array().unwrap().len();
+    assert!(hits >= 1, "{}", found.stdout);
+
+    run(&["edit", "fx-001", "--set", "title=Gîte du Cézallier"]).ok();
+    let after = run(&["search", "cézallier", "--json"]).ok().json();
+    assert_eq!(after["hits"][0]["title"], "Gîte du Cézallier", "{after}");
+}
+
+#[test]
 fn demo_shows_the_list_and_a_history_merged_from_two_offices() {
     let tmp = tempfile::tempdir().unwrap();
     let demo = atelier(&tmp.path().join("unused"), &["demo", "--no-serve"], "").ok();
