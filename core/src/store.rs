@@ -245,7 +245,8 @@ impl DocStore {
         if !self.contains(id)? {
             let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
             if !self.contains(id)? {
-                return match card.filter(|c| c.fits(id)) {
+                // A saved document is at least one chunk: no card stands for nothing.
+                return match card.filter(|c| c.fits(id) && !bytes.is_empty()) {
                     Some(card) => self.insert_carded(id, bytes, card),
                     None => self.insert_loaded(id, bytes),
                 };
@@ -742,6 +743,11 @@ mod tests {
             from.heads_hash(&guide).unwrap()
         );
         assert_eq!(card_of(&loader, &guide), card_of(&from, &guide));
+        let nothing = loader.apply_bytes_with_card(&id, &[], Some(&card)).unwrap();
+        assert!(
+            !nothing.changed && !loader.contains(&id).unwrap(),
+            "empty bytes store nothing"
+        );
     }
 
     #[test]
