@@ -107,6 +107,29 @@ impl Indexer for CardIndexer {
     }
 }
 
+/// A JSON object of `fields`, whose values are JSON already (as stored by `serde_json`): cards
+/// are assembled from stored index entries this way, without parsing them.
+pub(crate) fn splice_object(fields: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut json = Vec::with_capacity(fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+    json.push(b'{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.push(b'"');
+        json.extend_from_slice(name.as_bytes());
+        json.extend_from_slice(b"\":");
+        json.extend_from_slice(value);
+    }
+    json.push(b'}');
+    json
+}
+
+/// A hash as a JSON string of its hex digits.
+pub(crate) fn hex_json(bytes: &[u8]) -> Vec<u8> {
+    format!("\"{}\"", hex::encode(bytes)).into_bytes()
+}
+
 /// The key of [`CardIndexer`]'s entry for a document.
 pub(crate) fn entry_key(id: &DocumentId) -> Vec<u8> {
     let mut k = vec![RESOURCE_CARD];

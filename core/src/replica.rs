@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::card::{content_hash, Card};
+use crate::card::{self, content_hash, Card};
 use crate::document::{self, DocumentError, Edit, HistoryEntry, Stored};
 use crate::ids::{DocumentId, OfficeId};
 use crate::resource::Resource;
@@ -951,12 +951,10 @@ impl Indexer for ListingIndexer {
             return Ok(None);
         };
         // The listing entry is stored as `serde_json` wrote it: splice it in as it is.
-        let mut json = Vec::with_capacity(listing.len() + 96);
-        json.extend_from_slice(b"{\"listing\":");
-        json.extend_from_slice(&listing);
-        json.extend_from_slice(b",\"content\":\"");
-        json.extend_from_slice(hex::encode(content).as_bytes());
-        json.extend_from_slice(b"\"}");
+        let json = card::splice_object(&[
+            ("listing", &listing),
+            ("content", &card::hex_json(&content)),
+        ]);
         Ok(Some(json))
     }
 }

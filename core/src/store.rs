@@ -13,7 +13,7 @@ use automerge::{AutoCommit, ChangeHash};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::card::{Card, CardIndexer};
+use crate::card::{self, Card, CardIndexer};
 use crate::ids::DocumentId;
 pub use kv::{Batch, Kv, MemKv, SledKv};
 
@@ -193,12 +193,10 @@ impl DocStore {
         let Some(resource) = self.indexer.resource_card_json(self.kv.as_ref(), id)? else {
             return Ok(None);
         };
-        let mut json = Vec::with_capacity(resource.len() + 96);
-        json.extend_from_slice(b"{\"heads\":\"");
-        json.extend_from_slice(hex::encode(heads.0).as_bytes());
-        json.extend_from_slice(b"\",\"resource\":");
-        json.extend_from_slice(&resource);
-        json.push(b'}');
+        let json = card::splice_object(&[
+            ("heads", &card::hex_json(&heads.0)),
+            ("resource", &resource),
+        ]);
         Ok(Some(json))
     }
 
