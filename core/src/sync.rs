@@ -154,6 +154,8 @@ pub struct Session {
     /// Heads we reached by applying the peer's changes: a local-change notice with these heads
     /// is the peer's own change coming back, not worth sending.
     from_peer: BTreeMap<DocumentId, HeadsHash>,
+    /// Documents counted in `docs_received` since the last settled round.
+    received: BTreeSet<DocumentId>,
     /// Received changes whose dependencies have not arrived yet. Automerge would queue them in
     /// the loaded document, but documents are reloaded for every message, and the peer's sync
     /// state counts them as delivered: without this stash a sync can ask for them forever.
@@ -188,6 +190,7 @@ impl Session {
             out_sync: Vec::new(),
             out_sync_bytes: 0,
             from_peer: BTreeMap::new(),
+            received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
             stats: SyncStats::default(),
         }
@@ -425,6 +428,8 @@ impl Session {
                 self.converged = true;
                 self.stats.settled = true;
                 self.stats.settled_rounds += 1;
+                // Live mode: later changes to the same documents count again.
+                self.received.clear();
                 self.settled_at_round = self.round;
             }
             return Ok(());
@@ -667,9 +672,12 @@ impl Session {
     }
 
     fn note_received(&mut self, id: &DocumentId, heads: HeadsHash) {
-        self.stats.docs_received += 1;
-        if let Some(office) = self.office_of.as_ref().and_then(|f| f(id)) {
-            *self.stats.received_by_office.entry(office).or_default() += 1;
+        // A document whose changes arrive in several messages is still one document received.
+        if self.received.insert(*id) {
+            self.stats.docs_received += 1;
+            if let Some(office) = self.office_of.as_ref().and_then(|f| f(id)) {
+                *self.stats.received_by_office.entry(office).or_default() += 1;
+            }
         }
         if self.from_peer.len() >= ECHO_MEMORY {
             self.from_peer.clear();
@@ -1060,6 +1068,30 @@ mod tests {
             assert_eq!(s[0].card_json(&id).unwrap(), s[1].card_json(&id).unwrap());
         }
         assert_eq!(text_of(&s[1], "relay7"), "texte du relais");
+    }
+
+    #[test]
+    fn a_document_received_in_several_messages_counts_once() {
+        let s = stores(2);
+        let id = DocumentId::derived("doc");
+        append(&s[0], "doc", "un ");
+        let first = s[0].saved(&id).unwrap().unwrap();
+        let heads = s[0].load(&id).unwrap().unwrap().get_heads();
+        append(&s[0], "doc", "deux");
+        let second = s[0].load(&id).unwrap().unwrap().save_after(&heads);
+        let mut session = Session::new(s[1].clone(), Role::Responder);
+        for bytes in [first, second] {
+            let frame = Message::Docs {
+                docs: vec![DocBytes {
+                    id: *id.as_bytes(),
+                    bytes,
+                }],
+                cards: Vec::new(),
+            };
+            session.handle_frame(&frame.encode()).unwrap();
+        }
+        assert_eq!(text_of(&s[1], "doc"), "un deux");
+        assert_eq!(session.stats().docs_received, 1);
     }
 
     /// A read-only device holding "shared" (edited on both sides since) and its own "mine".
