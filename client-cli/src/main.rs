@@ -1,5 +1,6 @@
 //! The `atelier` binary: parses arguments, sets up tracing, runs the command, maps errors to a
-//! French message and an exit code (1 runtime error, 2 usage or invalid input, 3 replica in use).
+//! French message and an exit code (`Exit`: 1 runtime error, 2 usage or invalid input, 3 replica
+//! in use, 4 relay or peer unreachable, 5 refused by the relay or peer).
 
 use std::process::ExitCode;
 

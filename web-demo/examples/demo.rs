@@ -1,5 +1,5 @@
 //! A throwaway demo: a fresh replica in a temporary folder, filled from a JSON Lines file, served
-//! until Ctrl+C. `cargo run -p atelier-web --example demo -- shared/corpus/eval-corpus.jsonl [caue-63]`
+//! until Ctrl+C. `cargo run -p atelier-web --example demo -- client-cli/src/sample.jsonl [caue-63]`
 
 use std::sync::Arc;
 
