@@ -36,6 +36,7 @@ pub use import::ImportReport;
 use import::Upsert;
 use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
+pub use pending::PendingDocs;
 pub use synced::Unsynced;
 
 /// On-disk format of a replica. Bumped when the layout changes; an older Atelier refuses a
