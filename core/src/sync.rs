@@ -160,6 +160,8 @@ pub struct Session {
     /// the loaded document, but documents are reloaded for every message, and the peer's sync
     /// state counts them as delivered: without this stash a sync can ask for them forever.
     waiting_deps: BTreeMap<DocumentId, Vec<Vec<u8>>>,
+    /// Why the last reconciliation round could not start (see `failure`): no round runs after.
+    round_failure: Option<SyncError>,
     stats: SyncStats,
 }
 
@@ -192,6 +194,7 @@ impl Session {
             from_peer: BTreeMap::new(),
             received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
+            round_failure: None,
             stats: SyncStats::default(),
         }
     }
@@ -227,9 +230,18 @@ impl Session {
         self.converged
     }
 
-    /// True when the initiator ran `MAX_ROUNDS` without settling.
+    /// True when the initiator ran `MAX_ROUNDS` without settling, or could not start a round
+    /// (`failure` says why).
     pub fn gave_up(&self) -> bool {
-        !self.converged && self.rounds_unsettled() >= MAX_ROUNDS && self.is_idle()
+        !self.converged
+            && (self.rounds_unsettled() >= MAX_ROUNDS || self.round_failure.is_some())
+            && self.is_idle()
+    }
+
+    /// Why the initiator could not start a reconciliation round (the local store failed), if
+    /// it could not. `poll_transmit` cannot return the error, so it is kept here and logged.
+    pub fn failure(&self) -> Option<&SyncError> {
+        self.round_failure.as_ref()
     }
 
     fn rounds_unsettled(&self) -> u32 {
@@ -327,9 +339,14 @@ impl Session {
                 && !self.converged
                 && self.is_idle()
                 && self.rounds_unsettled() < MAX_ROUNDS
+                && self.round_failure.is_none()
             {
                 // Everything this round asked for has arrived: check with a new round.
-                if self.send_summary().is_err() {
+                if let Err(e) = self.send_summary() {
+                    // The session stays idle and unsettled, so a driver waiting for the sync
+                    // to end sees it give up rather than wait for an answer never asked for.
+                    tracing::warn!(error = %e, "cannot start a reconciliation round");
+                    self.round_failure = Some(e);
                     return None;
                 }
                 continue;
@@ -347,11 +364,12 @@ impl Session {
     }
 
     fn send_summary(&mut self) -> Result<(), SyncError> {
+        // Read first: a round that cannot start must leave nothing awaited.
+        let digests = self.store.bucket_digests()?;
         self.round += 1;
         self.stats.rounds = self.round;
         self.awaiting_entries = true;
         self.round_differs = false;
-        let digests = self.store.bucket_digests()?;
         self.frames.push_back(
             Message::Summary {
                 round: self.round,
@@ -642,22 +660,29 @@ impl Session {
                         bytes: Vec::new(),
                     });
                 }
-                self.finish_sync(&id);
+                self.finish_sync(&id)?;
             }
         }
         Ok(())
     }
 
-    fn finish_sync(&mut self, id: &DocumentId) {
+    /// Ends an Automerge sync this side started and starts the next waiting one. If that one
+    /// cannot start (its local document fails to load or to make a message), the session fails
+    /// with that error, as when `begin_sync` starts one directly: a document left in
+    /// `initiated` would keep the session from ever being idle, so a sync would never end.
+    fn finish_sync(&mut self, id: &DocumentId) -> Result<(), SyncError> {
         if self.initiated.remove(id) {
-            while let Some(next) = self.waiting.pop_front() {
+            if let Some(next) = self.waiting.pop_front() {
                 self.initiated.insert(next);
                 self.syncing.insert(next, am_sync::State::new());
-                if self.continue_sync(next, false).is_ok() {
-                    break;
+                if let Err(e) = self.continue_sync(next, false) {
+                    self.initiated.remove(&next);
+                    self.syncing.remove(&next);
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 
     fn hold_for_deps(&mut self, id: DocumentId, stash: Vec<Vec<u8>>) -> Result<(), SyncError> {
@@ -924,6 +949,84 @@ mod tests {
         let doc = store.load(&DocumentId::derived(name)).unwrap().unwrap();
         let (_, obj) = doc.get(automerge::ROOT, "text").unwrap().unwrap();
         doc.text(&obj).unwrap()
+    }
+
+    /// A key-value store whose reads fail once `broken` is set, as a failing disk's would.
+    #[derive(Default)]
+    struct Breakable {
+        kv: crate::store::MemKv,
+        broken: std::sync::atomic::AtomicBool,
+    }
+
+    impl Breakable {
+        fn check(&self) -> Result<(), StoreError> {
+            match self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                true => Err(StoreError::Db("disk failure".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl crate::store::Kv for Breakable {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.check()?;
+            self.kv.get(key)
+        }
+        fn for_each_prefix(
+            &self,
+            prefix: &[u8],
+            f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            self.kv.for_each_prefix(prefix, f)
+        }
+        fn apply(&self, batch: crate::store::Batch) -> Result<(), StoreError> {
+            self.kv.apply(batch)
+        }
+        fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError> {
+            self.kv.remove_if(key, expected)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_waiting_sync_that_cannot_start_fails_the_session_and_leaves_nothing_in_flight() {
+        let store = Arc::new(DocStore::in_memory());
+        let (a, b) = (DocumentId::derived("a"), DocumentId::derived("b"));
+        put(&store, "a", "k", "v");
+        // `b` is unreadable here: its sync cannot start.
+        let mut garbage = crate::store::Batch::default();
+        garbage.put(crate::store::keys::chunk_key(&b, 0), b"garbage".to_vec());
+        store.kv().apply(garbage).unwrap();
+        let mut session = Session::new(store, Role::Initiator);
+        session.initiated.insert(a);
+        session.waiting.push_back(b);
+        let err = session.finish_sync(&a).unwrap_err();
+        assert!(matches!(err, SyncError::Store(_)), "{err}");
+        assert!(
+            session.initiated.is_empty() && session.waiting.is_empty(),
+            "{}",
+            session.describe()
+        );
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_round_that_cannot_start_is_logged_and_ends_the_sync() {
+        let kv = Arc::new(Breakable::default());
+        let mut session = Session::new(Arc::new(DocStore::new(kv.clone())), Role::Initiator);
+        // The first round went out and was answered; reading the digests for the next fails.
+        session.round = 1;
+        kv.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(session.poll_transmit(), None);
+        assert!(session.gave_up(), "{}", session.describe());
+        assert!(matches!(session.failure(), Some(SyncError::Store(_))));
+        assert_eq!(session.round, 1, "no round is awaited");
+        // No retry on every poll: the failure is reported once.
+        assert_eq!(session.poll_transmit(), None);
+        assert_eq!(session.stats().rounds, 0);
     }
 
     #[test]
