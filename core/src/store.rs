@@ -580,9 +580,10 @@ pub fn decode(id: &DocumentId, bytes: &[u8]) -> Result<AutoCommit, StoreError> {
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves no broken invariant behind (the guarded
-    // data is only written after the store write succeeded), so poisoning is ignored.
+/// Locks `m`, ignoring poisoning. Every mutex in core guards data that a panicking holder
+/// leaves consistent: the store's caches are only written after the store write succeeded, and
+/// the in-memory maps and queues change in single steps.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

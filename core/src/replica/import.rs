@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::card::content_hash;
 use crate::document;
 use crate::ids::DocumentId;
+use crate::par;
 use crate::resource::Resource;
 use crate::store::keys::{self, content_key};
 use crate::store::Batch;
@@ -121,60 +122,27 @@ impl Replica {
         now_ms: i64,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Upsert>, ReplicaError> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(IMPORT_THREADS)
-            .min(resources.len() / IMPORT_MIN_PER_THREAD);
         let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len() == ids.len();
-        if threads < 2 || !distinct {
-            let mut outcomes = Vec::with_capacity(ids.len());
-            for (i, (id, r)) in ids.iter().zip(resources).enumerate() {
-                outcomes.push(self.upsert(id, r, now_ms)?);
-                progress(i + 1);
-            }
-            return Ok(outcomes);
-        }
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-        let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
-        let mut outcomes: Vec<Option<Upsert>> = (0..ids.len()).map(|_| None).collect();
-        let mut first_error = None;
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            for _ in 0..threads {
-                let (tx, next, failed) = (tx.clone(), &next, &failed);
-                scope.spawn(move || {
-                    while !failed.load(Relaxed) {
-                        let i = next.fetch_add(1, Relaxed);
-                        let (Some(id), Some(r)) = (ids.get(i), resources.get(i)) else {
-                            break;
-                        };
-                        let result = self.upsert(id, r, now_ms);
-                        failed.fetch_or(result.is_err(), Relaxed);
-                        if tx.send((i, result)).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(tx);
-            let mut done = 0;
-            for (i, result) in rx {
-                match result {
-                    Ok(outcome) => {
-                        outcomes[i] = Some(outcome);
-                        done += 1;
-                        progress(done);
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+        let threads = match distinct {
+            true => par::threads_for(ids.len(), IMPORT_THREADS, IMPORT_MIN_PER_THREAD),
+            false => 1,
+        };
+        let work: Vec<(&DocumentId, &Resource)> = ids.iter().zip(resources).collect();
+        let mut done = 0;
+        let results = par::map(
+            &work,
+            threads,
+            |(id, r)| self.upsert(id, r, now_ms),
+            |result| {
+                if result.is_ok() {
+                    done += 1;
+                    progress(done);
                 }
-            }
-        });
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        Ok(outcomes.into_iter().flatten().collect())
+                // The first failure stops the import.
+                result.is_ok()
+            },
+        );
+        results.into_iter().flatten().collect()
     }
 
     pub(super) fn upsert(

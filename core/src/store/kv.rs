@@ -188,7 +188,7 @@ impl Kv for MemKv {
 
 impl MemKv {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.map)
     }
 }
 
