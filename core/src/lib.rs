@@ -7,6 +7,7 @@ pub mod card;
 pub mod document;
 pub mod ids;
 pub mod jsonl;
+pub mod par;
 pub mod replica;
 pub mod repo_wire;
 pub mod resource;

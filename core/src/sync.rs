@@ -30,6 +30,7 @@ use thiserror::Error;
 
 use crate::card::{self, Card};
 use crate::ids::DocumentId;
+use crate::par;
 use crate::store::{DocChange, DocStore, HeadsHash, StoreError, BUCKETS};
 pub use message::{BucketEntries, DocBytes, Message, MAX_FRAME_SIZE};
 
@@ -160,6 +161,8 @@ pub struct Session {
     /// the loaded document, but documents are reloaded for every message, and the peer's sync
     /// state counts them as delivered: without this stash a sync can ask for them forever.
     waiting_deps: BTreeMap<DocumentId, Vec<Vec<u8>>>,
+    /// Why the last reconciliation round could not start (see `failure`): no round runs after.
+    round_failure: Option<SyncError>,
     stats: SyncStats,
 }
 
@@ -192,6 +195,7 @@ impl Session {
             from_peer: BTreeMap::new(),
             received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
+            round_failure: None,
             stats: SyncStats::default(),
         }
     }
@@ -227,9 +231,18 @@ impl Session {
         self.converged
     }
 
-    /// True when the initiator ran `MAX_ROUNDS` without settling.
+    /// True when the initiator ran `MAX_ROUNDS` without settling, or could not start a round
+    /// (`failure` says why).
     pub fn gave_up(&self) -> bool {
-        !self.converged && self.rounds_unsettled() >= MAX_ROUNDS && self.is_idle()
+        !self.converged
+            && (self.rounds_unsettled() >= MAX_ROUNDS || self.round_failure.is_some())
+            && self.is_idle()
+    }
+
+    /// Why the initiator could not start a reconciliation round (the local store failed), if
+    /// it could not. `poll_transmit` cannot return the error, so it is kept here and logged.
+    pub fn failure(&self) -> Option<&SyncError> {
+        self.round_failure.as_ref()
     }
 
     fn rounds_unsettled(&self) -> u32 {
@@ -327,9 +340,14 @@ impl Session {
                 && !self.converged
                 && self.is_idle()
                 && self.rounds_unsettled() < MAX_ROUNDS
+                && self.round_failure.is_none()
             {
                 // Everything this round asked for has arrived: check with a new round.
-                if self.send_summary().is_err() {
+                if let Err(e) = self.send_summary() {
+                    // The session stays idle and unsettled, so a driver waiting for the sync
+                    // to end sees it give up rather than wait for an answer never asked for.
+                    tracing::warn!(error = %e, "cannot start a reconciliation round");
+                    self.round_failure = Some(e);
                     return None;
                 }
                 continue;
@@ -347,11 +365,12 @@ impl Session {
     }
 
     fn send_summary(&mut self) -> Result<(), SyncError> {
+        // Read first: a round that cannot start must leave nothing awaited.
+        let digests = self.store.bucket_digests()?;
         self.round += 1;
         self.stats.rounds = self.round;
         self.awaiting_entries = true;
         self.round_differs = false;
-        let digests = self.store.bucket_digests()?;
         self.frames.push_back(
             Message::Summary {
                 round: self.round,
@@ -642,22 +661,29 @@ impl Session {
                         bytes: Vec::new(),
                     });
                 }
-                self.finish_sync(&id);
+                self.finish_sync(&id)?;
             }
         }
         Ok(())
     }
 
-    fn finish_sync(&mut self, id: &DocumentId) {
+    /// Ends an Automerge sync this side started and starts the next waiting one. If that one
+    /// cannot start (its local document fails to load or to make a message), the session fails
+    /// with that error, as when `begin_sync` starts one directly: a document left in
+    /// `initiated` would keep the session from ever being idle, so a sync would never end.
+    fn finish_sync(&mut self, id: &DocumentId) -> Result<(), SyncError> {
         if self.initiated.remove(id) {
-            while let Some(next) = self.waiting.pop_front() {
+            if let Some(next) = self.waiting.pop_front() {
                 self.initiated.insert(next);
                 self.syncing.insert(next, am_sync::State::new());
-                if self.continue_sync(next, false).is_ok() {
-                    break;
+                if let Err(e) = self.continue_sync(next, false) {
+                    self.initiated.remove(&next);
+                    self.syncing.remove(&next);
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 
     fn hold_for_deps(&mut self, id: DocumentId, stash: Vec<Vec<u8>>) -> Result<(), SyncError> {
@@ -769,45 +795,57 @@ fn apply_all(
         })?;
         guarded(id, || store.apply_bytes_with_card(id, bytes, card.as_ref()))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_APPLY_THREADS);
-    if threads < 2 || docs.len() < PARALLEL_APPLY_MIN {
+    let threads = match docs.len() < PARALLEL_APPLY_MIN {
+        true => 1,
+        false => par::threads_for(docs.len(), MAX_APPLY_THREADS, 1),
+    };
+    if threads < 2 {
         return docs.iter().map(apply).collect();
     }
-    let mut results: Vec<Option<Result<_, _>>> = docs.iter().map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|k| {
-                let apply = &apply;
-                scope.spawn(move || {
-                    docs.iter()
-                        .enumerate()
-                        .filter(|(_, (id, _, _))| id.bucket(threads) == k)
-                        .map(|(i, d)| (i, apply(d)))
-                        .collect::<Vec<_>>()
-                })
+    // One task per document, applying its bytes in order (a frame may carry several changes of
+    // one document).
+    let mut tasks: Vec<Vec<usize>> = Vec::new();
+    let mut task_of: BTreeMap<DocumentId, usize> = BTreeMap::new();
+    for (i, (id, _, _)) in docs.iter().enumerate() {
+        let task = *task_of.entry(*id).or_insert_with(|| {
+            tasks.push(Vec::new());
+            tasks.len() - 1
+        });
+        tasks[task].push(i);
+    }
+    let run = |task: &Vec<usize>| {
+        task.iter()
+            .map(|&i| {
+                // `apply` catches Automerge's panics; a panic here would be our own bug, and
+                // costs only that document.
+                let result = catch_unwind(AssertUnwindSafe(|| apply(&docs[i])));
+                (
+                    i,
+                    result.unwrap_or_else(|_| Err(internal_error(&docs[i].0))),
+                )
             })
-            .collect();
-        for worker in workers {
-            // `apply` catches Automerge's panics; a panic here would be our own bug.
-            for (i, r) in worker.join().unwrap_or_default() {
-                results[i] = Some(r);
-            }
-        }
-    });
+            .collect::<Vec<_>>()
+    };
+    let mut results: Vec<Option<Result<_, _>>> = docs.iter().map(|_| None).collect();
+    for (i, r) in par::map(&tasks, threads, run, |_| true)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        results[i] = Some(r);
+    }
     results
         .into_iter()
         .zip(docs)
-        .map(|(r, (id, _, _))| {
-            r.unwrap_or_else(|| {
-                Err(SyncError::BadDocument {
-                    id: *id,
-                    reason: "internal error while applying".into(),
-                })
-            })
-        })
+        .map(|(r, (id, _, _))| r.unwrap_or_else(|| Err(internal_error(id))))
         .collect()
+}
+
+fn internal_error(id: &DocumentId) -> SyncError {
+    SyncError::BadDocument {
+        id: *id,
+        reason: "internal error while applying".into(),
+    }
 }
 
 /// Runs `f` (which hands peer bytes to Automerge) and turns a panic into an error for that
@@ -924,6 +962,84 @@ mod tests {
         let doc = store.load(&DocumentId::derived(name)).unwrap().unwrap();
         let (_, obj) = doc.get(automerge::ROOT, "text").unwrap().unwrap();
         doc.text(&obj).unwrap()
+    }
+
+    /// A key-value store whose reads fail once `broken` is set, as a failing disk's would.
+    #[derive(Default)]
+    struct Breakable {
+        kv: crate::store::MemKv,
+        broken: std::sync::atomic::AtomicBool,
+    }
+
+    impl Breakable {
+        fn check(&self) -> Result<(), StoreError> {
+            match self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                true => Err(StoreError::Db("disk failure".into())),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl crate::store::Kv for Breakable {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.check()?;
+            self.kv.get(key)
+        }
+        fn for_each_prefix(
+            &self,
+            prefix: &[u8],
+            f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            self.kv.for_each_prefix(prefix, f)
+        }
+        fn apply(&self, batch: crate::store::Batch) -> Result<(), StoreError> {
+            self.kv.apply(batch)
+        }
+        fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError> {
+            self.kv.remove_if(key, expected)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_waiting_sync_that_cannot_start_fails_the_session_and_leaves_nothing_in_flight() {
+        let store = Arc::new(DocStore::in_memory());
+        let (a, b) = (DocumentId::derived("a"), DocumentId::derived("b"));
+        put(&store, "a", "k", "v");
+        // `b` is unreadable here: its sync cannot start.
+        let mut garbage = crate::store::Batch::default();
+        garbage.put(crate::store::keys::chunk_key(&b, 0), b"garbage".to_vec());
+        store.kv().apply(garbage).unwrap();
+        let mut session = Session::new(store, Role::Initiator);
+        session.initiated.insert(a);
+        session.waiting.push_back(b);
+        let err = session.finish_sync(&a).unwrap_err();
+        assert!(matches!(err, SyncError::Store(_)), "{err}");
+        assert!(
+            session.initiated.is_empty() && session.waiting.is_empty(),
+            "{}",
+            session.describe()
+        );
+        assert!(session.is_idle());
+    }
+
+    #[test]
+    fn a_round_that_cannot_start_is_logged_and_ends_the_sync() {
+        let kv = Arc::new(Breakable::default());
+        let mut session = Session::new(Arc::new(DocStore::new(kv.clone())), Role::Initiator);
+        // The first round went out and was answered; reading the digests for the next fails.
+        session.round = 1;
+        kv.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(session.poll_transmit(), None);
+        assert!(session.gave_up(), "{}", session.describe());
+        assert!(matches!(session.failure(), Some(SyncError::Store(_))));
+        assert_eq!(session.round, 1, "no round is awaited");
+        // No retry on every poll: the failure is reported once.
+        assert_eq!(session.poll_transmit(), None);
+        assert_eq!(session.stats().rounds, 0);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub trait Kv: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Applies every write of the batch, or none.
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Removes `key` if its value is `expected`, and says whether it did. Atomic with respect to
+    /// batches: a batch that rewrites the key lands wholly before (the key stays) or after.
+    fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -108,6 +111,16 @@ impl Kv for SledKv {
         self.db.apply_batch(b).map_err(db_err)
     }
 
+    fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError> {
+        // sled serialises a compare-and-swap with whole batches (`apply_batch` takes its
+        // global write lock, single-key operations the read side).
+        let swapped = self
+            .db
+            .compare_and_swap(key, Some(expected), None::<&[u8]>)
+            .map_err(db_err)?;
+        Ok(swapped.is_ok())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(db_err)
     }
@@ -159,6 +172,15 @@ impl Kv for MemKv {
         Ok(())
     }
 
+    fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError> {
+        let mut map = self.lock();
+        let matches = map.get(key).is_some_and(|v| v == expected);
+        if matches {
+            map.remove(key);
+        }
+        Ok(matches)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -166,7 +188,7 @@ impl Kv for MemKv {
 
 impl MemKv {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        super::lock(&self.map)
     }
 }
 

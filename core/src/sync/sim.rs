@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Role, Session, SyncError};
-use crate::store::{DocChange, DocStore};
+use crate::store::{lock, DocChange, DocStore};
 
 /// Fault probabilities, per delivered frame.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,11 +53,7 @@ impl SimNet {
             .map(|s| {
                 let q: Arc<Mutex<VecDeque<DocChange>>> = Arc::default();
                 let q2 = q.clone();
-                s.observe_changes(Box::new(move |c| {
-                    q2.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push_back(c.clone())
-                }));
+                s.observe_changes(Box::new(move |c| lock(&q2).push_back(c.clone())));
                 q
             })
             .collect();
@@ -193,11 +189,7 @@ impl SimNet {
 
     fn fan_out_live(&mut self) {
         for (store, q) in self.live.iter().enumerate() {
-            let changes: Vec<DocChange> = q
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-                .collect();
+            let changes: Vec<DocChange> = lock(q).drain(..).collect();
             for change in changes {
                 for conn in &mut self.conns {
                     for side in 0..2 {

@@ -1,0 +1,104 @@
+//! The search index's to-do list: every write of a resource document marks it pending, in the
+//! same batch as the write, and the search index takes the marks once it holds the documents.
+//!
+//! A mark holds the heads hash the document had when it was marked. The search index reads the
+//! list, indexes the documents, then clears what it read; a document that sync changes in
+//! between is marked again with other heads, and clearing leaves that newer mark in place, so
+//! the change is indexed on the next round rather than lost.
+
+use std::ops::Deref;
+
+use crate::card::Card;
+use crate::ids::DocumentId;
+use crate::store::keys::{self, pending_key};
+use crate::store::Batch;
+
+use super::{Replica, ReplicaError};
+
+/// Documents changed since the search index last took them, as read by [`Replica::pending`]:
+/// a list of ids (it derefs to `[DocumentId]`) that also remembers each one's mark, so that
+/// [`Replica::clear_pending`] clears only marks that did not change since.
+#[derive(Debug, Default)]
+pub struct PendingDocs {
+    ids: Vec<DocumentId>,
+    marks: Vec<Vec<u8>>,
+}
+
+impl Deref for PendingDocs {
+    type Target = [DocumentId];
+
+    fn deref(&self) -> &[DocumentId] {
+        &self.ids
+    }
+}
+
+impl Replica {
+    /// Documents changed since the search index last took them (see `clear_pending`).
+    pub fn pending(&self) -> Result<PendingDocs, ReplicaError> {
+        let mut out = PendingDocs::default();
+        self.kv.for_each_prefix(&[keys::PENDING], &mut |k, v| {
+            if let Some(id) = keys::document_of(k) {
+                out.ids.push(id);
+                out.marks.push(v.to_vec());
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Forgets pending documents once the search index holds them, except those written again
+    /// since `pending` read them: they stay pending.
+    pub fn clear_pending(&self, taken: &PendingDocs) -> Result<(), ReplicaError> {
+        for (id, mark) in taken.ids.iter().zip(&taken.marks) {
+            self.kv.remove_if(&pending_key(id), mark)?;
+        }
+        Ok(())
+    }
+}
+
+/// Marks a document pending, in the batch that writes it (called by the listing's indexer).
+pub(super) fn mark(id: &DocumentId, card: &Card, batch: &mut Batch) {
+    batch.put(pending_key(id), card.heads.0.to_vec());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::resource;
+    use super::*;
+    use crate::document::Edit;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    #[test]
+    fn a_document_written_between_reading_and_clearing_stays_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_disk = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+        let in_memory = Replica::in_memory("caue-63".parse().unwrap());
+        for r in [on_disk, in_memory] {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+            let mut create = |title: &str| {
+                let v = json!({"kind":"outil","title":title,"office":"caue-63"});
+                r.create(&resource(v), &mut rng, 0).unwrap()
+            };
+            let (a, b) = (create("A"), create("B"));
+            let taken = r.pending().unwrap();
+            assert!(taken.contains(&a) && taken.contains(&b));
+            // As sync would, while the search index works on what it read.
+            r.edit(
+                &a,
+                &[Edit::Append {
+                    field: "description".into(),
+                    text: "Reçu.".into(),
+                }],
+                1,
+            )
+            .unwrap();
+            r.clear_pending(&taken).unwrap();
+            let left = r.pending().unwrap();
+            assert!(left.contains(&a), "the newer change of A must be indexed");
+            assert!(!left.contains(&b), "B did not change: it is taken");
+            r.clear_pending(&left).unwrap();
+            assert!(!r.pending().unwrap().contains(&a));
+        }
+    }
+}
