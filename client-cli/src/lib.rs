@@ -14,7 +14,6 @@ mod usage;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{FromArgMatches, Parser, Subcommand};
@@ -168,13 +167,8 @@ pub fn default_dir() -> anyhow::Result<PathBuf> {
         .context("impossible de trouver le dossier de données de l'utilisateur : précisez --dir")
 }
 
-/// Milliseconds since the epoch, from the system clock.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Milliseconds since the epoch, from the system clock: the commands read the clock here.
+pub use atelier_core::clock::now_ms;
 
 /// A problem with what the user typed: exit code 2, nothing changed.
 #[derive(Debug)]

@@ -4,9 +4,12 @@
 //! arguments, so the binaries (relay, CLI, web) and the tests drive the same code.
 
 pub mod card;
+pub mod clock;
 pub mod document;
+pub mod fs;
 pub mod ids;
 pub mod jsonl;
+pub mod mutex;
 pub mod par;
 pub mod replica;
 pub mod repo_wire;

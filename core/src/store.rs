@@ -8,7 +8,7 @@
 pub(crate) mod keys;
 pub mod kv;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use automerge::AutoCommit;
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use thiserror::Error;
 use crate::card::{self, Card};
 pub use crate::document::{new_doc, TEXT_ENCODING};
 use crate::ids::DocumentId;
+use crate::mutex::lock;
 pub use crate::ids::HeadsHash;
 use keys::{chunk_key, chunk_prefix, chunk_seq, heads_key};
 pub use kv::{Batch, Kv, MemKv, SledKv};
@@ -578,13 +579,6 @@ pub fn decode(id: &DocumentId, bytes: &[u8]) -> Result<AutoCommit, StoreError> {
         id: *id,
         reason: e.to_string(),
     })
-}
-
-/// Locks `m`, ignoring poisoning. Every mutex in core guards data that a panicking holder
-/// leaves consistent: the store's caches are only written after the store write succeeded, and
-/// the in-memory maps and queues change in single steps.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn entry_hash(id: &DocumentId, h: &HeadsHash) -> [u8; 16] {

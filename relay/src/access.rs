@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
+use atelier_core::fs::write_atomic;
 use atelier_core::OfficeId;
 
-use crate::identity::{write_atomic, Fingerprint};
+use crate::identity::Fingerprint;
 
 /// File name of the registry inside the data directory.
 pub const ACCESS_FILE: &str = "access.json";
@@ -466,7 +467,7 @@ impl AccessStore {
         bytes.push(b'\n');
         // The file names devices and offices and holds token hashes: readable by the relay's
         // user only.
-        write_atomic(&path, &bytes, 0o600).map_err(|source| AccessError::Io { path, source })
+        write_atomic(&path, &bytes, Some(0o600)).map_err(|source| AccessError::Io { path, source })
     }
 }
 

@@ -7,13 +7,10 @@
 
 use quinn::{ReadError, ReadExactError, RecvStream, SendStream, WriteError};
 
-/// Largest frame either side sends or accepts, in bytes.
-///
-/// Sixteen MiB holds a batch of many saved documents (a typical saved resource is well under
-/// 1 KB, a large one with history a few MB) while keeping the worst case a single peer can make
-/// the relay buffer small next to its memory. The sync engine splits larger transfers into
-/// several frames.
-pub const MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+/// Largest frame either side sends or accepts, in bytes: the sync protocol's own cap on one
+/// message, since every frame carries one message (the handshake's are far smaller). Defined
+/// once, in core, where the sync engine splits larger transfers to fit it.
+pub use atelier_core::sync::MAX_FRAME_SIZE;
 
 /// Size of the length prefix.
 const HEADER_SIZE: usize = 4;

@@ -7,11 +7,12 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use atelier_core::fs::write_atomic;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
@@ -159,16 +160,18 @@ impl Identity {
     pub fn save(&self, dir: &Path) -> Result<(), IdentityError> {
         create_private_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
-        write_atomic(&key_path, self.key.secret_pkcs8_der(), 0o600).map_err(|source| {
+        write_atomic(&key_path, self.key.secret_pkcs8_der(), Some(0o600)).map_err(|source| {
             IdentityError::Io {
                 path: key_path,
                 source,
             }
         })?;
         let cert_path = dir.join(CERT_FILE);
-        write_atomic(&cert_path, self.cert.as_ref(), 0o644).map_err(|source| IdentityError::Io {
-            path: cert_path,
-            source,
+        write_atomic(&cert_path, self.cert.as_ref(), Some(0o644)).map_err(|source| {
+            IdentityError::Io {
+                path: cert_path,
+                source,
+            }
         })
     }
 
@@ -320,30 +323,6 @@ pub(crate) fn shared_crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(crypto_provider())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created with
-/// `mode`, flushed to disk, renamed over `path`, then the directory flushed so the rename
-/// itself survives a crash.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp"));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    set_mode(&mut options, mode);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, IdentityError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -364,24 +343,6 @@ fn create_private_dir(dir: &Path) -> Result<(), IdentityError> {
         path: dir.to_owned(),
         source,
     })
-}
-
-#[cfg(unix)]
-fn set_mode(options: &mut fs::OpenOptions, mode: u32) {
-    std::os::unix::fs::OpenOptionsExt::mode(options, mode);
-}
-
-#[cfg(not(unix))]
-fn set_mode(_options: &mut fs::OpenOptions, _mode: u32) {}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(unix)]

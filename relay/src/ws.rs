@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use atelier_core::repo_wire::{
@@ -45,6 +45,8 @@ use atelier_core::repo_wire::{
 };
 use atelier_core::store::{DocStore, StoreError};
 use atelier_core::sync_guard::{self, GuardError};
+// Nothing here can leave the guarded maps half-updated on a panic: poisoning is ignored.
+use atelier_core::mutex::lock;
 use atelier_core::DocumentId;
 use automerge::sync;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -724,11 +726,6 @@ impl HubInner {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here can leave the guarded maps half-updated on a panic; ignore poisoning.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

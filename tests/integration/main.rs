@@ -1,6 +1,7 @@
 //! Integration tests.
 
 mod cli;
+mod harness;
 mod replica;
 mod sync;
 mod sync_refusals;

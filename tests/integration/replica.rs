@@ -17,8 +17,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
-/// Our own fixture: every FORMAT.md field, unknown fields of every JSON type, accents, ligatures.
-pub(crate) const FIXTURE: &str = include_str!("../fixtures/sample.jsonl");
+use crate::harness::{set, FIXTURE};
 
 /// Brings `to`'s copy of `id` up to date with `from`'s.
 fn exchange(from: &Replica, to: &Replica, id: &DocumentId) {
@@ -36,13 +35,6 @@ fn exchange(from: &Replica, to: &Replica, id: &DocumentId) {
 
 fn resource(v: Value) -> Resource {
     Resource::from_json(&v).unwrap()
-}
-
-fn set(field: &str, value: Value) -> Edit {
-    Edit::Set {
-        field: field.into(),
-        value,
-    }
 }
 
 fn heads(r: &Replica, id: &DocumentId) -> Vec<automerge::ChangeHash> {

@@ -3,306 +3,32 @@
 //! from disk, peer-to-peer sync without a relay, live sessions, and automerge-repo clients
 //! (JavaScript and samod) editing a resource that an office then receives.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use atelier_core::document::Edit;
-use atelier_core::replica::{ListFilter, Replica};
-use atelier_core::store::{DocStore, HeadsHash};
-use atelier_core::sync::{Role, Session, SyncStats};
-use atelier_core::{DocumentId, Resource};
-use atelier_relay::access::AccessStore;
+use atelier_core::sync::{Role, Session};
+use atelier_core::DocumentId;
 use atelier_relay::client::{self, ClientError};
-use atelier_relay::config::RelayConfig;
 use atelier_relay::handshake::CloseCode;
-use atelier_relay::identity::{Fingerprint, Identity};
-use atelier_relay::relay::{self, RelayHandle};
 use atelier_relay::server::{self, Peer, PinnedPeers, ServerConfig};
-use atelier_relay::sync_conn::{drive, DriveError, LiveChanges, Mode, SyncHandler};
-use automerge::transaction::Transactable;
-use futures::StreamExt;
-use rand::rngs::OsRng;
+use atelier_relay::sync_conn::{drive, LiveChanges, Mode, SyncHandler};
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::ws_interop::{ensure_js, js_dir};
-
-/// Bound on any one wait (a sync, a live change, a client run): generous for a loaded 2-core
-/// CI machine, and never reached when things work.
-pub(crate) const WAIT: Duration = Duration::from_secs(60);
-
-/// A whole relay on loopback, with its data directory (identity, registry, sled store).
-pub(crate) struct TestRelay {
-    pub dir: TempDir,
-    pub handle: Option<RelayHandle>,
-}
-
-impl TestRelay {
-    pub async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Identity::load_or_create(dir.path()).unwrap();
-        let mut relay = Self { dir, handle: None };
-        let any = "127.0.0.1:0".parse().unwrap();
-        relay.spawn(any, any).await;
-        relay
-    }
-
-    async fn spawn(&mut self, listen: SocketAddr, ws_listen: SocketAddr) {
-        let config = RelayConfig {
-            listen,
-            ws_listen,
-            data_dir: self.dir.path().to_path_buf(),
-            ..RelayConfig::default()
-        };
-        self.handle = Some(relay::spawn(&config).await.unwrap());
-    }
-
-    /// Stops the relay and starts it again from its data directory, on the same ports (as an
-    /// operator restarting it would).
-    pub async fn restart(&mut self) {
-        let handle = self.handle.take().expect("relay running");
-        let (listen, ws_listen) = (handle.quic_addr(), handle.ws_addr());
-        handle.shutdown().await;
-        self.spawn(listen, ws_listen).await;
-    }
-
-    /// Stops the relay for a while (see [`TestRelay::restart`] to bring it back).
-    pub async fn stop(&mut self) -> (SocketAddr, SocketAddr) {
-        let handle = self.handle.take().expect("relay running");
-        let addrs = (handle.quic_addr(), handle.ws_addr());
-        handle.shutdown().await;
-        addrs
-    }
-
-    /// Starts a stopped relay again on the addresses [`TestRelay::stop`] gave.
-    pub async fn resume(&mut self, (listen, ws_listen): (SocketAddr, SocketAddr)) {
-        self.spawn(listen, ws_listen).await;
-    }
-
-    pub fn handle(&self) -> &RelayHandle {
-        self.handle.as_ref().expect("relay running")
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.handle().quic_addr()
-    }
-
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.handle().fingerprint()
-    }
-
-    pub fn store(&self) -> &Arc<DocStore> {
-        self.handle().store()
-    }
-
-    pub fn access(&self) -> AccessStore {
-        AccessStore::new(self.dir.path())
-    }
-
-    /// A one-time enrolment token for `office`, as `atelier-relay invite` makes.
-    pub fn invite(&self, office: &str, read_only: bool) -> String {
-        let now = time::OffsetDateTime::now_utc();
-        self.access()
-            .update(|r| r.invite(&mut OsRng, office, read_only, time::Duration::hours(1), now))
-            .unwrap()
-    }
-
-    /// A WebSocket bearer token for `office`'s browsers, as `atelier-relay token` makes.
-    pub fn ws_token(&self, office: &str, read_only: bool) -> String {
-        let now = time::OffsetDateTime::now_utc();
-        self.access()
-            .update(|r| r.issue_ws_token(&mut OsRng, office, read_only, now))
-            .unwrap()
-    }
-
-    pub async fn shutdown(mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.shutdown().await;
-        }
-    }
-}
-
-/// One office's device: a replica on disk and its identity, as `atelier init` makes them.
-pub(crate) struct Office {
-    pub dir: TempDir,
-    pub replica: Replica,
-}
-
-impl Office {
-    pub fn new(office: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let replica = Replica::init(dir.path(), office.parse().unwrap()).unwrap();
-        Identity::load_or_create(&dir.path().join("identity")).unwrap();
-        Self { dir, replica }
-    }
-
-    pub fn identity(&self) -> Identity {
-        Identity::load(&self.dir.path().join("identity")).unwrap()
-    }
-
-    pub fn store(&self) -> &Arc<DocStore> {
-        self.replica.store()
-    }
-
-    /// Enrols this device with the relay, as `atelier join` does.
-    pub async fn join(&self, relay: &TestRelay, read_only: bool) {
-        let token = relay.invite(self.replica.office().as_str(), read_only);
-        let enrolled = timeout(
-            WAIT,
-            client::enrol(&self.identity(), relay.addr(), &relay.fingerprint(), &token),
-        )
-        .await
-        .expect("enrolment timed out")
-        .unwrap();
-        assert_eq!(enrolled.office, self.replica.office().as_str());
-    }
-
-    /// Syncs with the server at `addr` until both sides hold the same documents, as
-    /// `atelier sync` does.
-    pub async fn sync_with(
-        &self,
-        addr: SocketAddr,
-        fingerprint: &Fingerprint,
-    ) -> Result<SyncStats, SyncFailed> {
-        self.sync_within(addr, fingerprint, WAIT, |_| {}).await
-    }
-
-    /// [`Office::sync_with`], given up after `bound`; `on_progress` sees the counters.
-    pub async fn sync_within(
-        &self,
-        addr: SocketAddr,
-        fingerprint: &Fingerprint,
-        bound: Duration,
-        on_progress: impl FnMut(&SyncStats) + Send,
-    ) -> Result<SyncStats, SyncFailed> {
-        let opened = timeout(WAIT, client::open(&self.identity(), addr, fingerprint))
-            .await
-            .expect("connection timed out")
-            .map_err(SyncFailed::Connect)?;
-        let (connection, stream) = (opened.connection, opened.stream);
-        let mut session = Session::new(self.store().clone(), Role::Initiator)
-            .with_office_lookup(self.replica.office_lookup());
-        if opened.read_only {
-            session = session.pull_only();
-        }
-        session.start().unwrap();
-        let result = timeout(
-            bound,
-            drive(session, stream, Mode::UntilConverged, on_progress),
-        )
-        .await
-        .map_err(|_| SyncFailed::TimedOut);
-        connection.close(CloseCode::Done.code(), b"done");
-        result?.map_err(SyncFailed::Drive)
-    }
-
-    pub async fn sync(&self, relay: &TestRelay) -> SyncStats {
-        let stats = self
-            .sync_with(relay.addr(), &relay.fingerprint())
-            .await
-            .unwrap_or_else(|e| panic!("{} could not sync: {e:?}", self.replica.office()));
-        self.replica
-            .record_synced_except(&stats.unpublished_ids)
-            .unwrap();
-        stats
-    }
-
-    /// Adds a resource of this office.
-    pub fn create(&self, title: &str, description: &str) -> DocumentId {
-        let r = Resource::from_json(&json!({
-            "kind": "realisation",
-            "title": title,
-            "description": description,
-            "office": self.replica.office().as_str(),
-        }))
-        .unwrap();
-        self.replica
-            .create(&r, &mut rand::thread_rng(), now_ms())
-            .unwrap()
-    }
-
-    pub fn edit(&self, id: &DocumentId, edit: Edit) {
-        self.replica.edit(id, &[edit], now_ms()).unwrap();
-    }
-
-    pub fn titles(&self) -> Vec<String> {
-        let mut titles: Vec<String> = self
-            .replica
-            .list(&ListFilter::default())
-            .unwrap()
-            .into_iter()
-            .map(|e| e.title)
-            .collect();
-        titles.sort();
-        titles
-    }
-}
-
-/// Why a test sync failed.
-#[derive(Debug)]
-#[allow(dead_code)] // Read through `Debug` in assertion messages.
-pub(crate) enum SyncFailed {
-    Connect(ClientError),
-    Drive(DriveError),
-    TimedOut,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// Every `(document, heads hash)` of a store: equal maps mean identical documents.
-pub(crate) fn corpus(store: &DocStore) -> BTreeMap<DocumentId, HeadsHash> {
-    let mut all = BTreeMap::new();
-    store
-        .for_each_heads(&mut |id, h| {
-            all.insert(id, h);
-            true
-        })
-        .unwrap();
-    all
-}
-
-fn set(field: &str, value: Value) -> Edit {
-    Edit::Set {
-        field: field.into(),
-        value,
-    }
-}
-
-/// Waits until `check` holds on `store`, woken by the store's observer (no polling).
-pub(crate) async fn wait_until(store: &DocStore, what: &str, check: impl Fn() -> bool) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    store.observe(Box::new(move |_| {
-        let _ = tx.send(());
-    }));
-    let waited = timeout(WAIT, async {
-        while !check() {
-            rx.recv().await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting for {what}");
-}
+use crate::harness::{
+    atelier, atelier_bin, corpus, edit_doc, samod, set, wait_until, Office, Run, SyncFailed,
+    TestRelay, WAIT,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_offices_edit_offline_and_converge_through_the_relay_in_any_order() {
     let mut relay = TestRelay::start().await;
-    let a = Office::new("caue-63");
-    let b = Office::new("caue-15");
-    let c = Office::new("caue-07");
-    for office in [&a, &b, &c] {
-        office.join(&relay, false).await;
-    }
+    let a = Office::enrolled("caue-63", &relay, false).await;
+    let b = Office::enrolled("caue-15", &relay, false).await;
+    let c = Office::enrolled("caue-07", &relay, false).await;
 
     // A shared resource everybody has before going offline.
     let shared = a.create("Maison commune", "Début.");
@@ -373,8 +99,7 @@ async fn three_offices_edit_offline_and_converge_through_the_relay_in_any_order(
     // The relay restarts from disk; a fourth office, new, gets the whole corpus at once.
     relay.restart().await;
     assert_eq!(corpus(relay.store()), everything);
-    let d = Office::new("caue-2A");
-    d.join(&relay, false).await;
+    let d = Office::enrolled("caue-2A", &relay, false).await;
     let pulled = d.sync(&relay).await;
     assert_eq!(pulled.docs_sent, 0);
     assert_eq!(corpus(d.store()), everything);
@@ -480,10 +205,8 @@ fn go_live(office: &Office, relay: &TestRelay, tasks: &mut tokio::task::JoinSet<
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_edits_reach_the_other_office_through_the_relay() {
     let relay = TestRelay::start().await;
-    let a = Office::new("caue-63");
-    let b = Office::new("caue-15");
-    a.join(&relay, false).await;
-    b.join(&relay, false).await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
+    let b = Office::enrolled("caue-15", &relay, false).await;
     let id = a.create("École de Thiers", "Brique.");
     a.sync(&relay).await;
     b.sync(&relay).await;
@@ -528,7 +251,8 @@ async fn live_edits_reach_the_other_office_through_the_relay() {
     assert_eq!(corpus(a.store()), corpus(b.store()));
 }
 
-/// Runs `node tests/js/edit-doc.mjs` against the relay's WebSocket; returns stdout lines.
+/// Runs `node tests/js/edit-doc.mjs` against the relay's WebSocket, which must succeed;
+/// returns its stdout lines.
 async fn js_edit(
     relay: &TestRelay,
     token: &str,
@@ -536,16 +260,15 @@ async fn js_edit(
     field: &str,
     value: &str,
 ) -> Vec<Value> {
-    ensure_js().await;
-    let url = format!("ws://{}/", relay.handle().ws_addr());
-    let mut node = tokio::process::Command::new("node");
-    node.arg(js_dir().join("edit-doc.mjs"))
-        .args([&url, token, &doc.url(), field, value, "caue-63/navigateur"])
-        .kill_on_drop(true);
-    let out = timeout(WAIT, node.output())
-        .await
-        .expect("node edit-doc.mjs hung")
-        .unwrap();
+    let out = edit_doc(
+        &relay.ws_url(),
+        token,
+        &doc.url(),
+        (field, value),
+        "caue-63/navigateur",
+        &[],
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
@@ -562,8 +285,7 @@ async fn js_edit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn javascript_client_edits_a_resource_that_the_office_then_receives() {
     let relay = TestRelay::start().await;
-    let a = Office::new("caue-63");
-    a.join(&relay, false).await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
     let id = a.create("Chapelle de Vassivière", "Granit.");
     a.sync(&relay).await;
 
@@ -592,40 +314,14 @@ async fn javascript_client_edits_a_resource_that_the_office_then_receives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn samod_client_edits_a_resource_that_the_office_then_receives() {
     let relay = TestRelay::start().await;
-    let a = Office::new("caue-63");
-    a.join(&relay, false).await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
     let id = a.create("Viaduc de Garabit", "Fer puddlé.");
     a.sync(&relay).await;
 
     let token = relay.ws_token("caue-63", false);
-    let repo = samod::Repo::build_tokio()
-        .with_peer_id(samod::PeerId::from("caue-63/samod"))
-        .load()
-        .await;
-    let url =
-        samod::Url::parse(&format!("ws://{}/?token={token}", relay.handle().ws_addr())).unwrap();
-    let backoff = samod::BackoffConfig {
-        max_retries: Some(2),
-        ..Default::default()
-    };
-    let dialer = repo.dial_websocket(url, backoff).unwrap();
-    timeout(WAIT, dialer.established())
-        .await
-        .expect("dial timed out")
-        .unwrap_or_else(|e| panic!("dial failed: {e:?}"));
-    let handle = timeout(
-        WAIT,
-        repo.find(samod::DocumentId::from_str(&id.to_base58()).unwrap()),
-    )
-    .await
-    .expect("find timed out")
-    .unwrap()
-    .expect("samod did not find the resource");
-    handle.with_document(|d| {
-        let mut tx = d.transaction();
-        tx.put(automerge::ROOT, "year", 1884_i64).unwrap();
-        tx.commit();
-    });
+    let (repo, _) = samod::dial(&relay, &token, "caue-63/samod").await;
+    let handle = samod::find(&repo, &id).await;
+    samod::put(&handle, "year", 1884_i64);
     let relay_year = || {
         relay
             .store()
@@ -638,27 +334,11 @@ async fn samod_client_edits_a_resource_that_the_office_then_receives() {
     wait_until(relay.store(), "samod's edit at the relay", relay_year).await;
 
     // And the relay's later changes reach samod live, as they reach offices.
-    let mut changes = handle.changes();
-    let b = Office::new("caue-15");
-    b.join(&relay, false).await;
+    let b = Office::enrolled("caue-15", &relay, false).await;
     b.sync(&relay).await;
     b.edit(&id, set("title", json!("Viaduc de Garabit (Eiffel)")));
     b.sync(&relay).await;
-    let title = || {
-        handle.with_document(|d| {
-            use automerge::ReadDoc;
-            d.get(automerge::ROOT, "title")
-                .unwrap()
-                .and_then(|(v, _)| v.into_string().ok())
-        })
-    };
-    timeout(WAIT, async {
-        while title().as_deref() != Some("Viaduc de Garabit (Eiffel)") {
-            changes.next().await.expect("samod change stream ended");
-        }
-    })
-    .await
-    .expect("B's edit never reached samod");
+    samod::wait_for_string(&handle, "title", "Viaduc de Garabit (Eiffel)", "B's edit").await;
     repo.stop().await;
 
     a.sync(&relay).await;
@@ -669,14 +349,14 @@ async fn samod_client_edits_a_resource_that_the_office_then_receives() {
 }
 
 /// Runs the `atelier` binary on the replica in `dir` (off the async threads).
-async fn cli(dir: &Path, args: &[&str]) -> crate::cli::Run {
+async fn cli(dir: &Path, args: &[&str]) -> Run {
     let (dir, args): (PathBuf, Vec<String>) = (
         dir.to_path_buf(),
         args.iter().map(|a| a.to_string()).collect(),
     );
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        crate::cli::atelier(&dir, &args, "")
+        atelier(&dir, &args, "")
     })
     .await
     .unwrap()
@@ -690,7 +370,7 @@ struct Watcher {
 
 impl Watcher {
     fn start(dir: &Path) -> Self {
-        let mut child = std::process::Command::new(crate::cli::atelier_bin())
+        let mut child = std::process::Command::new(atelier_bin())
             .args(["sync", "--watch", "--json"])
             .env("ATELIER_DIR", dir)
             .stdout(std::process::Stdio::piped())
@@ -738,8 +418,7 @@ impl Drop for Watcher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
     let mut relay = TestRelay::start().await;
-    let a = Office::new("caue-63");
-    a.join(&relay, false).await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
     a.create("Maison du Parc", "Basalte.");
     a.sync(&relay).await;
 

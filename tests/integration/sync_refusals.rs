@@ -6,7 +6,6 @@
 //! The relay crate's own tests cover each refusal against a stub handler; these check the
 //! assembled relay, with the sync engine behind the handshake.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use atelier_core::document::Edit;
@@ -14,18 +13,14 @@ use atelier_core::sync::{DocBytes, Message};
 use atelier_relay::client::{self, ClientError};
 use atelier_relay::framing::FramedStream;
 use atelier_relay::handshake::{ClientHandshake, CloseCode};
+use atelier_relay::identity::TLS_NAME;
 use atelier_relay::transport;
 use quinn::{Connection, ConnectionError, TransportErrorCode};
 use rand::rngs::OsRng;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::json;
 use tokio::time::timeout;
 
-use crate::sync::{corpus, Office, SyncFailed, TestRelay, WAIT};
-use crate::ws_interop::{ensure_js, js_dir};
+use crate::harness::{corpus, edit_doc, Office, SyncFailed, TestRelay, WAIT};
 
 /// A relay with one legitimate office that has synced once.
 struct Fixture {
@@ -36,8 +31,7 @@ struct Fixture {
 impl Fixture {
     async fn start() -> Self {
         let relay = TestRelay::start().await;
-        let legit = Office::new("caue-63");
-        legit.join(&relay, false).await;
+        let legit = Office::enrolled("caue-63", &relay, false).await;
         legit.create("Maison du Parc", "Basalte.");
         legit.sync(&relay).await;
         Self { relay, legit }
@@ -108,11 +102,11 @@ async fn missing_unknown_and_wrong_protocol_clients_are_refused() {
     );
 
     // No certificate at all: TLS ends with certificate_required (alert 116).
-    let error = anonymous_connect(f.relay.addr(), b"atelier-sync/1").await;
+    let error = anonymous_connect(&f.relay, b"atelier-sync/1").await;
     assert_eq!(error, TransportErrorCode::crypto(116), "no certificate");
 
     // Another application protocol: no_application_protocol (alert 120).
-    let error = anonymous_connect(f.relay.addr(), b"h3").await;
+    let error = anonymous_connect(&f.relay, b"h3").await;
     assert_eq!(error, TransportErrorCode::crypto(120), "wrong ALPN");
 
     f.legit_still_syncs("Après les inconnus").await;
@@ -190,8 +184,7 @@ async fn authenticated_stream(f: &Fixture, who: &Office) -> (Connection, FramedS
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oversize_garbage_and_hostile_frames_close_only_that_connection() {
     let f = Fixture::start().await;
-    let mallory = Office::new("caue-15");
-    mallory.join(&f.relay, false).await;
+    let mallory = Office::enrolled("caue-15", &f.relay, false).await;
     let target = *corpus(f.relay.store()).keys().next().unwrap();
 
     // Before the handshake: bytes that are not a frame ("GET " read as a length is ~1.2 GB).
@@ -262,20 +255,15 @@ async fn spoofed_websocket_sender_is_cut_off_by_the_relay() {
     let f = Fixture::start().await;
     let id = f.legit.replica.list(&Default::default()).unwrap()[0].id;
     let token = f.relay.ws_token("caue-63", false);
-    ensure_js().await;
-    let mut node = tokio::process::Command::new("node");
-    node.arg(js_dir().join("edit-doc.mjs"))
-        .args([
-            &format!("ws://{}/", f.relay.handle().ws_addr()),
-            &token,
-            &id.url(),
-            "description",
-            "usurpé",
-            "caue-63/node",
-        ])
-        .env("ATELIER_SPOOF_SENDER", "caue-15/quelquun-dautre")
-        .kill_on_drop(true);
-    let out = timeout(WAIT, node.output()).await.unwrap().unwrap();
+    let out = edit_doc(
+        &f.relay.ws_url(),
+        &token,
+        &id.url(),
+        ("description", "usurpé"),
+        "caue-63/node",
+        &[("ATELIER_SPOOF_SENDER", "caue-15/quelquun-dautre")],
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("senderId"), "{stderr}");
@@ -291,8 +279,7 @@ async fn spoofed_websocket_sender_is_cut_off_by_the_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_only_office_receives_but_its_edits_reach_nobody() {
     let f = Fixture::start().await;
-    let reader = Office::new("caue-43");
-    reader.join(&f.relay, true).await;
+    let reader = Office::enrolled("caue-43", &f.relay, true).await;
     reader.sync(&f.relay).await;
     assert_eq!(reader.titles(), ["Maison du Parc"]);
     let shared = reader.replica.list(&Default::default()).unwrap()[0].id;
@@ -345,10 +332,10 @@ async fn read_only_office_receives_but_its_edits_reach_nobody() {
 
 /// Connects without a client certificate, with `alpn`, and returns the TLS alert the relay
 /// closed the connection with.
-async fn anonymous_connect(addr: SocketAddr, alpn: &[u8]) -> TransportErrorCode {
+async fn anonymous_connect(relay: &TestRelay, alpn: &[u8]) -> TransportErrorCode {
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let connecting = endpoint
-        .connect_with(anonymous_client(alpn), addr, "atelier")
+        .connect_with(anonymous_client(relay, alpn), relay.addr(), TLS_NAME)
         .unwrap();
     // TLS 1.3 clients finish their side before the server checks their certificate: the
     // refusal may come as a failed handshake or as a close right after it.
@@ -362,65 +349,25 @@ async fn anonymous_connect(addr: SocketAddr, alpn: &[u8]) -> TransportErrorCode 
     }
 }
 
-/// A QUIC client that offers no certificate and accepts any server.
-fn anonymous_client(alpn: &[u8]) -> quinn::ClientConfig {
+/// A QUIC client that offers no certificate and trusts the relay's own: its self-signed
+/// certificate is the one trust anchor, so rustls' standard verifier accepts it (and only it).
+fn anonymous_client(relay: &TestRelay, alpn: &[u8]) -> quinn::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(relay.identity().certificate().clone()).unwrap();
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_webpki_verifier(verifier)
         .with_no_client_auth();
     tls.alpn_protocols = vec![alpn.to_vec()];
     quinn::ClientConfig::new(Arc::new(
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
     ))
-}
-
-#[derive(Debug)]
-struct AnyServer(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use atelier_cli::live_demo::{self, LiveDemo};
 use atelier_core::replica::Replica;
-use atelier_core::store::DocStore;
+
+use crate::harness::{corpus, wait_for, BROWSER};
 
 /// How long the whole browser script may run before the test fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -25,9 +26,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
 fn two_offices_edit_together_in_a_real_browser() {
-    let root = workspace_root();
-    let browser_dir = root.join("tests/browser");
-    require_tools(&browser_dir);
+    require_tools();
 
     let tmp = tempfile::tempdir().unwrap();
     let a =
@@ -52,13 +51,13 @@ fn two_offices_edit_together_in_a_real_browser() {
     let net = Net(live.clone());
     net.wait_idle();
     let control = Control::start(net.clone());
-    let shots = root.join("test-output/screenshots");
+    let shots = workspace_root().join("test-output/screenshots");
     // Screenshots of an earlier run would mislead a reader: start clean.
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
 
     let mut child = Command::new("node")
-        .arg(browser_dir.join("web.test.mjs"))
+        .arg(BROWSER.script("web.test.mjs"))
         .args(["--a", &url_a, "--b", &url_b, "--control", &control.url()])
         .arg("--a-dir")
         .arg(a.dir())
@@ -67,7 +66,11 @@ fn two_offices_edit_together_in_a_real_browser() {
         .env("CHROMIUM", CHROMIUM)
         .spawn()
         .expect("node could not be started");
-    let status = wait_with_timeout(&mut child, SCRIPT_TIMEOUT);
+    let status = wait_for(&mut child, SCRIPT_TIMEOUT);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     control.stop();
     net.pause(false);
     let settled = net.settled_within(SETTLE_TIMEOUT);
@@ -137,10 +140,6 @@ impl Net {
     }
 }
 
-fn corpus(store: &DocStore) -> Vec<[u8; 16]> {
-    store.bucket_digests().unwrap_or_default()
-}
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -150,49 +149,14 @@ fn workspace_root() -> PathBuf {
 
 /// Fails loudly, saying what to install, when node, npm or chromium is missing; installs the
 /// script's npm dependencies (playwright-core only, which downloads no browser) when absent.
-fn require_tools(browser_dir: &Path) {
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.as_ref().is_ok_and(|o| o.status.success()),
-        "node is missing: the browser tests need Node.js 18+ (apt-get install -y nodejs npm)"
-    );
+fn require_tools() {
+    if let Err(e) = BROWSER.ensure() {
+        panic!("{e:#}: the browser tests need Node.js and npm");
+    }
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the browser tests drive Debian's chromium (apt-get install -y chromium chromium-driver)"
     );
-    if !browser_dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(browser_dir)
-            .status()
-            .expect("npm is missing: apt-get install -y npm");
-        assert!(
-            status.success(),
-            "npm ci in {} failed",
-            browser_dir.display()
-        );
-    }
-}
-
-fn wait_with_timeout(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `GET /pause`, `GET /resume`: the browser script plays « offline » through these.

@@ -1,3 +1,4 @@
 //! Atelier test helpers, and the library behind the `atelier-bench` binary.
 
 pub mod bench;
+pub mod node;

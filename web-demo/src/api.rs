@@ -16,6 +16,7 @@
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
 
+use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::replica::ListFilter;
 use atelier_core::resource::FieldError;
@@ -31,7 +32,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ErrorMessage, WebError};
-use crate::events::now_ms;
 use crate::sync_status::SyncView;
 use crate::AppState;
 

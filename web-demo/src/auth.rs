@@ -187,19 +187,14 @@ impl ServerFile {
     /// replaced: the replica can only be open in one process, so no live server can own it.
     pub fn write(dir: &Path, url: &str, token: &str, office: &str) -> std::io::Result<Self> {
         let path = dir.join(crate::SERVER_FILE);
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            crate::SERVER_FILE,
-            std::process::id()
-        ));
         let body = serde_json::json!({
             "url": url,
             "token": token,
             "pid": std::process::id(),
             "office": office,
         });
-        write_private(&tmp, body.to_string().as_bytes())?;
-        std::fs::rename(&tmp, &path)?;
+        // The token gives the replica away: readable by this user only.
+        atelier_core::fs::write_atomic(&path, body.to_string().as_bytes(), Some(0o600))?;
         Ok(Self {
             path,
             token: token.to_string(),
@@ -218,25 +213,6 @@ impl ServerFile {
             }
         }
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::sync::Weak;
 
 use atelier_core::replica::Replica;
 use atelier_core::DocumentId;
+// The layout and the pages import the clock from here (`crate::events::now_ms`).
+pub(crate) use atelier_core::clock::now_ms;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -91,12 +93,4 @@ pub async fn poll_sync(state: AppState) {
             last = Some(view);
         }
     }
-}
-
-/// Milliseconds since the epoch: the clock enters here, at the edge.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -12,6 +12,7 @@
 //! These routes are for the pages only (session cookie); the CLI uses `/api`, whose contract is
 //! kept as it is.
 
+use atelier_core::clock::now_ms;
 use atelier_core::document::{self, Edit};
 use automerge::ChangeHash;
 use axum::body::Bytes;
@@ -24,7 +25,6 @@ use serde_json::json;
 
 use crate::api::parse_json;
 use crate::error::WebError;
-use crate::events::now_ms;
 use crate::AppState;
 
 /// Body of `POST /ressources/{id}/texte`.

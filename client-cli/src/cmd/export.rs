@@ -35,40 +35,18 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the export to a temporary file beside `path`, syncs it, then renames it over `path`.
+/// Writes the export atomically to `path` (readable by all, as an ordinary document is).
 fn export_to_file(backend: &dyn backend::Backend, path: &Path) -> anyhow::Result<usize> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".atelier-export-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // tempfile makes its files private; an export is an ordinary document.
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(parent).with_context(|| {
-        format!(
-            "création d'un fichier temporaire dans « {} »",
-            parent.display()
-        )
-    })?;
-    let mut counter = LineCounter {
-        inner: BufWriter::new(tmp.as_file_mut()),
-        lines: 0,
-    };
-    backend.export(&mut counter)?;
-    let lines = counter.lines;
-    counter.inner.flush().context("écriture de l'export")?;
-    drop(counter);
-    tmp.as_file()
-        .sync_all()
-        .context("écriture de l'export sur le disque")?;
-    tmp.persist(path)
-        .with_context(|| format!("enregistrement de « {} »", path.display()))?;
-    Ok(lines)
+    atelier_core::fs::write_atomic_with(path, Some(0o644), |file| -> anyhow::Result<usize> {
+        let mut counter = LineCounter {
+            inner: BufWriter::new(file),
+            lines: 0,
+        };
+        backend.export(&mut counter)?;
+        counter.inner.flush().context("écriture de l'export")?;
+        Ok(counter.lines)
+    })
+    .with_context(|| format!("export vers « {} »", path.display()))
 }
 
 /// Counts the lines written through it (one per resource).

@@ -188,7 +188,7 @@ impl Kv for MemKv {
 
 impl MemKv {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
-        super::lock(&self.map)
+        crate::mutex::lock(&self.map)
     }
 }
 

@@ -4,9 +4,13 @@ use serde::{Deserialize, Serialize};
 
 use super::SyncError;
 
-/// Largest encoded message. Transports check their length prefix against this before
-/// allocating. It must exceed `store::MAX_DOCUMENT_BYTES` so that any storable document fits in
-/// one `Docs` frame on its own.
+/// Largest encoded message, and so the largest frame of the relay's transport (which re-exports
+/// it as `atelier_relay::framing::MAX_FRAME_SIZE` and checks its length prefix against it
+/// before allocating). It must exceed `store::MAX_DOCUMENT_BYTES` so that any storable document
+/// fits in one `Docs` frame on its own. Sixteen MiB holds a batch of many saved documents (a
+/// typical saved resource is well under 1 KB, a large one with history a few MB) while keeping
+/// the worst case a single peer can make the relay buffer small next to its memory; the sync
+/// engine splits larger transfers into several frames.
 pub const MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
 /// A document id on the wire (16 raw bytes).

@@ -11,7 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::{Role, Session, SyncError};
-use crate::store::{lock, DocChange, DocStore};
+use crate::mutex::lock;
+use crate::store::{DocChange, DocStore};
 
 /// Fault probabilities, per delivered frame.
 #[derive(Debug, Clone, Copy, Default)]

@@ -16,6 +16,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::jsonl;
 use atelier_core::replica::{ListFilter, Replica};
@@ -30,6 +31,8 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use crate::node::{wait_for, JS_BENCH};
 
 /// Bound on one Atelier sync; far above what any size here takes.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
@@ -572,20 +575,6 @@ impl Drop for RelayChild {
     }
 }
 
-/// Waits for a child until `limit`; `None` if it is still running.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn peak_rss_kb() -> u64 {
     status_kb("/proc/self/status", "VmHWM:")
 }
@@ -603,18 +592,7 @@ fn status_kb(path: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 // ---- The JavaScript baseline ----
-
-fn js_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js/bench")
-}
 
 /// The baseline at one size; a failing or slow step ends it and is reported, not fatal.
 fn js_run(corpus: &Path, n: usize, edits: usize, limit: Duration) -> JsRun {
@@ -635,7 +613,7 @@ fn js_steps(
     limit: Duration,
     run: &mut JsRun,
 ) -> anyhow::Result<()> {
-    ensure_npm()?;
+    JS_BENCH.ensure()?;
     let tmp = tempfile::tempdir()?;
     let (server_dir, client_dir, urls) = (
         tmp.path().join("server"),
@@ -643,7 +621,7 @@ fn js_steps(
         tmp.path().join("urls"),
     );
     let mut server = Command::new("node")
-        .arg(js_dir().join("sync-server.mjs"))
+        .arg(JS_BENCH.script("sync-server.mjs"))
         .arg(&server_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -693,28 +671,10 @@ fn path(p: &Path) -> String {
 }
 
 /// Installs the baseline's npm packages once (`npm ci` in `tests/js/bench`).
-fn ensure_npm() -> anyhow::Result<()> {
-    if js_dir()
-        .join("node_modules/@automerge/automerge-repo-storage-nodefs")
-        .is_dir()
-    {
-        return Ok(());
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(js_dir())
-        .status()
-        .context("npm is required for the baseline")?;
-    if !status.success() {
-        bail!("npm ci in tests/js/bench failed");
-    }
-    Ok(())
-}
-
 /// Runs `node client.mjs ARGS` within `limit`; returns its JSON line.
 fn node(args: &[&str], limit: Duration) -> anyhow::Result<Value> {
     let mut child = Command::new("node")
-        .arg(js_dir().join("client.mjs"))
+        .arg(JS_BENCH.script("client.mjs"))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

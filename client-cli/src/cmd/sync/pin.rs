@@ -154,19 +154,11 @@ impl RelayPin {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed over it, flushed to disk first.
+/// Writes `bytes` to `path` atomically and readable by this user only (see
+/// [`atelier_core::fs::write_atomic`]), saying in French which file could not be written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("écriture dans « {} »", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("écriture de « {} »", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("écriture de « {} »", path.display()))?;
-    Ok(())
+    atelier_core::fs::write_atomic(path, bytes, None)
+        .with_context(|| format!("écriture de « {} »", path.display()))
 }
 
 mod fingerprint_hex {

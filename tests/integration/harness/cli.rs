@@ -1,0 +1,101 @@
+//! The `atelier` binary, run as a real process on a replica directory.
+//!
+//! The binary belongs to another package, so Cargo gives this crate no `CARGO_BIN_EXE_atelier`.
+//! The first test that needs it runs `cargo build -p atelier-cli --bin atelier
+//! --message-format=json` (as escargot and snapbox do) and takes the executable's path from
+//! Cargo's own report. That path follows `CARGO_TARGET_DIR` and the profile, and the binary is
+//! rebuilt if its sources changed, so a stale binary is never tested. Cargo has released its
+//! build lock once test binaries run, so the nested build does not wait on the outer one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// Path of the `atelier` binary, built once per test run.
+pub(crate) fn atelier_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "--offline",
+            "-p",
+            "atelier-cli",
+            "--bin",
+            "atelier",
+        ])
+        .args(["--message-format=json", "--manifest-path"])
+        .arg(&manifest);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running cargo build");
+        assert!(out.status.success(), "cargo build -p atelier-cli failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "atelier")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no `atelier` executable")
+    })
+}
+
+/// What a run of `atelier` gave.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the run succeeded (exit 0), showing its output otherwise.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "atelier failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Standard output, parsed as one JSON value.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// Runs `atelier` on the replica in `dir` with `args`, feeding it `stdin`.
+pub(crate) fn atelier(dir: &Path, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(atelier_bin())
+        .args(args)
+        .env("ATELIER_DIR", dir)
+        .env_remove("ATELIER_LOG")
+        .current_dir(dir.parent().unwrap_or(dir))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting atelier");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

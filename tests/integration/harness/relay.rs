@@ -1,0 +1,112 @@
+//! A whole relay (sled store, QUIC, WebSocket) on loopback ports, in a temporary data directory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use atelier_core::store::DocStore;
+use atelier_relay::access::AccessStore;
+use atelier_relay::config::RelayConfig;
+use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::relay::{self, RelayHandle};
+use rand::rngs::OsRng;
+use tempfile::TempDir;
+
+/// A whole relay on loopback, with its data directory (identity, registry, sled store).
+pub(crate) struct TestRelay {
+    pub dir: TempDir,
+    pub handle: Option<RelayHandle>,
+}
+
+impl TestRelay {
+    /// A new relay on `127.0.0.1:0` (QUIC and WebSocket), with a fresh identity.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Identity::load_or_create(dir.path()).unwrap();
+        let mut relay = Self { dir, handle: None };
+        let any = "127.0.0.1:0".parse().unwrap();
+        relay.spawn(any, any).await;
+        relay
+    }
+
+    async fn spawn(&mut self, listen: SocketAddr, ws_listen: SocketAddr) {
+        let config = RelayConfig {
+            listen,
+            ws_listen,
+            data_dir: self.dir.path().to_path_buf(),
+            ..RelayConfig::default()
+        };
+        self.handle = Some(relay::spawn(&config).await.unwrap());
+    }
+
+    /// Stops the relay and starts it again from its data directory, on the same ports (as an
+    /// operator restarting it would).
+    pub async fn restart(&mut self) {
+        let addrs = self.stop().await;
+        self.resume(addrs).await;
+    }
+
+    /// Stops the relay for a while (see [`TestRelay::resume`] to bring it back).
+    pub async fn stop(&mut self) -> (SocketAddr, SocketAddr) {
+        let handle = self.handle.take().expect("relay running");
+        let addrs = (handle.quic_addr(), handle.ws_addr());
+        handle.shutdown().await;
+        addrs
+    }
+
+    /// Starts a stopped relay again on the addresses [`TestRelay::stop`] gave.
+    pub async fn resume(&mut self, (listen, ws_listen): (SocketAddr, SocketAddr)) {
+        self.spawn(listen, ws_listen).await;
+    }
+
+    pub fn handle(&self) -> &RelayHandle {
+        self.handle.as_ref().expect("relay running")
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.handle().quic_addr()
+    }
+
+    /// Where automerge-repo clients connect (the token goes in the URL or the join message).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/", self.handle().ws_addr())
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.handle().fingerprint()
+    }
+
+    pub fn store(&self) -> &Arc<DocStore> {
+        self.handle().store()
+    }
+
+    pub fn access(&self) -> AccessStore {
+        AccessStore::new(self.dir.path())
+    }
+
+    /// The relay's own certificate, for clients that trust it without an identity of theirs.
+    pub fn identity(&self) -> Identity {
+        Identity::load(self.dir.path()).unwrap()
+    }
+
+    /// A one-time enrolment token for `office`, as `atelier-relay invite` makes.
+    pub fn invite(&self, office: &str, read_only: bool) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        self.access()
+            .update(|r| r.invite(&mut OsRng, office, read_only, time::Duration::hours(1), now))
+            .unwrap()
+    }
+
+    /// A WebSocket bearer token for `office`'s browsers, as `atelier-relay token` makes.
+    pub fn ws_token(&self, office: &str, read_only: bool) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        self.access()
+            .update(|r| r.issue_ws_token(&mut OsRng, office, read_only, now))
+            .unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}
