@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
+use atelier_core::search::IndexedSearch;
 use atelier_core::sync::SyncStats;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{SyncAgent, Target};
@@ -109,7 +110,9 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             .find(|(o, _)| *o == office)
             .map(|(_, p)| *p)
             .unwrap_or(0);
-        let search: Arc<dyn SearchBackend> = Arc::new(crate::backend::search_engine(&replica)?);
+        let search: Arc<dyn SearchBackend> = Arc::new(
+            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+        );
         let config = |listen| WebConfig {
             listen,
             sync: Some(Arc::new(AgentStatus(agent.clone(), replica.clone())) as Arc<dyn SyncStatus>),

@@ -10,7 +10,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use atelier_core::replica::Replica;
+use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocChange;
 use atelier_core::DocumentId;
 use atelier_relay::identity::Identity;
@@ -35,7 +37,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The caller shuts it down (which removes `server.json`).
 pub async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
     let config = atelier_web::WebConfig {
-        search: Some(Arc::new(crate::backend::search_engine(replica)?)),
+        search: Some(Arc::new(
+            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+        )),
         ..atelier_web::WebConfig::default()
     };
     atelier_web::spawn(replica.clone(), config).await
