@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
 use atelier_core::search::IndexedSearch;
-use atelier_core::sync::SyncStats;
 use atelier_relay::access::AccessStore;
-use atelier_relay::agent::{SyncAgent, Target};
+use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
 use atelier_relay::identity::Identity;
 use atelier_relay::relay::{self, RelayHandle};
@@ -86,8 +85,9 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
     .await?;
     debug_assert_eq!(relay.fingerprint(), relay_identity.fingerprint());
     let target = Target {
-        addr: relay.quic_addr(),
+        url: relay.quic_addr().into(),
         fingerprint: relay.fingerprint(),
+        is_relay: true,
     };
     let mut offices = Vec::new();
     for (replica, identity) in replicas.into_iter().zip(identities) {
@@ -99,8 +99,8 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             live,
             identity,
             target.clone(),
-            Arc::new(move |stats: &SyncStats| {
-                if let Err(e) = settled.record_synced_except(&stats.unpublished_ids) {
+            AgentHooks::default().on_settled(move |s| {
+                if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
                     tracing::warn!(error = %e, "recording what the relay holds");
                 }
             }),
