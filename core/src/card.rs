@@ -6,7 +6,7 @@
 //! (`atelier-bench doc-cost`); a fresh replica pulling 10,000 resources would spend most of its
 //! time there. The peer that sends a document derived its card when it stored it, from the
 //! loaded document, with this same code, and keeps it in its indexes (the heads index, and the
-//! listing on a replica or [`CardIndexer`]'s entries on a relay). Cards are trusted only from
+//! listing on a replica or `store::CardIndexer`'s entries on a relay). Cards are trusted only from
 //! the peer a replica initiated the sync with (its pinned relay, or a pinned peer), which it
 //! already trusts with the documents' content; the first write of a document reloads it and
 //! derives its card again.
@@ -17,18 +17,13 @@ use automerge::AutoCommit;
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use serde::{Deserialize, Serialize};
 
-use crate::document;
-use crate::ids::DocumentId;
-use crate::replica::ListingEntry;
+use crate::document::{self, Stored};
+use crate::ids::{DocumentId, HeadsHash};
 use crate::resource::Resource;
-use crate::store::{Batch, HeadsHash, Indexer, Kv, StoreError};
 
 /// Most bytes the cards of one `Docs` frame may inflate to: a frame holds at most
 /// `sync::BATCH_BYTES` of documents plus their cards, a few hundred bytes each.
 pub const MAX_CARDS_INFLATED: usize = 16 * 1024 * 1024;
-
-/// Key prefix of [`CardIndexer`]'s entries.
-const RESOURCE_CARD: u8 = b'k';
 
 /// What a store derives from a document whenever it writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +41,52 @@ pub struct ResourceCard {
     pub listing: ListingEntry,
     /// [`content_hash`] of the resource, hex.
     pub content: String,
+}
+
+/// What lists and filters read: derived from each resource document with its card (a card
+/// carries it, so it is defined here; `replica` re-exports it with the listing it fills).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListingEntry {
+    pub id: DocumentId,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<String>,
+    pub kind: String,
+    pub office: String,
+    pub title: String,
+    pub summary: String,
+    pub status: String,
+    pub commune: Option<String>,
+    pub departement: Option<String>,
+    pub axes: Vec<String>,
+    pub themes: Vec<String>,
+    pub sectors: Vec<String>,
+    pub year: Option<i64>,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+impl ListingEntry {
+    /// What the listing shows of a resource document.
+    pub fn of(id: &DocumentId, stored: &Stored) -> Self {
+        let r = &stored.resource;
+        Self {
+            id: *id,
+            ref_: r.ref_.clone(),
+            kind: r.kind.clone(),
+            office: r.office.clone(),
+            title: r.title.clone(),
+            summary: r.summary.clone(),
+            status: r.status.clone(),
+            commune: r.commune().map(str::to_string),
+            departement: r.departement().map(str::to_string),
+            axes: r.axes.clone(),
+            themes: r.themes.clone(),
+            sectors: r.sectors.clone(),
+            year: r.year,
+            created_at: stored.created_at,
+            deleted: stored.deleted,
+        }
+    }
 }
 
 /// Why the cards of a frame were refused (a peer's error, logged and sent back to it).
@@ -83,30 +124,6 @@ impl Card {
     }
 }
 
-/// The relay's indexer: it lists nothing itself, but keeps the resource part of every
-/// document's card so that it can send documents with their cards.
-pub struct CardIndexer;
-
-impl Indexer for CardIndexer {
-    fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
-        // An entry for every document, `null` for those that are not resources, so that a
-        // missing entry means "written before cards existed".
-        batch.put(
-            entry_key(id),
-            serde_json::to_vec(&card.resource).unwrap_or_default(),
-        );
-        Ok(())
-    }
-
-    fn resource_card_json(
-        &self,
-        kv: &dyn Kv,
-        id: &DocumentId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        kv.get(&entry_key(id))
-    }
-}
-
 /// A JSON object of `fields`, whose values are JSON already (as stored by `serde_json`): cards
 /// are assembled from stored index entries this way, without parsing them.
 pub(crate) fn splice_object(fields: &[(&str, &[u8])]) -> Vec<u8> {
@@ -128,13 +145,6 @@ pub(crate) fn splice_object(fields: &[(&str, &[u8])]) -> Vec<u8> {
 /// A hash as a JSON string of its hex digits.
 pub(crate) fn hex_json(bytes: &[u8]) -> Vec<u8> {
     format!("\"{}\"", hex::encode(bytes)).into_bytes()
-}
-
-/// The key of [`CardIndexer`]'s entry for a document.
-pub(crate) fn entry_key(id: &DocumentId) -> Vec<u8> {
-    let mut k = vec![RESOURCE_CARD];
-    k.extend_from_slice(id.as_bytes());
-    k
 }
 
 /// Equal for two resources exactly when `document::changed_fields` finds no difference: both

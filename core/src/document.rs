@@ -24,6 +24,17 @@ pub const RESOURCE_TYPE: &str = "atelier.resource";
 /// Atelier: it is shown read-only rather than rewritten by an older one.
 pub const SCHEMA: u64 = 1;
 
+/// How text positions are counted in every document we open. autosurgeon's `Text` splices by
+/// byte offset (`String::replace_range`), so documents must count UTF-8 code units too; callers
+/// that speak in characters (CLI, web) convert at the edge. This is an in-memory choice only:
+/// the saved bytes are the same whatever the encoding.
+pub const TEXT_ENCODING: automerge::TextEncoding = automerge::TextEncoding::Utf8CodeUnit;
+
+/// A new empty document with our text encoding.
+pub fn new_doc() -> AutoCommit {
+    AutoCommit::new_with_encoding(TEXT_ENCODING)
+}
+
 /// Errors reading or changing a resource document.
 #[derive(Debug, Error)]
 pub enum DocumentError {
@@ -39,9 +50,6 @@ pub enum DocumentError {
     /// Automerge or autosurgeon failed.
     #[error("automerge : {0}")]
     Automerge(String),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }
 
 impl From<automerge::AutomergeError> for DocumentError {
@@ -617,7 +625,7 @@ mod tests {
 
     #[test]
     fn create_then_read_gives_the_resource_back() {
-        let mut doc = crate::store::new_doc();
+        let mut doc = new_doc();
         create(&mut doc, &sample(), "caue-63", 1_700_000_000_000).unwrap();
         let s = read(&doc).unwrap();
         assert_eq!(s.resource, sample());
@@ -630,7 +638,7 @@ mod tests {
 
     #[test]
     fn concurrent_typing_in_one_description_keeps_both_texts() {
-        let mut a = crate::store::new_doc();
+        let mut a = new_doc();
         create(&mut a, &sample(), "caue-63", 0).unwrap();
         let mut b = a.fork();
         apply_edits(
@@ -667,7 +675,7 @@ mod tests {
 
     #[test]
     fn invalid_edits_write_nothing_and_name_the_field() {
-        let mut doc = crate::store::new_doc();
+        let mut doc = new_doc();
         create(&mut doc, &sample(), "caue-63", 0).unwrap();
         let heads = doc.get_heads();
         let err = apply_edits(
@@ -710,7 +718,7 @@ mod tests {
 
     #[test]
     fn set_nested_fields_and_read_earlier_versions() {
-        let mut doc = crate::store::new_doc();
+        let mut doc = new_doc();
         create(&mut doc, &sample(), "caue-63", 0).unwrap();
         let v1 = doc.get_heads();
         apply_edits(
@@ -746,7 +754,7 @@ mod tests {
     fn fields_written_as_text_or_scalar_by_other_clients_are_read_and_edited() {
         use automerge::transaction::Transactable;
         use automerge::{ObjType, ROOT};
-        let mut doc = crate::store::new_doc();
+        let mut doc = new_doc();
         create(&mut doc, &sample(), "caue-63", 0).unwrap();
         // What JavaScript Automerge 3 does with `d.title = "…"`, `d.keywords.push("…")`, and
         // with an `ImmutableString` description.
@@ -779,7 +787,7 @@ mod tests {
 
     #[test]
     fn a_merged_summary_over_its_limit_does_not_block_other_edits() {
-        let mut a = crate::store::new_doc();
+        let mut a = new_doc();
         create(&mut a, &sample(), "caue-63", 0).unwrap();
         let mut b = a.fork();
         let half = "é".repeat(200);

@@ -1,8 +1,10 @@
-//! Newtype identifiers: automerge-repo document ids and CAUE office ids.
+//! Newtype identifiers: automerge-repo document ids, CAUE office ids, and the heads hash that
+//! identifies one state of a document.
 
 use std::fmt;
 use std::str::FromStr;
 
+use automerge::ChangeHash;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -165,6 +167,38 @@ impl TryFrom<String> for OfficeId {
 impl From<OfficeId> for String {
     fn from(o: OfficeId) -> String {
         o.0
+    }
+}
+
+/// SHA-256 of a document's sorted heads: equal iff two replicas hold the same document state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct HeadsHash(pub [u8; 32]);
+
+impl serde::Serialize for HeadsHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HeadsHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0; 32];
+        hex::decode_to_slice(hex.as_bytes(), &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Self(out))
+    }
+}
+
+impl HeadsHash {
+    pub fn of(heads: &[ChangeHash]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
+        sorted.sort();
+        let mut h = Sha256::new();
+        for head in sorted {
+            h.update(head.0);
+        }
+        Self(h.finalize().into())
     }
 }
 

@@ -5,16 +5,20 @@
 //! memory between calls. Every write of a document (its new chunk, its heads hash, and whatever
 //! derived index entries the caller adds) goes to the key-value store as one atomic batch.
 
+pub(crate) mod keys;
 pub mod kv;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use automerge::{AutoCommit, ChangeHash};
+use automerge::AutoCommit;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::card::{self, Card, CardIndexer};
+use crate::card::{self, Card};
+pub use crate::document::{new_doc, TEXT_ENCODING};
 use crate::ids::DocumentId;
+pub use crate::ids::HeadsHash;
+use keys::{chunk_key, chunk_prefix, chunk_seq, heads_key};
 pub use kv::{Batch, Kv, MemKv, SledKv};
 
 /// Number of buckets the document id space is split into for set reconciliation. 256 keeps the
@@ -31,9 +35,6 @@ pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
 /// Lock stripes guarding read-modify-write of documents: two writers of one document serialise,
 /// writers of different documents rarely contend.
 const LOCK_STRIPES: usize = 64;
-
-const CHUNK: u8 = b'c';
-const HEADS: u8 = b'h';
 
 /// Errors of the document store.
 #[derive(Debug, Error)]
@@ -53,37 +54,6 @@ pub enum StoreError {
     /// Automerge refused an operation.
     #[error("automerge : {0}")]
     Automerge(#[from] automerge::AutomergeError),
-}
-
-/// SHA-256 of a document's sorted heads: equal iff two replicas hold the same document state.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub struct HeadsHash(pub [u8; 32]);
-
-impl serde::Serialize for HeadsHash {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(self.0))
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for HeadsHash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let hex = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let mut out = [0; 32];
-        hex::decode_to_slice(hex.as_bytes(), &mut out).map_err(serde::de::Error::custom)?;
-        Ok(Self(out))
-    }
-}
-
-impl HeadsHash {
-    pub fn of(heads: &[ChangeHash]) -> Self {
-        let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
-        sorted.sort();
-        let mut h = Sha256::new();
-        for head in sorted {
-            h.update(head.0);
-        }
-        Self(h.finalize().into())
-    }
 }
 
 /// One bucket's number and its `(id, heads hash)` entries.
@@ -129,6 +99,30 @@ pub trait Indexer: Send + Sync {
         kv: &dyn Kv,
         id: &DocumentId,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// The indexer of a store that lists nothing itself (a relay's): it keeps the resource part of
+/// every document's card, so that the store can send documents with their cards.
+pub struct CardIndexer;
+
+impl Indexer for CardIndexer {
+    fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        // An entry for every document, `null` for those that are not resources, so that a
+        // missing entry means "written before cards existed".
+        batch.put(
+            keys::resource_card_key(id),
+            serde_json::to_vec(&card.resource).unwrap_or_default(),
+        );
+        Ok(())
+    }
+
+    fn resource_card_json(
+        &self,
+        kv: &dyn Kv,
+        id: &DocumentId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        kv.get(&keys::resource_card_key(id))
+    }
 }
 
 /// The document store of one replica or relay.
@@ -486,7 +480,7 @@ impl DocStore {
         f: &mut dyn FnMut(DocumentId, HeadsHash) -> bool,
     ) -> Result<(), StoreError> {
         self.kv
-            .for_each_prefix(&[HEADS], &mut |k, v| match parse_heads(k, v) {
+            .for_each_prefix(&[keys::HEADS], &mut |k, v| match parse_heads(k, v) {
                 Some((id, h)) => f(id, h),
                 None => true,
             })
@@ -586,17 +580,6 @@ pub fn decode(id: &DocumentId, bytes: &[u8]) -> Result<AutoCommit, StoreError> {
     })
 }
 
-/// How text positions are counted in every document we open. autosurgeon's `Text` splices by
-/// byte offset (`String::replace_range`), so documents must count UTF-8 code units too; callers
-/// that speak in characters (CLI, web) convert at the edge. This is an in-memory choice only:
-/// the saved bytes are the same whatever the encoding.
-pub const TEXT_ENCODING: automerge::TextEncoding = automerge::TextEncoding::Utf8CodeUnit;
-
-/// A new empty document with our text encoding.
-pub fn new_doc() -> AutoCommit {
-    AutoCommit::new_with_encoding(TEXT_ENCODING)
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves no broken invariant behind (the guarded
     // data is only written after the store write succeeded), so poisoning is ignored.
@@ -619,35 +602,8 @@ fn xor_into(acc: &mut [u8; 16], x: &[u8; 16]) {
     }
 }
 
-fn chunk_prefix(id: &DocumentId) -> Vec<u8> {
-    let mut k = vec![CHUNK];
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
-fn chunk_key(id: &DocumentId, seq: u32) -> Vec<u8> {
-    let mut k = chunk_prefix(id);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn chunk_seq(key: &[u8]) -> u32 {
-    key.get(17..21)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_be_bytes)
-        .unwrap_or(0)
-}
-
-fn heads_key(id: &DocumentId) -> Vec<u8> {
-    let mut k = vec![HEADS];
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
 fn parse_heads(k: &[u8], v: &[u8]) -> Option<(DocumentId, HeadsHash)> {
-    let id: [u8; 16] = k.get(1..17)?.try_into().ok()?;
-    let h: [u8; 32] = v.try_into().ok()?;
-    Some((DocumentId::from_bytes(id), HeadsHash(h)))
+    Some((keys::document_of(k)?, HeadsHash(v.try_into().ok()?)))
 }
 
 #[cfg(test)]
@@ -722,6 +678,7 @@ mod tests {
         let guide = DocumentId::derived("guide");
         from.update(&guide, |doc, _| {
             crate::document::create(doc, &r, "caue-63", 0)
+                .map_err(|e| StoreError::Db(e.to_string()))
         })
         .unwrap();
         let mut misfit = card_of(&from, &guide).unwrap();
@@ -756,7 +713,7 @@ mod tests {
         assert!(card_of(&store, &id).is_some());
         // As a relay's documents written before cards existed.
         let mut batch = Batch::default();
-        batch.remove(crate::card::entry_key(&id));
+        batch.remove(keys::resource_card_key(&id));
         store.kv().apply(batch).unwrap();
         assert_eq!(card_of(&store, &id), None);
         assert_eq!(card_of(&store, &DocumentId::derived("absent")), None);
