@@ -84,7 +84,8 @@ impl Report {
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
-    let target = target(&args, &ctx.dir)?;
+    // The pin is read once: it gives the target and says whether this device only reads.
+    let (target, read_only) = target(&args, &ctx.dir)?;
     let replica = std::sync::Arc::new(Replica::open(&ctx.dir)?);
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
@@ -109,7 +110,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         return write_json(out, &report);
     }
     summary(out, &report)?;
-    if target.is_relay && report.stats.unpublished == 0 && read_only_pin(&ctx.dir) {
+    if target.is_relay && report.stats.unpublished == 0 && read_only {
         writeln!(
             out,
             "  (accès en lecture seule : ce qui est modifié ici n'est pas publié sur le relais)"
@@ -169,14 +170,16 @@ pub fn record(
     }
 }
 
-/// The relay pinned by `join`, or the peer given on the command line.
-fn target(args: &Args, dir: &Path) -> anyhow::Result<Target> {
+/// The relay pinned by `join`, or the peer given on the command line; and whether the relay
+/// enrolled this device read-only.
+fn target(args: &Args, dir: &Path) -> anyhow::Result<(Target, bool)> {
     if let (Some(url), Some(fingerprint)) = (&args.peer, args.fingerprint) {
-        return Ok(Target {
+        let peer = Target {
             url: url.clone(),
             fingerprint,
             is_relay: false,
-        });
+        };
+        return Ok((peer, false));
     }
     let pin = RelayPin::load(dir)?.ok_or_else(|| {
         UsageError(
@@ -186,15 +189,12 @@ fn target(args: &Args, dir: &Path) -> anyhow::Result<Target> {
                 .into(),
         )
     })?;
-    Ok(Target {
+    let relay = Target {
         url: pin.address,
         fingerprint: pin.fingerprint,
         is_relay: true,
-    })
-}
-
-fn read_only_pin(dir: &Path) -> bool {
-    matches!(RelayPin::load(dir), Ok(Some(pin)) if pin.read_only)
+    };
+    Ok((relay, pin.read_only))
 }
 
 /// This device's identity, made by `atelier init` (or `join`).

@@ -129,11 +129,11 @@ pub fn from_client_error(e: &ClientError, who: &str) -> SyncFailure {
             Network,
             format!("connexion à {who} impossible ({})", chain(other)),
         ),
-        ClientError::Refused { reason } => SyncFailure::new(Refused, refusal(who, &reason)),
+        ClientError::Refused { reason } => SyncFailure::new(Refused, refusal(who, reason)),
         ClientError::Closed {
             code: Some(CloseCode::Refused),
             reason,
-        } => SyncFailure::new(Refused, refusal(who, &reason)),
+        } => SyncFailure::new(Refused, refusal(who, reason)),
         ClientError::Closed {
             code: Some(CloseCode::ShuttingDown),
             ..
