@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use atelier_core::document::{Edit, HistoryEntry};
 use atelier_core::replica::{ImportReport, ListFilter, ListingEntry, Replica, ReplicaError};
-use atelier_core::search::SearchQuery;
+use atelier_core::search::{IndexedSearch, SearchQuery, SEARCH_DIR};
 use atelier_core::store::StoreError;
 use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
-use atelier_web::search::SearchBackend as _;
 use serde::{Deserialize, Serialize};
 
 pub use remote::{Remote, RemoteError, ServerInfo};
@@ -288,7 +287,7 @@ impl Backend for Local {
         let results = self
             .search_engine()?
             .search(query)
-            .map_err(|e| anyhow::anyhow!("recherche impossible : {e}"))?;
+            .context("recherche impossible")?;
         Ok(serde_json::to_value(results)?)
     }
 }
@@ -297,24 +296,9 @@ impl Backend for Local {
 /// first (about a second per thousand resources).
 const INDEXING_NOTICE: u64 = 1000;
 
-/// The search index's folder inside a replica directory (derived, rebuildable).
-pub const SEARCH_DIR: &str = "search";
-
-/// The search engine over `replica`'s index (in `SEARCH_DIR`), recreated if it is missing or
-/// unreadable; it catches up with changes made since its last use at its next search.
-pub fn search_engine(
-    replica: &std::sync::Arc<Replica>,
-) -> anyhow::Result<atelier_web::search::IndexedSearch> {
-    let dir = replica.dir().join(SEARCH_DIR);
-    let index = atelier_core::search::SearchIndex::open_or_create(&dir)
-        .with_context(|| format!("ouverture de l'index de recherche {}", dir.display()))?;
-    atelier_web::search::IndexedSearch::new(replica.clone(), index)
-        .map_err(|e| anyhow::anyhow!("index de recherche : {e}"))
-}
-
 impl Local {
     /// The replica's search index, brought up to date with every change since its last use.
-    fn search_engine(&self) -> anyhow::Result<atelier_web::search::IndexedSearch> {
+    fn search_engine(&self) -> anyhow::Result<IndexedSearch> {
         // A fresh replica's first search indexes every received resource: say why it waits.
         let pending = self.replica.pending()?.len() as u64;
         if !self.replica.dir().join(SEARCH_DIR).exists() {
@@ -325,10 +309,11 @@ impl Local {
                 crate::cmd::sync::count(pending)
             );
         }
-        let engine = search_engine(&self.replica)?;
+        let engine = IndexedSearch::open(self.replica.clone())
+            .context("ouverture de l'index de recherche")?;
         engine
             .refresh()
-            .map_err(|e| anyhow::anyhow!("mise à jour de l'index de recherche : {e}"))?;
+            .context("mise à jour de l'index de recherche")?;
         Ok(engine)
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
-use atelier_core::sync::SyncStats;
+use atelier_core::search::IndexedSearch;
 use atelier_relay::access::AccessStore;
-use atelier_relay::agent::{SyncAgent, Target};
+use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
 use atelier_relay::identity::Identity;
 use atelier_relay::relay::{self, RelayHandle};
@@ -85,8 +85,9 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
     .await?;
     debug_assert_eq!(relay.fingerprint(), relay_identity.fingerprint());
     let target = Target {
-        addr: relay.quic_addr(),
+        url: relay.quic_addr().into(),
         fingerprint: relay.fingerprint(),
+        is_relay: true,
     };
     let mut offices = Vec::new();
     for (replica, identity) in replicas.into_iter().zip(identities) {
@@ -98,8 +99,8 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             live,
             identity,
             target.clone(),
-            Arc::new(move |stats: &SyncStats| {
-                if let Err(e) = settled.record_synced_except(&stats.unpublished_ids) {
+            AgentHooks::default().on_settled(move |s| {
+                if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
                     tracing::warn!(error = %e, "recording what the relay holds");
                 }
             }),
@@ -109,7 +110,9 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             .find(|(o, _)| *o == office)
             .map(|(_, p)| *p)
             .unwrap_or(0);
-        let search: Arc<dyn SearchBackend> = Arc::new(crate::backend::search_engine(&replica)?);
+        let search: Arc<dyn SearchBackend> = Arc::new(
+            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+        );
         let config = |listen| WebConfig {
             listen,
             sync: Some(Arc::new(AgentStatus(agent.clone(), replica.clone())) as Arc<dyn SyncStatus>),

@@ -25,6 +25,7 @@ mod bonus;
 pub mod eval;
 mod facets;
 mod fields;
+mod indexed;
 mod query;
 mod snippet;
 mod synonyms;
@@ -49,6 +50,7 @@ use tantivy::{
 
 use self::facets::{FacetCollector, FacetCounts};
 use self::fields::{Facet, Fields, TextGroup, SCHEMA_VERSION, TITLE_SORT, YEAR};
+pub use self::indexed::{search_doc, IndexedSearch, IndexedSearchError, SEARCH_DIR};
 use self::query::Highlight;
 pub use self::snippet::{MARK_CLOSE, MARK_OPEN, SNIPPET_CHARS};
 

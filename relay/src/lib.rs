@@ -14,6 +14,7 @@ pub mod config;
 pub mod framing;
 pub mod handshake;
 pub mod identity;
+pub mod quic_url;
 pub mod relay;
 pub mod server;
 pub mod sync_conn;

@@ -29,8 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| "127.0.0.1:8063".into())
         .parse()?;
     let index = atelier_core::search::SearchIndex::in_memory()?;
-    let search =
-        atelier_web::IndexedSearch::new(replica.clone(), index).map_err(anyhow::Error::msg)?;
+    let search = atelier_web::IndexedSearch::new(replica.clone(), index)?;
     let config = atelier_web::WebConfig {
         search: Some(Arc::new(search)),
         ..atelier_web::WebConfig::listening_on(listen)

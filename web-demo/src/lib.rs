@@ -43,8 +43,9 @@ use axum::Router;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
+pub use atelier_core::search::IndexedSearch;
 pub use error::WebError;
-pub use search::{IndexedSearch, SearchBackend};
+pub use search::SearchBackend;
 pub use sync_status::{NotConfigured, SyncState, SyncStatus};
 
 /// Largest request body on every route but import: one resource can be no larger than one line

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use atelier_core::replica::Replica;
-use atelier_core::search::SearchIndex;
 use atelier_web::{IndexedSearch, WebConfig, DEFAULT_PORT};
 use clap::Parser;
 
@@ -61,10 +60,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Replica::open(&args.dir)
             .with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?,
     );
-    let search = match SearchIndex::open_or_create(&args.dir.join("search"))
-        .map_err(|e| e.to_string())
-        .and_then(|index| IndexedSearch::new(replica.clone(), index))
-    {
+    let search = match IndexedSearch::open(replica.clone()) {
         Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
         Err(e) => {
             tracing::warn!(error = %e, "recherche plein texte indisponible, filtre simple utilisé");

@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use atelier_core::replica::Replica;
 use atelier_relay::client;
 use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::quic_url::QuicUrl;
 use serde_json::json;
 
 use super::init::IDENTITY_DIR;
 use super::sync::net::{self, FailureKind, SyncFailure};
-use super::sync::pin::{QuicUrl, RelayPin};
+use super::sync::pin::RelayPin;
 use super::sync::state::SyncState;
 use super::write_json;
 use crate::Ctx;
@@ -63,7 +64,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
                     .unwrap_or_else(|| replica.office().to_string());
                 Ok((office, None))
             }
-            Err(e) => Err(net::from_client_error(e, &who)),
+            Err(e) => Err(net::from_client_error(&e, &who)),
         }
     })?;
     let (office, read_only) = enrolled;

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use atelier_core::replica::Replica;
 use atelier_core::sync::{Role, Session, SyncStats};
+use atelier_relay::agent;
 use atelier_relay::identity::{Fingerprint, Identity};
-use atelier_relay::sync_conn::{drive, Mode};
+use atelier_relay::quic_url::QuicUrl;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 pub use net::{FailureKind, SyncFailure, Target};
-use pin::{QuicUrl, RelayPin};
+use pin::RelayPin;
 use state::{PeerSync, SyncState};
 
 use super::init::IDENTITY_DIR;
@@ -83,20 +84,21 @@ impl Report {
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
-    let target = target(&args, &ctx.dir)?;
+    // The pin is read once: it gives the target and says whether this device only reads.
+    let (target, read_only) = target(&args, &ctx.dir)?;
     let replica = std::sync::Arc::new(Replica::open(&ctx.dir)?);
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
     if args.watch {
         return rt.block_on(async {
             let api = watch::local_api(&replica).await?;
-            let result = watch::run(&replica, &identity, &target, args.json, ctx, out).await;
+            let result = watch::run(&replica, identity, &target, args.json, ctx, out).await;
             api.shutdown().await;
             result
         });
     }
     let bar = progress(args.json);
-    bar.set_message(format!("connexion à {}…", target.describe()));
+    bar.set_message(format!("connexion à {}…", net::describe(&target)));
     let started = Instant::now();
     let stats = rt.block_on(sync_once(&replica, &identity, &target, |s| {
         bar.set_message(progress_message(s));
@@ -108,7 +110,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         return write_json(out, &report);
     }
     summary(out, &report)?;
-    if target.is_relay && report.stats.unpublished == 0 && read_only_pin(&ctx.dir) {
+    if target.is_relay && report.stats.unpublished == 0 && read_only {
         writeln!(
             out,
             "  (accès en lecture seule : ce qui est modifié ici n'est pas publié sur le relais)"
@@ -122,44 +124,16 @@ pub async fn sync_once(
     replica: &Replica,
     identity: &Identity,
     target: &Target,
-    mut on_progress: impl FnMut(&SyncStats) + Send,
+    on_progress: impl FnMut(&SyncStats) + Send,
 ) -> Result<SyncStats, SyncFailure> {
-    let opened = net::connect(identity, target).await?;
-    let (connection, stream) = (opened.connection, opened.stream);
-    let moved = Moved::new();
-    let on_progress = |s: &SyncStats| {
-        Moved::update(&moved, s);
-        on_progress(s);
-    };
-    let mut session = session(replica, opened.read_only);
-    if let Err(e) = session.start() {
-        net::close(&connection);
-        return Err(SyncFailure {
-            kind: FailureKind::Other,
-            message: format!("lecture du réplica : {e}"),
-        });
-    }
-    let driven = drive(session, stream, Mode::UntilConverged, on_progress);
-    let result = until_stalled(driven, &moved).await;
-    net::close(&connection);
-    match result {
-        Some(result) => result.map_err(|e| net::from_drive_error(e, &target.describe())),
-        None => Err(SyncFailure {
-            kind: FailureKind::Other,
-            message: format!(
-                "la synchronisation avec {} tourne en rond : des messages s'échangent mais aucun \
-                 document n'a changé depuis {} s ; ce qui avait été reçu est gardé. Relancez « \
-                 atelier sync » ; si cela se reproduit, signalez-le avec le journal obtenu par \
-                 RUST_LOG=debug",
-                target.describe(),
-                STALL_LIMIT.as_secs()
-            ),
-        }),
-    }
+    let session = |read_only| session(replica, read_only);
+    agent::sync_until_converged(identity, target, session, on_progress)
+        .await
+        .map_err(|e| net::from_link_error(&e, target))
 }
 
-/// The initiating session for `replica`; a read-only device pulls only (the relay would ignore
-/// what it offers).
+/// The initiating session for `replica`, with the office lookup of the summary; a read-only
+/// device pulls only (the relay would ignore what it offers).
 fn session(replica: &Replica, read_only: bool) -> Session {
     let session = Session::new(replica.store().clone(), Role::Initiator)
         .with_office_lookup(replica.office_lookup());
@@ -167,66 +141,6 @@ fn session(replica: &Replica, read_only: bool) -> Session {
         session.pull_only()
     } else {
         session
-    }
-}
-
-/// How long a sync may exchange frames without any document moving before it is abandoned: a
-/// last line of defence against a protocol livelock (a healthy sync moves documents every few
-/// milliseconds, even while one large document is reconciled).
-const STALL_LIMIT: Duration = Duration::from_secs(30);
-/// Frames received without any document moving, on top of `STALL_LIMIT`, before a sync counts
-/// as stalled: a slow link that delivers little is not a stall.
-const STALL_FRAMES: u64 = 200;
-
-/// Runs a sync, or gives up (`None`) when it keeps exchanging frames without moving documents.
-async fn until_stalled<T>(
-    driven: impl std::future::Future<Output = T>,
-    progress: &std::sync::Mutex<Moved>,
-) -> Option<T> {
-    tokio::pin!(driven);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            result = &mut driven => return Some(result),
-            _ = tick.tick() => {
-                let moved = progress.lock().unwrap_or_else(|p| p.into_inner());
-                if moved.since.elapsed() >= STALL_LIMIT
-                    && moved.frames_now - moved.frames_then >= STALL_FRAMES
-                {
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-/// When documents last moved during a sync, for [`until_stalled`].
-struct Moved {
-    docs: u64,
-    since: Instant,
-    frames_then: u64,
-    frames_now: u64,
-}
-
-impl Moved {
-    fn new() -> std::sync::Mutex<Self> {
-        std::sync::Mutex::new(Self {
-            docs: 0,
-            since: Instant::now(),
-            frames_then: 0,
-            frames_now: 0,
-        })
-    }
-
-    fn update(progress: &std::sync::Mutex<Self>, s: &SyncStats) {
-        let mut m = progress.lock().unwrap_or_else(|p| p.into_inner());
-        let docs = s.docs_received + s.docs_sent;
-        m.frames_now = s.frames_received;
-        if docs != m.docs {
-            m.docs = docs;
-            m.since = Instant::now();
-            m.frames_then = s.frames_received;
-        }
     }
 }
 
@@ -256,14 +170,16 @@ pub fn record(
     }
 }
 
-/// The relay pinned by `join`, or the peer given on the command line.
-fn target(args: &Args, dir: &Path) -> anyhow::Result<Target> {
+/// The relay pinned by `join`, or the peer given on the command line; and whether the relay
+/// enrolled this device read-only.
+fn target(args: &Args, dir: &Path) -> anyhow::Result<(Target, bool)> {
     if let (Some(url), Some(fingerprint)) = (&args.peer, args.fingerprint) {
-        return Ok(Target {
+        let peer = Target {
             url: url.clone(),
             fingerprint,
             is_relay: false,
-        });
+        };
+        return Ok((peer, false));
     }
     let pin = RelayPin::load(dir)?.ok_or_else(|| {
         UsageError(
@@ -273,15 +189,12 @@ fn target(args: &Args, dir: &Path) -> anyhow::Result<Target> {
                 .into(),
         )
     })?;
-    Ok(Target {
+    let relay = Target {
         url: pin.address,
         fingerprint: pin.fingerprint,
         is_relay: true,
-    })
-}
-
-fn read_only_pin(dir: &Path) -> bool {
-    matches!(RelayPin::load(dir), Ok(Some(pin)) if pin.read_only)
+    };
+    Ok((relay, pin.read_only))
 }
 
 /// This device's identity, made by `atelier init` (or `join`).
@@ -454,33 +367,6 @@ pub(crate) fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_sync_that_moves_no_document_for_long_is_abandoned() {
-        let moved = Moved::new();
-        let stats = SyncStats {
-            docs_received: 3,
-            frames_received: 10,
-            ..Default::default()
-        };
-        Moved::update(&moved, &stats);
-        // Documents moved just now: a sync still running is waited for.
-        let running = until_stalled(std::future::pending::<()>(), &moved);
-        assert!(tokio::time::timeout(Duration::from_millis(50), running)
-            .await
-            .is_err());
-        // Frames kept coming for longer than the limit without any document moving.
-        {
-            let mut m = moved.lock().unwrap();
-            m.since = Instant::now() - STALL_LIMIT;
-            m.frames_now = m.frames_then + STALL_FRAMES;
-        }
-        assert_eq!(
-            until_stalled(std::future::pending::<()>(), &moved).await,
-            None
-        );
-        assert_eq!(until_stalled(async { 7 }, &moved).await, Some(7));
-    }
 
     #[test]
     fn numbers_read_as_french() {

@@ -1,5 +1,5 @@
 //! Loading a JSON Lines corpus (FORMAT.md) as search documents, mapped exactly as a replica
-//! indexes its resources (`atelier_web::search::search_doc`), without building a replica.
+//! indexes its resources (`atelier_core::search::search_doc`), without building a replica.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -21,7 +21,7 @@ pub fn load(path: &Path, with_labels: bool) -> anyhow::Result<Vec<SearchDoc>> {
         .enumerate()
         .map(|(i, r)| {
             let id = DocumentId::derived(&format!("line-{}", i + 1));
-            let mut doc = atelier_web::search::search_doc(&id, r);
+            let mut doc = atelier_core::search::search_doc(&id, r);
             if !with_labels {
                 doc.labels.clear();
             }

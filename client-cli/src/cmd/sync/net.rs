@@ -3,38 +3,27 @@
 
 use std::fmt;
 
-use atelier_relay::client::{self, ClientError, Opened};
+pub use atelier_relay::agent::Target;
+use atelier_relay::agent::{ConnectError, LinkError};
+use atelier_relay::client::ClientError;
 use atelier_relay::framing::FrameError;
 use atelier_relay::handshake::CloseCode;
-use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::sync_conn::DriveError;
 use atelier_relay::transport::TransportError;
-use quinn::{Connection, ConnectionError};
+use quinn::ConnectionError;
 
-use super::pin::QuicUrl;
 use crate::Exit;
 
 /// Worker threads of the sync runtime: one runs the session (store work, under
 /// `block_in_place`), one keeps QUIC and the frame reader and writer going.
 const WORKER_THREADS: usize = 2;
 
-/// Where a sync goes: the pinned relay, or a peer's `atelier serve`.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub url: QuicUrl,
-    pub fingerprint: Fingerprint,
-    /// The relay (a converged sync updates the relay record and the last sync time).
-    pub is_relay: bool,
-}
-
-impl Target {
-    /// « le relais quic://… » or « le poste quic://… », for messages.
-    pub fn describe(&self) -> String {
-        if self.is_relay {
-            format!("le relais {}", self.url)
-        } else {
-            format!("le poste {}", self.url)
-        }
+/// « le relais quic://… » or « le poste quic://… », for messages.
+pub fn describe(target: &Target) -> String {
+    if target.is_relay {
+        format!("le relais {}", target.url)
+    } else {
+        format!("le poste {}", target.url)
     }
 }
 
@@ -92,26 +81,34 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("démarrage du moteur réseau")
 }
 
-/// Connects to `target` as `identity` and opens a sync session (handshake `Hello`/`Welcome`).
-pub async fn connect(identity: &Identity, target: &Target) -> Result<Opened, SyncFailure> {
-    let addr = target.url.resolve().await.map_err(|e| {
-        SyncFailure::new(
-            FailureKind::Network,
-            format!("adresse de {} introuvable ({e})", target.describe()),
-        )
-    })?;
-    client::open(identity, addr, &target.fingerprint)
-        .await
-        .map_err(|e| from_client_error(e, &target.describe()))
-}
-
-/// Closes a sync connection once the session is over.
-pub fn close(connection: &Connection) {
-    connection.close(CloseCode::Done.code(), b"sync done");
+/// What a sync (one-shot, or a connection of the watch) that failed means for the user.
+pub fn from_link_error(e: &LinkError, target: &Target) -> SyncFailure {
+    use FailureKind::*;
+    let who = describe(target);
+    match e {
+        LinkError::Connect(ConnectError::Resolve(e)) => {
+            SyncFailure::new(Network, format!("adresse de {who} introuvable ({e})"))
+        }
+        LinkError::Connect(ConnectError::Client(e)) => from_client_error(e, &who),
+        LinkError::Start(e) => SyncFailure::new(Other, format!("lecture du réplica : {e}")),
+        LinkError::Drive(e) => from_drive_error(e, &who),
+        &LinkError::Stalled(limit) => SyncFailure::new(
+            Other,
+            format!(
+                "la synchronisation avec {who} tourne en rond : des messages s'échangent mais \
+                 aucun document n'a changé depuis {} s ; ce qui avait été reçu est gardé. \
+                 Relancez « atelier sync » ; si cela se reproduit, signalez-le avec le journal \
+                 obtenu par RUST_LOG=debug",
+                limit.as_secs()
+            ),
+        ),
+        LinkError::Closed => SyncFailure::new(Network, format!("{who} a fermé la connexion")),
+        LinkError::Local(message) => SyncFailure::new(Other, message.clone()),
+    }
 }
 
 /// What a failed handshake (enrolment or `Hello`) means for the user.
-pub fn from_client_error(e: ClientError, who: &str) -> SyncFailure {
+pub fn from_client_error(e: &ClientError, who: &str) -> SyncFailure {
     use FailureKind::*;
     match e {
         ClientError::Transport(TransportError::FingerprintMismatch { expected, found }) => {
@@ -130,13 +127,13 @@ pub fn from_client_error(e: ClientError, who: &str) -> SyncFailure {
         }
         ClientError::Transport(other) => SyncFailure::new(
             Network,
-            format!("connexion à {who} impossible ({})", chain(&other)),
+            format!("connexion à {who} impossible ({})", chain(other)),
         ),
-        ClientError::Refused { reason } => SyncFailure::new(Refused, refusal(who, &reason)),
+        ClientError::Refused { reason } => SyncFailure::new(Refused, refusal(who, reason)),
         ClientError::Closed {
             code: Some(CloseCode::Refused),
             reason,
-        } => SyncFailure::new(Refused, refusal(who, &reason)),
+        } => SyncFailure::new(Refused, refusal(who, reason)),
         ClientError::Closed {
             code: Some(CloseCode::ShuttingDown),
             ..
@@ -153,13 +150,13 @@ pub fn from_client_error(e: ClientError, who: &str) -> SyncFailure {
         | ClientError::Unexpected(_)
         | ClientError::FingerprintMismatch { .. }) => SyncFailure::new(
             Other,
-            format!("réponse inattendue de {who} ({})", chain(&other)),
+            format!("réponse inattendue de {who} ({})", chain(other)),
         ),
     }
 }
 
 /// What a sync that started but did not finish means for the user.
-pub fn from_drive_error(e: DriveError, who: &str) -> SyncFailure {
+pub fn from_drive_error(e: &DriveError, who: &str) -> SyncFailure {
     use FailureKind::*;
     match e {
         DriveError::Frame(FrameError::Read(quinn::ReadError::ConnectionLost(c))) => {
@@ -187,7 +184,7 @@ pub fn from_drive_error(e: DriveError, who: &str) -> SyncFailure {
     }
 }
 
-fn from_connection_error(c: ConnectionError, who: &str) -> SyncFailure {
+fn from_connection_error(c: &ConnectionError, who: &str) -> SyncFailure {
     use FailureKind::*;
     match c {
         ConnectionError::ApplicationClosed(close) => {
@@ -272,16 +269,16 @@ mod tests {
     #[test]
     fn refusals_are_said_in_french_with_an_exit_code() {
         let f = from_client_error(
-            ClientError::Refused {
+            &ClientError::Refused {
                 reason: "this device has been revoked".into(),
             },
             "le relais quic://x:1",
         );
         assert_eq!(f.exit(), Exit::Refused);
         assert!(f.message.contains("révoqué"), "{}", f.message);
-        let f = from_client_error(ClientError::Timeout, "le relais");
+        let f = from_client_error(&ClientError::Timeout, "le relais");
         assert_eq!(f.exit(), Exit::Network);
-        let f = from_drive_error(DriveError::NotSettled, "le relais");
+        let f = from_drive_error(&DriveError::NotSettled, "le relais");
         assert_eq!(f.exit(), Exit::Network);
         assert!(refusal("x", "something new").contains("something new"));
     }

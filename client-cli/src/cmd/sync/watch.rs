@@ -1,41 +1,42 @@
-//! `atelier sync --watch`: a sync, then a live session that applies the relay's changes as they
-//! come; when the relay goes away, reconnects with a bounded, jittered exponential backoff;
-//! Ctrl-C ends it cleanly.
+//! `atelier sync --watch`: the relay crate's sync agent (a sync, then a live session that
+//! applies the relay's changes as they come; when the relay goes away, reconnection with its
+//! bounded, jittered exponential backoff), with hooks that record, report and print what
+//! happens; Ctrl-C ends it cleanly.
 //!
 //! Each connection starts with a sync until converged (so the summary and the relay record are
 //! exact), then opens the live session, which starts with its own reconciliation round (one
 //! round trip when nothing moved in between) and then pushes changes both ways.
 
 use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use atelier_core::replica::Replica;
+use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocChange;
 use atelier_core::DocumentId;
+use atelier_relay::agent::{AgentHooks, SyncAgent};
 use atelier_relay::identity::Identity;
-use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
-use rand::Rng;
+use atelier_relay::sync_conn::LiveChanges;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use super::net::{self, FailureKind, SyncFailure, Target};
 use super::state::{SyncState, WatchState};
-use super::{record, sync_once, Report};
+use super::{record, Report};
 use crate::Ctx;
-
-/// First wait after a lost connection. Short: a relay restart takes about that long.
-pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest wait between attempts: an office back online is in sync within half a minute, and
-/// ninety offices retrying do not hammer a relay that is coming back.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The replica's local API (the web app, on a free loopback port, with `server.json`), served
 /// while watching: the other `atelier` commands, which find the replica locked, go through it.
 /// The caller shuts it down (which removes `server.json`).
 pub async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
     let config = atelier_web::WebConfig {
-        search: Some(Arc::new(crate::backend::search_engine(replica)?)),
+        search: Some(Arc::new(
+            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+        )),
         ..atelier_web::WebConfig::default()
     };
     atelier_web::spawn(replica.clone(), config).await
@@ -43,35 +44,39 @@ pub async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::We
 
 /// Runs until Ctrl-C (exit 0), or until the relay refuses this device (retrying would not help).
 pub async fn run(
-    replica: &Replica,
-    identity: &Identity,
+    replica: &Arc<Replica>,
+    identity: Identity,
     target: &Target,
     json: bool,
     ctx: &Ctx,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let live = LiveChanges::attach(replica.store());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = SyncAgent::spawn(
+        replica.store().clone(),
+        LiveChanges::attach(replica.store()),
+        identity,
+        target.clone(),
+        hooks(replica, target, &ctx.dir, tx),
+    );
     let mut events = Events { json, out, ctx };
-    let mut backoff = Backoff::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let outcome = loop {
-        let cycle = connected(replica, identity, target, &live, &mut events, &mut backoff);
-        let failure = tokio::select! {
+        let event = tokio::select! {
             _ = &mut ctrl_c => break Ok(()),
-            failure = cycle => failure,
+            event = rx.recv() => event,
         };
-        if failure.kind == FailureKind::Refused {
-            break Err(failure);
-        }
-        let wait = backoff.next();
-        watch_state(ctx, false, Some(failure.message.clone()));
-        events.disconnected(&failure, wait)?;
-        tokio::select! {
-            _ = &mut ctrl_c => break Ok(()),
-            _ = tokio::time::sleep(wait) => {}
+        match event {
+            Some(Event::Synced(report)) => events.synced(&report)?,
+            Some(Event::Received { id, title, office }) => events.received(&id, &title, &office)?,
+            Some(Event::Disconnected(failure, wait)) => events.disconnected(&failure, wait)?,
+            Some(Event::Refused(failure)) => break Err(failure),
+            // The agent stops only after a refusal, which comes first.
+            None => break Ok(()),
         }
     };
+    agent.shutdown().await;
     replica.store().flush()?;
     if let Err(e) = SyncState::update(&ctx.dir, |s| s.watch = None) {
         tracing::warn!(error = %e, "clearing the watch state");
@@ -82,69 +87,67 @@ pub async fn run(
     }
 }
 
-/// One connection's life: a converged sync, then live until the link breaks. Returns why it
-/// ended (a relay that closes the live session cleanly is a lost connection too).
-async fn connected(
-    replica: &Replica,
-    identity: &Identity,
-    target: &Target,
-    live: &LiveChanges,
-    events: &mut Events<'_>,
-    backoff: &mut Backoff,
-) -> SyncFailure {
-    let started = std::time::Instant::now();
-    let stats = match sync_once(replica, identity, target, |_| {}).await {
-        Ok(stats) => stats,
-        Err(f) => return f,
-    };
-    if let Err(e) = record(replica, &events.ctx.dir, target, &stats) {
-        tracing::warn!(error = %e, "recording the sync");
-    }
-    backoff.reset();
-    if let Err(e) = events.synced(&Report::new(target, started.elapsed(), stats)) {
-        return other(format!("écriture sur la sortie standard : {e}"));
-    }
+/// What the sync agent tells the printer.
+enum Event {
+    /// Connected and converged: the summary of that sync.
+    Synced(Report),
+    /// A document changed while live.
+    Received {
+        id: DocumentId,
+        title: String,
+        office: String,
+    },
+    /// The connection was lost; the agent retries after the wait.
+    Disconnected(SyncFailure, Duration),
+    /// The relay refused this device: the agent has stopped.
+    Refused(SyncFailure),
+}
 
-    // Subscribed before connecting: no local change between the two sessions is missed.
-    let session_changes = live.subscribe();
-    let mut received = live.subscribe();
-    let opened = match net::connect(identity, target).await {
-        Ok(c) => c,
-        Err(f) => return f,
-    };
-    let (connection, stream) = (opened.connection, opened.stream);
-    let mut session = super::session(replica, opened.read_only);
-    if let Err(e) = session.start() {
-        net::close(&connection);
-        return other(format!("lecture du réplica : {e}"));
-    }
-    watch_state(events.ctx, true, None);
-    let session = drive(session, stream, Mode::Live(session_changes), |_| {});
-    tokio::pin!(session);
-    let ended = loop {
-        tokio::select! {
-            ended = &mut session => break ended,
-            change = received.recv() => match change {
-                Ok(change) => {
-                    if let Err(e) = on_change(replica, target, &change, events) {
-                        net::close(&connection);
-                        return other(e.to_string());
-                    }
-                }
-                // Missed notices only delay the relay record until the next converged sync.
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => {}
-            },
-        }
-    };
-    net::close(&connection);
-    match ended {
-        Ok(_) => SyncFailure {
-            kind: FailureKind::Network,
-            message: format!("{} a fermé la connexion", target.describe()),
-        },
-        Err(e) => net::from_drive_error(e, &target.describe()),
-    }
+/// The watch's part in the sync loop: each connection starts with a sync until converged (so
+/// the summary and the relay record are exact), recorded and reported, then goes live; every
+/// change received live is reported and counted as on the relay.
+fn hooks(
+    replica: &Arc<Replica>,
+    target: &Target,
+    dir: &Path,
+    tx: mpsc::UnboundedSender<Event>,
+) -> AgentHooks {
+    let for_session = replica.clone();
+    let (settled, settled_target, settled_dir, settled_tx) = (
+        replica.clone(),
+        target.clone(),
+        dir.to_path_buf(),
+        tx.clone(),
+    );
+    let (changed, changed_target, changed_tx) = (replica.clone(), target.clone(), tx.clone());
+    let (down_target, down_dir) = (target.clone(), dir.to_path_buf());
+    AgentHooks::default()
+        .session(move |read_only| super::session(&for_session, read_only))
+        .converge_first()
+        .on_settled(move |s| {
+            if !s.first {
+                return;
+            }
+            if let Err(e) = record(&settled, &settled_dir, &settled_target, s.stats) {
+                tracing::warn!(error = %e, "recording the sync");
+            }
+            watch_state(&settled_dir, true, None);
+            let report = Report::new(&settled_target, s.elapsed, s.stats.clone());
+            let _ = settled_tx.send(Event::Synced(report));
+        })
+        .on_change(move |change| {
+            on_change(&changed, &changed_target, change, &changed_tx).map_err(|e| e.to_string())
+        })
+        .on_link_down(move |e, wait| {
+            let failure = net::from_link_error(e, &down_target);
+            if failure.kind == FailureKind::Refused {
+                let _ = tx.send(Event::Refused(failure));
+                return ControlFlow::Break(());
+            }
+            watch_state(&down_dir, false, Some(failure.message.clone()));
+            let _ = tx.send(Event::Disconnected(failure, wait));
+            ControlFlow::Continue(())
+        })
 }
 
 /// A document changed while live. This process holds the replica, so nothing else writes to
@@ -153,28 +156,25 @@ fn on_change(
     replica: &Replica,
     target: &Target,
     change: &DocChange,
-    events: &mut Events<'_>,
+    tx: &mpsc::UnboundedSender<Event>,
 ) -> anyhow::Result<()> {
     if target.is_relay {
         replica.mark_synced(&[change.id])?;
     }
     if let Some(entry) = replica.listing(&change.id)? {
-        events.received(&change.id, &entry.title, &entry.office)?;
+        let _ = tx.send(Event::Received {
+            id: change.id,
+            title: entry.title,
+            office: entry.office,
+        });
     }
     Ok(())
 }
 
-fn other(message: String) -> SyncFailure {
-    SyncFailure {
-        kind: FailureKind::Other,
-        message,
-    }
-}
-
 /// Tells `atelier status` (which cannot open the replica while we hold it) how the watch goes.
-fn watch_state(ctx: &Ctx, connected: bool, last_error: Option<String>) {
-    let now = ctx.now_ms();
-    let result = SyncState::update(&ctx.dir, |s| {
+fn watch_state(dir: &Path, connected: bool, last_error: Option<String>) {
+    let now = crate::now_ms();
+    let result = SyncState::update(dir, |s| {
         let since_ms = match &s.watch {
             Some(w) if w.connected == connected && w.pid == std::process::id() => w.since_ms,
             _ => now,
@@ -188,33 +188,6 @@ fn watch_state(ctx: &Ctx, connected: bool, last_error: Option<String>) {
     });
     if let Err(e) = result {
         tracing::warn!(error = %e, "recording the watch state");
-    }
-}
-
-/// Exponential backoff, doubled after each failure up to `MAX_BACKOFF`, each wait drawn
-/// uniformly between half and all of the current step so that offices cut off by the same
-/// relay restart do not all come back in the same instant.
-#[derive(Debug)]
-struct Backoff {
-    step: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { step: MIN_BACKOFF }
-    }
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let step = self.step;
-        self.step = (self.step * 2).min(MAX_BACKOFF);
-        let half = step / 2;
-        half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
-    }
-
-    fn reset(&mut self) {
-        self.step = MIN_BACKOFF;
     }
 }
 
@@ -278,29 +251,5 @@ impl Events<'_> {
             "arrêt demandé : synchronisation continue terminée".into(),
             json!({"event": "stopped"}),
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_its_bound_and_resets() {
-        let mut b = Backoff::default();
-        let mut previous_step = Duration::ZERO;
-        for _ in 0..20 {
-            let step = b.step;
-            let wait = b.next();
-            assert!(
-                wait >= step / 2 && wait <= step,
-                "{wait:?} outside {step:?}"
-            );
-            assert!(step >= previous_step && step <= MAX_BACKOFF);
-            previous_step = step;
-        }
-        assert_eq!(b.step, MAX_BACKOFF);
-        b.reset();
-        assert!(b.next() <= MIN_BACKOFF);
     }
 }

@@ -1,0 +1,273 @@
+//! A replica's search engine: core's tantivy [`SearchIndex`] kept in step with the replica.
+//!
+//! The replica keeps a to-do list of documents changed since the index last took them
+//! (`Replica::pending`), whoever changed them (user, sync, browser); [`IndexedSearch`] takes
+//! that list into the index before each search. [`IndexedSearch::open`] is the one way the CLI,
+//! the watch's local API, the web app and the demo open a replica's engine, so they all find the
+//! same index in the same folder ([`SEARCH_DIR`]).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::{SearchDoc, SearchError, SearchIndex, SearchQuery, SearchResults};
+use crate::replica::{ListFilter, Replica, ReplicaError};
+use crate::{vocab, DocumentId, Resource};
+
+/// The search index's folder inside a replica directory (derived, rebuildable).
+pub const SEARCH_DIR: &str = "search";
+
+/// Most threads loading documents to index them.
+const MAX_LOAD_THREADS: usize = 4;
+/// Fewer documents than this per thread are loaded on the calling thread alone.
+const MIN_LOADS_PER_THREAD: usize = 64;
+
+/// Errors of a replica's search engine.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexedSearchError {
+    /// The index in the replica's folder could not be opened or recreated.
+    #[error("search index {path}: {source}")]
+    Open { path: PathBuf, source: SearchError },
+    /// The index failed to take documents or to answer.
+    #[error(transparent)]
+    Index(#[from] SearchError),
+    /// The replica could not give its changed documents.
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+/// Core's search index, refreshed from the replica before each search.
+pub struct IndexedSearch {
+    replica: Arc<Replica>,
+    index: Mutex<SearchIndex>,
+}
+
+impl IndexedSearch {
+    /// The search engine over `replica`'s index (in [`SEARCH_DIR`]), recreated if it is missing
+    /// or unreadable; it catches up with changes made since its last use at its next search.
+    pub fn open(replica: Arc<Replica>) -> Result<Self, IndexedSearchError> {
+        let path = replica.dir().join(SEARCH_DIR);
+        let index =
+            SearchIndex::open_or_create(&path).map_err(|source| IndexedSearchError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Self::new(replica, index)
+    }
+
+    /// Wraps `index`; if it was recreated empty (`needs_rebuild`), every resource is indexed
+    /// now.
+    pub fn new(replica: Arc<Replica>, index: SearchIndex) -> Result<Self, IndexedSearchError> {
+        let search = Self {
+            replica,
+            index: Mutex::new(index),
+        };
+        let rebuild = search.lock().needs_rebuild();
+        if rebuild {
+            // What is pending now gets indexed with everything else: not twice (a fresh
+            // replica's first search would index every document twice).
+            let pending = search.replica.pending()?;
+            let all = search.replica.list(&ListFilter {
+                include_deleted: true,
+                ..ListFilter::default()
+            })?;
+            let ids: Vec<DocumentId> = all.iter().map(|e| e.id).collect();
+            search.index_ids(&ids)?;
+            search.replica.clear_pending(&pending)?;
+        }
+        Ok(search)
+    }
+
+    /// Takes the replica's pending changes into the index.
+    pub fn refresh(&self) -> Result<(), IndexedSearchError> {
+        let pending = self.replica.pending()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.index_ids(&pending)?;
+        self.replica.clear_pending(&pending)?;
+        Ok(())
+    }
+
+    /// One page of hits with facet counts, after taking the replica's pending changes.
+    pub fn search(&self, query: &SearchQuery) -> Result<SearchResults, IndexedSearchError> {
+        self.refresh()?;
+        Ok(self.lock().search(query)?)
+    }
+
+    fn index_ids(&self, ids: &[DocumentId]) -> Result<(), IndexedSearchError> {
+        // Loading documents is most of the work when there are many (a fresh replica's first
+        // search indexes all of them): share it among threads, each a slice of `ids`.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_LOAD_THREADS)
+            .min(ids.len() / MIN_LOADS_PER_THREAD)
+            .max(1);
+        let load = |ids: &[DocumentId]| -> Vec<Result<SearchDoc, String>> {
+            ids.iter()
+                .map(|id| match self.replica.get(id) {
+                    Ok(s) if !s.deleted => Ok(search_doc(id, &s.resource)),
+                    _ => Err(id.url()),
+                })
+                .collect()
+        };
+        let loaded: Vec<Result<SearchDoc, String>> = if threads == 1 {
+            load(ids)
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = ids
+                    .chunks(ids.len().div_ceil(threads))
+                    .map(|chunk| scope.spawn(move || load(chunk)))
+                    .collect();
+                workers
+                    .into_iter()
+                    // `load` only reads; a panic there is a bug worth crashing on.
+                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for doc in loaded {
+            match doc {
+                Ok(doc) => upserts.push(doc),
+                Err(url) => deletes.push(url),
+            }
+        }
+        let mut index = self.lock();
+        index.delete(&deletes)?;
+        index.upsert(&upserts)?;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SearchIndex> {
+        // The index is a cache: a panic mid-write leaves at worst a stale entry.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The search document of a resource, with the French labels of its codes as weak text.
+pub fn search_doc(id: &DocumentId, r: &Resource) -> SearchDoc {
+    let mut labels = Vec::new();
+    let mut label = |vocabulary: &str, code: &str| {
+        if let Some(l) = vocab::label(vocabulary, code) {
+            labels.push(l.to_string());
+        }
+    };
+    label(vocab::KINDS, &r.kind);
+    for (vocabulary, codes) in [
+        (vocab::AXES, &r.axes),
+        (vocab::THEMES, &r.themes),
+        (vocab::SECTORS, &r.sectors),
+        (vocab::AUDIENCES, &r.audiences),
+    ] {
+        for c in codes {
+            label(vocabulary, c);
+        }
+    }
+    for (vocabulary, code) in [
+        (vocab::INTERVENTIONS, &r.intervention),
+        (vocab::BUILDING_TYPES, &r.building_type),
+        (vocab::TOOL_TYPES, &r.tool_type),
+        (vocab::ACTION_TYPES, &r.action_type),
+    ] {
+        if let Some(c) = code {
+            label(vocabulary, c);
+        }
+    }
+    let location = r.location.clone().unwrap_or_default();
+    SearchDoc {
+        id: id.url(),
+        ref_: r.ref_.clone(),
+        kind: r.kind.clone(),
+        office: r.office.clone(),
+        title: r.title.clone(),
+        summary: r.summary.clone(),
+        description: r.description.clone(),
+        materials: r.materials.clone(),
+        keywords: r.keywords.clone(),
+        commune: location.commune,
+        departement: location.departement,
+        region: None,
+        axes: r.axes.clone(),
+        themes: r.themes.clone(),
+        sectors: r.sectors.clone(),
+        audiences: r.audiences.clone(),
+        status: r.status.clone(),
+        year: r.year,
+        lat: location.lat,
+        lon: location.lon,
+        client: r.client.clone(),
+        designers: r.designers.iter().map(|d| d.name.clone()).collect(),
+        labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    fn replica() -> Arc<Replica> {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for v in [
+            json!({"kind":"realisation","title":"École en pisé","office":"caue-63","sectors":["terre"],"location":{"commune":"Thiers","departement":"63"}}),
+            json!({"kind":"outil","title":"Guide de la lauze","office":"caue-15","sectors":["pierre"]}),
+            json!({"kind":"realisation","title":"Maison en paille","office":"caue-15","sectors":["fibres_vegetales","bois"]}),
+        ] {
+            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                .unwrap();
+        }
+        Arc::new(r)
+    }
+
+    #[test]
+    fn a_rebuilt_index_takes_everything_once_on_several_threads() {
+        let r = replica();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let many = 2 * MIN_LOADS_PER_THREAD + 5;
+        for i in 0..many {
+            let v =
+                json!({"kind":"outil","title":format!("Fiche xylophage {i}"),"office":"caue-63"});
+            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                .unwrap();
+        }
+        assert!(r.pending().unwrap().len() > many);
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open_or_create(dir.path()).unwrap();
+        assert!(index.needs_rebuild());
+        let s = IndexedSearch::new(r.clone(), index).unwrap();
+        assert!(
+            r.pending().unwrap().is_empty(),
+            "indexed once, not again at the first search"
+        );
+        let mut q = SearchQuery::text("xylophage");
+        q.limit = 1;
+        assert_eq!(s.search(&q).unwrap().total, many);
+        assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
+    }
+
+    #[test]
+    fn indexed_search_follows_the_replica() {
+        let r = replica();
+        let s = IndexedSearch::new(r.clone(), SearchIndex::in_memory().unwrap()).unwrap();
+        let res = s.search(&SearchQuery::text("lauze")).unwrap();
+        assert_eq!(res.hits.len(), 1);
+        let id: DocumentId = res.hits[0].id.parse().unwrap();
+        r.delete(&id, 1).unwrap();
+        assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().hits.len(), 0);
+    }
+
+    #[test]
+    fn open_finds_the_index_in_the_replica_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let v = json!({"kind":"outil","title":"Guide de la lauze","office":"caue-63"});
+        r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+            .unwrap();
+        let s = IndexedSearch::open(Arc::new(r)).unwrap();
+        assert!(dir.path().join(SEARCH_DIR).is_dir());
+        assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
+    }
+}
