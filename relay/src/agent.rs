@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atelier_core::clock::now_ms;
+use atelier_core::mutex::lock;
 use atelier_core::store::{DocChange, DocStore};
 use atelier_core::sync::{Role, Session, SyncError, SyncStats};
 use rand::Rng;
@@ -575,17 +577,6 @@ impl Moved {
             m.frames_then = s.frames_received;
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::{SearchDoc, SearchError, SearchIndex, SearchQuery, SearchResults};
+use crate::par;
 use crate::replica::{ListFilter, Replica, ReplicaError};
 use crate::{vocab, DocumentId, Resource};
 
@@ -96,35 +97,16 @@ impl IndexedSearch {
 
     fn index_ids(&self, ids: &[DocumentId]) -> Result<(), IndexedSearchError> {
         // Loading documents is most of the work when there are many (a fresh replica's first
-        // search indexes all of them): share it among threads, each a slice of `ids`.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_LOAD_THREADS)
-            .min(ids.len() / MIN_LOADS_PER_THREAD)
-            .max(1);
-        let load = |ids: &[DocumentId]| -> Vec<Result<SearchDoc, String>> {
-            ids.iter()
-                .map(|id| match self.replica.get(id) {
-                    Ok(s) if !s.deleted => Ok(search_doc(id, &s.resource)),
-                    _ => Err(id.url()),
-                })
-                .collect()
+        // search indexes all of them): share it among threads.
+        let threads = par::threads_for(ids.len(), MAX_LOAD_THREADS, MIN_LOADS_PER_THREAD);
+        let load = |id: &DocumentId| -> Result<SearchDoc, String> {
+            match self.replica.get(id) {
+                Ok(s) if !s.deleted => Ok(search_doc(id, &s.resource)),
+                _ => Err(id.url()),
+            }
         };
-        let loaded: Vec<Result<SearchDoc, String>> = if threads == 1 {
-            load(ids)
-        } else {
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = ids
-                    .chunks(ids.len().div_ceil(threads))
-                    .map(|chunk| scope.spawn(move || load(chunk)))
-                    .collect();
-                workers
-                    .into_iter()
-                    // `load` only reads; a panic there is a bug worth crashing on.
-                    .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
+        // Nothing stops the map early, so every slot holds a result.
+        let loaded = par::map(ids, threads, load, |_| true).into_iter().flatten();
         let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
         for doc in loaded {
             match doc {
