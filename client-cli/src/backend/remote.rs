@@ -26,7 +26,7 @@ use super::{Backend, Change, ImportCounts, InUse, ResourceView};
 use crate::{Exit, UsageError};
 
 /// The file `atelier-web` writes in the replica directory while it serves it.
-pub const SERVER_FILE: &str = "server.json";
+pub use atelier_web::SERVER_FILE;
 /// The server runs on this machine: if it does not accept a connection within this time, it is
 /// hung or gone, and the user is told the replica is in use rather than left waiting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
