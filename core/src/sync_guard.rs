@@ -30,7 +30,8 @@ use crate::store::MAX_DOCUMENT_BYTES;
 pub const MAX_SYNC_MESSAGE_BYTES: usize = MAX_DOCUMENT_BYTES + 1024 * 1024;
 /// Largest total of inflated bytes accepted from the compressed parts of one input (a saved
 /// document or a sync message). Equal to the document cap: the corpus' documents are a few KB
-/// uncompressed, and a document whose columns inflate past 32 MB would not fit the store anyway.
+/// uncompressed, and a document whose columns inflate past the document cap would not fit the
+/// store anyway.
 pub const MAX_INFLATED_BYTES: usize = MAX_DOCUMENT_BYTES;
 /// Bits per entry of every Bloom filter Automerge writes (`sync/bloom.rs`, a 1 % false positive
 /// rate). A filter with other parameters did not come from Automerge: 0 makes generation panic.

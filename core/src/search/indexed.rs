@@ -122,7 +122,7 @@ impl IndexedSearch {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SearchIndex> {
         // The index is a cache: a panic mid-write leaves at worst a stale entry.
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
+        crate::mutex::lock(&self.index)
     }
 }
 
