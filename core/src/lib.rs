@@ -5,6 +5,8 @@
 
 pub mod card;
 pub mod document;
+pub mod fields;
+pub mod fr;
 pub mod ids;
 pub mod jsonl;
 pub mod replica;

@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn every_format_field_and_kind_is_explained() {
-        for name in atelier_core::resource::KNOWN_FIELDS {
+        for name in atelier_core::resource::KNOWN_FIELDS.iter() {
             assert!(field(name).is_some(), "no French label for {name}");
         }
         for (code, _) in vocab::codes(vocab::KINDS) {
