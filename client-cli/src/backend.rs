@@ -306,7 +306,7 @@ impl Local {
         } else if pending >= INDEXING_NOTICE {
             eprintln!(
                 "Mise à jour de l'index de recherche : {} ressources reçues ou modifiées depuis la dernière recherche…",
-                crate::cmd::sync::count(pending)
+                atelier_core::fr::integer(pending)
             );
         }
         let engine = IndexedSearch::open(self.replica.clone())

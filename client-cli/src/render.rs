@@ -2,9 +2,10 @@
 
 use std::io::{self, Write};
 
+use atelier_core::fields::{self, Field};
 use atelier_core::replica::ListingEntry;
 use atelier_core::vocab::{self, *};
-use atelier_core::Resource;
+use atelier_core::{fr, OfficeId, Resource};
 
 use crate::backend::{Change, ResourceView};
 
@@ -43,41 +44,52 @@ pub fn resource(
         }
         writeln!(out, "  {}{value}", pad(label, LABEL_WIDTH))
     };
-    line("Type", label(KINDS, &r.kind))?;
-    line("Office", office(&r.office))?;
-    line("Statut", label(STATUSES, &r.status))?;
-    line("Axes", labels(AXES, &r.axes))?;
-    line("Thèmes", labels(THEMES, &r.themes))?;
-    line("Filières", labels(SECTORS, &r.sectors))?;
-    line("Matériaux", r.materials.join(", "))?;
-    line("Publics", labels(AUDIENCES, &r.audiences))?;
-    line("Mots-clés", r.keywords.join(", "))?;
-    line("Lieu", location(&r))?;
-    line("Année", r.year.map(|y| y.to_string()).unwrap_or_default())?;
-    line("Maître d'ouvrage", r.client.clone().unwrap_or_default())?;
+    line(short("kind"), label(KINDS, &r.kind))?;
+    line(short("office"), office(&r.office))?;
+    line(short("status"), label(STATUSES, &r.status))?;
+    line(short("axes"), labels(AXES, &r.axes))?;
+    line(short("themes"), labels(THEMES, &r.themes))?;
+    line(short("sectors"), labels(SECTORS, &r.sectors))?;
+    line(short("materials"), r.materials.join(", "))?;
+    line(short("audiences"), labels(AUDIENCES, &r.audiences))?;
+    line(short("keywords"), r.keywords.join(", "))?;
+    line(short("location"), location(&r))?;
+    line(
+        short("year"),
+        r.year.map(|y| y.to_string()).unwrap_or_default(),
+    )?;
+    line(short("client"), r.client.clone().unwrap_or_default())?;
     let designers: Vec<String> = r
         .designers
         .iter()
         .map(|d| format!("{} ({})", d.name, label(DESIGNER_ROLES, &d.role)))
         .collect();
-    line("Maîtrise d'œuvre", designers.join(" ; "))?;
-    line("Intervention", opt_label(INTERVENTIONS, &r.intervention))?;
-    line("Programme", opt_label(BUILDING_TYPES, &r.building_type))?;
+    line(short("designers"), designers.join(" ; "))?;
     line(
-        "Coût",
-        r.cost_eur_ht
-            .map(|c| format!("{} € HT", thousands(c)))
-            .unwrap_or_default(),
+        short("intervention"),
+        opt_label(INTERVENTIONS, &r.intervention),
     )?;
     line(
-        "Surface",
-        r.floor_area_m2
-            .map(|s| format!("{} m²", thousands(s)))
-            .unwrap_or_default(),
+        short("building_type"),
+        opt_label(BUILDING_TYPES, &r.building_type),
     )?;
-    line("Type d'outil", opt_label(TOOL_TYPES, &r.tool_type))?;
-    line("Type d'action", opt_label(ACTION_TYPES, &r.action_type))?;
-    line("Dates", dates(&r))?;
+    for (name, amount) in [
+        ("cost_eur_ht", r.cost_eur_ht),
+        ("floor_area_m2", r.floor_area_m2),
+    ] {
+        let f = table_field(name);
+        line(f.short, amount.map(|x| f.amount(x)).unwrap_or_default())?;
+    }
+    line(short("tool_type"), opt_label(TOOL_TYPES, &r.tool_type))?;
+    line(
+        short("action_type"),
+        opt_label(ACTION_TYPES, &r.action_type),
+    )?;
+    let dates = r.dates.clone().unwrap_or_default();
+    line(
+        short("dates"),
+        fr::date_range(dates.start.as_deref(), dates.end.as_deref()),
+    )?;
     let links: Vec<String> = r
         .links
         .iter()
@@ -87,11 +99,14 @@ pub fn resource(
         })
         .collect();
     line(
-        "Liens",
+        short("links"),
         links.join(&format!("\n  {}", " ".repeat(LABEL_WIDTH))),
     )?;
-    line("Créée le", local_time(view.created_at / 1000, offset))?;
-    for (heading, text) in [("Résumé", &r.summary), ("Description", &r.description)] {
+    line("Créée le", fr::date_time(view.created_at / 1000, offset))?;
+    for (heading, text) in [
+        (short("summary"), &r.summary),
+        (short("description"), &r.description),
+    ] {
         if !text.is_empty() {
             writeln!(out, "\n{heading}")?;
             for l in text.lines() {
@@ -116,7 +131,7 @@ pub fn table(out: &mut dyn Write, entries: &[ListingEntry]) -> io::Result<()> {
     // The listing comes sorted by lowercase title, which puts « École » after « Zinc »:
     // sort again the way a French reader expects.
     let mut sorted: Vec<&ListingEntry> = entries.iter().collect();
-    sorted.sort_by_cached_key(|e| fold(&e.title));
+    sorted.sort_by_cached_key(|e| fr::sort_key(&e.title));
     let rows: Vec<[String; 6]> = sorted
         .into_iter()
         .map(|e| {
@@ -157,7 +172,7 @@ pub fn table(out: &mut dyn Write, entries: &[ListingEntry]) -> io::Result<()> {
         writeln!(out, "{}", cells.join("  ").trim_end())?;
     }
     let n = entries.len();
-    writeln!(out, "\n{n} ressource{}", if n > 1 { "s" } else { "" })
+    writeln!(out, "\n{n} ressource{}", fr::plural_s(n as u64))
 }
 
 /// `history`: one line per change, oldest first.
@@ -177,7 +192,7 @@ pub fn history(
         out,
         "Historique de « {title} » — {} ({n} modification{})",
         view.id,
-        if n > 1 { "s" } else { "" }
+        fr::plural_s(n as u64)
     )?;
     let offices: Vec<String> = changes
         .iter()
@@ -189,11 +204,15 @@ pub fn history(
     let mut rows: Vec<(&Change, &String)> = changes.iter().zip(&offices).collect();
     rows.sort_by_key(|(c, _)| c.time);
     for (c, office) in rows {
-        let fields: Vec<String> = c.fields.iter().map(|f| field_label(f)).collect();
+        let fields: Vec<String> = c
+            .fields
+            .iter()
+            .map(|f| fields::change_short_label(f))
+            .collect();
         writeln!(
             out,
             "  {}  {}  {}",
-            local_time(c.time, offset),
+            fr::date_time(c.time, offset),
             pad(office, width),
             fields.join(", ")
         )?;
@@ -208,57 +227,18 @@ pub fn history(
     Ok(())
 }
 
-/// A field name as office staff say it (`title` → `titre`, `location.commune` → `lieu (commune)`).
-pub fn field_label(field: &str) -> String {
-    let (top, sub) = match field.split_once('.') {
-        Some((t, s)) => (t, Some(s)),
-        None => (field, None),
-    };
-    let name = match top {
-        "(création)" => "création",
-        "(suppression)" => "suppression",
-        "(restauration)" => "restauration",
-        "ref" => "référence",
-        "kind" => "type",
-        "title" => "titre",
-        "summary" => "résumé",
-        "status" => "statut",
-        "themes" => "thèmes",
-        "sectors" => "filières",
-        "materials" => "matériaux",
-        "audiences" => "publics",
-        "keywords" => "mots-clés",
-        "location" => "lieu",
-        "year" => "année",
-        "client" => "maître d'ouvrage",
-        "designers" => "maîtrise d'œuvre",
-        "building_type" => "programme",
-        "cost_eur_ht" => "coût",
-        "floor_area_m2" => "surface",
-        "tool_type" => "type d'outil",
-        "action_type" => "type d'action",
-        "links" => "liens",
-        other => other,
-    };
-    match sub {
-        Some(sub) => format!("{name} ({sub})"),
-        None => name.to_string(),
-    }
+/// The short label of a field of the table (the CLI's label column).
+fn short(name: &str) -> &'static str {
+    table_field(name).short
 }
 
-/// Seconds since the epoch as local `JJ/MM/AAAA HH:MM`.
-pub fn local_time(secs: i64, offset: time::UtcOffset) -> String {
-    let format = time::macros::format_description!("[day]/[month]/[year] [hour]:[minute]");
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(|t| t.to_offset(offset))
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| secs.to_string())
+fn table_field(name: &str) -> &'static Field {
+    fields::field(name).unwrap_or_else(|| unreachable!("{name} is in the field table"))
 }
 
 /// The French label of a code, or the code itself if the vocabulary does not know it.
 pub fn label(vocabulary: &str, code: &str) -> String {
-    vocab::label(vocabulary, code).unwrap_or(code).to_string()
+    vocab::label_or_code(vocabulary, code).to_string()
 }
 
 /// A label without its parenthesised detail (`Réalisation (observatoire)` → `Réalisation`).
@@ -281,9 +261,13 @@ fn opt_label(vocabulary: &str, code: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// « caue-63 (Puy-de-Dôme) »: the id staff type, and the département it stands for.
 fn office(office: &str) -> String {
-    let code = office.strip_prefix("caue-").unwrap_or_default();
-    match vocab::departement(code) {
+    match office
+        .parse::<OfficeId>()
+        .ok()
+        .and_then(|o| vocab::departement(o.departement()))
+    {
         Some(d) => format!("{office} ({})", d.name),
         None => office.to_string(),
     }
@@ -294,13 +278,7 @@ fn location(r: &Resource) -> String {
         return String::new();
     };
     let mut parts = Vec::new();
-    let dep = l
-        .departement
-        .as_deref()
-        .map(|code| match vocab::departement(code) {
-            Some(d) => format!("{} ({code})", d.name),
-            None => code.to_string(),
-        });
+    let dep = l.departement.as_deref().map(fr::departement_name);
     match (&l.commune, dep) {
         (Some(c), Some(d)) => parts.push(format!("{c}, {d}")),
         (Some(c), None) => parts.push(c.clone()),
@@ -314,70 +292,6 @@ fn location(r: &Resource) -> String {
         parts.push(format!("{lat}, {lon}"));
     }
     parts.join(" — ")
-}
-
-fn dates(r: &Resource) -> String {
-    let Some(d) = &r.dates else {
-        return String::new();
-    };
-    let day = |s: &str| {
-        let p: Vec<&str> = s.split('-').collect();
-        match p.as_slice() {
-            [y, m, d] => format!("{d}/{m}/{y}"),
-            _ => s.to_string(),
-        }
-    };
-    match (&d.start, &d.end) {
-        (Some(s), Some(e)) if s == e => format!("le {}", day(s)),
-        (Some(s), Some(e)) => format!("du {} au {}", day(s), day(e)),
-        (Some(s), None) => format!("à partir du {}", day(s)),
-        (None, Some(e)) => format!("jusqu'au {}", day(e)),
-        (None, None) => String::new(),
-    }
-}
-
-/// `2600000` → `2 600 000`; decimals kept with a comma, as written in French.
-fn thousands(x: f64) -> String {
-    let whole = x.trunc() as i64;
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(' ');
-        }
-        grouped.push(c);
-    }
-    if whole < 0 {
-        grouped.insert(0, '-');
-    }
-    let frac = x.fract().abs();
-    if frac > 0.0 {
-        let f = format!("{frac:.2}");
-        grouped.push(',');
-        grouped.push_str(f.trim_start_matches("0.").trim_end_matches('0'));
-    }
-    grouped
-}
-
-/// A sort key that ignores case, accents and ligatures (`Œuvre` sorts as `oeuvre`).
-pub fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'â' | 'ä' | 'á' => out.push('a'),
-            'ç' => out.push('c'),
-            'é' | 'è' | 'ê' | 'ë' => out.push('e'),
-            'î' | 'ï' | 'í' => out.push('i'),
-            'ô' | 'ö' | 'ó' => out.push('o'),
-            'ù' | 'û' | 'ü' | 'ú' => out.push('u'),
-            'ÿ' => out.push('y'),
-            'œ' => out.push_str("oe"),
-            'æ' => out.push_str("ae"),
-            '«' | '»' | '"' | '\'' | '’' => {}
-            c => out.push(c),
-        }
-    }
-    out.trim().to_string()
 }
 
 fn pad(s: &str, width: usize) -> String {
@@ -403,27 +317,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_labels_read_as_french() {
-        assert_eq!(thousands(2_600_000.0), "2 600 000");
-        assert_eq!(thousands(450.5), "450,5");
-        assert_eq!(thousands(12.0), "12");
+    fn labels_read_as_french() {
+        // Numbers, dates and history field names: `atelier_core::fr` and `fields` tests.
         assert_eq!(short_label(KINDS, "realisation"), "Réalisation");
         assert_eq!(label(STATUSES, "a_relire"), "À relire");
-        assert_eq!(field_label("location.commune"), "lieu (commune)");
-        assert_eq!(field_label("(création)"), "création");
-        assert_eq!(local_time(0, time::UtcOffset::UTC), "01/01/1970 00:00");
+        assert_eq!(office("caue-63"), "caue-63 (Puy-de-Dôme)");
+        assert_eq!(office("caue-99"), "caue-99");
     }
 
     #[test]
     fn long_titles_are_cut_on_characters() {
         assert_eq!(cut("Œuvre", 10), "Œuvre");
         assert_eq!(cut("Écoles élémentaires", 5), "Écol…");
-    }
-
-    #[test]
-    fn french_titles_sort_by_their_letters() {
-        let mut titles = ["Zinc", "Œuvre", "École", "« Balade »", "ossature"];
-        titles.sort_by_key(|t| fold(t));
-        assert_eq!(titles, ["« Balade »", "École", "Œuvre", "ossature", "Zinc"]);
     }
 }

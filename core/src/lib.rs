@@ -6,6 +6,8 @@
 pub mod card;
 pub mod clock;
 pub mod document;
+pub mod fields;
+pub mod fr;
 pub mod fs;
 pub mod ids;
 pub mod jsonl;

@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fields::{self, FieldType};
 use crate::ids::OfficeId;
-use crate::vocab::{self, *};
+use crate::vocab;
 
 /// Longest `summary` FORMAT.md allows, in characters: it is the teaser shown on list cards.
 pub const MAX_SUMMARY_CHARS: usize = 300;
@@ -15,34 +17,10 @@ pub const MAX_SUMMARY_CHARS: usize = 300;
 /// year outside this range is a typing mistake.
 pub const YEAR_RANGE: std::ops::RangeInclusive<i64> = 1000..=2100;
 
-/// The fields FORMAT.md defines, in the order `export` writes them.
-pub const KNOWN_FIELDS: &[&str] = &[
-    "ref",
-    "kind",
-    "title",
-    "summary",
-    "description",
-    "office",
-    "status",
-    "axes",
-    "themes",
-    "sectors",
-    "materials",
-    "audiences",
-    "keywords",
-    "location",
-    "year",
-    "client",
-    "designers",
-    "intervention",
-    "building_type",
-    "cost_eur_ht",
-    "floor_area_m2",
-    "tool_type",
-    "action_type",
-    "dates",
-    "links",
-];
+/// The top-level fields FORMAT.md defines, in the order `export` writes them (names from
+/// [`fields::FIELDS`]).
+pub static KNOWN_FIELDS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| fields::top_level().map(|f| f.name).collect());
 
 /// One problem with one field, said in French for office staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,30 +111,30 @@ impl Resource {
         let mut p = Parser { errors: Vec::new() };
         let r = Resource {
             ref_: p.opt_string(obj, "ref"),
-            kind: p.required_code(obj, "kind", KINDS),
+            kind: p.required_code(obj, "kind"),
             title: p.required_string(obj, "title"),
             summary: p.opt_string(obj, "summary").unwrap_or_default(),
             description: p.opt_string(obj, "description").unwrap_or_default(),
             office: p.office(obj),
             status: p
-                .opt_code(obj, "status", STATUSES)
+                .opt_code(obj, "status")
                 .unwrap_or_else(|| "brouillon".into()),
-            axes: p.codes(obj, "axes", AXES),
-            themes: p.codes(obj, "themes", THEMES),
-            sectors: p.codes(obj, "sectors", SECTORS),
+            axes: p.codes(obj, "axes"),
+            themes: p.codes(obj, "themes"),
+            sectors: p.codes(obj, "sectors"),
             materials: p.strings(obj, "materials"),
-            audiences: p.codes(obj, "audiences", AUDIENCES),
+            audiences: p.codes(obj, "audiences"),
             keywords: p.strings(obj, "keywords"),
             location: p.location(obj),
             year: p.year(obj),
             client: p.opt_string(obj, "client"),
             designers: p.designers(obj),
-            intervention: p.opt_code(obj, "intervention", INTERVENTIONS),
-            building_type: p.opt_code(obj, "building_type", BUILDING_TYPES),
+            intervention: p.opt_code(obj, "intervention"),
+            building_type: p.opt_code(obj, "building_type"),
             cost_eur_ht: p.amount(obj, "cost_eur_ht"),
             floor_area_m2: p.amount(obj, "floor_area_m2"),
-            tool_type: p.opt_code(obj, "tool_type", TOOL_TYPES),
-            action_type: p.opt_code(obj, "action_type", ACTION_TYPES),
+            tool_type: p.opt_code(obj, "tool_type"),
+            action_type: p.opt_code(obj, "action_type"),
             dates: p.dates(obj),
             links: p.links(obj),
             extra: obj
@@ -298,6 +276,14 @@ fn number(x: f64) -> Value {
     }
 }
 
+/// The vocabulary the field table gives a code field.
+fn vocabulary_of(field: &str) -> &'static str {
+    match fields::field(field).map(|f| f.ty) {
+        Some(FieldType::Code(v) | FieldType::Codes(v)) => v,
+        _ => unreachable!("{field} is a code field of the table"),
+    }
+}
+
 /// Collects every field error while building a `Resource`.
 struct Parser {
     errors: Vec<FieldError>,
@@ -353,15 +339,21 @@ impl Parser {
         false
     }
 
-    fn opt_code(&mut self, o: &Map<String, Value>, k: &str, vocabulary: &str) -> Option<String> {
-        let s = self.opt_string(o, k)?;
-        self.check_code(k, &s, vocabulary).then_some(s)
+    fn opt_code(&mut self, o: &Map<String, Value>, k: &str) -> Option<String> {
+        self.opt_code_of(o, k, k)
     }
 
-    fn required_code(&mut self, o: &Map<String, Value>, k: &str, vocabulary: &str) -> String {
+    /// The code under key `k` of `o`, checked against the vocabulary of `field` (the dotted
+    /// name, for a key of a nested object).
+    fn opt_code_of(&mut self, o: &Map<String, Value>, k: &str, field: &str) -> Option<String> {
+        let s = self.opt_string(o, k)?;
+        self.check_code(k, &s, vocabulary_of(field)).then_some(s)
+    }
+
+    fn required_code(&mut self, o: &Map<String, Value>, k: &str) -> String {
         let s = self.required_string(o, k);
         if !s.is_empty() {
-            self.check_code(k, &s, vocabulary);
+            self.check_code(k, &s, vocabulary_of(k));
         }
         s
     }
@@ -404,7 +396,8 @@ impl Parser {
         }
     }
 
-    fn codes(&mut self, o: &Map<String, Value>, k: &str, vocabulary: &str) -> Vec<String> {
+    fn codes(&mut self, o: &Map<String, Value>, k: &str) -> Vec<String> {
+        let vocabulary = vocabulary_of(k);
         let items = self.strings(o, k);
         let mut out = Vec::new();
         for c in items {
@@ -530,7 +523,7 @@ impl Parser {
                 continue;
             };
             let role = self
-                .opt_code(d, "role", DESIGNER_ROLES)
+                .opt_code_of(d, "role", "designers.role")
                 .unwrap_or_else(|| "autre".into());
             match self.opt_string(d, "name") {
                 Some(name) => out.push(Designer { role, name }),

@@ -67,6 +67,12 @@ pub fn label(vocabulary: &str, code: &str) -> Option<&'static str> {
         .map(|(_, l)| l.as_str())
 }
 
+/// The French label of a code; a code the vocabulary does not know is shown as it is (data
+/// written by a newer Atelier, or by a foreign client).
+pub fn label_or_code<'a>(vocabulary: &str, code: &'a str) -> &'a str {
+    label(vocabulary, code).unwrap_or(code)
+}
+
 /// All 101 départements, in code order.
 pub fn departements() -> &'static [Departement] {
     static D: OnceLock<Vec<Departement>> = OnceLock::new();
@@ -134,6 +140,8 @@ mod tests {
         );
         assert_eq!(label(SECTORS, "terre"), Some("Terre crue"));
         assert_eq!(label(SECTORS, "beton"), None);
+        assert_eq!(label_or_code(SECTORS, "terre"), "Terre crue");
+        assert_eq!(label_or_code(SECTORS, "beton"), "beton");
         assert_eq!(codes(THEMES).len(), 12);
     }
 }

@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
+use atelier_core::OfficeId;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
@@ -185,13 +186,13 @@ pub struct ServerFile {
 impl ServerFile {
     /// Writes `{"url","token","pid","office"}` atomically. A file left by a crashed server is
     /// replaced: the replica can only be open in one process, so no live server can own it.
-    pub fn write(dir: &Path, url: &str, token: &str, office: &str) -> std::io::Result<Self> {
+    pub fn write(dir: &Path, url: &str, token: &str, office: &OfficeId) -> std::io::Result<Self> {
         let path = dir.join(crate::SERVER_FILE);
         let body = serde_json::json!({
             "url": url,
             "token": token,
             "pid": std::process::id(),
-            "office": office,
+            "office": office.as_str(),
         });
         // The token gives the replica away: readable by this user only.
         atelier_core::fs::write_atomic(&path, body.to_string().as_bytes(), Some(0o600))?;
@@ -238,7 +239,8 @@ mod tests {
     #[test]
     fn server_file_is_written_and_removed_only_if_ours() {
         let dir = tempfile::tempdir().unwrap();
-        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", "caue-63").unwrap();
+        let office: OfficeId = "caue-63".parse().unwrap();
+        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", &office).unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("server.json")).unwrap())
                 .unwrap();
@@ -248,8 +250,8 @@ mod tests {
         assert_eq!(v["office"], "caue-63");
         f.remove();
         assert!(!dir.path().join("server.json").exists());
-        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", "caue-63").unwrap();
-        ServerFile::write(dir.path(), "http://127.0.0.1:2", "other", "caue-63").unwrap();
+        let f = ServerFile::write(dir.path(), "http://127.0.0.1:1", "abc", &office).unwrap();
+        ServerFile::write(dir.path(), "http://127.0.0.1:2", "other", &office).unwrap();
         f.remove();
         assert!(
             dir.path().join("server.json").exists(),

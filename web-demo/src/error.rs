@@ -11,32 +11,33 @@ use atelier_core::resource::FieldError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-/// Everything that can go wrong while serving a request.
+/// Everything that can go wrong while serving a request. `Display` is for the log, in English;
+/// staff read [`WebError::public_message`], in French.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     /// No resource (or version) with this id, ref or URL.
-    #[error("introuvable : {0}")]
+    #[error("not found: {0}")]
     NotFound(String),
     /// The request is malformed (bad JSON, bad parameter); the message is French and safe to show.
-    #[error("requête invalide : {0}")]
+    #[error("bad request: {0}")]
     BadRequest(String),
     /// The content is well formed but not valid; every problem names its field.
-    #[error("contenu invalide")]
+    #[error("invalid content")]
     Invalid(Vec<FieldError>),
     /// The request body is larger than the route accepts.
-    #[error("requête trop volumineuse")]
+    #[error("request body too large")]
     TooLarge,
     /// Missing or wrong token.
-    #[error("non autorisé")]
+    #[error("missing or wrong token")]
     Unauthorized,
     /// The request came from another site or host (possible cross-site forgery).
-    #[error("origine refusée")]
+    #[error("request from another origin")]
     Forbidden,
     /// A page sent a form without the session cookie (the server restarted since it loaded).
-    #[error("session absente")]
+    #[error("form sent without a session")]
     SessionExpired,
     /// Anything else: logged in full, shown as a generic French message.
-    #[error("erreur interne : {0}")]
+    #[error("internal error: {0}")]
     Internal(String),
 }
 

@@ -6,6 +6,9 @@
 //! `FieldError.field` points at its input. Lists of codes are checkboxes; free lists (materials,
 //! keywords) are comma-separated text.
 
+use std::borrow::Cow;
+
+use atelier_core::fields::{self, FieldType};
 use atelier_core::resource::FieldError;
 use atelier_core::vocab;
 use maud::{html, Markup};
@@ -41,42 +44,13 @@ impl FormData {
     }
 }
 
-/// The top-level fields the form shows for a kind, in form order.
+/// The top-level fields the form shows for a kind (the table's `kinds`), `kind` itself aside:
+/// the form sends it apart.
 pub fn fields_for(kind: &str) -> Vec<&'static str> {
-    let mut f = vec![
-        "title",
-        "summary",
-        "description",
-        "status",
-        "office",
-        "location",
-    ];
-    f.extend_from_slice(match kind {
-        "realisation" => &[
-            "year",
-            "intervention",
-            "building_type",
-            "client",
-            "designers",
-            "cost_eur_ht",
-            "floor_area_m2",
-        ][..],
-        "outil" => &["tool_type", "year"][..],
-        "action" => &["action_type", "dates", "year"][..],
-        "publication" => &["year"][..],
-        _ => &[][..],
-    });
-    f.extend_from_slice(&[
-        "axes",
-        "themes",
-        "sectors",
-        "audiences",
-        "materials",
-        "keywords",
-        "links",
-        "ref",
-    ]);
-    f
+    fields::top_level()
+        .filter(|f| f.name != "kind" && f.applies_to(kind))
+        .map(|f| f.name)
+        .collect()
 }
 
 /// The FORMAT.md values of `fields` as submitted. A number that does not parse is kept as the
@@ -84,46 +58,41 @@ pub fn fields_for(kind: &str) -> Vec<&'static str> {
 pub fn to_json(form: &FormData, fields: &[&str]) -> Map<String, Value> {
     let mut out = Map::new();
     for &field in fields {
-        let value = match field {
-            "summary" | "description" => form
-                .get(field)
-                .map(|s| Value::from(s.replace("\r\n", "\n")))
-                .unwrap_or(Value::Null),
-            "axes" | "themes" | "sectors" | "audiences" => Value::from(
-                form.all(field)
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>(),
-            ),
-            "materials" | "keywords" => {
-                Value::from(split_list(form.get(field).unwrap_or_default()))
-            }
-            "year" => form.text(field).map(|s| integer(&s)).unwrap_or(Value::Null),
-            "cost_eur_ht" | "floor_area_m2" => {
-                form.text(field).map(|s| decimal(&s)).unwrap_or(Value::Null)
-            }
-            "location" => location(form),
-            "dates" => {
-                let mut d = Map::new();
-                for k in ["start", "end"] {
-                    if let Some(v) = form.text(&format!("dates.{k}")) {
-                        d.insert(k.into(), Value::from(v));
-                    }
-                }
-                if d.is_empty() {
-                    Value::Null
-                } else {
-                    Value::Object(d)
-                }
-            }
-            "designers" => rows(form, "designers", "name", &["role", "name"]),
-            "links" => rows(form, "links", "url", &["url", "label"]),
-            _ => form.text(field).map(Value::from).unwrap_or(Value::Null),
-        };
-        out.insert(field.to_string(), value);
+        let ty = fields::field(field).map_or(FieldType::Text, |f| f.ty);
+        out.insert(field.to_string(), value(form, field, ty));
     }
     out
+}
+
+/// The submitted value of one field or sub-field, read by its type.
+fn value(form: &FormData, field: &str, ty: FieldType) -> Value {
+    let text = || form.text(field);
+    match ty {
+        // Long texts are kept as typed, untrimmed; only the browser's CRLF line ends change.
+        FieldType::LongText => form
+            .get(field)
+            .map(|s| Value::from(s.replace("\r\n", "\n")))
+            .unwrap_or(Value::Null),
+        FieldType::Codes(_) => Value::from(
+            form.all(field)
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        ),
+        FieldType::Words => Value::from(split_list(form.get(field).unwrap_or_default())),
+        FieldType::Year => text().map(|s| integer(&s)).unwrap_or(Value::Null),
+        FieldType::Amount { .. } | FieldType::Coordinate => {
+            text().map(|s| decimal(&s)).unwrap_or(Value::Null)
+        }
+        FieldType::Group => group(form, field),
+        // The key a row cannot go without: a blank row (one is always offered) is left out.
+        FieldType::Rows => match field {
+            "designers" => rows(form, field, "name"),
+            _ => rows(form, field, "url"),
+        },
+        _ => text().map(Value::from).unwrap_or(Value::Null),
+    }
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -159,27 +128,37 @@ fn decimal(s: &str) -> Value {
     }
 }
 
-fn location(form: &FormData) -> Value {
-    let mut l = Map::new();
-    for k in ["commune", "insee", "departement"] {
-        if let Some(v) = form.text(&format!("location.{k}")) {
-            l.insert(k.into(), Value::from(v));
+/// An object of the sub-fields the table lists for `group`, each read by its type; `null` when
+/// none was filled.
+fn group(form: &FormData, group: &str) -> Value {
+    let mut object = Map::new();
+    for f in sub_fields(group) {
+        let v = value(form, f.name, f.ty);
+        if !v.is_null() {
+            object.insert(key(f.name).into(), v);
         }
     }
-    for k in ["lat", "lon"] {
-        if let Some(v) = form.text(&format!("location.{k}")) {
-            l.insert(k.into(), decimal(&v));
-        }
-    }
-    if l.is_empty() {
+    if object.is_empty() {
         Value::Null
     } else {
-        Value::Object(l)
+        Value::Object(object)
     }
 }
 
+/// The sub-fields of a group or of a row, in table order.
+fn sub_fields(group: &str) -> impl Iterator<Item = &'static fields::Field> + '_ {
+    fields::FIELDS
+        .iter()
+        .filter(move |f| f.parent().is_some_and(|p| p.name == group))
+}
+
+/// The last part of a dotted name (`commune` for `location.commune`).
+fn key(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
 /// Rows `group.N.key`; a row whose `required` key is empty is left out (the blank rows).
-fn rows(form: &FormData, group: &str, required: &str, keys: &[&str]) -> Value {
+fn rows(form: &FormData, group: &str, required: &str) -> Value {
     let prefix = format!("{group}.");
     let mut indexes: Vec<usize> = form
         .0
@@ -194,9 +173,10 @@ fn rows(form: &FormData, group: &str, required: &str, keys: &[&str]) -> Value {
             continue;
         }
         let mut row = Map::new();
-        for k in keys {
+        for f in sub_fields(group) {
+            let k = key(f.name);
             if let Some(v) = form.text(&format!("{group}.{i}.{k}")) {
-                row.insert((*k).into(), Value::from(v));
+                row.insert(k.into(), Value::from(v));
             }
         }
         out.push(Value::Object(row));
@@ -218,12 +198,7 @@ pub struct FormView<'a> {
 pub fn render(view: &FormView<'_>) -> Markup {
     let shown = fields_for(view.kind);
     let has = |f: &str| shown.contains(&f);
-    let year_label = match view.kind {
-        "realisation" => "Année de livraison",
-        "outil" => "Année d'édition",
-        "action" => "Année de l'action",
-        _ => "Année",
-    };
+    let year_label = fields::year_label(view.kind);
     html! {
         @if !view.errors.is_empty() {
             (error_summary(view.errors))
@@ -231,19 +206,19 @@ pub fn render(view: &FormView<'_>) -> Markup {
         fieldset {
             legend { "L'essentiel" }
             @if view.live {
-                (select(view, "kind", vocab::KINDS, false))
+                (select(view, "kind", false))
             } @else {
                 input type="hidden" name="kind" value=(view.kind);
             }
             (text(view, "title", "text", &[("required", "required"), ("maxlength", "300")]))
             (textarea(view, "summary", 3, Some(atelier_core::resource::MAX_SUMMARY_CHARS)))
             (textarea(view, "description", 12, None))
-            (select(view, "status", vocab::STATUSES, false))
+            (select(view, "status", false))
             (office_select(view))
         }
         fieldset {
             legend { "Lieu" }
-            p.help { (glossary::field("location").map(|h| h.help).unwrap_or_default()) }
+            p.help { (help_of("location")) }
             div.row {
                 (text(view, "location.commune", "text", &[]))
                 (departement_select(view))
@@ -257,8 +232,8 @@ pub fn render(view: &FormView<'_>) -> Markup {
         @if view.kind != "acteur" {
             fieldset {
                 legend { "Détails : " (glossary::kind_name(view.kind).to_lowercase()) }
-                @if has("action_type") { (select(view, "action_type", vocab::ACTION_TYPES, true)) }
-                @if has("tool_type") { (select(view, "tool_type", vocab::TOOL_TYPES, true)) }
+                @if has("action_type") { (select(view, "action_type", true)) }
+                @if has("tool_type") { (select(view, "tool_type", true)) }
                 @if has("dates") {
                     div.row {
                         (text(view, "dates.start", "date", &[]))
@@ -266,8 +241,8 @@ pub fn render(view: &FormView<'_>) -> Markup {
                     }
                 }
                 @if has("year") { (text_labelled(view, "year", year_label, "text", &[("inputmode", "numeric"), ("maxlength", "4")])) }
-                @if has("intervention") { (select(view, "intervention", vocab::INTERVENTIONS, true)) }
-                @if has("building_type") { (select(view, "building_type", vocab::BUILDING_TYPES, true)) }
+                @if has("intervention") { (select(view, "intervention", true)) }
+                @if has("building_type") { (select(view, "building_type", true)) }
                 @if has("client") { (text(view, "client", "text", &[])) }
                 @if has("designers") { (designers(view)) }
                 @if has("cost_eur_ht") {
@@ -281,10 +256,10 @@ pub fn render(view: &FormView<'_>) -> Markup {
         fieldset {
             legend { "Classement" }
             p.help { "Ces cases servent à retrouver la fiche avec les filtres de la liste." }
-            (checkboxes(view, "axes", vocab::AXES))
-            (checkboxes(view, "themes", vocab::THEMES))
-            (checkboxes(view, "sectors", vocab::SECTORS))
-            (checkboxes(view, "audiences", vocab::AUDIENCES))
+            (checkboxes(view, "axes"))
+            (checkboxes(view, "themes"))
+            (checkboxes(view, "sectors"))
+            (checkboxes(view, "audiences"))
             (text(view, "materials", "text", &[]))
             (text(view, "keywords", "text", &[]))
         }
@@ -293,7 +268,7 @@ pub fn render(view: &FormView<'_>) -> Markup {
             (links(view))
         }
         details.advanced open[view.errors.iter().any(|e| e.field == "ref")] {
-            summary { "Référence externe (facultatif)" }
+            summary { (label_of("ref")) " (facultatif)" }
             (text(view, "ref", "text", &[]))
         }
     }
@@ -384,7 +359,7 @@ fn codes_of(values: &Value, name: &str) -> Vec<String> {
 
 /// Label, help line and error messages around an input.
 fn field_frame(view: &FormView<'_>, name: &str, label: &str, group: bool, input: Markup) -> Markup {
-    let help = glossary::field(name).map(|h| h.help).unwrap_or_default();
+    let help = help_of(name);
     let errors = errors_for(view.errors, name, group);
     let id = input_id(name);
     html! {
@@ -400,7 +375,7 @@ fn field_frame(view: &FormView<'_>, name: &str, label: &str, group: bool, input:
 fn described_by(view: &FormView<'_>, name: &str) -> String {
     let id = input_id(name);
     let mut parts = Vec::new();
-    if glossary::field(name).is_some_and(|h| !h.help.is_empty()) {
+    if !help_of(name).is_empty() {
         parts.push(format!("{id}-aide"));
     }
     if !errors_for(view.errors, name, false).is_empty() {
@@ -409,12 +384,30 @@ fn described_by(view: &FormView<'_>, name: &str) -> String {
     parts.join(" ")
 }
 
-fn label_of(name: &str) -> &'static str {
-    glossary::field(name).map(|h| h.label).unwrap_or("")
+/// The label of an input: the table's label, with the unit of a bare amount.
+fn label_of(name: &str) -> Cow<'static, str> {
+    fields::field(name).map_or(Cow::Borrowed(""), |f| f.label_with_unit())
+}
+
+/// The help line under an input; empty when the label says it all.
+fn help_of(name: &str) -> &'static str {
+    fields::field(name).map_or("", |f| f.help)
+}
+
+/// The label of an input inside one row of a list (« Rôle », « Intitulé »).
+fn row_label_of(name: &str) -> &'static str {
+    fields::field(name).map_or("", |f| f.short)
+}
+
+/// The vocabulary the table gives a code field.
+fn vocabulary_of(name: &str) -> &'static str {
+    fields::field(name)
+        .and_then(|f| f.ty.vocabulary())
+        .unwrap_or_default()
 }
 
 fn text(view: &FormView<'_>, name: &str, kind: &str, attrs: &[(&str, &str)]) -> Markup {
-    text_labelled(view, name, label_of(name), kind, attrs)
+    text_labelled(view, name, &label_of(name), kind, attrs)
 }
 
 fn text_labelled(
@@ -446,10 +439,11 @@ fn textarea(view: &FormView<'_>, name: &str, rows: u32, max: Option<usize>) -> M
             p.live-status data-for=(name) aria-live="polite" { "Enregistré automatiquement pendant la frappe." }
         }
     };
-    field_frame(view, name, label_of(name), false, input)
+    field_frame(view, name, &label_of(name), false, input)
 }
 
-fn select(view: &FormView<'_>, name: &str, vocabulary: &str, optional: bool) -> Markup {
+fn select(view: &FormView<'_>, name: &str, optional: bool) -> Markup {
+    let vocabulary = vocabulary_of(name);
     let current = value_text(view.values, name);
     let input = html! {
         select id=(input_id(name)) name=(name) aria-describedby=(described_by(view, name)) {
@@ -462,7 +456,7 @@ fn select(view: &FormView<'_>, name: &str, vocabulary: &str, optional: bool) -> 
             }
         }
     };
-    field_frame(view, name, label_of(name), false, input)
+    field_frame(view, name, &label_of(name), false, input)
 }
 
 fn office_select(view: &FormView<'_>) -> Markup {
@@ -475,7 +469,7 @@ fn office_select(view: &FormView<'_>) -> Markup {
             }
         }
     };
-    field_frame(view, "office", label_of("office"), false, input)
+    field_frame(view, "office", &label_of("office"), false, input)
 }
 
 fn departement_select(view: &FormView<'_>) -> Markup {
@@ -489,13 +483,14 @@ fn departement_select(view: &FormView<'_>) -> Markup {
             }
         }
     };
-    field_frame(view, name, label_of(name), false, input)
+    field_frame(view, name, &label_of(name), false, input)
 }
 
-fn checkboxes(view: &FormView<'_>, name: &str, vocabulary: &str) -> Markup {
+fn checkboxes(view: &FormView<'_>, name: &str) -> Markup {
+    let vocabulary = vocabulary_of(name);
     let checked = codes_of(view.values, name);
     let errors = errors_for(view.errors, name, false);
-    let help = glossary::field(name).map(|h| h.help).unwrap_or_default();
+    let help = help_of(name);
     html! {
         fieldset.choices.invalid[!errors.is_empty()] id=(input_id(name)) {
             legend { (label_of(name)) }
@@ -526,22 +521,22 @@ fn designers(view: &FormView<'_>) -> Markup {
     html! {
         fieldset.rows.invalid[!errors.is_empty()] id=(input_id("designers")) {
             legend { (label_of("designers")) }
-            p.help { (glossary::field("designers").map(|h| h.help).unwrap_or_default()) " Laissez le nom vide pour ne pas ajouter de ligne." }
+            p.help { (help_of("designers")) " Laissez le nom vide pour ne pas ajouter de ligne." }
             @for e in &errors { p.error { (capitalise(&e.message)) } }
             @for i in 0..rows {
                 @let row = current.get(i).cloned().unwrap_or(Value::Null);
                 @let role = row.get("role").and_then(Value::as_str).unwrap_or("architecte");
                 div.row.repeat {
                     div.field {
-                        label for={ "champ-designers-" (i) "-role" } { "Rôle" }
+                        label for={ "champ-designers-" (i) "-role" } { (row_label_of("designers.role")) }
                         select id={ "champ-designers-" (i) "-role" } name={ "designers." (i) ".role" } {
-                            @for (code, label) in vocab::codes(vocab::DESIGNER_ROLES) {
+                            @for (code, label) in vocab::codes(vocabulary_of("designers.role")) {
                                 option value=(code) selected[code == role] { (label) }
                             }
                         }
                     }
                     div.field.grow {
-                        label for={ "champ-designers-" (i) "-name" } { "Nom (agence, bureau d'études, personne)" }
+                        label for={ "champ-designers-" (i) "-name" } { (row_label_of("designers.name")) }
                         input type="text" id={ "champ-designers-" (i) "-name" } name={ "designers." (i) ".name" }
                             value=(row.get("name").and_then(Value::as_str).unwrap_or_default());
                     }
@@ -562,18 +557,18 @@ fn links(view: &FormView<'_>) -> Markup {
     let errors = errors_for(view.errors, "links", true);
     html! {
         div.rows.invalid[!errors.is_empty()] id=(input_id("links")) {
-            p.help { (glossary::field("links").map(|h| h.help).unwrap_or_default()) }
+            p.help { (help_of("links")) }
             @for e in &errors { p.error { (capitalise(&e.message)) } }
             @for i in 0..rows {
                 @let row = current.get(i).cloned().unwrap_or(Value::Null);
                 div.row.repeat {
                     div.field.grow {
-                        label for={ "champ-links-" (i) "-url" } { "Adresse (https://…)" }
+                        label for={ "champ-links-" (i) "-url" } { (row_label_of("links.url")) }
                         input type="url" id={ "champ-links-" (i) "-url" } name={ "links." (i) ".url" }
                             value=(row.get("url").and_then(Value::as_str).unwrap_or_default());
                     }
                     div.field.grow {
-                        label for={ "champ-links-" (i) "-label" } { "Intitulé" }
+                        label for={ "champ-links-" (i) "-label" } { (row_label_of("links.label")) }
                         input type="text" id={ "champ-links-" (i) "-label" } name={ "links." (i) ".label" }
                             value=(row.get("label").and_then(Value::as_str).unwrap_or_default());
                     }

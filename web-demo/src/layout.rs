@@ -1,11 +1,11 @@
 //! The frame of every page: header with the office's name, navigation, the sync indicator, and
 //! the error page. HTML is built with maud, which escapes every inserted value.
 
+use atelier_core::fr;
 use axum::http::StatusCode;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::events::now_ms;
-use crate::glossary;
 use crate::sync_status::SyncView;
 use crate::AppState;
 
@@ -31,8 +31,8 @@ pub enum Nav {
 
 /// A whole page around `content`.
 pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
-    let office = state.replica().office().to_string();
-    let office_name = glossary::office_name(&office);
+    let office = state.replica().office();
+    let office_name = fr::office_name(office);
     let sync = SyncView::of(state.sync().as_ref(), now_ms());
     html! {
         (DOCTYPE)

@@ -431,7 +431,7 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
                 replica.dir(),
                 &format!("http://{local_addr}"),
                 state.api_token(),
-                replica.office().as_str(),
+                replica.office(),
             )
             .context("écriture de server.json")?,
         )

@@ -1,5 +1,6 @@
 //! The HTML pages, in plain French. Each page module renders one screen; this module holds what
-//! several share: how a resource's fields read, badges, number and date formats.
+//! several share: how a resource's fields read, badges. Numbers and dates are written by
+//! `atelier_core::fr`, field labels come from `atelier_core::fields`.
 
 pub mod delete;
 pub mod edit;
@@ -10,7 +11,7 @@ pub mod show;
 
 use atelier_core::document::Stored;
 use atelier_core::resource::Resource;
-use atelier_core::{vocab, DocumentId};
+use atelier_core::{fields, fr, vocab, DocumentId};
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -69,41 +70,7 @@ pub fn kind_badge(kind: &str) -> Markup {
 }
 
 pub fn status_badge(status: &str) -> Markup {
-    html! { span.badge.status data-status=(status) { (glossary::code_label(vocab::STATUSES, status)) } }
-}
-
-/// « 2 600 000 », « 12,5 »: French digit grouping and decimal comma.
-pub fn fr_number(x: f64) -> String {
-    let negative = x < 0.0;
-    let whole = x.abs().trunc() as u64;
-    let frac = x.abs().fract();
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push('\u{202f}');
-        }
-        grouped.push(c);
-    }
-    if frac > 0.0 {
-        let f = format!("{:.2}", frac);
-        grouped.push(',');
-        grouped.push_str(f.trim_start_matches("0.").trim_end_matches('0'));
-    }
-    if negative {
-        format!("-{grouped}")
-    } else {
-        grouped
-    }
-}
-
-/// « 01/05/2024 » from « 2024-05-01 ».
-pub fn fr_date(iso: &str) -> String {
-    let p: Vec<&str> = iso.split('-').collect();
-    match p.as_slice() {
-        [y, m, d] => format!("{d}/{m}/{y}"),
-        _ => iso.to_string(),
-    }
+    html! { span.badge.status data-status=(status) { (vocab::label_or_code(vocab::STATUSES, status)) } }
 }
 
 /// The description: paragraphs split on blank lines, line breaks kept. Markdown marks are shown
@@ -119,88 +86,80 @@ pub fn paragraphs(text: &str) -> Markup {
 fn labels(vocabulary: &str, codes: &[String]) -> Vec<String> {
     codes
         .iter()
-        .map(|c| glossary::code_label(vocabulary, c).to_string())
+        .map(|c| vocab::label_or_code(vocabulary, c).to_string())
         .collect()
 }
 
 /// Every filled field but title, summary and description, as a definition list.
 pub fn details(r: &Resource) -> Markup {
-    let year_label = match r.kind.as_str() {
-        "realisation" => "Année de livraison",
-        "outil" => "Année d'édition",
-        "action" => "Année de l'action",
-        _ => "Année",
-    };
+    let label = |name: &'static str| fields::field(name).map_or(name, |f| f.label);
     let opt_label = |vocabulary: &str, v: &Option<String>| {
         v.as_deref()
-            .map(|c| glossary::code_label(vocabulary, c).to_string())
+            .map(|c| vocab::label_or_code(vocabulary, c).to_string())
     };
+    let amount = |name: &str, x: Option<f64>| fields::field(name).and_then(|f| Some(f.amount(x?)));
     let loc = r.location.clone().unwrap_or_default();
     let lieu = match (&loc.commune, &loc.departement) {
-        (Some(c), Some(d)) => Some(format!("{c}, {}", glossary::departement_name(d))),
+        (Some(c), Some(d)) => Some(format!("{c}, {}", fr::departement_name(d))),
         (Some(c), None) => Some(c.clone()),
-        (None, Some(d)) => Some(glossary::departement_name(d)),
+        (None, Some(d)) => Some(fr::departement_name(d)),
         (None, None) => None,
     };
-    let dates = r.dates.as_ref().and_then(|d| match (&d.start, &d.end) {
-        (Some(s), Some(e)) if s != e => Some(format!("du {} au {}", fr_date(s), fr_date(e))),
-        (Some(s), _) => Some(format!("le {}", fr_date(s))),
-        (None, Some(e)) => Some(format!("jusqu'au {}", fr_date(e))),
-        _ => None,
-    });
+    let dates = r
+        .dates
+        .as_ref()
+        .map(|d| fr::date_range(d.start.as_deref(), d.end.as_deref()))
+        .filter(|d| !d.is_empty());
     let list_rows: Vec<(&str, Vec<String>)> = vec![
-        ("Axes du programme", labels(vocab::AXES, &r.axes)),
-        ("Thèmes", labels(vocab::THEMES, &r.themes)),
-        (
-            "Filières de construction",
-            labels(vocab::SECTORS, &r.sectors),
-        ),
-        ("Matériaux", r.materials.clone()),
-        ("Publics", labels(vocab::AUDIENCES, &r.audiences)),
-        ("Mots-clés", r.keywords.clone()),
+        (label("axes"), labels(vocab::AXES, &r.axes)),
+        (label("themes"), labels(vocab::THEMES, &r.themes)),
+        (label("sectors"), labels(vocab::SECTORS, &r.sectors)),
+        (label("materials"), r.materials.clone()),
+        (label("audiences"), labels(vocab::AUDIENCES, &r.audiences)),
+        (label("keywords"), r.keywords.clone()),
     ];
     let rows: Vec<(&str, Option<String>)> = vec![
         (
-            "Type d'action",
+            label("action_type"),
             opt_label(vocab::ACTION_TYPES, &r.action_type),
         ),
-        ("Type d'outil", opt_label(vocab::TOOL_TYPES, &r.tool_type)),
-        ("Dates", dates),
-        ("Lieu", lieu),
-        ("Code commune INSEE", loc.insee.clone()),
-        (year_label, r.year.map(|y| y.to_string())),
         (
-            "Nature des travaux",
+            label("tool_type"),
+            opt_label(vocab::TOOL_TYPES, &r.tool_type),
+        ),
+        (label("dates"), dates),
+        (label("location"), lieu),
+        (label("location.insee"), loc.insee.clone()),
+        (fields::year_label(&r.kind), r.year.map(|y| y.to_string())),
+        (
+            label("intervention"),
             opt_label(vocab::INTERVENTIONS, &r.intervention),
         ),
         (
-            "Type de bâtiment ou d'espace",
+            label("building_type"),
             opt_label(vocab::BUILDING_TYPES, &r.building_type),
         ),
-        ("Maître d'ouvrage", r.client.clone()),
+        (label("client"), r.client.clone()),
+        (label("cost_eur_ht"), amount("cost_eur_ht", r.cost_eur_ht)),
         (
-            "Coût des travaux",
-            r.cost_eur_ht.map(|c| format!("{} € HT", fr_number(c))),
-        ),
-        (
-            "Surface de plancher",
-            r.floor_area_m2.map(|a| format!("{} m²", fr_number(a))),
+            label("floor_area_m2"),
+            amount("floor_area_m2", r.floor_area_m2),
         ),
     ];
     html! {
         dl.details {
-            dt { "Type de fiche" }
+            dt { (label("kind")) }
             dd { (glossary::kind_name(&r.kind)) br; small { (glossary::kind(&r.kind).map(|k| k.explanation).unwrap_or_default()) } }
-            dt { "Office" }
+            dt { (label("office")) }
             dd { (glossary::office_name(&r.office)) }
-            dt { "État" }
-            dd { (glossary::code_label(vocab::STATUSES, &r.status)) }
+            dt { (label("status")) }
+            dd { (vocab::label_or_code(vocab::STATUSES, &r.status)) }
             @for (label, value) in &rows {
                 @if let Some(v) = value { dt { (label) } dd { (v) } }
             }
             @if !r.designers.is_empty() {
-                dt { "Concepteurs" }
-                dd { ul.plain { @for d in &r.designers { li { (d.name) " — " (glossary::code_label(vocab::DESIGNER_ROLES, &d.role)) } } } }
+                dt { (label("designers")) }
+                dd { ul.plain { @for d in &r.designers { li { (d.name) " — " (vocab::label_or_code(vocab::DESIGNER_ROLES, &d.role)) } } } }
             }
             @for (label, values) in &list_rows {
                 @if !values.is_empty() {
@@ -209,11 +168,11 @@ pub fn details(r: &Resource) -> Markup {
                 }
             }
             @if !r.links.is_empty() {
-                dt { "Liens" }
+                dt { (label("links")) }
                 dd { ul.plain { @for l in &r.links { li { a href=(l.url) rel="noopener noreferrer" { (l.label.as_deref().unwrap_or(&l.url)) } } } } }
             }
             @if let Some(reference) = &r.ref_ {
-                dt { "Référence externe" }
+                dt { (label("ref")) }
                 dd { code { (reference) } }
             }
             @for (k, v) in &r.extra {
@@ -244,18 +203,5 @@ pub fn article(r: &Resource) -> Markup {
                 (details(r))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn french_numbers_and_dates() {
-        assert_eq!(fr_number(2_600_000.0), "2\u{202f}600\u{202f}000");
-        assert_eq!(fr_number(940.0), "940");
-        assert_eq!(fr_number(12.5), "12,5");
-        assert_eq!(fr_date("2024-05-01"), "01/05/2024");
     }
 }

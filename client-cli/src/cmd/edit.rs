@@ -3,41 +3,11 @@
 use std::io::Write;
 
 use atelier_core::document::Edit;
+use atelier_core::fields::{self, FieldType};
 use serde_json::{json, Value};
 
 use super::write_json;
 use crate::{backend, Ctx, UsageError};
-
-/// Fields whose values are text: what follows `=` is kept as typed (`--set location.insee=63113`
-/// stays the string "63113"), except `null`, which clears the field.
-const TEXT_FIELDS: &[&str] = &[
-    "ref",
-    "kind",
-    "title",
-    "summary",
-    "description",
-    "office",
-    "status",
-    "client",
-    "intervention",
-    "building_type",
-    "tool_type",
-    "action_type",
-    "location.commune",
-    "location.insee",
-    "location.departement",
-    "dates.start",
-    "dates.end",
-];
-/// List fields: a value that is not a JSON array is read as a comma-separated list.
-const LIST_FIELDS: &[&str] = &[
-    "axes",
-    "themes",
-    "sectors",
-    "materials",
-    "audiences",
-    "keywords",
-];
 
 /// Modifie une ressource. Toutes les modifications d'une commande forment un seul changement de
 /// l'historique ; rien n'est écrit si l'une d'elles est invalide.
@@ -116,17 +86,24 @@ pub fn edits(args: &Args) -> Result<Vec<Edit>, UsageError> {
     Ok(edits)
 }
 
-/// Reads the value of `--set field=value` (see the help of `--set`).
+/// Reads the value of `--set field=value` (see the help of `--set`) by the field's type:
+/// what follows `=` in a text field is kept as typed (`--set location.insee=63113` stays the
+/// string "63113"), except `null`, which clears the field; a list field reads a value that is
+/// not a JSON array as a comma-separated list; any other value is JSON when it parses.
 pub fn parse_value(field: &str, raw: &str) -> Value {
     let json: Option<Value> = serde_json::from_str(raw).ok();
-    if TEXT_FIELDS.contains(&field) {
+    let ty = fields::field(field)
+        // A key of one row of a list (`links.url`) is not set on its own: no type applies.
+        .filter(|f| !f.parent().is_some_and(|p| p.ty == FieldType::Rows))
+        .map(|f| f.ty);
+    if ty.is_some_and(FieldType::is_textual) {
         return match json {
             Some(Value::Null) => Value::Null,
             Some(Value::String(s)) => Value::String(s),
             _ => Value::String(raw.to_string()),
         };
     }
-    if LIST_FIELDS.contains(&field) {
+    if ty.is_some_and(FieldType::is_list) {
         return match json {
             Some(v @ (Value::Array(_) | Value::Null)) => v,
             _ => Value::Array(
@@ -167,5 +144,50 @@ mod tests {
             json!({"commune":"Riom"})
         );
         assert_eq!(parse_value("cost_eur_ht", "beaucoup"), json!("beaucoup"));
+    }
+
+    #[test]
+    fn the_field_table_decides_which_values_stay_text() {
+        // The fields `edit` kept as typed before the table drove it.
+        for field in [
+            "ref",
+            "kind",
+            "title",
+            "summary",
+            "description",
+            "office",
+            "status",
+            "client",
+            "intervention",
+            "building_type",
+            "tool_type",
+            "action_type",
+            "location.commune",
+            "location.insee",
+            "location.departement",
+            "dates.start",
+            "dates.end",
+        ] {
+            assert_eq!(parse_value(field, "12"), json!("12"), "{field}");
+        }
+        for field in [
+            "axes",
+            "themes",
+            "sectors",
+            "materials",
+            "audiences",
+            "keywords",
+        ] {
+            assert_eq!(parse_value(field, "a,b"), json!(["a", "b"]), "{field}");
+        }
+        for field in [
+            "year",
+            "location.lat",
+            "links.url",
+            "designers.name",
+            "photo_credit",
+        ] {
+            assert_eq!(parse_value(field, "12"), json!(12), "{field}");
+        }
     }
 }

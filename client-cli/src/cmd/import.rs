@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use atelier_core::jsonl;
+use atelier_core::{fr, jsonl};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::write_json;
@@ -66,7 +66,7 @@ fn progress_bar(len: usize) -> ProgressBar {
 }
 
 fn describe(c: &ImportCounts) -> String {
-    let s = |n: usize| if n > 1 { "s" } else { "" };
+    let s = |n: usize| fr::plural_s(n as u64);
     format!(
         "{} créée{}, {} mise{} à jour, {} inchangée{}",
         c.created,

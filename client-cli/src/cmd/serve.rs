@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use atelier_core::replica::Replica;
 use atelier_core::sync::{Role, Session, SyncStats};
-use atelier_core::OfficeId;
+use atelier_core::{fr, OfficeId};
 use atelier_relay::framing::FramedStream;
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::server::{self, ConnectionHandler, Peer, PinnedPeers, ServerConfig};
@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::init::IDENTITY_DIR;
-use super::sync::{count, net};
+use super::sync::net;
 use crate::{Ctx, UsageError};
 
 /// Events buffered between connection tasks and the printer; a sync reports two.
@@ -180,18 +180,18 @@ impl Event {
                     0 => String::new(),
                     k => format!(
                         ", {} ignorée{} (lecture seule)",
-                        docs(k, "modification"),
-                        plural(k)
+                        fr::count(k, "modification"),
+                        fr::plural_s(k)
                     ),
                 };
                 writeln!(
                     out,
                     "{} : {} reçu{}, {} envoyé{}{ignored}",
                     p.office,
-                    docs(s.docs_received, "document"),
-                    plural(s.docs_received),
-                    docs(s.docs_sent, "document"),
-                    plural(s.docs_sent),
+                    fr::count(s.docs_received, "document"),
+                    fr::plural_s(s.docs_received),
+                    fr::count(s.docs_sent, "document"),
+                    fr::plural_s(s.docs_sent),
                 )
             }
             (Event::Ended(p, Err(e)), true) => writeln!(
@@ -229,18 +229,5 @@ impl ConnectionHandler for PeerHandler {
             let _ = events.send(Event::Ended(peer, report)).await;
             result.map(|_| ()).map_err(Into::into)
         })
-    }
-}
-
-/// « 1 document », « 12 documents ».
-fn docs(n: u64, word: &str) -> String {
-    format!("{} {word}{}", count(n), plural(n))
-}
-
-fn plural(n: u64) -> &'static str {
-    if n > 1 {
-        "s"
-    } else {
-        ""
     }
 }

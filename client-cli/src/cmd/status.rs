@@ -4,7 +4,7 @@ use std::io::Write;
 
 use atelier_core::replica::{Replica, ReplicaError, Unsynced};
 use atelier_core::store::StoreError;
-use atelier_core::DocumentId;
+use atelier_core::{fr, DocumentId};
 use serde::Serialize;
 
 use atelier_relay::identity::Identity;
@@ -13,7 +13,7 @@ use super::init::IDENTITY_DIR;
 use super::sync::pin::RelayPin;
 use super::sync::state::{PeerSync, SyncState, WatchState};
 use super::write_json;
-use crate::{render, Ctx};
+use crate::Ctx;
 
 /// Resources listed by name; beyond, only their number.
 const SHOWN: usize = 20;
@@ -99,7 +99,7 @@ fn pending(replica: &Replica) -> anyhow::Result<(Vec<Pending>, usize)> {
             None => other += 1,
         }
     }
-    resources.sort_by_key(|p| render::fold(&p.title));
+    resources.sort_by_key(|p| fr::sort_key(&p.title));
     Ok((resources, other))
 }
 
@@ -176,21 +176,17 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
     let read_only = s.relay.as_ref().is_some_and(|pin| pin.read_only);
     writeln!(
         out,
-        "{} : {} ressource{}{}",
+        "{} : {}{}",
         if read_only {
             "Modifié ici, non publié (accès en lecture seule)"
         } else {
             "Pas encore sur le relais"
         },
-        super::sync::count(n as u64),
-        if n > 1 { "s" } else { "" },
+        fr::count(n as u64, "ressource"),
         match other {
             0 => String::new(),
             1 => " et 1 document de catalogue".into(),
-            k => format!(
-                " et {} documents de catalogue",
-                super::sync::count(k as u64)
-            ),
+            k => format!(" et {} documents de catalogue", fr::integer(k as u64)),
         }
     )?;
     for p in pending.iter().take(SHOWN) {
@@ -201,11 +197,7 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
         writeln!(out, "  {state:<9} « {} » ({}) {}", p.title, p.office, p.id)?;
     }
     if n > SHOWN {
-        writeln!(
-            out,
-            "  … et {} autres",
-            super::sync::count((n - SHOWN) as u64)
-        )?;
+        writeln!(out, "  … et {} autres", fr::integer((n - SHOWN) as u64))?;
     }
     if read_only {
         writeln!(
@@ -220,7 +212,7 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
 
 /// « 29/11/2026 14:03 (il y a 5 min) ».
 fn ago(ms: i64, ctx: &Ctx) -> String {
-    let at = render::local_time(ms / 1000, ctx.offset);
+    let at = fr::date_time(ms / 1000, ctx.offset);
     let minutes = (ctx.now_ms() - ms).max(0) / 60_000;
     let ago = match minutes {
         0 => "à l'instant".to_string(),

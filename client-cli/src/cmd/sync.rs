@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use atelier_core::fr;
 use atelier_core::replica::Replica;
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_relay::agent;
@@ -228,19 +229,19 @@ fn progress(json: bool) -> ProgressBar {
 fn progress_message(s: &SyncStats) -> String {
     format!(
         "synchronisation : {} document{} reçu{}, {} envoyé{} ({} reçus)",
-        count(s.docs_received),
-        plural(s.docs_received),
-        plural(s.docs_received),
-        count(s.docs_sent),
-        plural(s.docs_sent),
-        bytes(s.bytes_received),
+        fr::integer(s.docs_received),
+        fr::plural_s(s.docs_received),
+        fr::plural_s(s.docs_received),
+        fr::integer(s.docs_sent),
+        fr::plural_s(s.docs_sent),
+        fr::size(s.bytes_received),
     )
 }
 
 /// The French summary of a sync.
 fn summary(out: &mut dyn Write, r: &Report) -> anyhow::Result<()> {
     let who = if r.relay { "le relais" } else { "le poste" };
-    let secs = duration(r.duration_ms);
+    let secs = fr::duration_ms(r.duration_ms);
     let s = &r.stats;
     if s.docs_received == 0 && s.docs_sent == 0 {
         writeln!(
@@ -264,28 +265,28 @@ fn summary(out: &mut dyn Write, r: &Report) -> anyhow::Result<()> {
     writeln!(
         out,
         "  réseau : {} reçus, {} envoyés, {} tour{} d'échange",
-        bytes(s.bytes_received),
-        bytes(s.bytes_sent),
+        fr::size(s.bytes_received),
+        fr::size(s.bytes_sent),
         s.rounds,
-        plural(s.rounds as u64)
+        fr::plural_s(s.rounds as u64)
     )?;
     if s.unpublished > 0 {
         writeln!(
             out,
             "  {} document{} modifié{} ici non publié{} : cet appareil est inscrit en lecture seule",
-            count(s.unpublished),
-            plural(s.unpublished),
-            plural(s.unpublished),
-            plural(s.unpublished)
+            fr::integer(s.unpublished),
+            fr::plural_s(s.unpublished),
+            fr::plural_s(s.unpublished),
+            fr::plural_s(s.unpublished)
         )?;
     }
     if s.refused_changes > 0 {
         writeln!(
             out,
             "  {} modification{} refusée{} par {who}",
-            count(s.refused_changes),
-            plural(s.refused_changes),
-            plural(s.refused_changes)
+            fr::integer(s.refused_changes),
+            fr::plural_s(s.refused_changes),
+            fr::plural_s(s.refused_changes)
         )?;
     }
     Ok(())
@@ -300,16 +301,16 @@ fn direction(
     if docs == 0 {
         return "rien".into();
     }
-    let mut text = format!("{} document{}", count(docs), plural(docs));
+    let mut text = format!("{} document{}", fr::integer(docs), fr::plural_s(docs));
     if resources > 0 {
         let offices: Vec<String> = by_office
             .iter()
-            .map(|(office, n)| format!("{office} : {}", count(*n)))
+            .map(|(office, n)| format!("{office} : {}", fr::integer(*n)))
             .collect();
         text.push_str(&format!(
             ", dont {} ressource{} ({})",
-            count(resources),
-            plural(resources),
+            fr::integer(resources),
+            fr::plural_s(resources),
             offices.join(", ")
         ));
     }
@@ -317,64 +318,22 @@ fn direction(
         let other = docs - resources;
         text.push_str(&format!(
             " ; {} de catalogue",
-            if other == 1 { "1".into() } else { count(other) }
+            if other == 1 {
+                "1".into()
+            } else {
+                fr::integer(other)
+            }
         ));
     }
     text
 }
 
-/// « 340 ms », « 1,4 s ».
-fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0).replace('.', ",")
-    }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n > 1 {
-        "s"
-    } else {
-        ""
-    }
-}
-
-/// A count with French digit grouping: 10 000.
-pub(crate) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A size in bytes, French style: 3,1 Mo.
-pub(crate) fn bytes(n: u64) -> String {
-    let (value, unit) = match n {
-        n if n >= 1_000_000_000 => (n as f64 / 1e9, "Go"),
-        n if n >= 1_000_000 => (n as f64 / 1e6, "Mo"),
-        n if n >= 1_000 => (n as f64 / 1e3, "ko"),
-        n => return format!("{n} o"),
-    };
-    format!("{value:.1} {unit}").replace('.', ",")
-}
+/// The count of `sync --watch` lines (`watch.rs` still calls it through here).
+pub(crate) use atelier_core::fr::integer as count;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_read_as_french() {
-        assert_eq!(count(10_000), "10\u{202f}000");
-        assert_eq!(count(999), "999");
-        assert_eq!(bytes(3_140_000), "3,1 Mo");
-        assert_eq!(bytes(512), "512 o");
-    }
 
     #[test]
     fn summary_names_offices_and_catalog_documents() {

@@ -13,6 +13,8 @@
 //! Stop words are kept in the index (phrases need them); the query side decides what to do
 //! with them ([`is_stop_word`]).
 
+pub use crate::fr::fold;
+use crate::fr::{is_combining_mark, push_folded};
 use tantivy::tokenizer::{
     Language, Stemmer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
@@ -84,16 +86,6 @@ pub fn stem_word(stem_analyzer: &mut TextAnalyzer, folded: &str) -> String {
     }
 }
 
-/// Lowercases and folds a whole string (accents, ligatures) without tokenizing it; used for
-/// sort keys and for comparing short labels.
-pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_folded(c, &mut out);
-    }
-    out
-}
-
 /// The other number of a folded word, by the regular French plural rules: `batiments` →
 /// `batiment`, `batiment` → `batiments`, `materiaux` → `materiau`/`material`, `chateau` →
 /// `chateaux`, `local` → `locaux`. Some variants are not words; looking them up costs nothing.
@@ -142,54 +134,8 @@ fn is_apostrophe(c: char) -> bool {
     matches!(c, '\'' | '’' | 'ʼ' | '‘' | '`' | '´' | '′')
 }
 
-/// Combining diacritical marks: decomposed input (`e` + U+0301) folds like precomposed `é`.
-fn is_combining_mark(c: char) -> bool {
-    ('\u{0300}'..='\u{036F}').contains(&c)
-}
-
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || is_combining_mark(c)
-}
-
-/// Appends the lowercased, accent-free form of `c` to `out`.
-fn push_folded(c: char, out: &mut String) {
-    if c.is_ascii() {
-        out.push(c.to_ascii_lowercase());
-        return;
-    }
-    if is_combining_mark(c) {
-        return;
-    }
-    for l in c.to_lowercase() {
-        let folded: &str = match l {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
-            'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
-            'ď' | 'đ' => "d",
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
-            'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
-            'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
-            'ñ' | 'ń' | 'ņ' | 'ň' => "n",
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
-            'ś' | 'ŝ' | 'ş' | 'š' => "s",
-            'ţ' | 'ť' => "t",
-            'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
-            'ý' | 'ÿ' => "y",
-            'ź' | 'ż' | 'ž' => "z",
-            'ł' => "l",
-            'œ' => "oe",
-            'æ' => "ae",
-            'ß' => "ss",
-            'ﬁ' => "fi",
-            'ﬂ' => "fl",
-            'ª' => "a",
-            'º' => "o",
-            other => {
-                out.push(other);
-                continue;
-            }
-        };
-        out.push_str(folded);
-    }
 }
 
 /// Splits on non-alphanumeric characters, drops elided articles and folds each word.
@@ -420,11 +366,6 @@ mod tests {
     fn drops_overlong_tokens() {
         let long = "a".repeat(MAX_TOKEN_BYTES + 1);
         assert_eq!(exact(&format!("mot {long} fin")), ["mot", "fin"]);
-    }
-
-    #[test]
-    fn fold_whole_strings() {
-        assert_eq!(fold("Maître d’Œuvre"), "maitre d’oeuvre");
     }
 
     #[test]

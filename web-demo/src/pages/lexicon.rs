@@ -1,5 +1,6 @@
 //! `GET /lexique`: every kind, field and list of the app explained in plain words.
 
+use atelier_core::fields::{self, Field};
 use atelier_core::vocab;
 use axum::extract::State;
 use maud::{html, Markup};
@@ -9,11 +10,16 @@ use crate::layout::{self, Nav, PageMeta};
 use crate::AppState;
 
 pub async fn page(State(state): State<AppState>) -> Markup {
+    // The external reference is for imports from spreadsheets: last, as in the form, where it
+    // sits under « Référence externe (facultatif) ».
+    let mut explained: Vec<&Field> = fields::top_level().filter(|f| !f.help.is_empty()).collect();
+    explained.sort_by_key(|f| f.name == "ref");
+    let label = |name: &str| fields::field(name).map_or("", |f| f.label);
     let lists = [
-        ("Axes du programme", vocab::AXES),
-        ("Thèmes", vocab::THEMES),
-        ("Filières de construction", vocab::SECTORS),
-        ("Publics", vocab::AUDIENCES),
+        (label("axes"), vocab::AXES),
+        (label("themes"), vocab::THEMES),
+        (label("sectors"), vocab::SECTORS),
+        (label("audiences"), vocab::AUDIENCES),
         ("États d'une fiche", vocab::STATUSES),
     ];
     let content = html! {
@@ -28,8 +34,8 @@ pub async fn page(State(state): State<AppState>) -> Markup {
         section {
             h2 { "Les champs d'une fiche" }
             dl.lexicon {
-                @for f in glossary::FIELDS.iter().filter(|f| !f.help.is_empty() && !f.field.contains('.')) {
-                    dt { (f.label) } dd { (f.help) }
+                @for f in &explained {
+                    dt { (f.label_with_unit()) } dd { (f.help) }
                 }
             }
         }

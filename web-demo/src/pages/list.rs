@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use atelier_core::replica::ListFilter;
 use atelier_core::search::{SearchQuery, SearchResults};
-use atelier_core::{vocab, DocumentId};
+use atelier_core::{fr, vocab, DocumentId};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -261,7 +261,7 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
                 let place = match (res.commune(), res.departement()) {
                     (Some(c), Some(d)) => Some(format!("{c} ({d})")),
                     (Some(c), None) => Some(c.to_string()),
-                    (None, Some(d)) => Some(glossary::departement_name(d)),
+                    (None, Some(d)) => Some(fr::departement_name(d)),
                     _ => None,
                 };
                 cards.push(Card {
@@ -379,12 +379,12 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
 fn value_label(facet: &str, code: &str) -> String {
     match facet {
         "kind" => glossary::kind_name(code).to_string(),
-        "status" => glossary::code_label(vocab::STATUSES, code).to_string(),
-        "axe" => glossary::code_label(vocab::AXES, code).to_string(),
-        "theme" => glossary::code_label(vocab::THEMES, code).to_string(),
-        "sector" => glossary::code_label(vocab::SECTORS, code).to_string(),
+        "status" => vocab::label_or_code(vocab::STATUSES, code).to_string(),
+        "axe" => vocab::label_or_code(vocab::AXES, code).to_string(),
+        "theme" => vocab::label_or_code(vocab::THEMES, code).to_string(),
+        "sector" => vocab::label_or_code(vocab::SECTORS, code).to_string(),
         "office" => glossary::office_name(code),
-        "departement" => glossary::departement_name(code),
+        "departement" => fr::departement_name(code),
         _ => code.to_string(),
     }
 }
@@ -394,7 +394,7 @@ fn announcement(n: usize) -> String {
     match n {
         0 => "Aucune fiche trouvée".into(),
         1 => "1 fiche trouvée".into(),
-        n => format!("{} fiches trouvées", crate::pages::fr_number(n as f64)),
+        n => format!("{} fiches trouvées", fr::integer(n as u64)),
     }
 }
 
@@ -402,7 +402,7 @@ fn count_text(n: usize) -> String {
     match n {
         0 => "(aucune)".into(),
         1 => "(1 fiche)".into(),
-        n => format!("({} fiches)", crate::pages::fr_number(n as f64)),
+        n => format!("({} fiches)", fr::integer(n as u64)),
     }
 }
 
@@ -488,7 +488,7 @@ fn facet_options(
                     let label = if facet == "office" {
                         glossary::office_name(code)
                     } else {
-                        glossary::departement_name(code)
+                        fr::departement_name(code)
                     };
                     (code.clone(), label, *n)
                 })
