@@ -4,13 +4,12 @@
 //! Events: `change` `{"id":"automerge:…","key":"<bare id>"}`; `sync` the indicator's state (see
 //! [`SyncView`]); `resync` when a page fell behind and should reload what it shows.
 
+use atelier_core::clock::now_ms;
 use std::convert::Infallible;
 use std::sync::Weak;
 
 use atelier_core::replica::Replica;
 use atelier_core::DocumentId;
-// The layout and the pages import the clock from here (`crate::events::now_ms`).
-pub(crate) use atelier_core::clock::now_ms;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;

@@ -5,9 +5,9 @@ use atelier_core::fr;
 use axum::http::StatusCode;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::events::now_ms;
 use crate::sync_status::SyncView;
 use crate::AppState;
+use atelier_core::clock::now_ms;
 
 /// What a page tells the frame about itself.
 pub struct PageMeta<'a> {

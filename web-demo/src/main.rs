@@ -63,7 +63,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let search = match IndexedSearch::open(replica.clone()) {
         Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
         Err(e) => {
-            tracing::warn!(error = %e, "recherche plein texte indisponible, filtre simple utilisé");
+            tracing::warn!(error = %e, "full-text search unavailable, using the plain word filter");
             None
         }
     };

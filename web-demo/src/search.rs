@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use atelier_core::fr::fold;
 use atelier_core::replica::ListingEntry;
-use atelier_core::search::analysis::fold;
 use atelier_core::search::{Filters, Hit, IndexedSearch, SearchQuery, SearchResults};
 
 /// What the list page needs from a search engine.

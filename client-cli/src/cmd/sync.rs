@@ -329,7 +329,6 @@ fn direction(
 }
 
 /// The count of `sync --watch` lines (`watch.rs` still calls it through here).
-pub(crate) use atelier_core::fr::integer as count;
 
 #[cfg(test)]
 mod tests {

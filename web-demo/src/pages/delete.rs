@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use crate::error::WebError;
-use crate::events::now_ms;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{load, resource_path};
 use crate::AppState;
+use atelier_core::clock::now_ms;
 
 pub async fn confirm(
     State(state): State<AppState>,

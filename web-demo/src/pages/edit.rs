@@ -18,12 +18,12 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use crate::error::WebError;
-use crate::events::now_ms;
 use crate::form::{self, FormView};
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{form_data, resource_path};
 use crate::AppState;
+use atelier_core::clock::now_ms;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct NewQuery {

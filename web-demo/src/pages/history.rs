@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use crate::error::WebError;
-use crate::events::now_ms;
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
 use crate::AppState;
+use atelier_core::clock::now_ms;
 
 pub async fn page(
     State(state): State<AppState>,

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use atelier_core::replica::Replica;
 use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocChange;
-use atelier_core::DocumentId;
+use atelier_core::{fr, DocumentId};
 use atelier_relay::agent::{AgentHooks, SyncAgent};
 use atelier_relay::identity::Identity;
 use atelier_relay::sync_conn::LiveChanges;
@@ -219,12 +219,10 @@ impl Events<'_> {
 
     fn synced(&mut self, r: &Report) -> anyhow::Result<()> {
         let text = format!(
-            "synchronisé avec {} : {} reçu{}, {} envoyé{} ; à l'écoute des modifications",
+            "synchronisé avec {} : {}, {} ; à l'écoute des modifications",
             r.target,
-            super::count(r.stats.docs_received),
-            if r.stats.docs_received > 1 { "s" } else { "" },
-            super::count(r.stats.docs_sent),
-            if r.stats.docs_sent > 1 { "s" } else { "" },
+            fr::count(r.stats.docs_received, "reçu"),
+            fr::count(r.stats.docs_sent, "envoyé"),
         );
         let mut value = serde_json::to_value(r)?;
         value["event"] = json!("synced");
