@@ -328,8 +328,6 @@ fn direction(
     text
 }
 
-/// The count of `sync --watch` lines (`watch.rs` still calls it through here).
-
 #[cfg(test)]
 mod tests {
     use super::*;
