@@ -17,8 +17,8 @@ use thiserror::Error;
 use crate::card::{self, Card};
 pub use crate::document::{new_doc, TEXT_ENCODING};
 use crate::ids::DocumentId;
-use crate::mutex::lock;
 pub use crate::ids::HeadsHash;
+use crate::mutex::lock;
 use keys::{chunk_key, chunk_prefix, chunk_seq, heads_key};
 pub use kv::{Batch, Kv, MemKv, SledKv};
 
