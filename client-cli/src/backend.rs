@@ -107,7 +107,7 @@ pub trait Backend {
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
 pub fn open(dir: &Path) -> anyhow::Result<Box<dyn Backend>> {
-    match Replica::open(dir) {
+    match crate::migrate::open_replica(dir) {
         Ok(replica) => Ok(Box::new(Local::new(replica))),
         Err(ReplicaError::Store(StoreError::InUse(_))) => match ServerInfo::read(dir) {
             Some(info) => {

@@ -9,8 +9,8 @@
 //! This file holds the replica itself and the operations on one resource; each other concern
 //! has a module of its own: `listing` (the listing and ref indexes, and the indexer that keeps
 //! them), `catalog` (the catalog documents for automerge-repo clients), `import` (import,
-//! export, reindex), `synced` (what the relay held at the last sync) and `pending` (the search
-//! index's to-do list).
+//! export, reindex), `synced` (what the relay held at the last sync, and the sync record: when
+//! the last syncs happened, a running watch) and `pending` (the search index's to-do list).
 
 mod catalog;
 mod import;
@@ -37,7 +37,7 @@ use import::Upsert;
 use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
 pub use pending::PendingDocs;
-pub use synced::Unsynced;
+pub use synced::{PeerSync, SyncRecord, Unsynced, WatchState};
 
 /// On-disk format of a replica. Bumped when the layout changes; an older Atelier refuses a
 /// newer replica instead of rewriting it.
@@ -82,6 +82,9 @@ pub struct Replica {
     office: OfficeId,
     store: Arc<DocStore>,
     kv: Arc<dyn Kv>,
+    /// Serialises read-modify-writes of the sync record (the watch's hooks and its shutdown
+    /// run on different threads).
+    sync_record_lock: std::sync::Mutex<()>,
 }
 
 impl Replica {
@@ -158,6 +161,7 @@ impl Replica {
             office,
             store,
             kv,
+            sync_record_lock: std::sync::Mutex::new(()),
         }
     }
 

@@ -454,7 +454,7 @@ async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
     let status: Value =
         serde_json::from_str(&cli(&dir, &["status", "--json"]).await.stdout).unwrap();
     assert_eq!(status["pending"], json!([]));
-    assert!(status["last_sync_ms"].is_i64());
+    let last_sync_ms = status["last_sync_ms"].as_i64().unwrap();
 
     // Live: A's new resource shows up in the watcher's output.
     let mut watcher = Watcher::start(&dir);
@@ -491,6 +491,24 @@ async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
         listed.stdout.contains("Fiche chantier"),
         "{}",
         listed.stdout
+    );
+    // `status` cannot open the held replica: it reads the sync record through the watcher's
+    // local API, so the last sync and the running watch still show.
+    let held = cli(&dir, &["status", "--json"]).await;
+    assert_eq!(held.code, 0, "{}", held.stderr);
+    let held: Value = serde_json::from_str(&held.stdout).unwrap();
+    assert_eq!(held["pending"], Value::Null);
+    assert!(
+        held["last_sync_ms"].as_i64().unwrap() >= last_sync_ms,
+        "{held}"
+    );
+    assert_eq!(held["watch"]["connected"], true, "{held}");
+    let held = cli(&dir, &["status"]).await;
+    assert!(
+        held.stdout.contains("Dernière synchronisation : ")
+            && held.stdout.contains("Synchronisation continue en cours"),
+        "{}",
+        held.stdout
     );
 
     // The relay goes away and comes back on the same address: the watcher reconnects.

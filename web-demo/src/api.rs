@@ -12,6 +12,7 @@
 //! | `POST /api/import` | JSON Lines | `ImportReport`, or 422 and nothing imported |
 //! | `GET /api/export` | | JSON Lines |
 //! | `GET /api/sync`, `POST /api/sync` | | the sync indicator's state; ask for a sync round |
+//! | `GET /api/sync-record` | | `SyncRecord`: last syncs, a running `sync --watch` (for `atelier status`) |
 //!
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
@@ -196,6 +197,12 @@ pub async fn export(State(state): State<AppState>) -> Result<Response, WebError>
 
 pub async fn sync_state(State(state): State<AppState>) -> Response {
     Json(SyncView::of(state.sync().as_ref(), now_ms())).into_response()
+}
+
+/// The replica's sync record, for `atelier status` while this process holds the replica.
+pub async fn sync_record(State(state): State<AppState>) -> Result<Response, WebError> {
+    let record = state.blocking(|r| Ok(r.sync_record()?)).await?;
+    Ok(Json(record).into_response())
 }
 
 pub async fn sync_now(State(state): State<AppState>) -> Response {

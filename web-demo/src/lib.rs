@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .route("/export", get(api::export))
         .route("/search", post(api::search))
         .route("/sync", get(api::sync_state).post(api::sync_now))
+        .route("/sync-record", get(api::sync_record))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -602,6 +602,7 @@ async fn api_needs_the_token_and_answers_french_json_errors() {
         (Method::GET, "/api/export"),
         (Method::POST, "/api/import"),
         (Method::DELETE, "/api/resources/ev-1"),
+        (Method::GET, "/api/sync-record"),
     ] {
         let a = call(&app, method, uri, Auth::None, None, Body::empty()).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{uri}");
@@ -853,6 +854,19 @@ async fn api_follows_the_cli_contract() {
             .status,
         StatusCode::ACCEPTED
     );
+
+    // The sync record, as `atelier status` reads it while this server holds the replica.
+    let record = api(&app, Method::GET, "/api/sync-record", Value::Null)
+        .await
+        .json();
+    assert_eq!(record["last_sync_ms"], Value::Null);
+    app.replica
+        .update_sync_record(|r| r.last_sync_ms = Some(1_700_000_000_000))
+        .unwrap();
+    let record = api(&app, Method::GET, "/api/sync-record", Value::Null)
+        .await
+        .json();
+    assert_eq!(record["last_sync_ms"], 1_700_000_000_000_i64);
 }
 
 #[tokio::test]

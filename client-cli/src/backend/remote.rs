@@ -7,7 +7,7 @@
 //! `POST /api/resources/{id}/edits` `{"edits":[Edit…]}` → `{"fields":[…]}`;
 //! `DELETE /api/resources/{id}`; `GET /api/resources/{id}/history` → `[HistoryEntry]`;
 //! `POST /api/import` (JSONL text) → `{"created","updated","unchanged"}`, or 422;
-//! `GET /api/export` → JSONL. Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
+//! `GET /api/export` → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`). Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
 
 use std::fmt;
 use std::io::Write;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use atelier_core::document::Edit;
-use atelier_core::replica::{ListFilter, ListingEntry};
+use atelier_core::replica::{ListFilter, ListingEntry, SyncRecord};
 use atelier_core::{DocumentId, OfficeId, Resource};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -110,6 +110,12 @@ impl Remote {
             info,
             agent,
         }
+    }
+
+    /// The replica's sync record (last syncs, a running `sync --watch`), which the server's
+    /// process keeps up to date.
+    pub fn sync_record(&self) -> anyhow::Result<SyncRecord> {
+        self.json("GET", "/api/sync-record", None)
     }
 
     fn url(&self, path: &str) -> String {

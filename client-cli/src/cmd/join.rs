@@ -4,7 +4,6 @@
 use std::io::Write;
 
 use anyhow::Context as _;
-use atelier_core::replica::Replica;
 use atelier_relay::client;
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::quic_url::QuicUrl;
@@ -13,7 +12,6 @@ use serde_json::json;
 use super::init::IDENTITY_DIR;
 use super::sync::net::{self, FailureKind, SyncFailure};
 use super::sync::pin::RelayPin;
-use super::sync::state::SyncState;
 use super::write_json;
 use crate::Ctx;
 
@@ -41,7 +39,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = &ctx.dir;
     // Held for the whole command: nobody syncs with the old relay while the pin changes, and a
     // replica in use is reported before the token is spent.
-    let replica = Replica::open(dir)?;
+    let replica = crate::migrate::open_replica(dir)?;
     let identity_dir = dir.join(IDENTITY_DIR);
     let identity = Identity::load_or_create(&identity_dir)
         .with_context(|| format!("identité de l'appareil dans « {} »", identity_dir.display()))?;
@@ -80,12 +78,9 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         read_only,
     };
     if !same_relay {
-        // Another relay holds nothing of ours yet: forget what the previous one had.
+        // Another relay holds nothing of ours yet: forget what the previous one had, and when
+        // we last synced with it.
         replica.forget_synced()?;
-        SyncState::update(dir, |s| {
-            s.last_sync_ms = None;
-            s.last_relay = None;
-        })?;
     }
     pin.save(dir)?;
     let mismatch = office != replica.office().as_str();

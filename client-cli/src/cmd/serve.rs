@@ -76,7 +76,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         )
         .into());
     }
-    let replica = Arc::new(Replica::open(&ctx.dir)?);
+    let replica = Arc::new(crate::migrate::open_replica(&ctx.dir)?);
     let identity_dir = ctx.dir.join(IDENTITY_DIR);
     let identity = Identity::load_or_create(&identity_dir)
         .with_context(|| format!("identité de l'appareil dans « {} »", identity_dir.display()))?;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use atelier_core::replica::{Replica, ReplicaError, Unsynced};
+use atelier_core::replica::{PeerSync, Replica, ReplicaError, SyncRecord, Unsynced, WatchState};
 use atelier_core::store::StoreError;
 use atelier_core::{fr, DocumentId};
 use serde::Serialize;
@@ -11,8 +11,9 @@ use atelier_relay::identity::Identity;
 
 use super::init::IDENTITY_DIR;
 use super::sync::pin::RelayPin;
-use super::sync::state::{PeerSync, SyncState, WatchState};
 use super::write_json;
+use crate::backend::{Remote, ServerInfo};
+use crate::migrate::open_replica;
 use crate::Ctx;
 
 /// Resources listed by name; beyond, only their number.
@@ -42,6 +43,10 @@ struct Status {
     pending: Option<Vec<Pending>>,
     /// Other documents (catalog) not on the relay yet.
     pending_other: Option<usize>,
+    /// False when the replica is held by a process that did not give its sync record: then the
+    /// last sync is unknown rather than « jamais ».
+    #[serde(skip)]
+    record_known: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,32 +61,51 @@ struct Pending {
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = &ctx.dir;
     let relay = RelayPin::load(dir)?;
-    let state = SyncState::load(dir);
-    let (pending, pending_other, watch) = match Replica::open(dir) {
+    let (record, pending, pending_other, watch) = match open_replica(dir) {
         Ok(replica) => {
             let (p, o) = pending(&replica)?;
             // We hold the replica, so no watch runs: a leftover record is from a crash.
-            (Some(p), Some(o), None)
+            (Some(replica.sync_record()?), Some(p), Some(o), None)
         }
-        Err(ReplicaError::Store(StoreError::InUse(_))) => (None, None, state.watch.clone()),
+        Err(ReplicaError::Store(StoreError::InUse(_))) => {
+            let record = held_record(dir);
+            let watch = record.as_ref().and_then(|r| r.watch.clone());
+            (record, None, None, watch)
+        }
         Err(e) => return Err(e.into()),
     };
+    let record_known = record.is_some();
+    let record = record.unwrap_or_default();
     let device_fingerprint = Identity::load(&dir.join(IDENTITY_DIR))
         .ok()
         .map(|i| i.fingerprint().to_string());
     let status = Status {
         relay,
         device_fingerprint,
-        last_sync_ms: state.last_sync_ms,
-        last_peer_sync: state.last_peer_sync.clone(),
+        last_sync_ms: record.last_sync_ms,
+        last_peer_sync: record.last_peer_sync,
         watch,
         pending,
         pending_other,
+        record_known,
     };
     if args.json {
         return write_json(out, &status);
     }
     show(out, &status, ctx)
+}
+
+/// The sync record of a replica another process holds, from that process's local API (a
+/// `sync --watch` or `atelier-web`); `None` when it has none or does not answer.
+fn held_record(dir: &std::path::Path) -> Option<SyncRecord> {
+    let info = ServerInfo::read(dir)?;
+    match Remote::new(dir, info).sync_record() {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(error = %e, "sync record from the local API");
+            None
+        }
+    }
 }
 
 /// Resources (sorted by title) and the number of other documents not on the relay.
@@ -126,7 +150,7 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
     let when = |ms: i64| ago(ms, ctx);
     match s.last_sync_ms {
         Some(ms) => writeln!(out, "Dernière synchronisation : {}", when(ms))?,
-        None if s.relay.is_some() => writeln!(
+        None if s.relay.is_some() && s.record_known => writeln!(
             out,
             "Dernière synchronisation : jamais (lancez « atelier sync »)"
         )?,

@@ -7,7 +7,6 @@
 
 pub mod net;
 pub mod pin;
-pub mod state;
 mod watch;
 
 use std::io::{IsTerminal, Write};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use atelier_core::fr;
-use atelier_core::replica::Replica;
+use atelier_core::replica::{PeerSync, Replica};
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_relay::agent;
 use atelier_relay::identity::{Fingerprint, Identity};
@@ -26,7 +25,6 @@ use serde::Serialize;
 
 pub use net::{FailureKind, SyncFailure, Target};
 use pin::RelayPin;
-use state::{PeerSync, SyncState};
 
 use super::init::IDENTITY_DIR;
 use super::write_json;
@@ -87,7 +85,7 @@ impl Report {
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     // The pin is read once: it gives the target and says whether this device only reads.
     let (target, read_only) = target(&args, &ctx.dir)?;
-    let replica = std::sync::Arc::new(Replica::open(&ctx.dir)?);
+    let replica = std::sync::Arc::new(crate::migrate::open_replica(&ctx.dir)?);
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
     if args.watch {
@@ -106,7 +104,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     }));
     bar.finish_and_clear();
     let report = Report::new(&target, started.elapsed(), stats?);
-    record(&replica, &ctx.dir, &target, &report.stats)?;
+    record(&replica, &target, &report.stats)?;
     if args.json {
         return write_json(out, &report);
     }
@@ -145,30 +143,29 @@ fn session(replica: &Replica, read_only: bool) -> Session {
     }
 }
 
-/// Records a converged sync: with the relay, what it now holds (for `status`) and when.
-pub fn record(
-    replica: &Replica,
-    dir: &Path,
-    target: &Target,
-    stats: &SyncStats,
-) -> anyhow::Result<()> {
+/// Records a converged sync in the replica: with the relay, what it now holds (for `status`)
+/// and when; with a peer, when.
+pub fn record(replica: &Replica, target: &Target, stats: &SyncStats) -> anyhow::Result<()> {
     let now = crate::now_ms();
     if target.is_relay {
         replica
             .record_synced_except(&stats.unpublished_ids)
             .context("enregistrement de l'état du relais")?;
-        SyncState::update(dir, |s| {
-            s.last_sync_ms = Some(now);
-            s.last_relay = Some(target.url.to_string());
-        })
-    } else {
-        SyncState::update(dir, |s| {
-            s.last_peer_sync = Some(PeerSync {
-                peer: target.url.to_string(),
-                at_ms: now,
-            });
-        })
     }
+    replica
+        .update_sync_record(|s| {
+            if target.is_relay {
+                s.last_sync_ms = Some(now);
+                s.last_relay = Some(target.url.to_string());
+            } else {
+                s.last_peer_sync = Some(PeerSync {
+                    peer: target.url.to_string(),
+                    at_ms: now,
+                });
+            }
+        })
+        .context("enregistrement de la synchronisation")?;
+    Ok(())
 }
 
 /// The relay pinned by `join`, or the peer given on the command line; and whether the relay

@@ -5,11 +5,17 @@
 //! look at the buckets that moved since. Comparing heads rather than logging local writes also
 //! counts changes received from a peer (`atelier sync --peer`): they are not on the relay
 //! either.
+//!
+//! Beside it, the sync record ([`SyncRecord`]): when the last sync with the relay and with a
+//! peer happened, and how a running `atelier sync --watch` goes. It lives in the replica so that
+//! every piece of sync bookkeeping is in one place and written by the process that holds it;
+//! other processes read it through that process's local API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::DocumentId;
-use crate::store::keys::{self, synced_key, META_SYNCED_DIGESTS};
+use crate::mutex::lock;
+use crate::store::keys::{self, synced_key, META_SYNCED_DIGESTS, META_SYNC_RECORD};
 use crate::store::Batch;
 
 use super::{Replica, ReplicaError};
@@ -24,7 +30,87 @@ pub enum Unsynced {
     Changed,
 }
 
+/// What the sync commands remember between runs. Every field may be absent (a replica that
+/// never synced). Its JSON shape is part of the local API (`GET /api/sync-record`) and of
+/// `atelier status --json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// Milliseconds since the epoch of the last sync with the relay that went to the end.
+    #[serde(default)]
+    pub last_sync_ms: Option<i64>,
+    /// The relay of that sync, `quic://…`.
+    #[serde(default)]
+    pub last_relay: Option<String>,
+    /// The last direct sync with a peer.
+    #[serde(default)]
+    pub last_peer_sync: Option<PeerSync>,
+    /// A `sync --watch` running (or that did not exit cleanly).
+    #[serde(default)]
+    pub watch: Option<WatchState>,
+}
+
+/// A direct sync with another office's replica (`atelier sync --peer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerSync {
+    /// `quic://…`.
+    pub peer: String,
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+/// A `sync --watch` process, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchState {
+    pub pid: u32,
+    /// Connected and reconciled: changes flow both ways as they happen.
+    pub connected: bool,
+    /// Milliseconds since the epoch of the last change of `connected`.
+    pub since_ms: i64,
+    /// Why the last connection attempt failed, if it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl SyncRecord {
+    /// Fills the fields this record lacks from `other` (a record kept elsewhere by an older
+    /// version); fields present here are newer and stay.
+    pub fn merge_missing(&mut self, other: SyncRecord) {
+        self.last_sync_ms = self.last_sync_ms.or(other.last_sync_ms);
+        self.last_relay = self.last_relay.take().or(other.last_relay);
+        self.last_peer_sync = self.last_peer_sync.take().or(other.last_peer_sync);
+        self.watch = self.watch.take().or(other.watch);
+    }
+}
+
 impl Replica {
+    /// The sync record, or an empty one if none was written or it cannot be read (it is only a
+    /// record: losing it forgets the time of the last sync, nothing else).
+    pub fn sync_record(&self) -> Result<SyncRecord, ReplicaError> {
+        let Some(bytes) = self.kv.get(META_SYNC_RECORD)? else {
+            return Ok(SyncRecord::default());
+        };
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable sync record, ignored");
+            SyncRecord::default()
+        }))
+    }
+
+    /// Changes the sync record and writes it durably (flushed before returning); returns it as
+    /// written.
+    pub fn update_sync_record(
+        &self,
+        f: impl FnOnce(&mut SyncRecord),
+    ) -> Result<SyncRecord, ReplicaError> {
+        let _guard = lock(&self.sync_record_lock);
+        let mut record = self.sync_record()?;
+        f(&mut record);
+        let mut batch = Batch::default();
+        batch.put(META_SYNC_RECORD.to_vec(), record_bytes(&record));
+        self.kv.apply(batch)?;
+        self.kv.flush()?;
+        Ok(record)
+    }
+
     /// Records that the relay now holds exactly what this replica holds. Call right after a
     /// sync with the relay converged, with no other writer in between (a write in between
     /// would be recorded as being on the relay).
@@ -106,14 +192,20 @@ impl Replica {
         Ok(out)
     }
 
-    /// Forgets the relay record (another relay is pinned: it holds nothing of ours yet).
+    /// Forgets the relay record and the last sync with the relay (another relay is pinned: it
+    /// holds nothing of ours yet, and was never synced with). The last peer sync stays.
     pub fn forget_synced(&self) -> Result<(), ReplicaError> {
+        let _guard = lock(&self.sync_record_lock);
         let mut batch = Batch::default();
         self.kv.for_each_prefix(&[keys::SYNCED], &mut |k, _| {
             batch.remove(k.to_vec());
             true
         })?;
         batch.remove(META_SYNCED_DIGESTS.to_vec());
+        let mut record = self.sync_record()?;
+        record.last_sync_ms = None;
+        record.last_relay = None;
+        batch.put(META_SYNC_RECORD.to_vec(), record_bytes(&record));
         self.kv.apply(batch)?;
         self.kv.flush()?;
         Ok(())
@@ -133,6 +225,12 @@ impl Replica {
             })
             .collect())
     }
+}
+
+/// The record as stored (JSON, so that it reads back across versions that add fields).
+fn record_bytes(record: &SyncRecord) -> Vec<u8> {
+    // Plain data with string keys: serialising it cannot fail.
+    serde_json::to_vec(record).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -210,5 +308,55 @@ mod tests {
         // Another relay holds nothing of ours.
         r.forget_synced().unwrap();
         assert_eq!(r.unsynced().unwrap().len(), r.store().len().unwrap());
+    }
+
+    #[test]
+    fn sync_record_persists_and_forgetting_the_relay_keeps_the_peer_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = PeerSync {
+            peer: "quic://192.0.2.1:4433".into(),
+            at_ms: 7,
+        };
+        {
+            let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+            assert_eq!(r.sync_record().unwrap(), SyncRecord::default());
+            let written = r
+                .update_sync_record(|s| {
+                    s.last_sync_ms = Some(42);
+                    s.last_relay = Some("quic://192.0.2.2:4433".into());
+                    s.last_peer_sync = Some(peer.clone());
+                })
+                .unwrap();
+            assert_eq!(written.last_sync_ms, Some(42));
+        }
+        let r = Replica::open(dir.path()).unwrap();
+        assert_eq!(r.sync_record().unwrap().last_sync_ms, Some(42));
+        r.forget_synced().unwrap();
+        let forgotten = r.sync_record().unwrap();
+        assert_eq!((forgotten.last_sync_ms, forgotten.last_relay), (None, None));
+        assert_eq!(forgotten.last_peer_sync, Some(peer));
+
+        // A record that cannot be read is an empty one, and is overwritten by the next update.
+        let mut batch = Batch::default();
+        batch.put(META_SYNC_RECORD.to_vec(), b"{".to_vec());
+        r.kv.apply(batch).unwrap();
+        assert_eq!(r.sync_record().unwrap(), SyncRecord::default());
+        r.update_sync_record(|s| s.last_sync_ms = Some(1)).unwrap();
+        assert_eq!(r.sync_record().unwrap().last_sync_ms, Some(1));
+    }
+
+    #[test]
+    fn merging_keeps_present_fields_and_fills_missing_ones() {
+        let mut record = SyncRecord {
+            last_sync_ms: Some(2),
+            ..SyncRecord::default()
+        };
+        record.merge_missing(SyncRecord {
+            last_sync_ms: Some(1),
+            last_relay: Some("quic://192.0.2.2:4433".into()),
+            ..SyncRecord::default()
+        });
+        assert_eq!(record.last_sync_ms, Some(2));
+        assert_eq!(record.last_relay.as_deref(), Some("quic://192.0.2.2:4433"));
     }
 }

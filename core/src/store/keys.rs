@@ -36,6 +36,9 @@ pub const META_OFFICE: &[u8] = b"m/office";
 pub const META_ACTOR: &[u8] = b"m/actor";
 /// The replica's bucket digests (`BUCKETS` × 16 bytes) when the relay record was last written.
 pub const META_SYNCED_DIGESTS: &[u8] = b"m/synced-digests";
+/// The sync bookkeeping (`SyncRecord`, JSON): last sync with the relay, last direct sync with a
+/// peer, a running `sync --watch`.
+pub const META_SYNC_RECORD: &[u8] = b"m/sync-record";
 
 /// The key of a per-document table entry: `prefix` + id.
 pub fn of_document(prefix: u8, id: &DocumentId) -> Vec<u8> {

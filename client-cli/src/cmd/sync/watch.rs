@@ -9,12 +9,11 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use atelier_core::replica::Replica;
+use atelier_core::replica::{Replica, WatchState};
 use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocChange;
 use atelier_core::{fr, DocumentId};
@@ -25,7 +24,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::net::{self, FailureKind, SyncFailure, Target};
-use super::state::{SyncState, WatchState};
 use super::{record, Report};
 use crate::Ctx;
 
@@ -57,7 +55,7 @@ pub async fn run(
         LiveChanges::attach(replica.store()),
         identity,
         target.clone(),
-        hooks(replica, target, &ctx.dir, tx),
+        hooks(replica, target, tx),
     );
     let mut events = Events { json, out, ctx };
     let ctrl_c = tokio::signal::ctrl_c();
@@ -78,7 +76,7 @@ pub async fn run(
     };
     agent.shutdown().await;
     replica.store().flush()?;
-    if let Err(e) = SyncState::update(&ctx.dir, |s| s.watch = None) {
+    if let Err(e) = replica.update_sync_record(|s| s.watch = None) {
         tracing::warn!(error = %e, "clearing the watch state");
     }
     match outcome {
@@ -106,21 +104,11 @@ enum Event {
 /// The watch's part in the sync loop: each connection starts with a sync until converged (so
 /// the summary and the relay record are exact), recorded and reported, then goes live; every
 /// change received live is reported and counted as on the relay.
-fn hooks(
-    replica: &Arc<Replica>,
-    target: &Target,
-    dir: &Path,
-    tx: mpsc::UnboundedSender<Event>,
-) -> AgentHooks {
+fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Event>) -> AgentHooks {
     let for_session = replica.clone();
-    let (settled, settled_target, settled_dir, settled_tx) = (
-        replica.clone(),
-        target.clone(),
-        dir.to_path_buf(),
-        tx.clone(),
-    );
+    let (settled, settled_target, settled_tx) = (replica.clone(), target.clone(), tx.clone());
     let (changed, changed_target, changed_tx) = (replica.clone(), target.clone(), tx.clone());
-    let (down_target, down_dir) = (target.clone(), dir.to_path_buf());
+    let (down, down_target) = (replica.clone(), target.clone());
     AgentHooks::default()
         .session(move |read_only| super::session(&for_session, read_only))
         .converge_first()
@@ -128,10 +116,10 @@ fn hooks(
             if !s.first {
                 return;
             }
-            if let Err(e) = record(&settled, &settled_dir, &settled_target, s.stats) {
+            if let Err(e) = record(&settled, &settled_target, s.stats) {
                 tracing::warn!(error = %e, "recording the sync");
             }
-            watch_state(&settled_dir, true, None);
+            watch_state(&settled, true, None);
             let report = Report::new(&settled_target, s.elapsed, s.stats.clone());
             let _ = settled_tx.send(Event::Synced(report));
         })
@@ -144,7 +132,7 @@ fn hooks(
                 let _ = tx.send(Event::Refused(failure));
                 return ControlFlow::Break(());
             }
-            watch_state(&down_dir, false, Some(failure.message.clone()));
+            watch_state(&down, false, Some(failure.message.clone()));
             let _ = tx.send(Event::Disconnected(failure, wait));
             ControlFlow::Continue(())
         })
@@ -171,10 +159,11 @@ fn on_change(
     Ok(())
 }
 
-/// Tells `atelier status` (which cannot open the replica while we hold it) how the watch goes.
-fn watch_state(dir: &Path, connected: bool, last_error: Option<String>) {
+/// Records how the watch goes, for `atelier status` (which cannot open the replica while we
+/// hold it, and reads the record through the local API).
+fn watch_state(replica: &Replica, connected: bool, last_error: Option<String>) {
     let now = crate::now_ms();
-    let result = SyncState::update(dir, |s| {
+    let result = replica.update_sync_record(|s| {
         let since_ms = match &s.watch {
             Some(w) if w.connected == connected && w.pid == std::process::id() => w.since_ms,
             _ => now,
