@@ -21,7 +21,7 @@ use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::replica::ListFilter;
 use atelier_core::resource::FieldError;
-use atelier_core::{jsonl, DocumentId, Resource};
+use atelier_core::{jsonl, Resource};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -129,12 +129,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id: DocumentId = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.delete(&id, now_ms())?;
-            Ok(id)
-        })
+    let (id, ()) = state
+        .on_resource(id, |r, id| Ok(r.delete(id, now_ms())?))
         .await?;
     Ok(Json(json!({ "id": id.url(), "deleted": true })).into_response())
 }

@@ -49,12 +49,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.delete(&id, now_ms())?;
-            Ok(id)
-        })
+    let (id, ()) = state
+        .on_resource(id, |r, id| Ok(r.delete(id, now_ms())?))
         .await?;
     Ok(Redirect::to(&format!("/?supprimee={}", id.to_base58())).into_response())
 }
@@ -63,11 +59,9 @@ pub async fn restore(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.edit(&id, &[Edit::SetDeleted(false)], now_ms())?;
-            Ok(id)
+    let (id, _) = state
+        .on_resource(id, |r, id| {
+            Ok(r.edit(id, &[Edit::SetDeleted(false)], now_ms())?)
         })
         .await?;
     Ok(Redirect::to(&format!("{}?restauree=1", resource_path(&id))).into_response())
