@@ -21,7 +21,7 @@ use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::replica::ListFilter;
 use atelier_core::resource::FieldError;
-use atelier_core::{jsonl, Resource};
+use atelier_core::{jsonl, DocumentId, Resource};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -129,10 +129,16 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
+    let id = delete_resource(&state, id).await?;
+    Ok(Json(json!({ "id": id.url(), "deleted": true })).into_response())
+}
+
+/// Deletes the resource named in an address: the one deletion of the API and the page.
+pub(crate) async fn delete_resource(state: &AppState, id: String) -> Result<DocumentId, WebError> {
     let (id, ()) = state
         .on_resource(id, |r, id| Ok(r.delete(id, now_ms())?))
         .await?;
-    Ok(Json(json!({ "id": id.url(), "deleted": true })).into_response())
+    Ok(id)
 }
 
 pub async fn history(

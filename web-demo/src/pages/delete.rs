@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
+use crate::api::delete_resource;
 use crate::error::WebError;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{load, resource_path};
@@ -49,9 +50,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let (id, ()) = state
-        .on_resource(id, |r, id| Ok(r.delete(id, now_ms())?))
-        .await?;
+    let id = delete_resource(&state, id).await?;
     Ok(Redirect::to(&format!("/?supprimee={}", id.to_base58())).into_response())
 }
 
