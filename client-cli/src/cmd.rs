@@ -24,6 +24,14 @@ use anyhow::Context as _;
 use atelier_core::vocab;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 
+/// The resource a command acts on, shared so that every command accepts and documents it alike.
+#[derive(clap::Args, Debug)]
+pub struct ResourceArg {
+    /// La ressource : URL automerge:…, identifiant ou référence.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
 /// Accepts the codes of one vocabulary of `vocabularies.json` (their labels show in the help).
 pub(crate) fn codes(vocabulary: &'static str) -> PossibleValuesParser {
     PossibleValuesParser::new(

@@ -129,14 +129,16 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id: DocumentId = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.delete(&id, now_ms())?;
-            Ok(id)
-        })
-        .await?;
+    let id = delete_resource(&state, id).await?;
     Ok(Json(json!({ "id": id.url(), "deleted": true })).into_response())
+}
+
+/// Deletes the resource named in an address: the one deletion of the API and the page.
+pub(crate) async fn delete_resource(state: &AppState, id: String) -> Result<DocumentId, WebError> {
+    let (id, ()) = state
+        .on_resource(id, |r, id| Ok(r.delete(id, now_ms())?))
+        .await?;
+    Ok(id)
 }
 
 pub async fn history(

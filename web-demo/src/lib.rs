@@ -37,6 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atelier_core::replica::Replica;
+use atelier_core::DocumentId;
+use automerge::AutoCommit;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -183,6 +185,28 @@ impl AppState {
             .await
             .map_err(WebError::internal)?
     }
+
+    /// Resolves the resource named in an address (automerge URL, id or reference) and runs `f`
+    /// on it off the async threads; every page and API route on one resource starts this way.
+    pub(crate) async fn on_resource<T: Send + 'static>(
+        &self,
+        id: String,
+        f: impl FnOnce(&Replica, &DocumentId) -> Result<T, WebError> + Send + 'static,
+    ) -> Result<(DocumentId, T), WebError> {
+        self.blocking(move |r| {
+            let id = r.resolve(&id)?;
+            let out = f(r, &id)?;
+            Ok((id, out))
+        })
+        .await
+    }
+}
+
+/// The stored Automerge document of a resolved resource, for the routes that need its heads.
+pub(crate) fn load_document(r: &Replica, id: &DocumentId) -> Result<AutoCommit, WebError> {
+    r.store()
+        .load(id)?
+        .ok_or_else(|| WebError::NotFound(id.to_string()))
 }
 
 /// Every route of the app, for `axum::serve` or `tower::ServiceExt::oneshot` tests.

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::api::parse_json;
 use crate::error::WebError;
-use crate::AppState;
+use crate::{load_document, AppState};
 
 /// Body of `POST /ressources/{id}/texte`.
 #[derive(Debug, Deserialize)]
@@ -39,13 +39,9 @@ pub async fn state(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let body = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            let mut doc = r
-                .store()
-                .load(&id)?
-                .ok_or_else(|| WebError::NotFound(id.to_string()))?;
+    let (_, body) = state
+        .on_resource(id, |r, id| {
+            let mut doc = load_document(r, id)?;
             let stored = document::read(&doc)?;
             Ok(json!({
                 "heads": heads_text(&doc.get_heads()),

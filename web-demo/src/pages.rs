@@ -54,12 +54,7 @@ pub fn form_data(
 
 /// Resolves what is in the address and reads the resource.
 pub async fn load(state: &AppState, id: String) -> Result<(DocumentId, Stored), WebError> {
-    state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            Ok((id, r.get(&id)?))
-        })
-        .await
+    state.on_resource(id, |r, id| Ok(r.get(id)?)).await
 }
 
 pub fn kind_badge(kind: &str) -> Markup {

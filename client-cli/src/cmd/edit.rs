@@ -6,7 +6,7 @@ use atelier_core::document::Edit;
 use atelier_core::fields::{self, FieldType};
 use serde_json::{json, Value};
 
-use super::write_json;
+use super::{write_json, ResourceArg};
 use crate::{backend, Ctx, UsageError};
 
 /// Modifie une ressource. Toutes les modifications d'une commande forment un seul changement de
@@ -17,9 +17,8 @@ use crate::{backend, Ctx, UsageError};
 /// --append-text description "Visite le 12 mai."
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// La ressource : URL automerge:…, identifiant ou référence.
-    #[arg(value_name = "ID")]
-    pub id: String,
+    #[command(flatten)]
+    pub resource: ResourceArg,
     /// Donne une valeur à un champ (nom du format d'échange, « location.commune » pour un
     /// sous-champ). La valeur est lue en JSON si c'en est (nombre, liste, objet, true, false,
     /// null), sinon comme un texte ; les listes acceptent aussi « a,b,c ». Répétable.
@@ -39,9 +38,9 @@ pub struct Args {
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let edits = edits(&args)?;
     let backend = backend::open(&ctx.dir)?;
-    let fields = backend.edit(&args.id, &edits)?;
+    let fields = backend.edit(&args.resource.id, &edits)?;
     if args.json {
-        return write_json(out, &json!({ "id": args.id, "fields": fields }));
+        return write_json(out, &json!({ "id": args.resource.id, "fields": fields }));
     }
     // The core names whole-resource changes in parentheses: "(restauration)".
     let fields: Vec<&str> = fields.iter().map(|f| f.trim_matches(['(', ')'])).collect();

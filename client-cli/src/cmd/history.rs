@@ -2,16 +2,15 @@
 
 use std::io::Write;
 
-use super::write_json;
+use super::{write_json, ResourceArg};
 use crate::{backend, render, Ctx};
 
 /// Affiche l'historique d'une ressource : pour chaque changement, l'office, l'heure locale et les
 /// champs modifiés.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// La ressource : URL automerge:…, identifiant ou référence.
-    #[arg(value_name = "ID")]
-    pub id: String,
+    #[command(flatten)]
+    pub resource: ResourceArg,
     /// Affiche l'historique en JSON : [{"hash", "time" (secondes), "office", "fields"}].
     #[arg(long)]
     pub json: bool,
@@ -19,11 +18,11 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let backend = backend::open(&ctx.dir)?;
-    let changes = backend.history(&args.id)?;
+    let changes = backend.history(&args.resource.id)?;
     if args.json {
         return write_json(out, &changes);
     }
-    let view = backend.show(&args.id)?;
+    let view = backend.show(&args.resource.id)?;
     render::history(out, &view, &changes, ctx.offset)?;
     Ok(())
 }

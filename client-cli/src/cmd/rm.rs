@@ -4,16 +4,15 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::write_json;
+use super::{write_json, ResourceArg};
 use crate::{backend, Ctx};
 
 /// Supprime une ressource, sans confirmation : la suppression est un changement comme un autre,
 /// visible dans l'historique et annulable (atelier edit ID --restore).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// La ressource : URL automerge:…, identifiant ou référence.
-    #[arg(value_name = "ID")]
-    pub id: String,
+    #[command(flatten)]
+    pub resource: ResourceArg,
     /// Affiche le résultat en JSON : {"id": …, "deleted": true}.
     #[arg(long)]
     pub json: bool,
@@ -21,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let backend = backend::open(&ctx.dir)?;
-    let view = backend.show(&args.id)?;
+    let view = backend.show(&args.resource.id)?;
     let title = view
         .resource
         .get("title")
@@ -30,7 +29,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         .to_string();
     let already = view.deleted;
     if !already {
-        backend.delete(&args.id)?;
+        backend.delete(&args.resource.id)?;
     }
     if args.json {
         return write_json(out, &json!({ "id": view.id, "deleted": true }));
@@ -43,9 +42,13 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "Elle reste dans l'historique : atelier history {}",
-        args.id
+        args.resource.id
     )?;
     writeln!(out, "Pour la voir dans la liste : atelier list --deleted")?;
-    writeln!(out, "Pour la rétablir : atelier edit {} --restore", args.id)?;
+    writeln!(
+        out,
+        "Pour la rétablir : atelier edit {} --restore",
+        args.resource.id
+    )?;
     Ok(())
 }

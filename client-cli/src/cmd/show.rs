@@ -2,15 +2,14 @@
 
 use std::io::Write;
 
-use super::write_json;
+use super::{write_json, ResourceArg};
 use crate::{backend, render, Ctx};
 
 /// Affiche une ressource, avec les libellés des vocabulaires.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// La ressource : URL automerge:…, identifiant ou référence.
-    #[arg(value_name = "ID")]
-    pub id: String,
+    #[command(flatten)]
+    pub resource: ResourceArg,
     /// Affiche la ressource en JSON : {"id", "resource" (format d'échange), "created_at",
     /// "deleted"}.
     #[arg(long)]
@@ -18,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
-    let view = backend::open(&ctx.dir)?.show(&args.id)?;
+    let view = backend::open(&ctx.dir)?.show(&args.resource.id)?;
     if args.json {
         return write_json(out, &view);
     }

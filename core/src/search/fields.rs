@@ -41,6 +41,13 @@ impl TextGroup {
         TextGroup::Labels,
     ];
 
+    /// The groups that hold the resource's own words: all but the labels, which come last in
+    /// [`TextGroup::ALL`] (the pattern makes that a compile-time check).
+    pub const OWN_TEXT: &'static [TextGroup] = match &Self::ALL {
+        [own @ .., TextGroup::Labels] => own,
+        _ => panic!("the labels must be the last text group"),
+    };
+
     /// Weight of a match in this group. The title says what the resource is; summary and tags
     /// are chosen words; the description is long and mentions many things in passing; labels
     /// come from the vocabularies and are shared by many resources, so they weigh least (the

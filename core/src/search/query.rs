@@ -307,16 +307,6 @@ impl Form {
     }
 }
 
-/// Text groups that hold the resource's own words: all but the labels.
-const OWN_TEXT: [TextGroup; 6] = [
-    TextGroup::Title,
-    TextGroup::Summary,
-    TextGroup::Tags,
-    TextGroup::Place,
-    TextGroup::Description,
-    TextGroup::People,
-];
-
 /// Which forms of a word, in which text groups: everything, or the two disjoint parts of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -361,7 +351,7 @@ impl Builder<'_> {
                 }
                 let exact: Vec<String> = words.iter().map(|w| w.exact.clone()).collect();
                 Ok(with_bonus(
-                    self.expression(&exact, false, 1.0, &OWN_TEXT),
+                    self.expression(&exact, false, 1.0, TextGroup::OWN_TEXT),
                     self.expression(&exact, false, 1.0, &[TextGroup::Labels]),
                     1,
                 ))
@@ -432,7 +422,7 @@ impl Builder<'_> {
         };
         let (alt_groups, kinds): (&[TextGroup], &[&str]) = match part {
             Part::All => (&TextGroup::ALL, &meaning.kinds),
-            Part::OwnText => (&OWN_TEXT, &[]),
+            Part::OwnText => (TextGroup::OWN_TEXT, &[]),
             Part::Rest => (&[TextGroup::Labels], &meaning.kinds),
         };
         if meaning.alternatives.is_empty() && kinds.is_empty() {
@@ -530,7 +520,7 @@ impl Builder<'_> {
         for f in forms {
             let groups: &[TextGroup] = match (part, f.is_the_word()) {
                 (Part::All, _) => &TextGroup::ALL,
-                (Part::OwnText, true) => &OWN_TEXT,
+                (Part::OwnText, true) => TextGroup::OWN_TEXT,
                 (Part::OwnText, false) => &[],
                 (Part::Rest, true) => &[TextGroup::Labels],
                 (Part::Rest, false) => &TextGroup::ALL,

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
+use crate::api::delete_resource;
 use crate::error::WebError;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{load, resource_path};
@@ -49,13 +50,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.delete(&id, now_ms())?;
-            Ok(id)
-        })
-        .await?;
+    let id = delete_resource(&state, id).await?;
     Ok(Redirect::to(&format!("/?supprimee={}", id.to_base58())).into_response())
 }
 
@@ -63,11 +58,9 @@ pub async fn restore(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            r.edit(&id, &[Edit::SetDeleted(false)], now_ms())?;
-            Ok(id)
+    let (id, _) = state
+        .on_resource(id, |r, id| {
+            Ok(r.edit(id, &[Edit::SetDeleted(false)], now_ms())?)
         })
         .await?;
     Ok(Redirect::to(&format!("{}?restauree=1", resource_path(&id))).into_response())

@@ -22,7 +22,7 @@ use crate::form::{self, FormView};
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::{form_data, resource_path};
-use crate::AppState;
+use crate::{load_document, AppState};
 use atelier_core::clock::now_ms;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -76,15 +76,11 @@ pub async fn edit_form(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let (id, heads, stored) = state
-        .blocking(move |r| {
-            let id = r.resolve(&id)?;
-            let mut doc = r
-                .store()
-                .load(&id)?
-                .ok_or_else(|| WebError::NotFound(id.to_string()))?;
+    let (id, (heads, stored)) = state
+        .on_resource(id, |r, id| {
+            let mut doc = load_document(r, id)?;
             let heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
-            Ok((id, heads, atelier_core::document::read(&doc)?))
+            Ok((heads, atelier_core::document::read(&doc)?))
         })
         .await?;
     let values = stored.resource.to_json();
