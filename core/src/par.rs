@@ -1,5 +1,5 @@
-//! One parallel map for CPU-bound work over many independent items (importing, applying
-//! received documents, loading documents for the search index), on scoped threads.
+//! One parallel map for CPU-bound work over many independent items (importing, loading
+//! documents for the search index), on scoped threads.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
