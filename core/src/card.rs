@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{self, Stored};
 use crate::ids::{DocumentId, HeadsHash};
+use crate::media::{BlobHash, BlobRef, Media, MediaKind, Tier};
 use crate::resource::Resource;
 
 /// Most bytes the cards of one `Docs` frame may inflate to: a frame holds at most
@@ -63,6 +64,13 @@ pub struct ListingEntry {
     pub year: Option<i64>,
     pub created_at: i64,
     pub deleted: bool,
+    /// The thumbnail lists show: the first photo's (or plan's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<BlobHash>,
+    /// Every blob the resource refers to, so media sync knows what the corpus needs without
+    /// loading documents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<BlobRef>,
 }
 
 impl ListingEntry {
@@ -85,6 +93,12 @@ impl ListingEntry {
             year: r.year,
             created_at: stored.created_at,
             deleted: stored.deleted,
+            cover: r
+                .media
+                .iter()
+                .find(|m| m.kind != MediaKind::Document)
+                .and_then(|m| m.image_at(Tier::Thumb)),
+            media: r.media.iter().flat_map(Media::blobs).collect(),
         }
     }
 }

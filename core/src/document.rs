@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::media::{self, BlobHash, Media, Rendition};
 use crate::resource::{self, Dates, Designer, Link, Location, Resource, ValidationErrors};
 
 /// The `@type` marker of a resource document, so that other documents (the catalog) and
@@ -100,6 +101,43 @@ struct LinkDoc {
     label: Option<String>,
 }
 
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct RenditionDoc {
+    #[autosurgeon(hydrate = "lenient::string")]
+    hash: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+}
+
+/// One media entry, kept under its original's hash in the document's `media` map: concurrent
+/// additions are different keys, so both stay.
+#[derive(Debug, Clone, Reconcile, Hydrate, PartialEq)]
+struct MediaDoc {
+    #[autosurgeon(hydrate = "lenient::string")]
+    kind: String,
+    #[autosurgeon(hydrate = "lenient::string")]
+    name: String,
+    #[autosurgeon(hydrate = "lenient::string")]
+    mime: String,
+    bytes: u64,
+    width: Option<u32>,
+    height: Option<u32>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
+    credit: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
+    caption: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
+    alt: Option<String>,
+    #[autosurgeon(hydrate = "lenient::opt_string")]
+    taken_at: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    thumb: Option<RenditionDoc>,
+    display: Option<RenditionDoc>,
+    added_at: i64,
+}
+
 /// The document shape. Field names are FORMAT.md's, so a JavaScript client reads them as is.
 #[derive(Debug, Clone, Reconcile, Hydrate)]
 struct ResourceDoc {
@@ -149,6 +187,10 @@ struct ResourceDoc {
     action_type: Option<String>,
     dates: Option<DatesDoc>,
     links: Vec<LinkDoc>,
+    /// Photos, plans and documents by original hash (absent from documents written before
+    /// the médiathèque).
+    #[autosurgeon(missing = "BTreeMap::new")]
+    media: BTreeMap<String, MediaDoc>,
     /// Unknown FORMAT fields, each as its JSON text, so any JSON value survives.
     #[autosurgeon(hydrate = "lenient::string_map")]
     extra: BTreeMap<String, String>,
@@ -185,7 +227,23 @@ pub enum Edit {
     Append { field: String, text: String },
     /// Mark deleted (a tombstone) or restore.
     SetDeleted(bool),
+    /// Add a photo, plan or document whose blobs are already in the replica's media store
+    /// (an entry with the same hash is replaced).
+    AddMedia(Box<Media>),
+    /// Remove a media entry (its blobs stay, and history keeps the entry).
+    RemoveMedia(BlobHash),
+    /// Change one field of a media entry (`credit`, `caption`, `alt`, `kind`, `taken_at`,
+    /// `lat`, `lon`, `name`); `null` clears it.
+    SetMedia {
+        hash: BlobHash,
+        field: String,
+        value: Value,
+    },
 }
+
+/// The media fields `Edit::SetMedia` may change (the others describe the file itself).
+pub const EDITABLE_MEDIA_FIELDS: &[&str] =
+    &["credit", "caption", "alt", "kind", "taken_at", "lat", "lon", "name"];
 
 /// The commit message every Atelier change carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -278,6 +336,38 @@ pub fn apply_edits(
                 json[field.as_str()] = Value::from(t.as_str().to_string());
                 fields.push(field.clone());
             }
+            Edit::AddMedia(m) => {
+                let list = media_list(&mut json);
+                list.retain(|x| x["hash"] != Value::from(m.hash.to_hex()));
+                list.push(m.to_json());
+                fields.push("media".into());
+            }
+            Edit::RemoveMedia(hash) => {
+                let list = media_list(&mut json);
+                let before = list.len();
+                list.retain(|x| x["hash"] != Value::from(hash.to_hex()));
+                if list.len() == before {
+                    return Err(no_such_media(hash));
+                }
+                fields.push("media".into());
+            }
+            Edit::SetMedia { hash, field, value } => {
+                if !EDITABLE_MEDIA_FIELDS.contains(&field.as_str()) {
+                    return Err(DocumentError::BadEdit {
+                        field: format!("media.{field}"),
+                        message: format!(
+                            "champ non modifiable ; champs possibles : {}",
+                            EDITABLE_MEDIA_FIELDS.join(", ")
+                        ),
+                    });
+                }
+                let entry = media_list(&mut json)
+                    .iter_mut()
+                    .find(|x| x["hash"] == Value::from(hash.to_hex()))
+                    .ok_or_else(|| no_such_media(hash))?;
+                entry[field.as_str()] = value.clone();
+                fields.push("media".into());
+            }
             Edit::SetDeleted(deleted) => {
                 d.deleted = *deleted;
                 fields.push(
@@ -308,6 +398,25 @@ pub fn apply_edits(
     fields.dedup();
     commit(doc, office, fields.clone(), now_ms);
     Ok(fields)
+}
+
+/// The `media` array of a FORMAT.md JSON object, created empty if absent.
+fn media_list(json: &mut Value) -> &mut Vec<Value> {
+    let slot = &mut json["media"];
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    match slot {
+        Value::Array(list) => list,
+        _ => unreachable!("just made an array"),
+    }
+}
+
+fn no_such_media(hash: &BlobHash) -> DocumentError {
+    DocumentError::BadEdit {
+        field: "media".into(),
+        message: format!("aucun média {hash} dans cette fiche"),
+    }
 }
 
 /// Reads the resource out of its document.
@@ -521,6 +630,11 @@ fn to_doc(r: &Resource, created_at: i64, deleted: bool, old: Option<&ResourceDoc
                 label: l.label.clone(),
             })
             .collect(),
+        media: r
+            .media
+            .iter()
+            .map(|m| (m.hash.to_hex(), media_doc(m)))
+            .collect(),
         extra: r
             .extra
             .iter()
@@ -581,6 +695,7 @@ fn from_doc(d: &ResourceDoc) -> Stored {
                 label: l.label.clone(),
             })
             .collect(),
+        media: media_of(&d.media),
         extra: d
             .extra
             .iter()
@@ -820,4 +935,72 @@ mod tests {
         let err = apply_edits(&mut a, &[longer], "caue-63", 3).unwrap_err();
         assert!(err.to_string().contains("summary"), "{err}");
     }
+}
+
+fn media_doc(m: &Media) -> MediaDoc {
+    let rendition = |r: &Option<Rendition>| {
+        r.map(|r| RenditionDoc {
+            hash: r.hash.to_hex(),
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+        })
+    };
+    MediaDoc {
+        kind: m.kind.as_str().into(),
+        name: m.name.clone(),
+        mime: m.mime.clone(),
+        bytes: m.bytes,
+        width: m.width,
+        height: m.height,
+        credit: m.credit.clone(),
+        caption: m.caption.clone(),
+        alt: m.alt.clone(),
+        taken_at: m.taken_at.clone(),
+        lat: m.lat,
+        lon: m.lon,
+        thumb: rendition(&m.thumb),
+        display: rendition(&m.display),
+        added_at: m.added_at,
+    }
+}
+
+/// The media entries of a document in gallery order; an entry a foreign client wrote with an
+/// unreadable hash or kind is left out rather than failing the whole resource.
+fn media_of(map: &BTreeMap<String, MediaDoc>) -> Vec<Media> {
+    let rendition = |r: &Option<RenditionDoc>| {
+        r.as_ref().and_then(|r| {
+            Some(Rendition {
+                hash: r.hash.parse().ok()?,
+                width: r.width,
+                height: r.height,
+                bytes: r.bytes,
+            })
+        })
+    };
+    let mut out: Vec<Media> = map
+        .iter()
+        .filter_map(|(hash, m)| {
+            Some(Media {
+                hash: hash.parse().ok()?,
+                kind: m.kind.parse().ok()?,
+                name: m.name.clone(),
+                mime: m.mime.clone(),
+                bytes: m.bytes,
+                width: m.width,
+                height: m.height,
+                credit: m.credit.clone(),
+                caption: m.caption.clone(),
+                alt: m.alt.clone(),
+                taken_at: m.taken_at.clone(),
+                lat: m.lat,
+                lon: m.lon,
+                thumb: rendition(&m.thumb),
+                display: rendition(&m.display),
+                added_at: m.added_at,
+            })
+        })
+        .collect();
+    media::sort(&mut out);
+    out
 }

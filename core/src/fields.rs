@@ -43,6 +43,9 @@ pub enum FieldType {
     Group,
     /// A list of objects whose keys follow in the table (`designers`, `links`).
     Rows,
+    /// The resource's photos, plans and documents (`media::Media` entries): edited through
+    /// the médiathèque (`Edit::AddMedia`…), never as a form field.
+    Media,
 }
 
 impl FieldType {
@@ -188,6 +191,7 @@ pub const FIELDS: &[Field] = &[
     f("links", Rows, "Liens", "Liens", "Pages web utiles (adresse commençant par https://) avec un intitulé.", EVERY_KIND),
     f("links.url", Url, "Adresse du lien", "Adresse (https://…)", "", EVERY_KIND),
     f("links.label", Text, "Intitulé du lien", "Intitulé", "", EVERY_KIND),
+    f("media", Media, "Photos et documents", "médias", "Photos, plans et documents PDF de la fiche, chacun avec son crédit (« © auteur ») ; une photo a aussi une courte description pour les personnes qui ne la voient pas.", EVERY_KIND),
 ];
 
 /// The field with this FORMAT.md name (dotted for a sub-field); `None` for a field FORMAT.md

@@ -11,6 +11,7 @@ pub mod fr;
 pub mod fs;
 pub mod ids;
 pub mod jsonl;
+pub mod media;
 pub mod mutex;
 pub mod par;
 pub mod replica;

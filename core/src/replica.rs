@@ -3,7 +3,8 @@
 //!
 //! Layout of a data directory: `db/` (sled: document chunks, heads index, listing index, ref
 //! index, metadata; every key is described in `store/keys.rs`), `search/` (tantivy, derived),
-//! `identity/` (the device key pair, written by the network edge). Every derived index can be
+//! `identity/` (the device key pair, written by the network edge), `media/` (the blobs of photos
+//! and documents, see `media`). Every derived index can be
 //! rebuilt from the documents (`reindex`).
 //!
 //! This file holds the replica itself and the operations on one resource; each other concern
@@ -15,6 +16,7 @@
 mod catalog;
 mod import;
 mod listing;
+mod media;
 mod pending;
 mod synced;
 
@@ -36,6 +38,7 @@ pub use import::ImportReport;
 use import::Upsert;
 use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
+pub use media::{tier_of, Added, MediaStatus, NewMedia, MAX_PREPARE_THREADS};
 pub use pending::PendingDocs;
 pub use synced::{PeerSync, SyncRecord, Unsynced, WatchState};
 
@@ -68,6 +71,8 @@ pub enum ReplicaError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Document(#[from] DocumentError),
+    #[error(transparent)]
+    Media(#[from] crate::media::store::MediaError),
 }
 
 impl From<automerge::AutomergeError> for ReplicaError {
@@ -82,6 +87,10 @@ pub struct Replica {
     office: OfficeId,
     store: Arc<DocStore>,
     kv: Arc<dyn Kv>,
+    /// The replica's blobs, `<dir>/media`.
+    media: crate::media::store::MediaStore,
+    /// An in-memory replica's media folder, removed with it.
+    _media_tmp: Option<Arc<tempfile::TempDir>>,
     /// Serialises read-modify-writes of the sync record (the watch's hooks and its shutdown
     /// run on different threads).
     sync_record_lock: std::sync::Mutex<()>,
@@ -156,10 +165,22 @@ impl Replica {
             store = store.with_actor(automerge::ActorId::from(actor));
         }
         let store = Arc::new(store);
+        // An in-memory replica (tests, simulations) keeps its blobs in a temporary folder.
+        let media_tmp = dir
+            .as_os_str()
+            .is_empty()
+            .then(|| tempfile::tempdir().ok().map(Arc::new))
+            .flatten();
+        let media_dir = match &media_tmp {
+            Some(t) => t.path().to_path_buf(),
+            None => dir.join("media"),
+        };
         Self {
             dir: dir.to_path_buf(),
             office,
             store,
+            media: crate::media::store::MediaStore::new(media_dir),
+            _media_tmp: media_tmp,
             kv,
             sync_record_lock: std::sync::Mutex::new(()),
         }

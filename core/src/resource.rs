@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::fields::{self, FieldType};
 use crate::ids::OfficeId;
+use crate::media::{self, Media, MAX_MEDIA_PER_RESOURCE};
 use crate::vocab;
 
 /// Longest `summary` FORMAT.md allows, in characters: it is the teaser shown on list cards.
@@ -95,6 +96,8 @@ pub struct Resource {
     pub action_type: Option<String>,
     pub dates: Option<Dates>,
     pub links: Vec<Link>,
+    /// Photos, plans and documents, in gallery order (`media::sort`); their bytes are blobs.
+    pub media: Vec<Media>,
     /// Fields FORMAT.md does not define, kept as they came so that export gives them back.
     pub extra: BTreeMap<String, Value>,
 }
@@ -137,6 +140,7 @@ impl Resource {
             action_type: p.opt_code(obj, "action_type"),
             dates: p.dates(obj),
             links: p.links(obj),
+            media: p.media(obj),
             extra: obj
                 .iter()
                 .filter(|(k, _)| !KNOWN_FIELDS.contains(&k.as_str()))
@@ -243,6 +247,10 @@ impl Resource {
                     })
                     .collect(),
             ),
+        );
+        put(
+            "media",
+            Value::Array(self.media.iter().map(Media::to_json).collect()),
         );
         for (k, v) in &self.extra {
             o.insert(k.clone(), v.clone());
@@ -567,6 +575,38 @@ impl Parser {
             start: start.map(|x| x.0),
             end: end.map(|x| x.0),
         })
+    }
+
+    fn media(&mut self, o: &Map<String, Value>) -> Vec<Media> {
+        let items = match o.get("media") {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                self.error("media", "une liste [{hash, kind, name, …}] est attendue");
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_MEDIA_PER_RESOURCE {
+            self.error(
+                "media",
+                format!("{MAX_MEDIA_PER_RESOURCE} photos et documents au plus par fiche"),
+            );
+            return Vec::new();
+        }
+        let mut out: Vec<Media> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(mut m) = Media::from_json(item, &mut self.errors) {
+                // Entries without a time keep the order they were listed in.
+                if m.added_at == 0 {
+                    m.added_at = i as i64;
+                }
+                if !out.iter().any(|x| x.hash == m.hash) {
+                    out.push(m);
+                }
+            }
+        }
+        media::sort(&mut out);
+        out
     }
 
     fn links(&mut self, o: &Map<String, Value>) -> Vec<Link> {

@@ -48,7 +48,7 @@ impl FormData {
 /// the form sends it apart.
 pub fn fields_for(kind: &str) -> Vec<&'static str> {
     fields::top_level()
-        .filter(|f| f.name != "kind" && f.applies_to(kind))
+        .filter(|f| f.name != "kind" && f.ty != FieldType::Media && f.applies_to(kind))
         .map(|f| f.name)
         .collect()
 }

@@ -8,6 +8,7 @@
 //! hold them.
 
 use crate::ids::DocumentId;
+use crate::media::BlobHash;
 
 /// Document chunks: `c` + id + chunk sequence number (u32, big-endian) → saved bytes.
 pub const CHUNK: u8 = b'c';
@@ -28,6 +29,10 @@ pub const CONTENT: u8 = b'x';
 /// The relay record: `s` + id → the heads hash the relay held at the last sync.
 pub const SYNCED: u8 = b's';
 
+/// The media outbox: `o` + blob hash (32 bytes) → its size (u64, big-endian): blobs made on
+/// this replica that the relay has not confirmed yet.
+pub const MEDIA_OUTBOX: u8 = b'o';
+
 /// The replica's on-disk format version.
 pub const META_FORMAT: &[u8] = b"m/format";
 /// The office the replica belongs to.
@@ -39,6 +44,8 @@ pub const META_SYNCED_DIGESTS: &[u8] = b"m/synced-digests";
 /// The sync bookkeeping (`SyncRecord`, JSON): last sync with the relay, last direct sync with a
 /// peer, a running `sync --watch`.
 pub const META_SYNC_RECORD: &[u8] = b"m/sync-record";
+/// Which blobs this replica keeps (`media::MediaPolicy`, JSON).
+pub const META_MEDIA_POLICY: &[u8] = b"m/media-policy";
 
 /// The key of a per-document table entry: `prefix` + id.
 pub fn of_document(prefix: u8, id: &DocumentId) -> Vec<u8> {
@@ -104,6 +111,13 @@ pub fn synced_key(id: &DocumentId) -> Vec<u8> {
     of_document(SYNCED, id)
 }
 
+pub fn outbox_key(hash: &BlobHash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(MEDIA_OUTBOX);
+    k.extend_from_slice(hash.as_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +133,7 @@ mod tests {
             PENDING,
             CONTENT,
             SYNCED,
+            MEDIA_OUTBOX,
             META_FORMAT[0],
         ];
         let distinct: std::collections::BTreeSet<u8> = prefixes.iter().copied().collect();
