@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use atelier_core::document::{Edit, HistoryEntry};
-use atelier_core::replica::{ImportReport, ListFilter, ListingEntry, Replica, ReplicaError};
+use atelier_core::media::{BlobHash, MediaPolicy};
+use atelier_core::replica::{
+    Added, ImportReport, ListFilter, ListingEntry, MediaStatus, NewMedia, Replica, ReplicaError,
+};
 use atelier_core::search::{IndexedSearch, SearchQuery, SEARCH_DIR};
 use atelier_core::store::StoreError;
 use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
@@ -103,6 +106,16 @@ pub trait Backend {
     fn reindex(&self) -> anyhow::Result<usize>;
     /// Full-text search with facets (`atelier_core::search::SearchResults` as JSON).
     fn search(&self, query: &SearchQuery) -> anyhow::Result<serde_json::Value>;
+    /// Adds files to a resource (all or nothing).
+    fn add_media(&self, id: &str, files: Vec<NewMedia>) -> anyhow::Result<Vec<Added>>;
+    /// Which of these blobs are on this device.
+    fn media_present(&self, hashes: &[BlobHash]) -> anyhow::Result<Vec<bool>>;
+    /// A blob's bytes (verified), `None` if not here yet.
+    fn media_blob(&self, hash: &BlobHash) -> anyhow::Result<Option<Vec<u8>>>;
+    fn media_policy(&self) -> anyhow::Result<MediaPolicy>;
+    fn set_media_policy(&self, policy: &MediaPolicy) -> anyhow::Result<()>;
+    /// Blobs still to receive and to send.
+    fn media_status(&self) -> anyhow::Result<MediaStatus>;
 }
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
@@ -289,6 +302,32 @@ impl Backend for Local {
             .search(query)
             .context("recherche impossible")?;
         Ok(serde_json::to_value(results)?)
+    }
+
+    fn add_media(&self, id: &str, files: Vec<NewMedia>) -> anyhow::Result<Vec<Added>> {
+        let id = self.resolve(id)?;
+        Ok(self.replica.add_media(&id, files, crate::now_ms())?)
+    }
+
+    fn media_present(&self, hashes: &[BlobHash]) -> anyhow::Result<Vec<bool>> {
+        let store = self.replica.media_store();
+        Ok(hashes.iter().map(|h| store.contains(h)).collect())
+    }
+
+    fn media_blob(&self, hash: &BlobHash) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.replica.media_blob(hash)?)
+    }
+
+    fn media_policy(&self) -> anyhow::Result<MediaPolicy> {
+        Ok(self.replica.media_policy()?)
+    }
+
+    fn set_media_policy(&self, policy: &MediaPolicy) -> anyhow::Result<()> {
+        Ok(self.replica.set_media_policy(policy)?)
+    }
+
+    fn media_status(&self) -> anyhow::Result<MediaStatus> {
+        Ok(self.replica.media_status()?)
     }
 }
 

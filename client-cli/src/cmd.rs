@@ -10,6 +10,7 @@ pub mod import;
 pub mod init;
 pub mod join;
 pub mod list;
+pub mod media;
 pub mod reindex;
 pub mod rm;
 pub mod search;

@@ -98,6 +98,8 @@ pub enum Command {
     Serve(cmd::serve::Args),
     /// Cherche dans les ressources (texte, filtres, nombre de résultats par type).
     Search(cmd::search::Args),
+    /// Photos, plans et documents d'une ressource ; ce que ce poste reçoit.
+    Media(cmd::media::Args),
 }
 
 impl Cli {
@@ -158,6 +160,7 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Sync(a) => cmd::sync::run(a, ctx, out),
         Command::Status(a) => cmd::status::run(a, ctx, out),
         Command::Serve(a) => cmd::serve::run(a, ctx, out),
+        Command::Media(a) => cmd::media::run(a, ctx, out),
     }
 }
 

@@ -242,8 +242,9 @@ pub enum Edit {
 }
 
 /// The media fields `Edit::SetMedia` may change (the others describe the file itself).
-pub const EDITABLE_MEDIA_FIELDS: &[&str] =
-    &["credit", "caption", "alt", "kind", "taken_at", "lat", "lon", "name"];
+pub const EDITABLE_MEDIA_FIELDS: &[&str] = &[
+    "credit", "caption", "alt", "kind", "taken_at", "lat", "lon", "name",
+];
 
 /// The commit message every Atelier change carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -82,7 +82,11 @@ impl FromStr for BlobHash {
 
     fn from_str(s: &str) -> Result<Self, BadHash> {
         let bad = || BadHash(s.chars().take(80).collect());
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad());
         }
         let bytes = hex::decode(s).map_err(|_| bad())?;
@@ -341,7 +345,9 @@ impl Media {
         };
         let mut o: Map<String, Value> = o.clone();
         // Blank optional texts are absent, as for the resource's own fields.
-        o.retain(|_, v| !matches!(v, Value::Null) && v.as_str().is_none_or(|s| !s.trim().is_empty()));
+        o.retain(|_, v| {
+            !matches!(v, Value::Null) && v.as_str().is_none_or(|s| !s.trim().is_empty())
+        });
         match serde_json::from_value::<Media>(Value::Object(o)) {
             Ok(m) => {
                 let before = errors.len();

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod blobs;
 pub mod cli;
 pub mod client;
 pub mod config;

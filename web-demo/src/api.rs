@@ -13,13 +13,19 @@
 //! | `GET /api/export` | | JSON Lines |
 //! | `GET /api/sync`, `POST /api/sync` | | the sync indicator's state; ask for a sync round |
 //! | `GET /api/sync-record` | | `SyncRecord`: last syncs, a running `sync --watch` (for `atelier status`) |
+//! | `POST /api/resources/{id}/media` | [`MEDIA_UPLOAD_TYPE`] body | `[Added]`, or 422 and nothing added |
+//! | `POST /api/media/present` | `[hash…]` | `[bool…]`: which blobs are on this device |
+//! | `GET /api/media/{hash}` | | the blob's bytes, 404 if not here yet |
+//! | `GET /api/media-policy`, `PUT /api/media-policy` | `MediaPolicy` | `MediaPolicy` |
+//! | `GET /api/media-status` | | `MediaStatus`: blobs still to receive and to send |
 //!
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
 
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
-use atelier_core::replica::ListFilter;
+use atelier_core::media::{BlobHash, MediaPolicy};
+use atelier_core::replica::{ListFilter, NewMedia};
 use atelier_core::resource::FieldError;
 use atelier_core::{jsonl, DocumentId, Resource};
 use axum::body::Bytes;
@@ -270,4 +276,158 @@ pub async fn search(
         })
         .await?;
     Ok(Json(results).into_response())
+}
+
+/// Content type of `POST /api/resources/{id}/media`: a u32 (big-endian) length, that many bytes
+/// of JSON describing the files (`[{name, bytes, plan, credit, caption, alt, use_gps}]`, where
+/// `bytes` is the file's length), then the files' bytes one after the other. Files are sent as
+/// they are, without the third of extra weight base64 would add.
+pub const MEDIA_UPLOAD_TYPE: &str = "application/x-atelier-media";
+/// Largest media upload through the local API: a few files of the largest size.
+pub const MAX_MEDIA_UPLOAD_BYTES: usize = 4 * atelier_core::media::MAX_BLOB_BYTES as usize;
+/// Most blobs `POST /api/media/present` answers for at once.
+pub const MAX_PRESENT_QUERY: usize = 10_000;
+
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct UploadedFile {
+    name: String,
+    bytes: usize,
+    #[serde(default)]
+    plan: bool,
+    credit: Option<String>,
+    caption: Option<String>,
+    alt: Option<String>,
+    #[serde(default)]
+    use_gps: bool,
+}
+
+/// The body of a media upload ([`MEDIA_UPLOAD_TYPE`]).
+pub fn encode_media_upload(files: &[NewMedia]) -> Vec<u8> {
+    let header: Vec<UploadedFile> = files
+        .iter()
+        .map(|f| UploadedFile {
+            name: f.name.clone(),
+            bytes: f.bytes.len(),
+            plan: f.plan,
+            credit: f.credit.clone(),
+            caption: f.caption.clone(),
+            alt: f.alt.clone(),
+            use_gps: f.use_gps,
+        })
+        .collect();
+    let json = serde_json::to_vec(&header).unwrap_or_default();
+    let mut out =
+        Vec::with_capacity(4 + json.len() + files.iter().map(|f| f.bytes.len()).sum::<usize>());
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    for f in files {
+        out.extend_from_slice(&f.bytes);
+    }
+    out
+}
+
+/// Reads a media upload, refusing a body whose parts do not add up.
+fn decode_media_upload(body: &[u8]) -> Result<Vec<NewMedia>, WebError> {
+    let bad = |m: &str| WebError::BadRequest(format!("envoi de médias illisible : {m}"));
+    let len = body
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("corps trop court"))?;
+    let header = body.get(4..4 + len).ok_or_else(|| bad("en-tête tronqué"))?;
+    let header: Vec<UploadedFile> =
+        serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let mut rest = &body[4 + len..];
+    let mut files = Vec::with_capacity(header.len());
+    for f in header {
+        if f.bytes > rest.len() {
+            return Err(bad("fichier tronqué"));
+        }
+        let (bytes, tail) = rest.split_at(f.bytes);
+        rest = tail;
+        files.push(NewMedia {
+            name: f.name,
+            bytes: bytes.to_vec(),
+            plan: f.plan,
+            credit: f.credit,
+            caption: f.caption,
+            alt: f.alt,
+            use_gps: f.use_gps,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(bad("octets en trop"));
+    }
+    Ok(files)
+}
+
+pub async fn add_media(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
+    let body = body.map_err(|_| WebError::TooLarge)?;
+    let files = decode_media_upload(&body)?;
+    let (_, added) = state
+        .on_resource(id, move |r, id| Ok(r.add_media(id, files, now_ms())?))
+        .await?;
+    Ok(Json(added).into_response())
+}
+
+pub async fn media_present(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
+    let hashes: Vec<BlobHash> = parse_json(body)?;
+    if hashes.len() > MAX_PRESENT_QUERY {
+        return Err(WebError::BadRequest(format!(
+            "{MAX_PRESENT_QUERY} empreintes au plus par demande"
+        )));
+    }
+    let present = state
+        .blocking(move |r| {
+            Ok(hashes
+                .iter()
+                .map(|h| r.media_store().contains(h))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(Json(present).into_response())
+}
+
+pub async fn media_blob(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, WebError> {
+    let hash: BlobHash = hash
+        .parse()
+        .map_err(|e: atelier_core::media::BadHash| WebError::BadRequest(e.to_string()))?;
+    let bytes = state.blocking(move |r| Ok(r.media_blob(&hash)?)).await?;
+    match bytes {
+        Some(b) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response()),
+        None => Err(WebError::NotFound(hash.to_string())),
+    }
+}
+
+pub async fn media_policy(State(state): State<AppState>) -> Result<Response, WebError> {
+    let p = state.blocking(|r| Ok(r.media_policy()?)).await?;
+    Ok(Json(p).into_response())
+}
+
+pub async fn set_media_policy(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
+    let p: MediaPolicy = parse_json(body)?;
+    let p = state
+        .blocking(move |r| {
+            r.set_media_policy(&p)?;
+            Ok(p)
+        })
+        .await?;
+    Ok(Json(p).into_response())
+}
+
+pub async fn media_status(State(state): State<AppState>) -> Result<Response, WebError> {
+    let s = state.blocking(|r| Ok(r.media_status()?)).await?;
+    Ok(Json(s).into_response())
 }

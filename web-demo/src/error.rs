@@ -93,11 +93,22 @@ impl WebError {
     }
 }
 
+use atelier_core::media::store::MediaError;
+
 impl From<ReplicaError> for WebError {
     fn from(e: ReplicaError) -> Self {
         match e {
             ReplicaError::NotFound(what) => Self::NotFound(what),
             ReplicaError::Document(d) => d.into(),
+            // What staff can act on (a refused file, a full disk) is said; the rest is logged.
+            ReplicaError::Media(
+                m @ (MediaError::Unsupported(_)
+                | MediaError::TooLarge { .. }
+                | MediaError::DiskFull { .. }),
+            ) => Self::Invalid(vec![FieldError {
+                field: "media".into(),
+                message: m.to_string(),
+            }]),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -224,6 +224,17 @@ pub fn router(state: AppState) -> Router {
         .route("/search", post(api::search))
         .route("/sync", get(api::sync_state).post(api::sync_now))
         .route("/sync-record", get(api::sync_record))
+        .route(
+            "/resources/{id}/media",
+            post(api::add_media).layer(DefaultBodyLimit::max(api::MAX_MEDIA_UPLOAD_BYTES)),
+        )
+        .route("/media/present", post(api::media_present))
+        .route("/media/{hash}", get(api::media_blob))
+        .route(
+            "/media-policy",
+            get(api::media_policy).put(api::set_media_policy),
+        )
+        .route("/media-status", get(api::media_status))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use atelier_core::document::Edit;
-use atelier_core::replica::{ListFilter, ListingEntry, SyncRecord};
+use atelier_core::media::{BlobHash, MediaPolicy};
+use atelier_core::replica::{Added, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord};
 use atelier_core::{DocumentId, OfficeId, Resource};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -150,6 +151,11 @@ impl Remote {
                 .delete(&url)
                 .header("Authorization", self.auth())
                 .call(),
+            ("PUT", Some(Body::Json(v))) => self
+                .agent
+                .put(&url)
+                .header("Authorization", self.auth())
+                .send_json(&v),
             (_, Some(Body::Json(v))) => self
                 .agent
                 .post(&url)
@@ -161,6 +167,12 @@ impl Remote {
                 .header("Authorization", self.auth())
                 .header("Content-Type", "application/x-ndjson; charset=utf-8")
                 .send(t),
+            (_, Some(Body::Bytes(b))) => self
+                .agent
+                .post(&url)
+                .header("Authorization", self.auth())
+                .header("Content-Type", atelier_web::api::MEDIA_UPLOAD_TYPE)
+                .send(&b[..]),
             (_, None) => self
                 .agent
                 .post(&url)
@@ -217,6 +229,7 @@ impl Remote {
 enum Body {
     Json(serde_json::Value),
     Text(String),
+    Bytes(Vec<u8>),
 }
 
 impl Backend for Remote {
@@ -312,6 +325,60 @@ impl Backend for Remote {
             "/api/search",
             Some(Body::Json(serde_json::to_value(query)?)),
         )
+    }
+
+    fn add_media(&self, id: &str, files: Vec<NewMedia>) -> anyhow::Result<Vec<Added>> {
+        let body = atelier_web::api::encode_media_upload(&files);
+        self.json(
+            "POST",
+            &Self::resource_path(id, "/media"),
+            Some(Body::Bytes(body)),
+        )
+    }
+
+    fn media_present(&self, hashes: &[BlobHash]) -> anyhow::Result<Vec<bool>> {
+        self.json(
+            "POST",
+            "/api/media/present",
+            Some(Body::Json(serde_json::to_value(hashes)?)),
+        )
+    }
+
+    fn media_blob(&self, hash: &BlobHash) -> anyhow::Result<Option<Vec<u8>>> {
+        match self.send("GET", &format!("/api/media/{hash}"), None) {
+            Ok(mut response) => Ok(Some(
+                response
+                    .body_mut()
+                    .with_config()
+                    .limit(atelier_core::media::MAX_BLOB_BYTES)
+                    .read_to_vec()
+                    .context("réception d'un média depuis l'application web")?,
+            )),
+            Err(e)
+                if e.downcast_ref::<RemoteError>()
+                    .is_some_and(|r| r.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn media_policy(&self) -> anyhow::Result<MediaPolicy> {
+        self.json("GET", "/api/media-policy", None)
+    }
+
+    fn set_media_policy(&self, policy: &MediaPolicy) -> anyhow::Result<()> {
+        self.send(
+            "PUT",
+            "/api/media-policy",
+            Some(Body::Json(serde_json::to_value(policy)?)),
+        )?;
+        Ok(())
+    }
+
+    fn media_status(&self) -> anyhow::Result<MediaStatus> {
+        self.json("GET", "/api/media-status", None)
     }
 
     fn reindex(&self) -> anyhow::Result<usize> {

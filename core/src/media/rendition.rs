@@ -67,7 +67,10 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         Some("application/pdf")
     } else if bytes.len() >= 12
         && &bytes[4..8] == b"ftyp"
-        && matches!(&bytes[8..12], b"heic" | b"heix" | b"mif1" | b"msf1" | b"heim" | b"heis" | b"hevc")
+        && matches!(
+            &bytes[8..12],
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"heim" | b"heis" | b"hevc"
+        )
     {
         Some("image/heic")
     } else {
@@ -317,7 +320,10 @@ pub(crate) mod tests {
         assert_eq!((d.width, d.height), (800, 1600));
         assert_eq!(p.taken_at.as_deref(), Some("2024-05-01T10:12:00"));
         let (lat, lon) = p.gps.unwrap();
-        assert!((lat - 45.78).abs() < 1e-9 && (lon - 3.09).abs() < 1e-9, "{lat} {lon}");
+        assert!(
+            (lat - 45.78).abs() < 1e-9 && (lon - 3.09).abs() < 1e-9,
+            "{lat} {lon}"
+        );
         for r in [&t.bytes, &d.bytes] {
             assert!(
                 exif::Reader::new()
@@ -334,14 +340,20 @@ pub(crate) mod tests {
         let cut = &good[..good.len() / 2];
         let e = prepare(cut, "coupee.jpg", false).unwrap_err().to_string();
         assert!(e.contains("coupee.jpg") && e.contains("tronquée"), "{e}");
-        let e = prepare(b"GIF89a....", "x.gif", false).unwrap_err().to_string();
+        let e = prepare(b"GIF89a....", "x.gif", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Formats acceptés : JPEG, PNG, WebP"), "{e}");
         let mut heic = vec![0, 0, 0, 24];
         heic.extend_from_slice(b"ftypheic");
         heic.extend_from_slice(&[0; 12]);
-        let e = prepare(&heic, "IMG_0001.HEIC", false).unwrap_err().to_string();
+        let e = prepare(&heic, "IMG_0001.HEIC", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("HEIC"), "{e}");
-        let e = prepare(b"%PDF-1.7\n1 0 obj", "fiche.pdf", false).unwrap_err().to_string();
+        let e = prepare(b"%PDF-1.7\n1 0 obj", "fiche.pdf", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PDF incomplet"), "{e}");
         let pdf = prepare(b"%PDF-1.7\n1 0 obj\n%%EOF\n", "fiche.pdf", false).unwrap();
         assert_eq!(pdf.kind, MediaKind::Document);

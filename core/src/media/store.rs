@@ -46,7 +46,9 @@ pub enum MediaError {
 impl MediaError {
     fn io(path: &Path, source: io::Error) -> Self {
         // ENOSPC (28) and EDQUOT (122) on Linux: say it plainly.
-        if source.kind() == io::ErrorKind::StorageFull || matches!(source.raw_os_error(), Some(28 | 122)) {
+        if source.kind() == io::ErrorKind::StorageFull
+            || matches!(source.raw_os_error(), Some(28 | 122))
+        {
             Self::DiskFull { path: path.into() }
         } else {
             Self::Io {
@@ -177,7 +179,8 @@ impl MediaStore {
             .open(&path)
             .map_err(|e| MediaError::io(&path, e))?;
         let mut hasher = blake3::Hasher::new();
-        let mut offset = hash_reader(&mut file, &mut hasher).map_err(|e| MediaError::io(&path, e))?;
+        let mut offset =
+            hash_reader(&mut file, &mut hasher).map_err(|e| MediaError::io(&path, e))?;
         if offset > len {
             // Kept from a blob announced differently: start again.
             file.set_len(0).map_err(|e| MediaError::io(&path, e))?;

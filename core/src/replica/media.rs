@@ -7,7 +7,7 @@
 //! is derived from the listing (every entry carries its blobs), so knowing what is missing costs
 //! no network round trip; what to send is the outbox, emptied as the relay confirms.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ListFilter, Replica, ReplicaError};
 use crate::document::{DocumentError, Edit};
@@ -39,7 +39,7 @@ pub struct NewMedia {
 }
 
 /// What was added, with what the files offered and was not used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Added {
     pub media: Media,
     /// The EXIF position, when the photo had one and `use_gps` was off.
@@ -47,7 +47,7 @@ pub struct Added {
 }
 
 /// Blobs still to receive and to send, for `atelier status` and the web indicator.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaStatus {
     pub to_receive: u64,
     pub to_receive_bytes: u64,
@@ -110,7 +110,10 @@ impl Replica {
             ];
             for bytes in blobs.into_iter().flatten() {
                 let hash = self.media.put(bytes)?;
-                outbox.put(outbox_key(&hash), (bytes.len() as u64).to_be_bytes().to_vec());
+                outbox.put(
+                    outbox_key(&hash),
+                    (bytes.len() as u64).to_be_bytes().to_vec(),
+                );
             }
             debug_assert_eq!(BlobHash::of(&file.bytes), media.hash);
         }
@@ -151,7 +154,8 @@ impl Replica {
         hash: &BlobHash,
         now_ms: i64,
     ) -> Result<(), ReplicaError> {
-        self.edit(id, &[Edit::RemoveMedia(*hash)], now_ms).map(|_| ())
+        self.edit(id, &[Edit::RemoveMedia(*hash)], now_ms)
+            .map(|_| ())
     }
 
     /// Stores a blob received from elsewhere (an import's media folder): verified against its
@@ -159,7 +163,10 @@ impl Replica {
     pub fn import_blob(&self, hash: &BlobHash, bytes: &[u8]) -> Result<(), ReplicaError> {
         self.media.put_verified(hash, bytes)?;
         let mut b = Batch::default();
-        b.put(outbox_key(hash), (bytes.len() as u64).to_be_bytes().to_vec());
+        b.put(
+            outbox_key(hash),
+            (bytes.len() as u64).to_be_bytes().to_vec(),
+        );
         self.kv.apply(b)?;
         self.kv.flush()?;
         Ok(())
@@ -297,7 +304,11 @@ fn entry(file: &NewMedia, p: &Prepared, added_at: i64) -> (Media, Option<(f64, f
 
 /// Which tier a blob of a resource is, for placeholders (« vignette en cours de réception »).
 pub fn tier_of(media: &Media, hash: &BlobHash) -> Option<Tier> {
-    media.blobs().into_iter().find(|b| b.hash == *hash).map(|b| b.tier)
+    media
+        .blobs()
+        .into_iter()
+        .find(|b| b.hash == *hash)
+        .map(|b| b.tier)
 }
 
 #[cfg(test)]
@@ -407,10 +418,7 @@ mod tests {
         let missing = b.media_missing(&MediaPolicy::Tout).unwrap();
         let tiers: Vec<Tier> = missing.iter().map(|x| x.tier).collect();
         assert_eq!(tiers, [Tier::Thumb, Tier::Display, Tier::Original]);
-        assert_eq!(
-            b.media_missing(&MediaPolicy::Vignettes).unwrap().len(),
-            2
-        );
+        assert_eq!(b.media_missing(&MediaPolicy::Vignettes).unwrap().len(), 2);
         let elsewhere = MediaPolicy::Selection {
             departements: vec!["15".into()],
             kinds: vec![MediaKind::Photo],
@@ -420,6 +428,9 @@ mod tests {
         b.media_store()
             .put_verified(&thumb, &a.media_blob(&thumb).unwrap().unwrap())
             .unwrap();
-        assert_eq!(b.media_missing(&MediaPolicy::Tout).unwrap()[0].tier, Tier::Display);
+        assert_eq!(
+            b.media_missing(&MediaPolicy::Tout).unwrap()[0].tier,
+            Tier::Display
+        );
     }
 }
