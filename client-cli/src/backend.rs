@@ -116,6 +116,8 @@ pub trait Backend {
     fn set_media_policy(&self, policy: &MediaPolicy) -> anyhow::Result<()>;
     /// Blobs still to receive and to send.
     fn media_status(&self) -> anyhow::Result<MediaStatus>;
+    /// Stores a blob read from an import's media folder (verified against `hash`).
+    fn import_blob(&self, hash: &BlobHash, bytes: Vec<u8>) -> anyhow::Result<()>;
 }
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
@@ -328,6 +330,10 @@ impl Backend for Local {
 
     fn media_status(&self) -> anyhow::Result<MediaStatus> {
         Ok(self.replica.media_status()?)
+    }
+
+    fn import_blob(&self, hash: &BlobHash, bytes: Vec<u8>) -> anyhow::Result<()> {
+        Ok(self.replica.import_blob(hash, &bytes)?)
     }
 }
 

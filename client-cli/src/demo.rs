@@ -5,7 +5,7 @@
 //! between them with [`exchange`] until the network sync does it.
 
 use atelier_core::document::Edit;
-use atelier_core::replica::{ref_id, ImportReport, Replica};
+use atelier_core::replica::{ref_id, ImportReport, NewMedia, Replica};
 use atelier_core::store::StoreError;
 use atelier_core::{jsonl, DocumentId, Resource};
 use rand::RngCore;
@@ -86,7 +86,69 @@ pub fn seed(replica: &Replica, rng: &mut impl RngCore, now_ms: i64) -> anyhow::R
         }],
         now_ms - HOUR_MS,
     )?;
+    add_photos(replica, now_ms - HOUR_MS / 2)?;
     Ok(Seeded { report, story })
+}
+
+/// The sample photos: drawings made here (`media::sample`), so the demo's gallery and cards
+/// show pictures on the first run. (ref, credit, alternative text, caption) per photo.
+const PHOTOS: &[(&str, &str, &str, &str)] = &[
+    (
+        STORY_REF,
+        "© CAUE 63 — dessin de démonstration",
+        "Maison de santé : façade en bardage bois sous un toit à deux pans",
+        "La façade sur le patio.",
+    ),
+    (
+        STORY_REF,
+        "© CAUE 63 — dessin de démonstration",
+        "Maison de santé vue depuis la place, baies régulières",
+        "Côté place, à l'automne.",
+    ),
+    (
+        "demo-015-02",
+        "© CAUE 15 — dessin de démonstration",
+        "Halle de marché en bois sous un ciel clair",
+        "La halle un jour de marché.",
+    ),
+    (
+        "demo-007-01",
+        "© CAUE 07 — dessin de démonstration",
+        "École aux murs de pisé ocre et fenêtres en bandeau",
+        "Les quatre classes côté cour.",
+    ),
+    (
+        "demo-012-03",
+        "© CAUE 12 — dessin de démonstration",
+        "Ancienne grange en pierre devenue médiathèque",
+        "La grange réhabilitée.",
+    ),
+    (
+        "demo-071-01",
+        "© CAUE 71 — dessin de démonstration",
+        "Extension en ossature bois accolée à une maison en pierre",
+        "L'extension vue du jardin.",
+    ),
+];
+
+/// Width and height of the sample photos, in pixels.
+const PHOTO_SIZE: (u32, u32) = (1600, 1067);
+
+fn add_photos(replica: &Replica, now_ms: i64) -> anyhow::Result<()> {
+    for (i, (reference, credit, alt, caption)) in PHOTOS.iter().enumerate() {
+        let bytes =
+            atelier_core::media::sample::jpeg(i as u64 + 1, PHOTO_SIZE.0, PHOTO_SIZE.1, 4, 85);
+        let file = NewMedia {
+            name: format!("{reference}-{}.jpg", i + 1),
+            bytes,
+            credit: Some(credit.to_string()),
+            alt: Some(alt.to_string()),
+            caption: Some(caption.to_string()),
+            ..Default::default()
+        };
+        replica.add_media(&ref_id(reference), vec![file], now_ms + i as i64)?;
+    }
+    Ok(())
 }
 
 /// Brings `to`'s copy of document `id` up to date with `from`'s (what the sync does over the

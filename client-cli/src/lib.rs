@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cmd;
 pub mod demo;
 pub mod live_demo;
+pub mod media_folder;
 pub mod migrate;
 mod render;
 mod usage;

@@ -339,14 +339,14 @@ pub fn apply_edits(
             }
             Edit::AddMedia(m) => {
                 let list = media_list(&mut json);
-                list.retain(|x| x["hash"] != Value::from(m.hash.to_hex()));
+                list.retain(|x| x["hash"] != m.hash.to_hex());
                 list.push(m.to_json());
                 fields.push("media".into());
             }
             Edit::RemoveMedia(hash) => {
                 let list = media_list(&mut json);
                 let before = list.len();
-                list.retain(|x| x["hash"] != Value::from(hash.to_hex()));
+                list.retain(|x| x["hash"] != hash.to_hex());
                 if list.len() == before {
                     return Err(no_such_media(hash));
                 }
@@ -364,7 +364,7 @@ pub fn apply_edits(
                 }
                 let entry = media_list(&mut json)
                     .iter_mut()
-                    .find(|x| x["hash"] == Value::from(hash.to_hex()))
+                    .find(|x| x["hash"] == hash.to_hex())
                     .ok_or_else(|| no_such_media(hash))?;
                 entry[field.as_str()] = value.clone();
                 fields.push("media".into());
@@ -730,6 +730,74 @@ pub fn changed_fields(a: &Resource, b: &Resource) -> Vec<String> {
         .collect()
 }
 
+fn media_doc(m: &Media) -> MediaDoc {
+    let rendition = |r: &Option<Rendition>| {
+        r.map(|r| RenditionDoc {
+            hash: r.hash.to_hex(),
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+        })
+    };
+    MediaDoc {
+        kind: m.kind.as_str().into(),
+        name: m.name.clone(),
+        mime: m.mime.clone(),
+        bytes: m.bytes,
+        width: m.width,
+        height: m.height,
+        credit: m.credit.clone(),
+        caption: m.caption.clone(),
+        alt: m.alt.clone(),
+        taken_at: m.taken_at.clone(),
+        lat: m.lat,
+        lon: m.lon,
+        thumb: rendition(&m.thumb),
+        display: rendition(&m.display),
+        added_at: m.added_at,
+    }
+}
+
+/// The media entries of a document in gallery order; an entry a foreign client wrote with an
+/// unreadable hash or kind is left out rather than failing the whole resource.
+fn media_of(map: &BTreeMap<String, MediaDoc>) -> Vec<Media> {
+    let rendition = |r: &Option<RenditionDoc>| {
+        r.as_ref().and_then(|r| {
+            Some(Rendition {
+                hash: r.hash.parse().ok()?,
+                width: r.width,
+                height: r.height,
+                bytes: r.bytes,
+            })
+        })
+    };
+    let mut out: Vec<Media> = map
+        .iter()
+        .filter_map(|(hash, m)| {
+            Some(Media {
+                hash: hash.parse().ok()?,
+                kind: m.kind.parse().ok()?,
+                name: m.name.clone(),
+                mime: m.mime.clone(),
+                bytes: m.bytes,
+                width: m.width,
+                height: m.height,
+                credit: m.credit.clone(),
+                caption: m.caption.clone(),
+                alt: m.alt.clone(),
+                taken_at: m.taken_at.clone(),
+                lat: m.lat,
+                lon: m.lon,
+                thumb: rendition(&m.thumb),
+                display: rendition(&m.display),
+                added_at: m.added_at,
+            })
+        })
+        .collect();
+    media::sort(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,72 +1004,4 @@ mod tests {
         let err = apply_edits(&mut a, &[longer], "caue-63", 3).unwrap_err();
         assert!(err.to_string().contains("summary"), "{err}");
     }
-}
-
-fn media_doc(m: &Media) -> MediaDoc {
-    let rendition = |r: &Option<Rendition>| {
-        r.map(|r| RenditionDoc {
-            hash: r.hash.to_hex(),
-            width: r.width,
-            height: r.height,
-            bytes: r.bytes,
-        })
-    };
-    MediaDoc {
-        kind: m.kind.as_str().into(),
-        name: m.name.clone(),
-        mime: m.mime.clone(),
-        bytes: m.bytes,
-        width: m.width,
-        height: m.height,
-        credit: m.credit.clone(),
-        caption: m.caption.clone(),
-        alt: m.alt.clone(),
-        taken_at: m.taken_at.clone(),
-        lat: m.lat,
-        lon: m.lon,
-        thumb: rendition(&m.thumb),
-        display: rendition(&m.display),
-        added_at: m.added_at,
-    }
-}
-
-/// The media entries of a document in gallery order; an entry a foreign client wrote with an
-/// unreadable hash or kind is left out rather than failing the whole resource.
-fn media_of(map: &BTreeMap<String, MediaDoc>) -> Vec<Media> {
-    let rendition = |r: &Option<RenditionDoc>| {
-        r.as_ref().and_then(|r| {
-            Some(Rendition {
-                hash: r.hash.parse().ok()?,
-                width: r.width,
-                height: r.height,
-                bytes: r.bytes,
-            })
-        })
-    };
-    let mut out: Vec<Media> = map
-        .iter()
-        .filter_map(|(hash, m)| {
-            Some(Media {
-                hash: hash.parse().ok()?,
-                kind: m.kind.parse().ok()?,
-                name: m.name.clone(),
-                mime: m.mime.clone(),
-                bytes: m.bytes,
-                width: m.width,
-                height: m.height,
-                credit: m.credit.clone(),
-                caption: m.caption.clone(),
-                alt: m.alt.clone(),
-                taken_at: m.taken_at.clone(),
-                lat: m.lat,
-                lon: m.lon,
-                thumb: rendition(&m.thumb),
-                display: rendition(&m.display),
-                added_at: m.added_at,
-            })
-        })
-        .collect();
-    media::sort(&mut out);
-    out
 }

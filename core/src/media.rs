@@ -13,6 +13,7 @@
 //! document: they live in the content-addressed [`store::MediaStore`] of each replica and relay.
 
 pub mod rendition;
+pub mod sample;
 pub mod store;
 
 use std::fmt;
@@ -369,7 +370,7 @@ fn blank(s: &Option<String>) -> bool {
 
 /// The gallery order: by time added, then hash (the same on every replica).
 pub fn sort(media: &mut [Media]) {
-    media.sort_by(|a, b| (a.added_at, a.hash).cmp(&(b.added_at, b.hash)));
+    media.sort_by_key(|m| (m.added_at, m.hash));
 }
 
 /// Which blobs a replica fetches: every thumbnail and display size always (what pages show),

@@ -1,6 +1,7 @@
 //! Integration tests.
 
 mod cli;
+mod cli_media;
 mod harness;
 mod replica;
 mod sync;

@@ -16,6 +16,7 @@
 //! | `POST /api/resources/{id}/media` | [`MEDIA_UPLOAD_TYPE`] body | `[Added]`, or 422 and nothing added |
 //! | `POST /api/media/present` | `[hash…]` | `[bool…]`: which blobs are on this device |
 //! | `GET /api/media/{hash}` | | the blob's bytes, 404 if not here yet |
+//! | `POST /api/media/{hash}` | the blob's bytes | 204; 422 if they do not have that hash (an import's media folder) |
 //! | `GET /api/media-policy`, `PUT /api/media-policy` | `MediaPolicy` | `MediaPolicy` |
 //! | `GET /api/media-status` | | `MediaStatus`: blobs still to receive and to send |
 //!
@@ -24,8 +25,9 @@
 
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
+use atelier_core::media::store::MediaError;
 use atelier_core::media::{BlobHash, MediaPolicy};
-use atelier_core::replica::{ListFilter, NewMedia};
+use atelier_core::replica::{ListFilter, NewMedia, ReplicaError};
 use atelier_core::resource::FieldError;
 use atelier_core::{jsonl, DocumentId, Resource};
 use axum::body::Bytes;
@@ -406,6 +408,29 @@ pub async fn media_blob(
         Some(b) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response()),
         None => Err(WebError::NotFound(hash.to_string())),
     }
+}
+
+pub async fn import_blob(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, WebError> {
+    let hash: BlobHash = hash
+        .parse()
+        .map_err(|e: atelier_core::media::BadHash| WebError::BadRequest(e.to_string()))?;
+    let body = body.map_err(|_| WebError::TooLarge)?;
+    state
+        .blocking(move |r| match r.import_blob(&hash, &body) {
+            Err(ReplicaError::Media(MediaError::Corrupt { .. })) => {
+                Err(WebError::Invalid(vec![FieldError {
+                    field: "media".into(),
+                    message: format!("le fichier envoyé n'a pas l'empreinte {hash}"),
+                }]))
+            }
+            other => Ok(other?),
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn media_policy(State(state): State<AppState>) -> Result<Response, WebError> {

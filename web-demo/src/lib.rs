@@ -229,7 +229,14 @@ pub fn router(state: AppState) -> Router {
             post(api::add_media).layer(DefaultBodyLimit::max(api::MAX_MEDIA_UPLOAD_BYTES)),
         )
         .route("/media/present", post(api::media_present))
-        .route("/media/{hash}", get(api::media_blob))
+        .route(
+            "/media/{hash}",
+            get(api::media_blob)
+                .post(api::import_blob)
+                .layer(DefaultBodyLimit::max(
+                    atelier_core::media::MAX_BLOB_BYTES as usize + 1024,
+                )),
+        )
         .route(
             "/media-policy",
             get(api::media_policy).put(api::set_media_policy),

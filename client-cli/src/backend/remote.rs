@@ -381,6 +381,15 @@ impl Backend for Remote {
         self.json("GET", "/api/media-status", None)
     }
 
+    fn import_blob(&self, hash: &BlobHash, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.send(
+            "POST",
+            &format!("/api/media/{hash}"),
+            Some(Body::Bytes(bytes)),
+        )?;
+        Ok(())
+    }
+
     fn reindex(&self) -> anyhow::Result<usize> {
         Err(UsageError(format!(
             "l'application web ({}) utilise ce réplica : arrêtez-la pour reconstruire les index",

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::{backend, Ctx};
+use atelier_core::fr;
+
+use crate::{backend, media_folder, Ctx};
 
 /// Exporte toutes les ressources (sauf les supprimées) en JSON Lines du format d'échange
 /// (FORMAT.md), champs inconnus compris, vers la sortie standard ou un fichier.
@@ -16,6 +18,10 @@ pub struct Args {
     /// laisse jamais un fichier à moitié écrit.
     #[arg(long, short, value_name = "FICHIER")]
     pub out: Option<PathBuf>,
+    /// Copie aussi les photos et documents reçus sur ce poste dans ce dossier, un fichier par
+    /// empreinte (« atelier import » les relit à côté du fichier JSON Lines).
+    #[arg(long, value_name = "DOSSIER")]
+    pub media: Option<PathBuf>,
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -24,15 +30,56 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         let mut w = BufWriter::new(out);
         backend.export(&mut w)?;
         w.flush().context("écriture de l'export")?;
+        if let Some(dir) = &args.media {
+            let done = export_media(backend.as_ref(), dir)?;
+            eprintln!("{}", describe_media(&done, dir));
+        }
         return Ok(());
     };
     let lines = export_to_file(backend.as_ref(), &path)?;
     writeln!(
         out,
-        "{lines} ressources exportées dans « {} ».",
+        "{} exportée{} dans « {} ».",
+        fr::count(lines as u64, "ressource"),
+        fr::plural_s(lines as u64),
         path.display()
     )?;
+    if let Some(dir) = &args.media {
+        let done = export_media(backend.as_ref(), dir)?;
+        writeln!(out, "{}", describe_media(&done, dir))?;
+    }
     Ok(())
+}
+
+/// Copies the blobs of every live resource into `dir`.
+fn export_media(
+    backend: &dyn backend::Backend,
+    dir: &Path,
+) -> anyhow::Result<media_folder::Exported> {
+    let blobs: Vec<_> = backend
+        .list(&Default::default())?
+        .into_iter()
+        .flat_map(|e| e.media)
+        .collect();
+    media_folder::export(backend, dir, &blobs)
+}
+
+fn describe_media(done: &media_folder::Exported, dir: &Path) -> String {
+    let mut s = format!(
+        "Médias : {} ({}) copiés dans « {} »",
+        fr::count(done.written as u64, "fichier"),
+        fr::size(done.bytes),
+        dir.display()
+    );
+    if done.missing > 0 {
+        s.push_str(&format!(
+            " ; {} pas encore reçu{} sur ce poste (voir atelier media policy)",
+            fr::count(done.missing as u64, "fichier"),
+            fr::plural_s(done.missing as u64)
+        ));
+    }
+    s.push('.');
+    s
 }
 
 /// Writes the export atomically to `path` (readable by all, as an ordinary document is).

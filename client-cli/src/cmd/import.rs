@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::write_json;
 use crate::backend::ImportCounts;
-use crate::{backend, Ctx};
+use crate::{backend, media_folder, Ctx, UsageError};
 
 /// Imports of fewer resources than this finish in well under a second: no progress bar.
 const PROGRESS_MIN: usize = 200;
@@ -23,7 +23,12 @@ pub struct Args {
     /// Fichier à importer (« - » : l'entrée standard).
     #[arg(value_name = "FICHIER")]
     pub file: PathBuf,
-    /// Affiche le résultat en JSON : {"created", "updated", "unchanged"}.
+    /// Dossier des photos et documents (un fichier par empreinte, tel qu'écrit par
+    /// « atelier export --media »). Par défaut : « corpus.media » à côté de « corpus.jsonl »,
+    /// s'il existe. Chaque fichier est vérifié avant que quoi que ce soit soit importé.
+    #[arg(long, value_name = "DOSSIER")]
+    pub media: Option<PathBuf>,
+    /// Affiche le résultat en JSON : {"created", "updated", "unchanged", "media"}.
     #[arg(long)]
     pub json: bool,
 }
@@ -32,14 +37,53 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let name = args.file.display().to_string();
     let text = read(&args.file).with_context(|| format!("lecture de « {name} »"))?;
     let resources = jsonl::parse(text.as_bytes()).with_context(|| format!("« {name} » refusé"))?;
+    let wanted = media_folder::referenced(&resources);
+    let folder = match args.media {
+        Some(dir) if !dir.is_dir() => {
+            return Err(UsageError(format!(
+                "dossier de médias « {} » introuvable",
+                dir.display()
+            ))
+            .into())
+        }
+        Some(dir) => Some(dir),
+        None => Some(media_folder::default_for(&args.file)).filter(|d| d.is_dir()),
+    };
+    // Every media file is checked before anything is written.
+    let (found, missing) = match &folder {
+        Some(dir) => media_folder::check(dir, &wanted)?,
+        None => (Vec::new(), wanted.len()),
+    };
     let backend = backend::open(&ctx.dir)?;
+    let media_bytes = media_folder::import(backend.as_ref(), &found)?;
     let bar = progress_bar(resources.len());
     let counts = backend.import(&text, &resources, &mut |n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
     if args.json {
-        return write_json(out, &counts);
+        let mut v = serde_json::to_value(counts)?;
+        v["media"] = serde_json::json!({"imported": found.len(), "missing": missing});
+        return write_json(out, &v);
     }
     writeln!(out, "Import de « {name} » : {}.", describe(&counts))?;
+    if !found.is_empty() {
+        writeln!(
+            out,
+            "Médias : {} ({}) rangés sur ce poste.",
+            fr::count(found.len() as u64, "fichier"),
+            fr::size(media_bytes)
+        )?;
+    }
+    if missing > 0 {
+        writeln!(
+            out,
+            "{} cité{} par les fiches {} pas dans le dossier de médias : {} par la synchronisation si un autre poste {} a.",
+            fr::count(missing as u64, "fichier"),
+            fr::plural_s(missing as u64),
+            if missing > 1 { "ne sont" } else { "n'est" },
+            if missing > 1 { "ils arriveront" } else { "il arrivera" },
+            if missing > 1 { "les" } else { "l'" },
+        )?;
+    }
     Ok(())
 }
 

@@ -111,14 +111,51 @@ pub fn prepare(bytes: &[u8], name: &str, plan: bool) -> Result<Prepared, MediaEr
         Some("image/heic") => Err(unsupported(format!(
             "le format HEIC (photos d'iPhone) n'est pas pris en charge ; exportez la photo en JPEG. Formats acceptés : {ACCEPTED}"
         ))),
-        Some(mime) => image(bytes, mime, plan).map_err(|why| unsupported(why)),
+        Some(mime) => image(bytes, mime, plan).map_err(&unsupported),
         None => Err(unsupported(format!(
             "format non reconnu. Formats acceptés : {ACCEPTED}"
         ))),
     }
 }
 
+/// Whether an image file is whole: decoders fill a cut image with grey rather than fail, so a
+/// photo copied halfway would otherwise be accepted.
+fn check_complete(bytes: &[u8], mime: &str) -> Result<(), String> {
+    let cut = || Err("image tronquée (le fichier s'arrête avant la fin de l'image)".to_string());
+    match mime {
+        // The main image's last scan (SOS, FF DA) must be followed by the end marker (EOI,
+        // FF D9); an embedded EXIF thumbnail's scan comes earlier, inside APP1.
+        "image/jpeg" => {
+            let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+            match last_scan {
+                Some(i) if bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]) => Ok(()),
+                _ => cut(),
+            }
+        }
+        // The IEND chunk closes every PNG.
+        "image/png" => {
+            let tail = &bytes[bytes.len().saturating_sub(64)..];
+            if tail.windows(4).any(|w| w == b"IEND") {
+                Ok(())
+            } else {
+                cut()
+            }
+        }
+        // RIFF announces the file's length.
+        _ => {
+            let announced = bytes
+                .get(4..8)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize + 8);
+            match announced {
+                Some(n) if n <= bytes.len() => Ok(()),
+                _ => cut(),
+            }
+        }
+    }
+}
+
 fn image(bytes: &[u8], mime: &'static str, plan: bool) -> Result<Prepared, String> {
+    check_complete(bytes, mime)?;
     let format = match mime {
         "image/jpeg" => image::ImageFormat::Jpeg,
         "image/png" => image::ImageFormat::Png,
