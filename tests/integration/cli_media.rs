@@ -264,3 +264,80 @@ fn an_import_whose_media_folder_holds_a_damaged_file_imports_nothing() {
     let listed: Value = atelier(&dst, &["list", "--json"], "").ok().json();
     assert!(listed.as_array().unwrap().is_empty());
 }
+
+/// Runs `atelier` with the replica's media folder on a 256 KB file system (a tmpfs mounted in
+/// a user and mount namespace of its own, so no privilege is needed), then lists what that
+/// folder holds, all inside the namespace.
+fn atelier_on_a_full_disk(dir: &Path, args: &[&str]) -> (std::process::Output, String) {
+    let media = dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=256k none '{media}' && \"$0\" \"$@\"; code=$?; \
+         echo; echo \"media:$(find '{media}' -type f | wc -l)\"; exit $code",
+        media = media.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .arg(crate::harness::atelier_bin())
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("unshare (util-linux) runs this test: it must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("media:"),
+        "the namespace could not be set up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, stdout)
+}
+
+#[test]
+fn a_full_disk_while_adding_a_photo_says_so_and_leaves_nothing_half_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    atelier(&dir, &["init", "--office", "caue-15"], "").ok();
+    atelier(
+        &dir,
+        &[
+            "add",
+            "--kind",
+            "realisation",
+            "--title",
+            "Halle",
+            "--ref",
+            "m-3",
+        ],
+        "",
+    )
+    .ok();
+    let big = tmp.path().join("grande.jpg");
+    std::fs::write(&big, sample::jpeg(5, 1600, 1200, 40, 95)).unwrap();
+    assert!(std::fs::metadata(&big).unwrap().len() > 300_000);
+    let (out, stdout) = atelier_on_a_full_disk(
+        &dir,
+        &[
+            "media",
+            "add",
+            "m-3",
+            big.to_str().unwrap(),
+            "--credit",
+            "© A",
+            "--alt",
+            "Halle",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout} {stderr}");
+    assert!(stderr.contains("disque plein"), "{stderr}");
+    assert!(
+        stdout.contains("media:0") || stdout.contains("media:1"),
+        "{stdout}"
+    );
+    // Whatever fitted is a whole blob; the resource names none of them.
+    let listed = atelier(&dir, &["media", "list", "m-3", "--json"], "")
+        .ok()
+        .json();
+    assert!(listed.as_array().unwrap().is_empty());
+}
