@@ -209,3 +209,172 @@ fn parse_range(headers: &HeaderMap, etag: &str, len: u64) -> Requested {
         (true, true) => Requested::Whole,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::WsPeer;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    struct Tokens;
+
+    impl WsAuth for Tokens {
+        fn authorize(&self, token: &str) -> Option<WsPeer> {
+            (token == "bon").then(|| WsPeer {
+                office: "caue-15".into(),
+                read_only: true,
+            })
+        }
+    }
+
+    /// A relay's blob store holding one small PNG-looking blob.
+    async fn fixture() -> (tempfile::TempDir, Router, BlobHash, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = RelayBlobs::open(dir.path()).unwrap();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend((0..5000u32).map(|i| (i % 251) as u8));
+        let hash = BlobHash::of(&png);
+        let mut r = blobs
+            .receive(&hash, png.len() as u64, "caue-15")
+            .await
+            .unwrap();
+        r.write(&png).unwrap();
+        blobs.store(r, "caue-15").await.unwrap();
+        (dir, router(blobs, Arc::new(Tokens)), hash, png)
+    }
+
+    async fn call(app: &Router, method: Method, uri: &str, headers: &[(&str, &str)]) -> Response {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        app.clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    fn header<'a>(response: &'a Response, name: header::HeaderName) -> &'a str {
+        response.headers()[name].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_blob_is_served_whole_with_its_tag_type_and_cache_headers() {
+        let (_dir, app, hash, png) = fixture().await;
+        let uri = format!("/media/{}", hash.to_hex());
+        let auth = [("authorization", "Bearer bon")];
+        let r = call(&app, Method::GET, &uri, &auth).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = format!("\"{}\"", hash.to_hex());
+        assert_eq!(header(&r, header::ETAG), etag);
+        assert_eq!(header(&r, header::CONTENT_TYPE), "image/png");
+        assert_eq!(header(&r, header::ACCEPT_RANGES), "bytes");
+        assert_eq!(header(&r, header::CACHE_CONTROL), CACHE_CONTROL);
+        assert_eq!(header(&r, header::CONTENT_LENGTH), png.len().to_string());
+        assert_eq!(body(r).await, png);
+
+        // The token may come in the query (an <img src>), and HEAD sends no body.
+        let r = call(&app, Method::HEAD, &format!("{uri}?token=bon"), &[]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, header::CONTENT_LENGTH), png.len().to_string());
+        assert!(body(r).await.is_empty());
+
+        let r = call(
+            &app,
+            Method::GET,
+            &uri,
+            &[auth[0], ("if-none-match", &etag)],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(header(&r, header::ETAG), etag);
+        assert!(body(r).await.is_empty());
+        let other = format!("\"{}\", {etag}", "0".repeat(64));
+        let r = call(
+            &app,
+            Method::GET,
+            &uri,
+            &[auth[0], ("if-none-match", &other)],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    }
+
+    #[tokio::test]
+    async fn ranges_get_206_and_impossible_ones_416() {
+        let (_dir, app, hash, png) = fixture().await;
+        let uri = format!("/media/{}?token=bon", hash.to_hex());
+        let len = png.len();
+        for (range, want) in [
+            ("bytes=0-9", 0..10),
+            ("bytes=100-", 100..len),
+            ("bytes=-8", len - 8..len),
+            ("bytes=5000-999999", 5000..len),
+        ] {
+            let r = call(&app, Method::GET, &uri, &[("range", range)]).await;
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+            assert_eq!(
+                header(&r, header::CONTENT_RANGE),
+                format!("bytes {}-{}/{len}", want.start, want.end - 1)
+            );
+            assert_eq!(header(&r, header::CONTENT_LENGTH), want.len().to_string());
+            assert_eq!(body(r).await, &png[want], "{range}");
+        }
+        for range in [format!("bytes={len}-"), "bytes=-0".to_string()] {
+            let r = call(&app, Method::GET, &uri, &[("range", &range)]).await;
+            assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+            assert_eq!(header(&r, header::CONTENT_RANGE), format!("bytes */{len}"));
+        }
+        // Malformed, multiple, or for another version: the whole blob.
+        for headers in [
+            vec![("range", "bytes=9-2")],
+            vec![("range", "lines=1-2")],
+            vec![("range", "bytes=0-1,4-5")],
+            vec![("range", "bytes=0-1"), ("if-range", "\"autre\"")],
+        ] {
+            let r = call(&app, Method::GET, &uri, &headers).await;
+            assert_eq!(r.status(), StatusCode::OK, "{headers:?}");
+            assert_eq!(body(r).await, png);
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_hashes_and_absent_blobs_are_refused_plainly() {
+        let (dir, app, hash, _) = fixture().await;
+        let uri = format!("/media/{}", hash.to_hex());
+        let r = call(&app, Method::GET, &uri, &[]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = call(&app, Method::GET, &format!("{uri}?token=mauvais"), &[]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = call(&app, Method::GET, &uri, &[("authorization", "Bearer faux")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = call(&app, Method::GET, "/media/pas-une-empreinte?token=bon", &[]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let absent = BlobHash::of(b"absent");
+        let r = call(
+            &app,
+            Method::GET,
+            &format!("/media/{}?token=bon", absent.to_hex()),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+        // A blob altered on the relay's disk is not served, and is gone.
+        let hex = hash.to_hex();
+        let path = dir.path().join("media").join(&hex[..2]).join(&hex);
+        std::fs::write(&path, b"not the png").unwrap();
+        let fresh = router(RelayBlobs::open(dir.path()).unwrap(), Arc::new(Tokens));
+        let r = call(&fresh, Method::GET, &format!("{uri}?token=bon"), &[]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(!path.exists());
+    }
+}
