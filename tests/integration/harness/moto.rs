@@ -113,7 +113,10 @@ impl Moto {
     /// Overwrites an object (a disk or a person altering it).
     pub async fn overwrite(&self, key: &str, bytes: Vec<u8>) {
         let path = ObjectPath::from(key);
-        self.client().put(&path, PutPayload::from(bytes)).await.unwrap();
+        self.client()
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .unwrap();
     }
 
     /// Whether the bucket holds `key`.
