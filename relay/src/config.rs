@@ -7,12 +7,25 @@
 //! listen = "0.0.0.0:4433"
 //! data_dir = "/var/lib/atelier-relay"
 //! ```
+//!
+//! Blobs (photos, plans, documents) stay in `<data_dir>/media` unless a `[media]` table names
+//! an S3-compatible bucket:
+//!
+//! ```toml
+//! [media]
+//! s3_bucket = "atelier-medias"
+//! s3_endpoint = "https://s3.fr-par.scw.cloud"
+//! s3_region = "fr-par"
+//! # s3_access_key_id / s3_secret_access_key, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+//! quota_per_office = 20_000_000_000
+//! ```
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::blobs::DEFAULT_OFFICE_MEDIA_QUOTA;
 use crate::server::MAX_CONNECTIONS;
 
 /// Default QUIC listen address: loopback, so a relay is reachable from other machines only when
@@ -83,6 +96,68 @@ pub struct RelayConfig {
     /// Log filter, e.g. `info` or `atelier_relay=debug,quinn=warn`. Default `info`; the
     /// `RUST_LOG` environment variable overrides it.
     pub log_level: String,
+    /// Where the relay keeps blobs, and how many bytes of them each office may store.
+    pub media: MediaConfig,
+}
+
+/// The `[media]` table: the relay's blob storage and per-office quota.
+///
+/// With no `s3_bucket`, blobs are files under `<data_dir>/media`. With one, they go to that
+/// bucket of any S3-compatible service; receives in progress stay on local disk in either case
+/// (`<data_dir>/media-partial`). Settings left out of the file are taken from the usual
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+/// `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`), so secrets need not be written in the file.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Bucket holding the blobs. Default: none, blobs stay in `<data_dir>/media`.
+    pub s3_bucket: Option<String>,
+    /// The service's URL, e.g. `https://s3.fr-par.scw.cloud` or `http://127.0.0.1:9000`
+    /// (MinIO, Garage). Default: AWS itself.
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region. Default: `AWS_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Access key. Default: `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// Secret key. Default: `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<String>,
+    /// Allows a plain `http://` endpoint (a service on the same host or network). Default false.
+    pub s3_allow_http: bool,
+    /// Most bytes of blobs one office may store on the relay. Default 20 GB
+    /// ([`DEFAULT_OFFICE_MEDIA_QUOTA`]).
+    pub quota_per_office: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
+            quota_per_office: DEFAULT_OFFICE_MEDIA_QUOTA,
+        }
+    }
+}
+
+// By hand, so the secret key never reaches a log.
+impl std::fmt::Debug for MediaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaConfig")
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field(
+                "s3_secret_access_key",
+                &self.s3_secret_access_key.as_ref().map(|_| "…"),
+            )
+            .field("s3_allow_http", &self.s3_allow_http)
+            .field("quota_per_office", &self.quota_per_office)
+            .finish()
+    }
 }
 
 impl Default for RelayConfig {
@@ -94,6 +169,7 @@ impl Default for RelayConfig {
             max_connections: MAX_CONNECTIONS,
             token_ttl_hours: DEFAULT_TOKEN_TTL_HOURS,
             log_level: DEFAULT_LOG_LEVEL.to_owned(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -146,6 +222,19 @@ impl RelayConfig {
                 crate::access::MAX_TOKEN_TTL.whole_hours()
             )));
         }
+        if self.media.quota_per_office == 0 {
+            return Err(invalid("media.quota_per_office must be at least 1"));
+        }
+        if self.media.s3_bucket.as_deref() == Some("") {
+            return Err(invalid("media.s3_bucket must not be empty"));
+        }
+        if self.media.s3_bucket.is_none()
+            && (self.media.s3_endpoint.is_some() || self.media.s3_access_key_id.is_some())
+        {
+            return Err(invalid(
+                "media.s3_endpoint and media.s3_access_key_id need media.s3_bucket",
+            ));
+        }
         Ok(())
     }
 }
@@ -164,6 +253,38 @@ mod tests {
         assert_eq!(config.max_connections, MAX_CONNECTIONS);
         assert_eq!(config.log_level, "info");
         assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.media.s3_bucket, None);
+        assert_eq!(config.media.quota_per_office, DEFAULT_OFFICE_MEDIA_QUOTA);
+    }
+
+    #[test]
+    fn the_media_table_names_a_bucket_and_a_quota_and_hides_the_secret() {
+        let text = r#"
+            [media]
+            s3_bucket = "medias"
+            s3_endpoint = "http://127.0.0.1:9000"
+            s3_region = "fr-par"
+            s3_access_key_id = "AKIA"
+            s3_secret_access_key = "tres-secret"
+            s3_allow_http = true
+            quota_per_office = 1_000_000
+        "#;
+        let config = RelayConfig::from_toml(text, Path::new("relay.toml")).unwrap();
+        assert_eq!(config.media.s3_bucket.as_deref(), Some("medias"));
+        assert!(config.media.s3_allow_http);
+        assert_eq!(config.media.quota_per_office, 1_000_000);
+        assert!(!format!("{config:?}").contains("tres-secret"));
+        for bad in [
+            "[media]\nquota_per_office = 0",
+            "[media]\ns3_endpoint = \"http://x\"",
+            "[media]\ns3_bucket = \"\"",
+            "[media]\nbucket = \"x\"",
+        ] {
+            assert!(
+                RelayConfig::from_toml(bad, Path::new("r.toml")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

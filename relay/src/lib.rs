@@ -2,7 +2,8 @@
 //!
 //! Identities and fingerprints ([`identity`]), mutual-TLS QUIC endpoints ([`transport`]),
 //! length-prefixed frames ([`framing`]), the connection handshake ([`handshake`], [`client`]),
-//! the relay's access registry ([`access`]), the accept loop ([`server`]), and the relay's
+//! the relay's access registry ([`access`]), its blobs ([`blobs`], served over HTTP by
+//! [`media_http`]), the accept loop ([`server`]), and the relay's
 //! configuration and command line ([`config`], [`cli`]). The sync protocol itself lives in
 //! atelier-core and runs inside a [`server::ConnectionHandler`].
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod framing;
 pub mod handshake;
 pub mod identity;
+pub mod media_http;
 pub mod quic_url;
 pub mod relay;
 pub mod server;

@@ -1,5 +1,6 @@
-//! A whole relay in one value: the sled document store, the QUIC sync server and the
-//! automerge-repo WebSocket endpoint, started together and stopped together.
+//! A whole relay in one value: the sled document store, the blob store, the QUIC sync server
+//! and the automerge-repo WebSocket endpoint (with `GET /media/{hash}`), started together and
+//! stopped together.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use atelier_core::store::{DocStore, Kv, SledKv};
 
 use crate::access::AccessStore;
+use crate::blobs::RelayBlobs;
 use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
 use crate::server::{self, ServerConfig, ServerHandle};
@@ -19,6 +21,7 @@ pub struct RelayHandle {
     quic: ServerHandle,
     ws: WsHandle,
     store: Arc<DocStore>,
+    blobs: RelayBlobs,
 }
 
 impl RelayHandle {
@@ -39,6 +42,11 @@ impl RelayHandle {
     /// The relay's documents (tests and the demo read them directly).
     pub fn store(&self) -> &Arc<DocStore> {
         &self.store
+    }
+
+    /// The relay's blobs (photos, plans, documents), as `relay.toml`'s `[media]` says.
+    pub fn blobs(&self) -> &RelayBlobs {
+        &self.blobs
     }
 
     /// Stops accepting, closes every connection, flushes the store.
@@ -69,6 +77,8 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         SledKv::open(&db).with_context(|| format!("ouverture du stockage {}", db.display()))?,
     );
     let store = Arc::new(DocStore::new(kv));
+    let blobs = RelayBlobs::open_with(&config.data_dir, &config.media)
+        .context("ouverture du stockage des médias")?;
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
@@ -82,9 +92,14 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
     let ws = ws::spawn_ws(
         config.ws_listen,
-        WsState::new(store.clone(), Arc::new(access)),
+        WsState::with_media(store.clone(), Arc::new(access), blobs.clone()),
     )
     .await
     .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
-    Ok(RelayHandle { quic, ws, store })
+    Ok(RelayHandle {
+        quic,
+        ws,
+        store,
+        blobs,
+    })
 }

@@ -61,6 +61,8 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::blobs::RelayBlobs;
+
 /// The peer id the relay announces in its `peer` messages.
 pub const RELAY_PEER_ID: &str = "atelier-relay";
 /// Most WebSocket connections at once. An office has a handful of browsers; 1,024 covers every
@@ -112,6 +114,8 @@ pub struct WsState {
 struct Shared {
     store: Arc<DocStore>,
     auth: Arc<dyn WsAuth>,
+    /// The relay's blobs, served on `GET /media/{hash}` when present.
+    media: Option<RelayBlobs>,
     hub: Arc<Hub>,
     relay_id: PeerId,
     slots: Arc<Semaphore>,
@@ -122,6 +126,16 @@ struct Shared {
 impl WsState {
     /// Endpoint state over `store`; registers one observer on the store for live updates.
     pub fn new(store: Arc<DocStore>, auth: Arc<dyn WsAuth>) -> Self {
+        Self::build(store, auth, None)
+    }
+
+    /// [`WsState::new`] that also serves `media`'s blobs on `GET /media/{hash}`
+    /// ([`crate::media_http`]), with the same tokens.
+    pub fn with_media(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: RelayBlobs) -> Self {
+        Self::build(store, auth, Some(media))
+    }
+
+    fn build(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: Option<RelayBlobs>) -> Self {
         let hub = Arc::new(Hub::default());
         let weak: Weak<Hub> = Arc::downgrade(&hub);
         store.observe(Box::new(move |id| {
@@ -134,6 +148,7 @@ impl WsState {
             inner: Arc::new(Shared {
                 store,
                 auth,
+                media,
                 hub,
                 relay_id,
                 slots: Arc::new(Semaphore::new(MAX_WS_CONNECTIONS)),
@@ -173,9 +188,19 @@ impl WsState {
     }
 }
 
-/// The endpoint's routes: `GET /` upgrades to an automerge-repo WebSocket.
+/// The endpoint's routes: `GET /` upgrades to an automerge-repo WebSocket; `GET /media/{hash}`
+/// serves blobs when the state has them.
 pub fn router(state: WsState) -> Router {
-    Router::new().route("/", get(upgrade)).with_state(state)
+    let media = state
+        .inner
+        .media
+        .clone()
+        .map(|blobs| crate::media_http::router(blobs, state.inner.auth.clone()));
+    let ws = Router::new().route("/", get(upgrade)).with_state(state);
+    match media {
+        Some(media) => ws.merge(media),
+        None => ws,
+    }
 }
 
 /// A running endpoint started by [`spawn_ws`].
@@ -229,9 +254,10 @@ pub async fn spawn_ws(addr: SocketAddr, state: WsState) -> io::Result<WsHandle> 
     })
 }
 
+/// `?token=…`, the way browsers pass a bearer token where they cannot set headers.
 #[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+pub(crate) struct TokenQuery {
+    pub(crate) token: Option<String>,
 }
 
 async fn upgrade(
@@ -269,7 +295,8 @@ async fn upgrade(
         .on_upgrade(move |socket| async move { state.spawn_connection(socket, peer, permit) })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of an `Authorization: Bearer …` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }

@@ -1,10 +1,12 @@
 //! What the integration tests share: a whole relay on loopback ([`TestRelay`]), office replicas
 //! enrolled with it ([`Office`]), the `atelier` binary ([`atelier`]), the Node scripts and samod
-//! clients that play automerge-repo peers ([`edit_doc`], [`samod`]), and bounded waits.
+//! clients that play automerge-repo peers ([`edit_doc`], [`samod`]), a real S3 server
+//! ([`Moto`]) with a bare HTTP client ([`http`]), and bounded waits.
 //!
 //! Every wait is bounded by [`WAIT`] and woken by the event it waits for, never by a sleep.
 
 mod cli;
+mod moto;
 mod node;
 mod office;
 mod relay;
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 pub(crate) use cli::{atelier, atelier_bin, Run};
+pub(crate) use moto::{http, Moto};
 pub(crate) use node::{edit_doc, wait_for, BROWSER};
 pub(crate) use office::{Office, SyncFailed};
 pub(crate) use relay::TestRelay;

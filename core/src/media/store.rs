@@ -237,6 +237,11 @@ impl Receiving {
         self.offset
     }
 
+    /// The hash the bytes must have.
+    pub fn hash(&self) -> &BlobHash {
+        &self.hash
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use atelier_core::store::DocStore;
 use atelier_relay::access::AccessStore;
-use atelier_relay::config::RelayConfig;
+use atelier_relay::config::{MediaConfig, RelayConfig};
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::relay::{self, RelayHandle};
 use rand::rngs::OsRng;
@@ -15,14 +15,25 @@ use tempfile::TempDir;
 pub(crate) struct TestRelay {
     pub dir: TempDir,
     pub handle: Option<RelayHandle>,
+    /// Where the relay keeps blobs (its `[media]` table): `<dir>/media` unless a test says so.
+    pub media: MediaConfig,
 }
 
 impl TestRelay {
     /// A new relay on `127.0.0.1:0` (QUIC and WebSocket), with a fresh identity.
     pub async fn start() -> Self {
+        Self::start_with_media(MediaConfig::default()).await
+    }
+
+    /// [`TestRelay::start`] with blobs where `media` says (an S3 bucket, a small quota).
+    pub async fn start_with_media(media: MediaConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Identity::load_or_create(dir.path()).unwrap();
-        let mut relay = Self { dir, handle: None };
+        let mut relay = Self {
+            dir,
+            handle: None,
+            media,
+        };
         let any = "127.0.0.1:0".parse().unwrap();
         relay.spawn(any, any).await;
         relay
@@ -33,6 +44,7 @@ impl TestRelay {
             listen,
             ws_listen,
             data_dir: self.dir.path().to_path_buf(),
+            media: self.media.clone(),
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());
