@@ -177,6 +177,16 @@ impl RelayBlobs {
         })
     }
 
+    /// Checks that the object store answers (the bucket exists, the keys are accepted), so a
+    /// misconfigured relay fails when it starts rather than at its first blob.
+    pub async fn check(&self) -> Result<(), BlobError> {
+        let probe = ObjectPath::from("00");
+        match self.inner.objects.list(Some(&probe)).next().await {
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(_)) | None => Ok(()),
+        }
+    }
+
     /// The blob's size, if the relay has it (not verified).
     pub async fn len(&self, hash: &BlobHash) -> Result<Option<u64>, BlobError> {
         match self.inner.objects.head(&key(hash)).await {
@@ -422,6 +432,9 @@ impl RelayBlobs {
         let office = office.to_owned();
         blocking(move || {
             let mut usage = lock(&inner.usage);
+            // Read again: the file is the truth (an operator may have reset an office, another
+            // handle may have written), the map only its last reading.
+            *usage = read_usage(&inner.usage_path)?;
             let used = usage.get(&office).copied().unwrap_or(0);
             let next = if add {
                 // Checked again here: receives of one office run side by side.

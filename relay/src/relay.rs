@@ -79,6 +79,10 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     let store = Arc::new(DocStore::new(kv));
     let blobs = RelayBlobs::open_with(&config.data_dir, &config.media)
         .context("ouverture du stockage des médias")?;
+    blobs
+        .check()
+        .await
+        .context("stockage des médias inaccessible (voir la table [media] de relay.toml)")?;
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,

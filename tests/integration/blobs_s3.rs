@@ -31,6 +31,14 @@ async fn blobs_on_s3_are_stored_resumed_verified_and_held_to_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let quota = 3 * UPLOAD_PART_BYTES as u64;
     let blobs = RelayBlobs::open_with(dir.path(), &moto.media_config(quota)).unwrap();
+    blobs.check().await.unwrap();
+    let mut elsewhere = moto.media_config(quota);
+    elsewhere.s3_bucket = Some("no-such-bucket".into());
+    let missing = RelayBlobs::open_with(dir.path(), &elsewhere).unwrap();
+    assert!(
+        missing.check().await.is_err(),
+        "a missing bucket is reported"
+    );
 
     // A receive cut half-way resumes from the bytes kept on the relay's disk.
     let photo = bytes(400_000, 1);
