@@ -30,6 +30,7 @@ mod assets;
 mod form;
 mod layout;
 mod map;
+pub mod media;
 mod pages;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -139,6 +140,13 @@ impl AppState {
 
     pub fn replica(&self) -> &Arc<Replica> {
         &self.0.replica
+    }
+
+    /// Tells open pages that a blob arrived (called by whoever stores received blobs: the sync
+    /// agent's hook): a page showing « en cours de réception » for it redraws with the image.
+    pub fn media_arrived(&self, hash: &atelier_core::media::BlobHash) {
+        // No open page is not an error.
+        let _ = self.0.events.send(events::LiveEvent::MediaArrived(*hash));
     }
 
     /// The bearer token the API accepts (written to `server.json`).
@@ -253,6 +261,21 @@ pub fn router(state: AppState) -> Router {
             "/ressources/{id}/modifier",
             get(pages::edit::edit_form).post(pages::edit::update),
         )
+        .route(
+            "/ressources/{id}/medias",
+            get(pages::media::page)
+                .post(pages::media::upload)
+                .layer(DefaultBodyLimit::max(pages::media::MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/ressources/{id}/medias/{hash}",
+            post(pages::media::edit_texts),
+        )
+        .route(
+            "/ressources/{id}/medias/{hash}/retirer",
+            get(pages::media::confirm_remove).post(pages::media::remove),
+        )
+        .route("/media/{hash}", get(media::serve))
         .route("/ressources/{id}/historique", get(pages::history::page))
         .route(
             "/ressources/{id}/version/{hash}",
