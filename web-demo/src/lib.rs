@@ -314,15 +314,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Defence in depth on every response: only our own script, styles and (data:) images run, the
-/// pages cannot be framed, types are not sniffed, and addresses do not leak to linked sites.
+/// Defence in depth on every response: only our own script, styles and images (data:, and blob:
+/// for the previews of files about to be added) load, the pages cannot be framed, types are not
+/// sniffed, and addresses do not leak to linked sites.
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     h.insert(
@@ -376,7 +377,7 @@ mod error_pages {
         for (k, v) in parts
             .headers
             .iter()
-            .filter(|(k, _)| *k == header::SET_COOKIE)
+            .filter(|(k, _)| *k == header::SET_COOKIE || *k == header::CACHE_CONTROL)
         {
             out.headers_mut().append(k, v.clone());
         }
