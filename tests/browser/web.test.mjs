@@ -63,6 +63,11 @@ async function axeCheck(page, what) {
   check(found.length === 0, `${what}: axe-core found:\n${found.join('\n')}`);
 }
 
+// A photo the Rust test drew, as a file to choose.
+function photo(name) {
+  return { name, mimeType: 'image/jpeg', buffer: readFileSync(join(opts.photos, name)) };
+}
+
 // A document as the médiathèque checks it (header and end), and a HEIC photo's first bytes.
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 const HEIC = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from('ftypheic\0\0\0\0mif1heic')]);
@@ -238,8 +243,8 @@ try {
     await waitText(pa, 'h1', 'Photos et documents');
     await axeCheck(pa, 'the media page');
     await pa.locator('#fichiers').setInputFiles([
-      join(opts.photos, 'facade-sud.jpg'),
-      join(opts.photos, 'preau.jpg'),
+      photo('facade-sud.jpg'),
+      photo('preau.jpg'),
       { name: 'notice-ecole.pdf', mimeType: 'application/pdf', buffer: PDF },
     ]);
     const blocks = pa.locator('#fichiers-choisis li');
@@ -295,7 +300,7 @@ try {
     await pa.goto(`${A}/ressources/nav-1/medias`);
     await pa.locator('#fichiers').setInputFiles([
       { name: 'iphone.heic', mimeType: 'image/heic', buffer: HEIC },
-      join(opts.photos, 'preau.jpg'),
+      photo('preau.jpg'),
     ]);
     const blocks = pa.locator('#fichiers-choisis li');
     await blocks.nth(1).waitFor();

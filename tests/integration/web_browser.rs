@@ -185,7 +185,11 @@ fn write_photos(dir: &Path) {
             .unwrap();
         out
     };
-    std::fs::write(dir.join("facade-sud.jpg"), draw(1800, 1200, [196, 150, 104])).unwrap();
+    std::fs::write(
+        dir.join("facade-sud.jpg"),
+        draw(1800, 1200, [196, 150, 104]),
+    )
+    .unwrap();
     std::fs::write(dir.join("preau.jpg"), draw(900, 1200, [170, 120, 80])).unwrap();
 }
 

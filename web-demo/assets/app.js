@@ -467,6 +467,11 @@
     shared.hidden = true;
     zone.querySelector('.drop-hint').hidden = false;
     zone.classList.add('enhanced');
+    const pick = document.createElement('label');
+    pick.htmlFor = input.id;
+    pick.className = 'button pick';
+    pick.textContent = 'Choisir des fichiers…';
+    input.after(pick);
 
     function size(n) {
       const units = [[1e9, 'Go'], [1e6, 'Mo'], [1e3, 'ko']];
@@ -626,7 +631,7 @@
         } else if (target === input) {
           input.setAttribute('aria-invalid', 'true');
           input.setAttribute('aria-describedby', (input.getAttribute('aria-describedby') || '') + ' ' + p.id);
-          input.after(p);
+          (zone.querySelector('.pick') || input).after(p);
         } else {
           target.appendChild(p);
         }

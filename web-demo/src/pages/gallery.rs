@@ -202,7 +202,7 @@ fn document(m: &Media, present: &Presence) -> Markup {
     let what = format!("{}, {}", type_label(&m.mime), fr::size(m.bytes));
     html! {
         div.document data-hash=(m.hash.to_hex()) {
-            span.doc-icon aria-hidden="true" { "📄" }
+            span.doc-icon aria-hidden="true" { (type_label(&m.mime)) }
             div {
                 @if present.has(&m.hash) {
                     a href=(download_path(&m.hash, &m.name)) { (m.name) }

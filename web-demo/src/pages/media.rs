@@ -435,7 +435,7 @@ fn entry_form(id: &DocumentId, m: &Media, present: &Presence, view: &View) -> Ma
         article.media-entry #(anchor) aria-labelledby={ (anchor) "-nom" } {
             div.entry-thumb {
                 @if m.kind == MediaKind::Document {
-                    span.doc-icon aria-hidden="true" { "📄" }
+                    span.doc-icon aria-hidden="true" { (type_label(&m.mime)) }
                 } @else if let Some((h, size)) = shown(m, atelier_core::media::Tier::Thumb, present) {
                     img src=(crate::media::blob_path(&h)) alt=(m.alt.as_deref().unwrap_or(&m.name)) loading="lazy"
                         width=[size.map(|s| s.0)] height=[size.map(|s| s.1)];
