@@ -169,7 +169,7 @@ fn write_photos(dir: &Path) {
     let draw = |w: u32, h: u32, tint: [u8; 3]| {
         let img = image::RgbImage::from_fn(w, h, |x, y| {
             let sky = y < h / 2;
-            let wall = (x / (w / 8)) % 2 == 0;
+            let wall = (x / (w / 8)).is_multiple_of(2);
             let shade = |c: u8, k: u32| (c as u32 * k / 255) as u8;
             if sky {
                 image::Rgb([150, 190, shade(250, 255 - y * 100 / h)])

@@ -78,7 +78,7 @@ pub async fn page(
         },
         ..View::default()
     };
-    Ok(render(&state, id, view, StatusCode::OK).await?)
+    render(&state, id, view, StatusCode::OK).await
 }
 
 /// `POST /ressources/{id}/medias` (multipart): adds every file, or none and says why.
@@ -168,7 +168,7 @@ pub async fn upload(
         upload_errors,
         ..View::default()
     };
-    Ok(render(&state, id, view, StatusCode::UNPROCESSABLE_ENTITY).await?)
+    render(&state, id, view, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
 /// `POST /ressources/{id}/medias/{hash}`: the entry's credit, caption and description.
@@ -223,7 +223,7 @@ pub async fn edit_texts(
                 entry: Some((hash, typed, errors)),
                 ..View::default()
             };
-            Ok(render(&state, id, view, StatusCode::UNPROCESSABLE_ENTITY).await?)
+            render(&state, id, view, StatusCode::UNPROCESSABLE_ENTITY).await
         }
     }
 }
