@@ -192,6 +192,9 @@ pub const FIELDS: &[Field] = &[
     f("links.url", Url, "Adresse du lien", "Adresse (https://…)", "", EVERY_KIND),
     f("links.label", Text, "Intitulé du lien", "Intitulé", "", EVERY_KIND),
     f("media", Media, "Photos et documents", "médias", "Photos, plans et documents PDF de la fiche, chacun avec son crédit (« © auteur ») ; une photo a aussi une courte description pour les personnes qui ne la voient pas.", EVERY_KIND),
+    f("media.credit", Text, "Crédit", "Crédit", "Qui détient les droits, tel qu'il doit être cité : « © Jeanne Martin / CAUE 63 ». Obligatoire pour une photo ou un plan.", EVERY_KIND),
+    f("media.caption", Text, "Légende", "Légende", "Ce que l'on voit, affiché sous l'image : « Façade sud après travaux, 2023 » (facultatif).", EVERY_KIND),
+    f("media.alt", Text, "Description de l'image", "Texte alternatif", "Une phrase courte lue aux personnes qui ne voient pas l'image : « Mur en pisé avec une fenêtre en bois ». Obligatoire pour une photo.", EVERY_KIND),
 ];
 
 /// The field with this FORMAT.md name (dotted for a sub-field); `None` for a field FORMAT.md
@@ -304,7 +307,10 @@ mod tests {
             if let Some((group, _)) = f.name.rsplit_once('.') {
                 let parent = f.parent().expect("a sub-field's group is in the table");
                 assert_eq!(parent.name, group);
-                assert!(matches!(parent.ty, Group | Rows), "{group} is not a group");
+                assert!(
+                    matches!(parent.ty, Group | Rows | Media),
+                    "{group} is not a group"
+                );
             }
         }
     }

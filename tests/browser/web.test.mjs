@@ -1,7 +1,7 @@
 // Real-browser test of the Atelier web app, started by tests/integration/web_browser.rs with
 // two servers (office A = caue-63, office B = caue-15) linked by a pausable test exchange.
 //
-//   node web.test.mjs --a URL --b URL --control URL --a-dir DIR --shots DIR
+//   node web.test.mjs --a URL --b URL --control URL --a-dir DIR --shots DIR --photos DIR
 //
 // Drives Debian's chromium (never a downloaded browser) through playwright-core. Stops at the
 // first failing step, prints "N passed, N failed", exits non-zero on failure.
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 const opts = {};
 for (let i = 2; i < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['a', 'b', 'control', 'a-dir', 'shots']) {
+for (const k of ['a', 'b', 'control', 'a-dir', 'shots', 'photos']) {
   if (!opts[k]) { console.error(`missing --${k}`); process.exit(2); }
 }
 const A = opts.a, B = opts.b;
@@ -43,6 +43,34 @@ async function control(what) {
 async function shot(page, name, full = true) {
   await page.screenshot({ path: join(opts.shots, `${name}.png`), fullPage: full });
 }
+
+// The page at desktop width (1280 px) and at a phone's (390 px), then back to desktop.
+async function shotBoth(page, name, full = true) {
+  await shot(page, `${name}-1280`, full);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, `${name}-390`, full);
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+// axe-core's WCAG 2.1 A and AA rules on the page as it is; any violation fails the step.
+const AXE = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+async function axeCheck(page, what) {
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+  }));
+  const found = result.violations.map((v) => `  ${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.slice(0, 4).map((n) => n.target.join(' ')).join('\n    ')}`);
+  check(found.length === 0, `${what}: axe-core found:\n${found.join('\n')}`);
+}
+
+// A photo the Rust test drew, as a file to choose.
+function photo(name) {
+  return { name, mimeType: 'image/jpeg', buffer: readFileSync(join(opts.photos, name)) };
+}
+
+// A document as the médiathèque checks it (header and end), and a HEIC photo's first bytes.
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+const HEIC = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from('ftypheic\0\0\0\0mif1heic')]);
 
 // Waits until the element's text contains `text` (or, with `absent`, no longer does).
 async function waitText(page, selector, text, absent = false) {
@@ -206,6 +234,128 @@ try {
     }
     check(await pa.locator('figure.map svg .pin').count() === 1, 'no pin on the map');
     await shot(pa, '03-fiche');
+  });
+
+  await step('photos and a PDF are added from the page, several at once, each with its own texts', async () => {
+    await pa.goto(`${A}/ressources/nav-1`);
+    await waitText(pa, '#mediatheque', 'Pas encore de photo');
+    await pa.locator('#mediatheque a', { hasText: 'Ajouter des photos' }).click();
+    await waitText(pa, 'h1', 'Photos et documents');
+    await axeCheck(pa, 'the media page');
+    await pa.locator('#fichiers').setInputFiles([
+      photo('facade-sud.jpg'),
+      photo('preau.jpg'),
+      { name: 'notice-ecole.pdf', mimeType: 'application/pdf', buffer: PDF },
+    ]);
+    const blocks = pa.locator('#fichiers-choisis li');
+    await blocks.nth(2).waitFor();
+    check(await pa.locator('#textes-communs').isHidden(), 'the shared texts are still shown next to per-file texts');
+    await blocks.nth(0).locator('[data-input=credit]').fill('Jeanne Martin / CAUE 63');
+    await blocks.nth(0).locator('[data-input=caption]').fill('Façade sud, côté cour');
+    await blocks.nth(0).locator('[data-input=alt]').fill('Façade en pisé ocre rythmée de piliers');
+    await blocks.nth(1).locator('[data-input=credit]').fill('© CAUE 63');
+    await blocks.nth(1).locator('[data-input=alt]').fill('Préau en bois vu depuis la cour');
+    await blocks.nth(2).locator('[data-input=caption]').fill('Notice du projet');
+    check(await blocks.nth(2).locator('[data-input=alt]').count() === 0, 'a PDF asks for an image description');
+    await waitText(pa, '#fichiers-choisis', 'Qui détient les droits');
+    await shotBoth(pa, '13-ajout-medias');
+    await axeCheck(pa, 'the media page with three files chosen');
+    let sentBy = null;
+    pa.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/medias')) sentBy = r.resourceType(); });
+    await pa.locator('#envoi-medias button[type=submit]').click();
+    await pa.waitForURL(/medias_ajoutes=3/);
+    check(sentBy === 'xhr', `the files were sent by ${sentBy}, not by the script (no progress)`);
+    await waitText(pa, '.notice', '3 fichiers ajoutés');
+    const imgs = pa.locator('#mediatheque ul.gallery img');
+    check(await imgs.count() === 2, `${await imgs.count()} images in the gallery`);
+    check(await imgs.nth(0).getAttribute('alt') === 'Façade en pisé ocre rythmée de piliers', 'alt text of the first photo');
+    await waitText(pa, '#mediatheque', '© Jeanne Martin / CAUE 63');
+    await waitText(pa, '#mediatheque', 'Façade sud, côté cour');
+    await waitText(pa, '#mediatheque .documents', 'notice-ecole.pdf');
+    await waitText(pa, '#mediatheque .documents', 'PDF');
+    await pa.waitForFunction(() => Array.from(document.querySelectorAll('#mediatheque ul.gallery img')).every((i) => i.complete && i.naturalWidth > 0));
+    await shotBoth(pa, '14-galerie');
+    await axeCheck(pa, 'the resource page with its gallery');
+  });
+
+  await step('the full-size view opens, moves and closes with the keyboard', async () => {
+    await pa.locator('#mediatheque a.media-open').first().focus();
+    await pa.keyboard.press('Enter');
+    await pa.locator('#visionneuse[open]').waitFor();
+    await waitText(pa, '#visionneuse-position', 'Image 1 sur 2');
+    await pa.waitForFunction(() => { const i = document.getElementById('visionneuse-image'); return i.complete && i.naturalWidth === 1600; });
+    await waitText(pa, '#visionneuse-legende', '© Jeanne Martin / CAUE 63');
+    await waitText(pa, '#visionneuse-legende', 'Télécharger l\u2019original');
+    await shotBoth(pa, '15-vue-en-grand', false);
+    await axeCheck(pa, 'the full-size view');
+    await pa.keyboard.press('ArrowRight');
+    await waitText(pa, '#visionneuse-position', 'Image 2 sur 2');
+    check(await pa.locator('#visionneuse-image').getAttribute('alt') === 'Préau en bois vu depuis la cour', 'the second image has not its alt text');
+    await pa.keyboard.press('Escape');
+    await pa.locator('#visionneuse[open]').waitFor({ state: 'hidden' });
+    check(await pa.evaluate(() => document.activeElement.classList.contains('media-open')), 'focus did not go back to the thumbnail');
+  });
+
+  await step('refused files: each reason next to its file, everything typed kept, nothing added', async () => {
+    await pa.goto(`${A}/ressources/nav-1/medias`);
+    await pa.locator('#fichiers').setInputFiles([
+      { name: 'iphone.heic', mimeType: 'image/heic', buffer: HEIC },
+      photo('preau.jpg'),
+    ]);
+    const blocks = pa.locator('#fichiers-choisis li');
+    await blocks.nth(1).waitFor();
+    await blocks.nth(0).locator('[data-input=credit]').fill('© CAUE 63');
+    await blocks.nth(0).locator('[data-input=alt]').fill('Une photo de téléphone');
+    await blocks.nth(1).locator('[data-input=credit]').fill('');
+    await blocks.nth(1).locator('[data-input=caption]').fill('Légende à garder');
+    await pa.locator('#envoi-medias button[type=submit]').click();
+    await waitText(pa, '#erreurs', 'Rien n\'a été ajouté');
+    await waitText(pa, '#fichiers-choisis li:nth-child(1)', 'HEIC');
+    await waitText(pa, '#fichiers-choisis li:nth-child(1)', 'JPEG');
+    await waitText(pa, '#fichiers-choisis li:nth-child(2)', 'crédit');
+    await waitText(pa, '#fichiers-choisis li:nth-child(2)', 'description');
+    check(await blocks.nth(1).locator('[data-input=caption]').inputValue() === 'Légende à garder', 'the typed caption was lost');
+    check(await blocks.nth(1).locator('[data-input=credit]').getAttribute('aria-invalid') === 'true', 'the credit is not marked invalid');
+    check(await pa.evaluate(() => document.activeElement.id === 'erreurs'), 'focus did not go to the error summary');
+    await shotBoth(pa, '16-medias-refuses');
+    await axeCheck(pa, 'the media page with refused files');
+    await pa.goto(`${A}/ressources/nav-1`);
+    check(await pa.locator('#mediatheque ul.gallery img').count() === 2, 'a refused upload added something');
+  });
+
+  await step('office B shows the photos as « en cours de réception », then the images when they arrive, live', async () => {
+    await control('idle');
+    await pb.goto(`${B}/ressources/nav-1`);
+    await waitText(pb, '#mediatheque', '© Jeanne Martin / CAUE 63');
+    if (await pb.locator('#mediatheque .placeholder').count() > 0) {
+      await waitText(pb, '#mediatheque', 'Photo en cours de réception');
+      await waitText(pb, '#mediatheque', 'Manque : vignette (');
+      await waitText(pb, '#mediatheque .documents', 'en cours de réception');
+      await shotBoth(pb, '17-b-en-reception');
+      await axeCheck(pb, 'placeholders of media not received yet');
+      await pb.goto(`${B}/?q=pise`);
+      await pb.locator('#resultats .card-cover.waiting').waitFor();
+      await pb.goto(`${B}/ressources/nav-1`);
+      await control('media-arrive');
+    } else {
+      console.log('     office B had the blobs already (media sync delivered them)');
+    }
+    await pb.waitForFunction(() => document.querySelectorAll('#mediatheque ul.gallery img').length === 2
+      && !document.querySelector('#mediatheque [data-waiting]'), null, { timeout: WAIT });
+    await pb.locator('#mediatheque .documents a', { hasText: 'notice-ecole.pdf' }).waitFor();
+  });
+
+  await step('lists and search results show the first photo as a decorative card image', async () => {
+    await pa.goto(`${A}/?q=pise`);
+    const img = pa.locator('#resultats li.card .card-cover img').first();
+    await img.waitFor();
+    check(await img.getAttribute('alt') === '', 'the card image is not decorative (alt="")');
+    check(await img.getAttribute('loading') === 'lazy', 'the card image is not loaded lazily');
+    await pa.goto(`${A}/`);
+    await waitText(pa, '#resultats', 'École en pisé de Thiers');
+    await pa.waitForFunction(() => { const i = document.querySelector('#resultats .card-cover img'); return i && i.complete && i.naturalWidth > 0; });
+    await shotBoth(pa, '18-liste-avec-photo');
+    await axeCheck(pa, 'the list with card images');
   });
 
   await step('a resource created in office A appears live in office B', async () => {

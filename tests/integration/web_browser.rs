@@ -2,7 +2,9 @@
 //! by the real sync engine through an in-process relay (`atelier demo`'s wiring), driven by
 //! Debian's chromium through Playwright (`tests/browser/web.test.mjs`). Screenshots land in
 //! `test-output/screenshots/`. « Offline » pauses both offices' sync agents: their connections
-//! to the relay close, editing goes on, and resuming reconnects and reconciles.
+//! to the relay close, editing goes on, and resuming reconnects and reconciles. The médiathèque
+//! steps upload photos drawn here (`--photos DIR`); `GET /media-arrive` hands office B the blobs
+//! it lacks and tells its open pages (`AppState::media_arrived`), as media sync will.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +58,9 @@ fn two_offices_edit_together_in_a_real_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
 
+    let photos = tmp.path().join("photos");
+    write_photos(&photos);
+
     let mut child = Command::new("node")
         .arg(BROWSER.script("web.test.mjs"))
         .args(["--a", &url_a, "--b", &url_b, "--control", &control.url()])
@@ -63,6 +68,8 @@ fn two_offices_edit_together_in_a_real_browser() {
         .arg(a.dir())
         .arg("--shots")
         .arg(&shots)
+        .arg("--photos")
+        .arg(&photos)
         .env("CHROMIUM", CHROMIUM)
         .spawn()
         .expect("node could not be started");
@@ -98,6 +105,21 @@ impl Net {
     fn pause(&self, paused: bool) {
         for office in &self.0.offices {
             office.agent.set_enabled(!paused);
+        }
+    }
+
+    /// Gives office B every blob office A has and B lacks, and tells B's open pages, as media
+    /// sync does when a blob arrives.
+    fn hand_media_to_b(&self) {
+        let (a, b) = (&self.0.offices[0], &self.0.offices[1]);
+        for hash in a.replica.media_store().list() {
+            if b.replica.media_store().contains(&hash) {
+                continue;
+            }
+            if let Ok(Some(bytes)) = a.replica.media_blob(&hash) {
+                b.replica.media_store().put(&bytes).unwrap();
+                b.web.state().media_arrived(&hash);
+            }
         }
     }
 
@@ -138,6 +160,37 @@ impl Net {
         }
         false
     }
+}
+
+/// Photos for the upload steps: JPEGs drawn here, a landscape and a portrait (gradients and
+/// shapes, so thumbnails look like something at 1280 and 390 px).
+fn write_photos(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let draw = |w: u32, h: u32, tint: [u8; 3]| {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let sky = y < h / 2;
+            let wall = (x / (w / 8)).is_multiple_of(2);
+            let shade = |c: u8, k: u32| (c as u32 * k / 255) as u8;
+            if sky {
+                image::Rgb([150, 190, shade(250, 255 - y * 100 / h)])
+            } else if wall {
+                image::Rgb([tint[0], tint[1], shade(tint[2], 200 + x * 55 / w)])
+            } else {
+                image::Rgb([shade(tint[0], 180), shade(tint[1], 180), tint[2] / 2])
+            }
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+            .encode_image(&img)
+            .unwrap();
+        out
+    };
+    std::fs::write(
+        dir.join("facade-sud.jpg"),
+        draw(1800, 1200, [196, 150, 104]),
+    )
+    .unwrap();
+    std::fs::write(dir.join("preau.jpg"), draw(900, 1200, [170, 120, 80])).unwrap();
 }
 
 fn workspace_root() -> PathBuf {
@@ -192,6 +245,9 @@ impl Control {
                 } else if request.starts_with("GET /idle ") {
                     net.wait_idle();
                     "idle"
+                } else if request.starts_with("GET /media-arrive ") {
+                    net.hand_media_to_b();
+                    "media"
                 } else {
                     "?"
                 };

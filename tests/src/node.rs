@@ -33,10 +33,12 @@ pub const JS_BENCH: NodeProject = NodeProject {
     installed: "node_modules/@automerge/automerge-repo-storage-nodefs",
 };
 
-/// The real-browser test (`web.test.mjs`): playwright-core, which downloads no browser.
+/// The real-browser test (`web.test.mjs`): playwright-core, which downloads no browser, and
+/// axe-core for the accessibility checks (the last dependency added: its presence means the
+/// install is current).
 pub const BROWSER: NodeProject = NodeProject {
     dir: "browser",
-    installed: "node_modules/playwright-core/package.json",
+    installed: "node_modules/axe-core/package.json",
 };
 
 impl NodeProject {

@@ -37,6 +37,13 @@
   // ---- Live events -----------------------------------------------------------------------
   const handlers = [];
   function onChange(f) { handlers.push(f); }
+  // A blob arrived: `f(hash)`.
+  const mediaHandlers = [];
+  function onMedia(f) { mediaHandlers.push(f); }
+  // Whether something under `root` waits for this blob (« en cours de réception »).
+  function waitsFor(root, hash) {
+    return !!(root && /^[0-9a-f]{64}$/.test(hash) && root.querySelector('[data-waiting~="' + hash + '"]'));
+  }
   let events;
   function connect() {
     events = new EventSource('/events');
@@ -46,6 +53,10 @@
       handlers.forEach(function (f) { f(c.key); });
     });
     events.addEventListener('resync', function () { handlers.forEach(function (f) { f(null); }); });
+    events.addEventListener('media', function (e) {
+      const m = JSON.parse(e.data);
+      mediaHandlers.forEach(function (f) { f(m.hash); });
+    });
     events.onopen = function () { body.classList.remove('server-lost'); };
     events.onerror = function () { body.classList.add('server-lost'); };
   }
@@ -88,6 +99,13 @@
   if (page === 'resource' || page === 'history') {
     const block = page === 'resource' ? 'fiche' : 'historique';
     onChange(function (key) { if (key === null || key === doc) refreshBlock(block); });
+  }
+  if (page === 'resource') {
+    onMedia(function (hash) { if (waitsFor(document.getElementById('fiche'), hash)) refreshBlock('fiche'); });
+    viewer();
+  }
+  if (page === 'media') {
+    uploadForm();
   }
   if (page === 'edit' && doc) {
     liveEditing(doc);
@@ -173,13 +191,16 @@
       e.preventDefault();
       fromForm(0);
     });
-    // A change anywhere in the corpus: the same address again (page number included).
-    onChange(function () {
+    // A change anywhere in the corpus, or a card's photo arriving: the same address again
+    // (page number included).
+    function again() {
       clearTimeout(liveTimer);
       liveTimer = setTimeout(function () {
         if (typingTimer === null) load(location.search.replace(/^\?/, ''));
       }, LIVE_DELAY_MS);
-    });
+    }
+    onChange(again);
+    onMedia(function (hash) { if (waitsFor(document.getElementById('resultats'), hash)) again(); });
   }
 
   // ---- Live text editing -----------------------------------------------------------------
@@ -343,6 +364,334 @@
         })
         .catch(function () {});
     }
+  }
+
+  // ---- Full-size view of the gallery (resource page) -------------------------------------
+  //
+  // A thumbnail is a link to the display-size image; with the script it opens a modal dialog
+  // instead (focus stays inside, Échap closes it, ← and → go through the gallery) and focus
+  // goes back to the thumbnail when it closes.
+  function viewer() {
+    const dialog = document.getElementById('visionneuse');
+    if (!dialog || typeof dialog.showModal !== 'function') return;
+    const img = document.getElementById('visionneuse-image');
+    const legend = document.getElementById('visionneuse-legende');
+    const position = document.getElementById('visionneuse-position');
+    let links = [], at = 0, opener = null;
+
+    function show(i) {
+      at = (i + links.length) % links.length;
+      const a = links[at];
+      const thumb = a.querySelector('img');
+      const fig = a.closest('figure');
+      img.src = a.getAttribute('href');
+      img.alt = thumb ? thumb.alt : '';
+      legend.textContent = '';
+      const caption = fig && fig.querySelector('.caption');
+      const credit = fig && fig.querySelector('.credit');
+      if (caption) legend.appendChild(span('caption', caption.textContent));
+      if (credit) legend.appendChild(span('credit', credit.textContent));
+      if (a.dataset.original) {
+        const link = document.createElement('a');
+        link.href = a.dataset.original;
+        link.textContent = 'Télécharger l\u2019original (' + a.dataset.originalSize + ')';
+        legend.appendChild(link);
+      } else {
+        legend.appendChild(span('original', 'Original pas encore sur cet ordinateur (' + a.dataset.originalSize + ')'));
+      }
+      position.textContent = 'Image ' + (at + 1) + ' sur ' + links.length;
+      const several = links.length > 1;
+      document.getElementById('visionneuse-precedente').hidden = !several;
+      document.getElementById('visionneuse-suivante').hidden = !several;
+    }
+    function span(cls, text) {
+      const s = document.createElement('span');
+      s.className = cls;
+      s.textContent = text;
+      return s;
+    }
+
+    document.addEventListener('click', function (e) {
+      const a = e.target.closest && e.target.closest('a.media-open');
+      if (!a || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      e.preventDefault();
+      links = Array.from(document.querySelectorAll('#fiche a.media-open'));
+      opener = a;
+      show(links.indexOf(a));
+      dialog.showModal();
+      document.getElementById('visionneuse-fermer').focus();
+    });
+    document.getElementById('visionneuse-fermer').addEventListener('click', function () { dialog.close(); });
+    document.getElementById('visionneuse-precedente').addEventListener('click', function () { show(at - 1); });
+    document.getElementById('visionneuse-suivante').addEventListener('click', function () { show(at + 1); });
+    dialog.addEventListener('keydown', function (e) {
+      if (e.key === 'ArrowLeft' && links.length > 1) { e.preventDefault(); show(at - 1); }
+      if (e.key === 'ArrowRight' && links.length > 1) { e.preventDefault(); show(at + 1); }
+    });
+    // A click on the backdrop (outside the picture and its bar) closes too.
+    dialog.addEventListener('click', function (e) { if (e.target === dialog) dialog.close(); });
+    dialog.addEventListener('close', function () {
+      img.src = 'data:,';
+      // The thumbnail may have been redrawn meanwhile (live update): find it again.
+      const again = opener && (document.body.contains(opener) ? opener
+        : document.querySelector('#fiche a.media-open[href="' + opener.getAttribute('href') + '"]'));
+      if (again) again.focus();
+    });
+  }
+
+  // ---- Adding photos and documents (media page) ------------------------------------------
+  //
+  // Files chosen or dropped are listed, each with its own credit, caption and description
+  // (explained by the same help lines as the shared fields the page has without script). The
+  // form goes by XMLHttpRequest, whose upload progress is shown; errors come back as JSON and
+  // are put next to the file and field they name, everything typed kept.
+  function uploadForm() {
+    const form = document.getElementById('envoi-medias');
+    const input = document.getElementById('fichiers');
+    const list = document.getElementById('fichiers-choisis');
+    const shared = document.getElementById('textes-communs');
+    const zone = document.getElementById('depot');
+    if (!form || !input || !list || !shared || !window.FormData || !window.XMLHttpRequest) return;
+    const maxBytes = Number(form.dataset.maxBytes) || Infinity;
+    const maxFiles = Number(form.dataset.maxFiles) || Infinity;
+    const progress = document.getElementById('progression');
+    const bar = document.getElementById('progression-barre');
+    const barText = document.getElementById('progression-texte');
+    const announce = document.getElementById('envoi-annonce');
+    const button = form.querySelector('button[type=submit]');
+    const help = function (f) { const p = document.getElementById('commun-' + f + '-aide'); return p ? p.textContent : ''; };
+    const sharedValue = function (f) { const i = document.getElementById('commun-' + f); return i ? (i.type === 'checkbox' ? i.checked : i.value) : ''; };
+    const LABELS = { credit: 'Crédit', caption: 'Légende', alt: 'Description de l\u2019image' };
+    let chosen = [], next = 0;
+
+    shared.hidden = true;
+    zone.querySelector('.drop-hint').hidden = false;
+    zone.classList.add('enhanced');
+    const pick = document.createElement('label');
+    pick.htmlFor = input.id;
+    pick.className = 'button pick';
+    pick.textContent = 'Choisir des fichiers…';
+    input.after(pick);
+
+    function size(n) {
+      const units = [[1e9, 'Go'], [1e6, 'Mo'], [1e3, 'ko']];
+      for (const [u, name] of units) if (n >= u) return (n / u).toFixed(1).replace('.', ',') + '\u00a0' + name;
+      return n + '\u00a0o';
+    }
+    function isPdf(file) { return file.type === 'application/pdf' || /\.pdf$/i.test(file.name); }
+
+    function add(files) {
+      Array.from(files).forEach(function (file) {
+        const last = chosen.length ? chosen[chosen.length - 1] : null;
+        chosen.push({ file: file, n: next++, credit: last ? last.el.querySelector('[data-input=credit]').value : sharedValue('credit') });
+        render(chosen[chosen.length - 1]);
+      });
+      list.hidden = chosen.length === 0;
+      clearErrors();
+      announce.textContent = chosen.length === 1 ? '1 fichier choisi' : chosen.length + ' fichiers choisis';
+    }
+
+    function field(entry, name) {
+      const id = 'f' + entry.n + '-' + name;
+      const wrap = document.createElement('div');
+      wrap.className = 'field';
+      wrap.dataset.field = name;
+      const label = document.createElement('label');
+      label.htmlFor = id;
+      label.textContent = LABELS[name];
+      const p = document.createElement('p');
+      p.className = 'help';
+      p.id = id + '-aide';
+      p.textContent = help(name);
+      const inp = document.createElement('input');
+      inp.type = 'text';
+      inp.id = id;
+      inp.maxLength = 1000;
+      inp.dataset.input = name;
+      inp.setAttribute('aria-describedby', p.id);
+      inp.value = name === 'credit' ? entry.credit : sharedValue(name);
+      wrap.append(label, p, inp);
+      return wrap;
+    }
+    function box(entry, name, text) {
+      const id = 'f' + entry.n + '-' + name;
+      const wrap = document.createElement('div');
+      wrap.className = 'field check';
+      const inp = document.createElement('input');
+      inp.type = 'checkbox';
+      inp.id = id;
+      inp.dataset.input = name;
+      inp.checked = !!sharedValue(name);
+      const label = document.createElement('label');
+      label.htmlFor = id;
+      label.textContent = text;
+      wrap.append(inp, label);
+      return wrap;
+    }
+
+    function render(entry) {
+      const li = document.createElement('li');
+      li.className = 'file-entry';
+      entry.el = li;
+      const fs = document.createElement('fieldset');
+      const legend = document.createElement('legend');
+      legend.textContent = entry.file.name + ' (' + size(entry.file.size) + ')';
+      fs.appendChild(legend);
+      const errors = document.createElement('div');
+      errors.className = 'file-errors';
+      errors.dataset.input = 'fichier';
+      fs.appendChild(errors);
+      if (!isPdf(entry.file) && /^image\/(jpeg|png|webp)$/.test(entry.file.type)) {
+        const img = document.createElement('img');
+        img.className = 'preview';
+        img.alt = '';
+        img.src = URL.createObjectURL(entry.file);
+        img.onload = function () { URL.revokeObjectURL(img.src); };
+        fs.appendChild(img);
+      }
+      fs.appendChild(field(entry, 'credit'));
+      fs.appendChild(field(entry, 'caption'));
+      if (!isPdf(entry.file)) {
+        fs.appendChild(field(entry, 'alt'));
+        fs.appendChild(box(entry, 'plan', 'C\u2019est un plan ou un dessin (pas une photo)'));
+        fs.appendChild(box(entry, 'gps', 'Utiliser la position GPS de la photo pour situer la fiche'));
+      }
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'link';
+      remove.textContent = 'Ne pas ajouter ce fichier';
+      remove.setAttribute('aria-label', 'Ne pas ajouter ' + entry.file.name);
+      remove.addEventListener('click', function () {
+        chosen = chosen.filter(function (c) { return c !== entry; });
+        li.remove();
+        list.hidden = chosen.length === 0;
+        announce.textContent = entry.file.name + ' retiré de l\u2019envoi';
+        input.focus();
+      });
+      fs.appendChild(remove);
+      li.appendChild(fs);
+      list.appendChild(li);
+    }
+
+    input.addEventListener('change', function () {
+      add(input.files);
+      // The list holds the files now: the input can choose more.
+      input.value = '';
+    });
+    ['dragenter', 'dragover'].forEach(function (t) {
+      zone.addEventListener(t, function (e) { e.preventDefault(); zone.classList.add('over'); });
+    });
+    ['dragleave', 'drop'].forEach(function (t) {
+      zone.addEventListener(t, function () { zone.classList.remove('over'); });
+    });
+    zone.addEventListener('drop', function (e) {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files.length) add(e.dataTransfer.files);
+    });
+
+    function clearErrors() {
+      form.querySelectorAll('.js-error').forEach(function (n) { n.remove(); });
+      form.querySelectorAll('[aria-invalid]').forEach(function (n) {
+        n.removeAttribute('aria-invalid');
+        n.setAttribute('aria-describedby', (n.getAttribute('aria-describedby') || '').split(' ').filter(function (d) { return !/-erreur$/.test(d); }).join(' '));
+      });
+      const old = document.getElementById('erreurs');
+      if (old) old.remove();
+    }
+
+    // `fields`: [{field: "credit.2" | "fichier.0" | "fichier", message}].
+    function showErrors(message, fields) {
+      clearErrors();
+      const summary = document.createElement('div');
+      summary.className = 'error-summary js-error';
+      summary.id = 'erreurs';
+      summary.setAttribute('role', 'alert');
+      summary.tabIndex = -1;
+      const h = document.createElement('h2');
+      h.textContent = message;
+      summary.appendChild(h);
+      const ul = document.createElement('ul');
+      (fields || []).forEach(function (f, k) {
+        const parts = f.field.split('.');
+        const entry = parts.length > 1 ? chosen[Number(parts[1])] : null;
+        const text = f.message.charAt(0).toUpperCase() + f.message.slice(1);
+        const li = document.createElement('li');
+        li.textContent = text;
+        ul.appendChild(li);
+        const p = document.createElement('p');
+        p.className = 'error js-error';
+        p.id = 'erreur-' + k + '-erreur';
+        p.textContent = text;
+        const target = entry ? entry.el.querySelector('[data-input="' + parts[0] + '"]') : input;
+        if (!target) return;
+        if (target.tagName === 'INPUT' && target !== input) {
+          target.setAttribute('aria-invalid', 'true');
+          target.setAttribute('aria-describedby', (target.getAttribute('aria-describedby') || '') + ' ' + p.id);
+          target.before(p);
+        } else if (target === input) {
+          input.setAttribute('aria-invalid', 'true');
+          input.setAttribute('aria-describedby', (input.getAttribute('aria-describedby') || '') + ' ' + p.id);
+          (zone.querySelector('.pick') || input).after(p);
+        } else {
+          target.appendChild(p);
+        }
+      });
+      if (ul.children.length) summary.appendChild(ul);
+      form.prepend(summary);
+      summary.focus();
+    }
+
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      if (chosen.length === 0) { showErrors('Rien n\u2019a été ajouté : un point est à corriger.', [{ field: 'fichier', message: 'choisissez au moins un fichier' }]); return; }
+      if (chosen.length > maxFiles) { showErrors('Trop de fichiers à la fois.', [{ field: 'fichier', message: maxFiles + ' fichiers au plus par envoi ; envoyez les autres ensuite' }]); return; }
+      const total = chosen.reduce(function (n, c) { return n + c.file.size; }, 0);
+      if (total > maxBytes) { showErrors('Envoi trop volumineux.', [{ field: 'fichier', message: size(total) + ' choisis ; ' + size(maxBytes) + ' au plus par envoi : envoyez les fichiers en plusieurs fois' }]); return; }
+      const data = new FormData();
+      chosen.forEach(function (c, i) {
+        data.append('fichier', c.file, c.file.name);
+        c.el.querySelectorAll('[data-input]').forEach(function (n) {
+          if (n.tagName !== 'INPUT') return;
+          data.append(n.dataset.input + '.' + i, n.type === 'checkbox' ? (n.checked ? '1' : '0') : n.value);
+        });
+      });
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', form.action);
+      xhr.setRequestHeader('Accept', 'application/json');
+      progress.hidden = false;
+      bar.value = 0;
+      button.disabled = true;
+      barText.textContent = '0 %';
+      announce.textContent = 'Envoi commencé';
+      xhr.upload.onprogress = function (ev) {
+        if (!ev.lengthComputable) return;
+        const pct = Math.round(100 * ev.loaded / ev.total);
+        bar.value = pct;
+        barText.textContent = size(ev.loaded) + ' sur ' + size(ev.total) + ' (' + pct + ' %)';
+      };
+      xhr.upload.onload = function () {
+        bar.value = 100;
+        barText.textContent = 'Envoyé ; préparation des vignettes…';
+        announce.textContent = 'Fichiers envoyés, préparation des vignettes';
+      };
+      function done() { button.disabled = false; progress.hidden = true; }
+      xhr.onload = function () {
+        let j = {};
+        try { j = JSON.parse(xhr.responseText); } catch (err) { j = {}; }
+        if (xhr.status >= 200 && xhr.status < 300 && j.redirect) {
+          barText.textContent = 'Ajouté.';
+          location.href = j.redirect;
+          return;
+        }
+        done();
+        showErrors(j.error || 'L\u2019envoi a échoué ; réessayez.', j.fields || []);
+      };
+      xhr.onerror = function () {
+        done();
+        showErrors('Pas de réponse du serveur : l\u2019application est-elle arrêtée ? Rien n\u2019a été ajouté ; réessayez.', []);
+      };
+      xhr.send(data);
+    });
   }
 
   // ---- Text helpers (exported for tests as window.atelierText) ---------------------------

@@ -1,13 +1,15 @@
 //! Live updates: every change of the replica (local edit, sync, import, CLI) and every change of
 //! the sync state reaches open pages as server-sent events on `/events`.
 //!
-//! Events: `change` `{"id":"automerge:…","key":"<bare id>"}`; `sync` the indicator's state (see
-//! [`SyncView`]); `resync` when a page fell behind and should reload what it shows.
+//! Events: `change` `{"id":"automerge:…","key":"<bare id>"}`; `media` `{"hash":"<hex>"}` when a
+//! blob arrived (pages showing « en cours de réception » for it redraw); `sync` the indicator's
+//! state (see [`SyncView`]); `resync` when a page fell behind and should reload what it shows.
 
 use atelier_core::clock::now_ms;
 use std::convert::Infallible;
 use std::sync::Weak;
 
+use atelier_core::media::BlobHash;
 use atelier_core::replica::Replica;
 use atelier_core::DocumentId;
 use axum::extract::State;
@@ -23,6 +25,8 @@ use crate::{AppState, SYNC_POLL_INTERVAL};
 pub enum LiveEvent {
     /// A resource document changed.
     Changed(DocumentId),
+    /// A blob of the médiathèque arrived (media sync, an import): placeholders can show it.
+    MediaArrived(BlobHash),
     /// The sync indicator changed.
     Sync(SyncView),
 }
@@ -58,6 +62,9 @@ pub async fn stream(
                 Ok(LiveEvent::Changed(id)) => Event::default()
                     .event("change")
                     .data(serde_json::json!({ "id": id.url(), "key": id.to_base58() }).to_string()),
+                Ok(LiveEvent::MediaArrived(hash)) => Event::default()
+                    .event("media")
+                    .data(serde_json::json!({ "hash": hash.to_hex() }).to_string()),
                 Ok(LiveEvent::Sync(view)) => sync_event(&view),
                 Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
                 Err(broadcast::error::RecvError::Closed) => return None,

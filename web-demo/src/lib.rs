@@ -30,6 +30,7 @@ mod assets;
 mod form;
 mod layout;
 mod map;
+pub mod media;
 mod pages;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -139,6 +140,13 @@ impl AppState {
 
     pub fn replica(&self) -> &Arc<Replica> {
         &self.0.replica
+    }
+
+    /// Tells open pages that a blob arrived (called by whoever stores received blobs: the sync
+    /// agent's hook): a page showing « en cours de réception » for it redraws with the image.
+    pub fn media_arrived(&self, hash: &atelier_core::media::BlobHash) {
+        // No open page is not an error.
+        let _ = self.0.events.send(events::LiveEvent::MediaArrived(*hash));
     }
 
     /// The bearer token the API accepts (written to `server.json`).
@@ -260,6 +268,21 @@ pub fn router(state: AppState) -> Router {
             "/ressources/{id}/modifier",
             get(pages::edit::edit_form).post(pages::edit::update),
         )
+        .route(
+            "/ressources/{id}/medias",
+            get(pages::media::page)
+                .post(pages::media::upload)
+                .layer(DefaultBodyLimit::max(pages::media::MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/ressources/{id}/medias/{hash}",
+            post(pages::media::edit_texts),
+        )
+        .route(
+            "/ressources/{id}/medias/{hash}/retirer",
+            get(pages::media::confirm_remove).post(pages::media::remove),
+        )
+        .route("/media/{hash}", get(media::serve))
         .route("/ressources/{id}/historique", get(pages::history::page))
         .route(
             "/ressources/{id}/version/{hash}",
@@ -298,15 +321,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Defence in depth on every response: only our own script, styles and (data:) images run, the
-/// pages cannot be framed, types are not sniffed, and addresses do not leak to linked sites.
+/// Defence in depth on every response: only our own script, styles and images (data:, and blob:
+/// for the previews of files about to be added) load, the pages cannot be framed, types are not
+/// sniffed, and addresses do not leak to linked sites.
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     h.insert(
@@ -360,7 +384,7 @@ mod error_pages {
         for (k, v) in parts
             .headers
             .iter()
-            .filter(|(k, _)| *k == header::SET_COOKIE)
+            .filter(|(k, _)| *k == header::SET_COOKIE || *k == header::CACHE_CONTROL)
         {
             out.headers_mut().append(k, v.clone());
         }

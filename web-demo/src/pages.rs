@@ -4,9 +4,11 @@
 
 pub mod delete;
 pub mod edit;
+pub mod gallery;
 pub mod history;
 pub mod lexicon;
 pub mod list;
+pub mod media;
 pub mod show;
 
 use atelier_core::document::Stored;
@@ -27,6 +29,21 @@ use crate::AppState;
 /// The page path of a resource.
 pub fn resource_path(id: &DocumentId) -> String {
     format!("/ressources/{}", id.to_base58())
+}
+
+/// A query-string value, percent-encoded (spaces as `+`).
+pub fn encode_query(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Fallback for unknown page addresses.

@@ -1,5 +1,7 @@
 //! Router-level tests: every route through `tower::ServiceExt::oneshot`, good and bad input.
 
+mod media;
+
 use std::sync::Arc;
 
 use atelier_core::document::Edit;

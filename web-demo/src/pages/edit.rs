@@ -262,6 +262,13 @@ fn edit_page(
                 a href=(path) { "Annuler" }
             }
         }
+        section.media-link aria-labelledby="medias-titre" {
+            h2 #medias-titre { "Photos et documents" }
+            p {
+                "Les photos, plans et documents PDF s'ajoutent, plusieurs à la fois, avec leur crédit et leur légende, sur une page à part. Enregistrez d'abord ce formulaire si vous y avez changé des champs."
+            }
+            p { a.button href=(crate::pages::gallery::media_page_path(id)) { "Ajouter ou modifier les photos et documents" } }
+        }
     };
     layout::page(
         state,

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use atelier_core::card::ListingEntry;
+use atelier_core::media::{Media, Tier};
 use atelier_core::replica::ListFilter;
 use atelier_core::search::{SearchQuery, SearchResults};
 use atelier_core::{fr, vocab, DocumentId};
@@ -19,7 +21,8 @@ use maud::{html, Markup};
 use crate::error::WebError;
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
-use crate::pages::{kind_badge, resource_path, status_badge};
+use crate::pages::gallery::{card_cover, Presence};
+use crate::pages::{encode_query, kind_badge, resource_path, status_badge};
 use crate::search::{fallback, FACETS};
 use crate::AppState;
 
@@ -105,11 +108,11 @@ impl Params {
     fn href(&self) -> String {
         let mut parts = Vec::new();
         if !self.text.is_empty() {
-            parts.push(format!("q={}", encode(&self.text)));
+            parts.push(format!("q={}", encode_query(&self.text)));
         }
         for (facet, values) in &self.chosen {
             for v in values {
-                parts.push(format!("{facet}={}", encode(v)));
+                parts.push(format!("{facet}={}", encode_query(v)));
             }
         }
         if self.deleted {
@@ -132,20 +135,6 @@ impl Params {
     }
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// One card.
 struct Card {
     id: DocumentId,
@@ -157,6 +146,8 @@ struct Card {
     summary: String,
     snippet_html: String,
     deleted: bool,
+    /// The first photo or plan (its thumbnail is the card's image), and whether it is here.
+    cover: Option<(Media, Presence)>,
 }
 
 /// What a list address finds: the results with their facet counts, the cards to show, and the
@@ -257,21 +248,30 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
                     continue;
                 };
                 let Ok(stored) = r.get(&id) else { continue };
-                let res = stored.resource;
+                let res = &stored.resource;
                 let place = match (res.commune(), res.departement()) {
                     (Some(c), Some(d)) => Some(format!("{c} ({d})")),
                     (Some(c), None) => Some(c.to_string()),
                     (None, Some(d)) => Some(fr::departement_name(d)),
                     _ => None,
                 };
+                let cover = ListingEntry::of(&id, &stored).cover.and_then(|hash| {
+                    let m = res
+                        .media
+                        .iter()
+                        .find(|m| m.image_at(Tier::Thumb) == Some(hash))?;
+                    let present = Presence::of(r, std::slice::from_ref(m));
+                    Some((m.clone(), present))
+                });
                 cards.push(Card {
+                    cover,
                     id,
-                    title: res.title,
-                    kind: res.kind,
-                    office: res.office,
-                    status: res.status,
+                    title: res.title.clone(),
+                    kind: res.kind.clone(),
+                    office: res.office.clone(),
+                    status: res.status.clone(),
                     place,
-                    summary: res.summary,
+                    summary: res.summary.clone(),
                     snippet_html: hit.snippet_html.clone(),
                     deleted: stored.deleted,
                 });
@@ -340,7 +340,8 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
         } @else {
             ol.cards {
                 @for c in cards {
-                    li.card data-id=(c.id.to_base58()) {
+                    li.card.with-cover[c.cover.is_some()] data-id=(c.id.to_base58()) {
+                        @if let Some((m, present)) = &c.cover { (card_cover(m, present)) }
                         div.card-top { (kind_badge(&c.kind)) @if c.status != "publie" { (status_badge(&c.status)) } }
                         h2 { a href=(resource_path(&c.id)) { (c.title) } }
                         p.meta {

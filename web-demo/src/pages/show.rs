@@ -8,16 +8,20 @@ use maud::html;
 use crate::error::WebError;
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
+use crate::pages::gallery::{gallery, media_page_path, viewer, Presence};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
 use crate::AppState;
 
-/// Notices after a form: `?enregistre=1`, `?cree=1`, `?restauree=1`, `?version_reprise=1`.
+/// Notices after a form: `?enregistre=1`, `?cree=1`, `?restauree=1`, `?version_reprise=1`,
+/// `?medias_ajoutes=N` (with `&gps=N`: photos whose position was not published).
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Notice {
     enregistre: Option<String>,
     cree: Option<String>,
     restauree: Option<String>,
     version_reprise: Option<String>,
+    medias_ajoutes: Option<usize>,
+    gps: Option<usize>,
 }
 
 pub async fn page(
@@ -25,17 +29,30 @@ pub async fn page(
     Path(id): Path<String>,
     Query(notice): Query<Notice>,
 ) -> Result<Response, WebError> {
-    let (id, stored, last) = state
+    let (id, stored, last, present) = state
         .blocking(move |r| {
             let id = r.resolve(&id)?;
             let stored = r.get(&id)?;
             let last = r.history(&id)?.pop();
-            Ok((id, stored, last))
+            let present = Presence::of(r, &stored.resource.media);
+            Ok((id, stored, last, present))
         })
         .await?;
     let r = &stored.resource;
     let path = resource_path(&id);
-    let message = if notice.cree.is_some() {
+    let added = notice.medias_ajoutes.map(|n| match n {
+        1 => "1 fichier ajouté à la fiche.".to_string(),
+        n => format!("{n} fichiers ajoutés à la fiche."),
+    });
+    let gps_kept_private = notice.gps.filter(|n| *n > 0).map(|n| {
+        let which = if n == 1 { "Une photo contenait" } else { "Des photos contenaient" };
+        format!(
+            "{which} une position GPS : elle est restée privée. Pour situer la fiche avec, ajoutez la photo en cochant « Utiliser la position GPS de la photo »."
+        )
+    });
+    let message = if let Some(a) = &added {
+        Some(a.as_str())
+    } else if notice.cree.is_some() {
         Some("La fiche a été créée.")
     } else if notice.enregistre.is_some() {
         Some("Modifications enregistrées.")
@@ -49,6 +66,7 @@ pub async fn page(
     let content = html! {
         p.crumbs { a href="/" { "← Toutes les fiches" } }
         @if let Some(m) = message { div.notice.ok role="status" { (m) } }
+        @if let Some(m) = &gps_kept_private { div.notice role="status" { (m) } }
         article #fiche {
             @if stored.deleted {
                 div.notice.warn role="status" {
@@ -69,12 +87,15 @@ pub async fn page(
                 }
                 div.actions {
                     @if !stored.deleted { a.button.primary href={ (path) "/modifier" } { "Modifier" } }
+                    @if !stored.deleted { a.button href=(media_page_path(&id)) { "Photos et documents" } }
                     a.button href={ (path) "/historique" } { "Historique des modifications" }
                     @if !stored.deleted { a.button.danger href={ (path) "/supprimer" } { "Supprimer" } }
                 }
             }
+            (gallery(&id, &r.media, &present, !stored.deleted))
             (article(r))
         }
+        (viewer())
     };
     Ok(layout::page(
         &state,
