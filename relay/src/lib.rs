@@ -15,6 +15,7 @@ pub mod config;
 pub mod framing;
 pub mod handshake;
 pub mod identity;
+pub mod media_sync;
 pub mod quic_url;
 pub mod relay;
 pub mod server;

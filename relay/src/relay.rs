@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use atelier_core::store::{DocStore, Kv, SledKv};
 
 use crate::access::AccessStore;
+use crate::blobs::RelayBlobs;
 use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
 use crate::server::{self, ServerConfig, ServerHandle};
@@ -70,13 +71,15 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     );
     let store = Arc::new(DocStore::new(kv));
     let live = LiveChanges::attach(&store);
+    let blobs = RelayBlobs::open(&config.data_dir)
+        .with_context(|| format!("ouverture des médias dans {}", config.data_dir.display()))?;
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
         ..ServerConfig::new(
             identity,
             config.listen,
             Arc::new(access.clone()),
-            Arc::new(SyncHandler::new(store.clone(), live)),
+            Arc::new(SyncHandler::new(store.clone(), live).with_media(Arc::new(blobs))),
         )
     })
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
