@@ -312,9 +312,7 @@ pub async fn sync_until_converged(
     on_progress: impl FnMut(&SyncStats) + Send,
 ) -> Result<SyncStats, LinkError> {
     let converged = converge(identity, target, session, on_progress).await?;
-    converged
-        .connection
-        .close(CloseCode::Done.code(), b"sync done");
+    converged.close();
     Ok(converged.stats)
 }
 
@@ -325,6 +323,14 @@ pub struct Converged {
     pub connection: quinn::Connection,
     /// The server lets this device only read.
     pub read_only: bool,
+}
+
+impl Converged {
+    /// Ends the connection: the sync (and its media) are done.
+    pub fn close(&self) {
+        self.connection
+            .close(CloseCode::Done.code(), b"sync done");
+    }
 }
 
 /// [`sync_until_converged`], leaving the connection open once the texts are settled: the
