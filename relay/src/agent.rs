@@ -328,8 +328,7 @@ pub struct Converged {
 impl Converged {
     /// Ends the connection: the sync (and its media) are done.
     pub fn close(&self) {
-        self.connection
-            .close(CloseCode::Done.code(), b"sync done");
+        self.connection.close(CloseCode::Done.code(), b"sync done");
     }
 }
 

@@ -114,7 +114,8 @@ pub trait BlobService: Send + Sync + 'static {
         office: String,
     ) -> BoxFuture<'static, anyhow::Result<Receiving>>;
     /// Verifies a complete receive and stores it durably.
-    fn store(&self, receiving: Receiving, office: String) -> BoxFuture<'static, anyhow::Result<()>>;
+    fn store(&self, receiving: Receiving, office: String)
+        -> BoxFuture<'static, anyhow::Result<()>>;
     /// Bytes of a blob, verified; `None` if not held (or held corrupt, then dropped).
     fn read_range(
         &self,
@@ -139,7 +140,11 @@ impl BlobService for RelayBlobs {
         async move { Ok(blobs.receive(&hash, len, &office).await?) }.boxed()
     }
 
-    fn store(&self, receiving: Receiving, office: String) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn store(
+        &self,
+        receiving: Receiving,
+        office: String,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         let blobs = self.clone();
         async move { Ok(blobs.store(receiving, &office).await?) }.boxed()
     }
@@ -296,9 +301,12 @@ async fn serve_stream(
                 Ok(r) => r,
                 Err(e) => return finish_with(stream, &refused(&format!("{e:#}"))).await,
             };
-            send_message(stream, &Reply::Resume {
-                offset: receiving.offset(),
-            })
+            send_message(
+                stream,
+                &Reply::Resume {
+                    offset: receiving.offset(),
+                },
+            )
             .await?;
             while !receiving.complete() {
                 let Some(chunk) = read_frame(&mut stream.recv, MAX_MEDIA_FRAME).await? else {
@@ -325,7 +333,9 @@ async fn serve_stream(
             }
             // The first read verifies the whole blob: a corrupt one is dropped, never served.
             let mut at = offset;
-            let mut chunk = match blobs.read_range(hash, at..len.min(at + IO_CHUNK as u64)).await
+            let mut chunk = match blobs
+                .read_range(hash, at..len.min(at + IO_CHUNK as u64))
+                .await
             {
                 Ok(Some(c)) => c,
                 Ok(None) => return finish_with(stream, &Reply::Missing).await,
@@ -340,7 +350,10 @@ async fn serve_stream(
                 if at >= len {
                     break;
                 }
-                chunk = match blobs.read_range(hash, at..len.min(at + IO_CHUNK as u64)).await {
+                chunk = match blobs
+                    .read_range(hash, at..len.min(at + IO_CHUNK as u64))
+                    .await
+                {
                     Ok(Some(c)) if !c.is_empty() => c,
                     Ok(_) => return Err(MediaSyncError::Local("blob vanished".into())),
                     Err(e) => return Err(MediaSyncError::Local(format!("{e:#}"))),

@@ -591,7 +591,8 @@ async fn run_handler(connection: &Connection, peer: Peer, stream: FramedStream, 
     let handler = ctx.handler.clone();
     // Calling `handle` inside the future means a panic before the future exists is caught too.
     let conn = connection.clone();
-    let run = AssertUnwindSafe(async move { handler.handle(peer, stream, conn).await }).catch_unwind();
+    let run =
+        AssertUnwindSafe(async move { handler.handle(peer, stream, conn).await }).catch_unwind();
     match run.await {
         Ok(Ok(())) => {
             let _ = timeout(CLOSE_LINGER, connection.closed()).await;
@@ -1032,14 +1033,16 @@ mod tests {
                 )
             })
             .unwrap();
-        let handler =
-            |_peer: Peer, mut stream: FramedStream, _c: Connection| -> BoxFuture<'static, anyhow::Result<()>> {
-                async move {
-                    while stream.recv().await?.is_some() {}
-                    Ok(())
-                }
-                .boxed()
-            };
+        let handler = |_peer: Peer,
+                       mut stream: FramedStream,
+                       _c: Connection|
+         -> BoxFuture<'static, anyhow::Result<()>> {
+            async move {
+                while stream.recv().await?.is_some() {}
+                Ok(())
+            }
+            .boxed()
+        };
         // Enrolled through the store, so that no enrolment connection occupies the one slot.
         store
             .update(|r| r.redeem(&token, &identity.fingerprint(), OffsetDateTime::now_utc()))
@@ -1127,16 +1130,18 @@ mod tests {
             office: "caue-15".into(),
             read_only: true,
         }]);
-        let handler =
-            |peer: Peer, mut stream: FramedStream, _c: Connection| -> BoxFuture<'static, anyhow::Result<()>> {
-                async move {
-                    stream.send(peer.office.as_bytes()).await?;
-                    stream.finish()?;
-                    while stream.recv().await?.is_some() {}
-                    Ok(())
-                }
-                .boxed()
-            };
+        let handler = |peer: Peer,
+                       mut stream: FramedStream,
+                       _c: Connection|
+         -> BoxFuture<'static, anyhow::Result<()>> {
+            async move {
+                stream.send(peer.office.as_bytes()).await?;
+                stream.finish()?;
+                while stream.recv().await?.is_some() {}
+                Ok(())
+            }
+            .boxed()
+        };
         let handle = spawn(ServerConfig::new(
             Identity::generate().unwrap(),
             "127.0.0.1:0".parse().unwrap(),

@@ -2,6 +2,7 @@
 
 mod cli;
 mod harness;
+mod media;
 mod replica;
 mod sync;
 mod sync_refusals;

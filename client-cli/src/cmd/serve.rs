@@ -14,8 +14,8 @@ use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_core::{fr, OfficeId};
 use atelier_relay::framing::FramedStream;
 use atelier_relay::identity::{Fingerprint, Identity};
-use atelier_relay::server::{self, ConnectionHandler, Peer, PinnedPeers, ServerConfig};
 use atelier_relay::media_sync::{BlobService, ReplicaBlobs};
+use atelier_relay::server::{self, ConnectionHandler, Peer, PinnedPeers, ServerConfig};
 use atelier_relay::sync_conn::{respond, LiveChanges};
 use quinn::Connection;
 use serde_json::json;
@@ -230,8 +230,15 @@ impl ConnectionHandler for PeerHandler {
             Arc::new(ReplicaBlobs::new(self.replica.media_store().clone()));
         Box::pin(async move {
             let _ = events.send(Event::Connected(peer.clone())).await;
-            let result =
-                respond(session, stream, changes, connection, peer.clone(), Some(blobs)).await;
+            let result = respond(
+                session,
+                stream,
+                changes,
+                connection,
+                peer.clone(),
+                Some(blobs),
+            )
+            .await;
             let report = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
             let _ = events.send(Event::Ended(peer, report)).await;
             result.map(|_| ()).map_err(Into::into)

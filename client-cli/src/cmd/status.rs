@@ -72,7 +72,13 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
             let (p, o) = pending(&replica)?;
             let media = replica.media_status()?;
             // We hold the replica, so no watch runs: a leftover record is from a crash.
-            (Some(replica.sync_record()?), Some(p), Some(o), None, Some(media))
+            (
+                Some(replica.sync_record()?),
+                Some(p),
+                Some(o),
+                None,
+                Some(media),
+            )
         }
         Err(ReplicaError::Store(StoreError::InUse(_))) => {
             let (record, media) = held_record(dir);

@@ -288,7 +288,11 @@ fn bytes_bar(json: bool, total: u64) -> ProgressBar {
 
 /// What the media part of a sync did, in French.
 fn media_summary(out: &mut dyn Write, m: &MediaReport, target: &Target) -> anyhow::Result<()> {
-    let who = if target.is_relay { "le relais" } else { "le poste" };
+    let who = if target.is_relay {
+        "le relais"
+    } else {
+        "le poste"
+    };
     if m.received == 0 && m.sent == 0 && m.complete() {
         writeln!(out, "  photos et documents : déjà à jour")?;
         return Ok(());
@@ -308,7 +312,11 @@ fn media_summary(out: &mut dyn Write, m: &MediaReport, target: &Target) -> anyho
             out,
             "  {} pas encore sur {who} : {} à la prochaine synchronisation",
             fr::count(m.not_there, "fichier"),
-            if m.not_there == 1 { "demandé" } else { "demandés" }
+            if m.not_there == 1 {
+                "demandé"
+            } else {
+                "demandés"
+            }
         )?;
     }
     if m.corrupt > 0 {
@@ -328,7 +336,11 @@ fn media_summary(out: &mut dyn Write, m: &MediaReport, target: &Target) -> anyho
             "  {} refusé{} par {who} ({reason}) : {} dans la file d'envoi",
             fr::count(m.refused.len() as u64, "envoi"),
             fr::plural_s(m.refused.len() as u64),
-            if m.refused.len() == 1 { "il reste" } else { "ils restent" }
+            if m.refused.len() == 1 {
+                "il reste"
+            } else {
+                "ils restent"
+            }
         )?;
     }
     Ok(())

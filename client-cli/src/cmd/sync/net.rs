@@ -121,10 +121,9 @@ pub fn from_media_error(e: &MediaSyncError, target: &Target) -> SyncFailure {
                  reprendront où ils en étaient"
             ),
         ),
-        MediaSyncError::Local(m) => SyncFailure::new(
-            Other,
-            format!("photos et documents de ce poste : {m}"),
-        ),
+        MediaSyncError::Local(m) => {
+            SyncFailure::new(Other, format!("photos et documents de ce poste : {m}"))
+        }
         other @ (MediaSyncError::Malformed(_) | MediaSyncError::Unexpected(_)) => SyncFailure::new(
             Other,
             format!(
