@@ -1086,9 +1086,10 @@ mod tests {
     #[tokio::test]
     async fn silent_peer_is_closed_at_the_handshake_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let handler = |_: Peer, _: FramedStream| -> BoxFuture<'static, anyhow::Result<()>> {
-            async { Ok(()) }.boxed()
-        };
+        let handler =
+            |_: Peer, _: FramedStream, _: Connection| -> BoxFuture<'static, anyhow::Result<()>> {
+                async { Ok(()) }.boxed()
+            };
         let handle = spawn(ServerConfig {
             handshake_timeout: Duration::from_millis(300),
             ..ServerConfig::new(
