@@ -48,6 +48,10 @@ pub const MAX_MEDIA_STREAMS: usize = 2 * MAX_BLOBS_IN_FLIGHT;
 pub const MAX_HAVE_BATCH: usize = 1024;
 /// Largest media frame: a `Have` batch or its answer, or one chunk of a blob.
 pub const MAX_MEDIA_FRAME: usize = 128 * 1024;
+const _: () = assert!(
+    IO_CHUNK < MAX_MEDIA_FRAME,
+    "a blob chunk fits in a media frame"
+);
 
 /// The first frame of a media stream, from the office.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -726,10 +730,10 @@ enum Put {
     Gone,
 }
 
-fn collect_put(
-    done: Option<Result<(BlobHash, Result<Put, MediaSyncError>), tokio::task::JoinError>>,
-    report: &mut MediaReport,
-) -> Result<(), MediaSyncError> {
+/// An upload task's end: the blob, and how it went.
+type PutDone = Result<(BlobHash, Result<Put, MediaSyncError>), tokio::task::JoinError>;
+
+fn collect_put(done: Option<PutDone>, report: &mut MediaReport) -> Result<(), MediaSyncError> {
     let Some(done) = done else { return Ok(()) };
     let (hash, put) = done.map_err(|e| MediaSyncError::Local(e.to_string()))?;
     match put? {
@@ -779,7 +783,6 @@ mod tests {
             hashes: vec![h; MAX_HAVE_BATCH],
         };
         assert!(serde_json::to_vec(&have).unwrap().len() < MAX_MEDIA_FRAME);
-        assert!(IO_CHUNK < MAX_MEDIA_FRAME);
         assert!(serde_json::from_slice::<Request>(b"{\"type\":\"get\",\"hash\":\"zz\"}").is_err());
     }
 

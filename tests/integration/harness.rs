@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-pub(crate) use cli::{atelier, atelier_bin, Run};
+pub(crate) use cli::{atelier, atelier_async, atelier_bin};
 pub(crate) use node::{edit_doc, wait_for, BROWSER};
 pub(crate) use office::{Office, SyncFailed};
 pub(crate) use relay::TestRelay;

@@ -13,7 +13,7 @@ use atelier_relay::sync_conn::LiveChanges;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::harness::{Office, TestRelay, WAIT};
+use crate::harness::{atelier_async as cli, Office, TestRelay, WAIT};
 
 /// A deterministic noisy JPEG (noise keeps it from compressing to nothing: several chunks).
 fn photo(seed: u32, w: u32, h: u32) -> Vec<u8> {
@@ -273,5 +273,62 @@ async fn a_photo_added_while_live_reaches_the_other_office() {
     assert_eq!(blobs[0].tier, Tier::Thumb);
     agent_a.shutdown().await;
     agent_b.shutdown().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cli_sync_reports_texts_then_media_and_status_counts_what_is_left() {
+    let relay = TestRelay::start().await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
+    let id = a.create("Maison du Parc", "Basalte.");
+    let blobs = add_photos(&a, &id, &[8]);
+    a.sync_media(&relay).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("caue-15");
+    let url = format!("quic://{}", relay.addr());
+    let (fp, token) = (
+        relay.fingerprint().to_string(),
+        relay.invite("caue-15", false),
+    );
+    assert_eq!(cli(&dir, &["init", "--office", "caue-15"]).await.code, 0);
+    let joined = cli(
+        &dir,
+        &["join", &url, "--fingerprint", &fp, "--token", &token],
+    )
+    .await;
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+
+    let texts = cli(&dir, &["sync", "--text-only"]).await;
+    assert_eq!(texts.code, 0, "{}", texts.stderr);
+    assert!(
+        texts.stdout.contains("non transférés (--text-only)"),
+        "{}",
+        texts.stdout
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&dir, &["status", "--json"]).await.stdout).unwrap();
+    assert_eq!(status["media"]["to_receive"], 3, "{status}");
+    let total: u64 = blobs.iter().map(|x| x.bytes).sum();
+    assert_eq!(status["media"]["to_receive_bytes"], total);
+    let shown = cli(&dir, &["status"]).await.stdout;
+    assert!(
+        shown.contains("Photos et documents : 3 fichiers à recevoir"),
+        "{shown}"
+    );
+
+    let synced = cli(&dir, &["sync"]).await;
+    assert_eq!(synced.code, 0, "{}", synced.stderr);
+    let out = &synced.stdout;
+    let texts_at = out.find("Déjà à jour").expect(out);
+    let media_at = out
+        .find("photos et documents : 3 fichiers reçus")
+        .expect(out);
+    assert!(texts_at < media_at, "texts are reported first: {out}");
+    let shown = cli(&dir, &["status"]).await.stdout;
+    assert!(
+        shown.contains("Photos et documents : tout est là"),
+        "{shown}"
+    );
     relay.shutdown().await;
 }

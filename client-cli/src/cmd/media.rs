@@ -225,7 +225,7 @@ fn entries(backend: &dyn backend::Backend, id: &str) -> anyhow::Result<Vec<Media
         .get("media")
         .cloned()
         .unwrap_or(Value::Array(vec![]));
-    Ok(serde_json::from_value(list).context("médias illisibles")?)
+    serde_json::from_value(list).context("médias illisibles")
 }
 
 /// The entry named by `n`: its 1-based number, or the start of its hash.

@@ -89,7 +89,7 @@ pub async fn run(
 /// What the sync agent tells the printer.
 enum Event {
     /// Connected and converged: the summary of that sync.
-    Synced(Report),
+    Synced(Box<Report>),
     /// A document changed while live.
     Received {
         id: DocumentId,
@@ -123,7 +123,7 @@ fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Even
             }
             watch_state(&settled, true, None);
             let report = Report::new(&settled_target, s.elapsed, s.stats.clone());
-            let _ = settled_tx.send(Event::Synced(report));
+            let _ = settled_tx.send(Event::Synced(Box::new(report)));
         })
         .on_change(move |change| {
             on_change(&changed, &changed_target, change, &changed_tx).map_err(|e| e.to_string())
