@@ -99,11 +99,13 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             live,
             identity,
             target.clone(),
-            AgentHooks::default().on_settled(move |s| {
-                if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
-                    tracing::warn!(error = %e, "recording what the relay holds");
-                }
-            }),
+            AgentHooks::default()
+                .media(replica.clone())
+                .on_settled(move |s| {
+                    if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
+                        tracing::warn!(error = %e, "recording what the relay holds");
+                    }
+                }),
         ));
         let port = OFFICES
             .iter()

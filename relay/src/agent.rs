@@ -1,7 +1,13 @@
 //! The client sync loop: keeps one store in sync with a relay (or a peer), live, reconnecting
 //! with backoff when the link drops; tells its owner what happens through [`AgentHooks`] and
 //! reports its state for status displays. `atelier sync --watch`, the demo and the demo's web
-//! apps all run this one loop; a one-shot `atelier sync` runs [`sync_until_converged`].
+//! apps all run this one loop; a one-shot `atelier sync` runs [`sync_until_converged`] (or
+//! [`converge`], to go on with media on the same connection).
+//!
+//! With [`AgentHooks::media`], each live connection also transfers blobs once the texts are
+//! settled (see [`crate::media_sync`]): again after every change of the store (a received
+//! document may name blobs not here yet, a local add queues blobs to send), and after a bounded
+//! backoff while some blob is not on the relay yet.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use atelier_core::clock::now_ms;
+use atelier_core::media::BlobHash;
 use atelier_core::mutex::lock;
+use atelier_core::replica::Replica;
 use atelier_core::store::{DocChange, DocStore};
 use atelier_core::sync::{Role, Session, SyncError, SyncStats};
 use rand::Rng;
@@ -20,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::client::{self, ClientError, Opened};
 use crate::handshake::CloseCode;
 use crate::identity::{Fingerprint, Identity};
+use crate::media_sync::{MediaTransfer, OnBlob};
 use crate::quic_url::QuicUrl;
 use crate::sync_conn::{drive, DriveError, LiveChanges, Mode};
 
@@ -35,6 +44,12 @@ pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 /// Frames received without any document moving, on top of `STALL_LIMIT`, before a sync counts
 /// as stalled: a slow link that delivers little is not a stall.
 const STALL_FRAMES: u64 = 200;
+/// First wait before asking again for blobs the relay did not have (the office that made them
+/// is usually uploading them right then: its document travels faster than its photos).
+pub const MEDIA_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two media passes while some blob is still missing: a photo whose
+/// office went offline before uploading it is not asked for more often than this.
+pub const MEDIA_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Where a sync goes.
 #[derive(Clone, Debug)]
@@ -126,9 +141,24 @@ pub struct AgentHooks {
     on_settled: Option<Box<OnSettled>>,
     on_change: Option<Box<OnChange>>,
     on_link_down: Option<Box<OnLinkDown>>,
+    media: Option<Arc<Replica>>,
+    on_blob: Option<Arc<OnBlob>>,
 }
 
 impl AgentHooks {
+    /// Transfers this replica's blobs on every live connection, once the texts are settled.
+    pub fn media(mut self, replica: Arc<Replica>) -> Self {
+        self.media = Some(replica);
+        self
+    }
+
+    /// Called when a blob has arrived and been verified (a page showing its placeholder can
+    /// refresh).
+    pub fn on_blob(mut self, f: impl Fn(&BlobHash) + Send + Sync + 'static) -> Self {
+        self.on_blob = Some(Arc::new(f));
+        self
+    }
+
     /// Builds each connection's session (by default a plain initiator over the store).
     pub fn session(mut self, f: impl Fn(bool) -> Session + Send + Sync + 'static) -> Self {
         self.session = Some(Box::new(f));
@@ -279,9 +309,39 @@ pub async fn sync_until_converged(
     identity: &Identity,
     target: &Target,
     session: impl FnOnce(bool) -> Session,
-    mut on_progress: impl FnMut(&SyncStats) + Send,
+    on_progress: impl FnMut(&SyncStats) + Send,
 ) -> Result<SyncStats, LinkError> {
+    let converged = converge(identity, target, session, on_progress).await?;
+    converged.close();
+    Ok(converged.stats)
+}
+
+/// A sync that ended in sync, its connection still open (for media).
+pub struct Converged {
+    pub stats: SyncStats,
+    /// Close it with [`CloseCode::Done`] when done.
+    pub connection: quinn::Connection,
+    /// The server lets this device only read.
+    pub read_only: bool,
+}
+
+impl Converged {
+    /// Ends the connection: the sync (and its media) are done.
+    pub fn close(&self) {
+        self.connection.close(CloseCode::Done.code(), b"sync done");
+    }
+}
+
+/// [`sync_until_converged`], leaving the connection open once the texts are settled: the
+/// caller transfers media on it, then closes it. On error the connection is closed.
+pub async fn converge(
+    identity: &Identity,
+    target: &Target,
+    session: impl FnOnce(bool) -> Session,
+    mut on_progress: impl FnMut(&SyncStats) + Send,
+) -> Result<Converged, LinkError> {
     let opened = connect(identity, target).await?;
+    let read_only = opened.read_only;
     let mut session = session(opened.read_only);
     if let Err(e) = session.start() {
         close(&opened);
@@ -296,11 +356,21 @@ pub async fn sync_until_converged(
         connection, stream, ..
     } = opened;
     let driven = drive(session, stream, Mode::UntilConverged, on_progress);
-    let result = until_stalled(driven, &moved).await;
-    connection.close(CloseCode::Done.code(), b"sync done");
-    match result {
-        Some(result) => Ok(result?),
+    let result = match until_stalled(driven, &moved).await {
+        Some(Ok(stats)) => Ok(stats),
+        Some(Err(e)) => Err(e.into()),
         None => Err(LinkError::Stalled(STALL_LIMIT)),
+    };
+    match result {
+        Ok(stats) => Ok(Converged {
+            stats,
+            connection,
+            read_only,
+        }),
+        Err(e) => {
+            connection.close(CloseCode::Done.code(), b"sync done");
+            Err(e)
+        }
     }
 }
 
@@ -435,10 +505,17 @@ impl Agent {
             return Err(LinkError::Start(e));
         }
         let Opened {
-            connection, stream, ..
+            connection,
+            stream,
+            read_only,
+            ..
         } = opened;
         let mut settled_rounds = 0;
         let mut first = !settled_before;
+        // Media wait for the texts: the first settled round of this session lets them go.
+        let texts_settled = Notify::new();
+        let media = self.media(&connection, read_only, &texts_settled);
+        tokio::pin!(media);
         let progress = |stats: &SyncStats| {
             {
                 let mut s = lock(&self.shared.status);
@@ -447,6 +524,7 @@ impl Agent {
             }
             if stats.settled_rounds > settled_rounds {
                 settled_rounds = stats.settled_rounds;
+                texts_settled.notify_one();
                 self.settled_round(stats);
                 self.hooks
                     .settled(stats, std::mem::take(&mut first), started);
@@ -464,6 +542,7 @@ impl Agent {
             tokio::select! {
                 ended = &mut driven => break ended.map(|_| ()).map_err(LinkError::from),
                 _ = &mut paused => break Ok(()),
+                () = &mut media => {}
                 change = next_change(&mut followed) => match change {
                     Ok((f, change)) => {
                         if let Err(e) = f(&change) {
@@ -478,6 +557,61 @@ impl Agent {
         };
         connection.close(CloseCode::Done.code(), b"sync done");
         result
+    }
+
+    /// Transfers blobs on a live connection, for as long as it lasts (never returns when media
+    /// are on): a pass once `texts_settled` fires, another after every change of the store,
+    /// and after a growing wait while some blob could not be had.
+    async fn media(&self, connection: &quinn::Connection, read_only: bool, texts_settled: &Notify) {
+        let Some(replica) = &self.hooks.media else {
+            return std::future::pending().await;
+        };
+        let mut changes = self.live.subscribe();
+        texts_settled.notified().await;
+        let mut retry = MEDIA_RETRY_MIN;
+        loop {
+            let mut transfer =
+                MediaTransfer::new(connection.clone(), replica.clone()).read_only(read_only);
+            if let Some(f) = self.hooks.on_blob.clone() {
+                transfer = transfer.on_blob(move |h| f(h));
+            }
+            let complete = match transfer.run().await {
+                Ok(report) => {
+                    if report != Default::default() {
+                        tracing::debug!(?report, "media pass");
+                    }
+                    report.complete()
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "media pass failed");
+                    false
+                }
+            };
+            let wait = if complete {
+                retry = MEDIA_RETRY_MIN;
+                None
+            } else {
+                let wait = retry;
+                retry = (retry * 2).min(MEDIA_RETRY_MAX);
+                Some(wait)
+            };
+            tokio::select! {
+                change = changes.recv() => match change {
+                    // Coalesce a burst of changes into one pass.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        while changes.try_recv().is_ok() {}
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        if let Some(wait) = wait {
+                            tokio::time::sleep(wait).await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                },
+                _ = tokio::time::sleep(wait.unwrap_or(MEDIA_RETRY_MAX)), if wait.is_some() => {}
+            }
+        }
     }
 
     /// Updates the status after a reconciliation that ended in sync.

@@ -17,6 +17,7 @@ pub mod framing;
 pub mod handshake;
 pub mod identity;
 pub mod media_http;
+pub mod media_sync;
 pub mod quic_url;
 pub mod relay;
 pub mod server;

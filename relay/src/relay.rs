@@ -90,7 +90,7 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             identity,
             config.listen,
             Arc::new(access.clone()),
-            Arc::new(SyncHandler::new(store.clone(), live)),
+            Arc::new(SyncHandler::new(store.clone(), live).with_media(Arc::new(blobs.clone()))),
         )
     })
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;

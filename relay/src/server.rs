@@ -68,21 +68,35 @@ pub struct Peer {
 
 /// What runs on an authenticated connection: the sync engine, in production.
 ///
-/// The stream has exchanged the handshake and carries only the handler's frames from now on.
-/// When the returned future ends, the server waits up to [`CLOSE_LINGER`] for the peer to close,
+/// The stream has exchanged the handshake and carries only the handler's frames from now on;
+/// the connection is given too, for the further streams the peer opens (media, see
+/// [`crate::media_sync`]). When the returned future ends, the server waits up to [`CLOSE_LINGER`] for the peer to close,
 /// then closes the connection: finish the stream (and await `stream.send.stopped()`) first if
 /// the last frames matter. An error or a panic closes this connection only.
 pub trait ConnectionHandler: Send + Sync + 'static {
     /// Serves one peer.
-    fn handle(&self, peer: Peer, stream: FramedStream) -> BoxFuture<'static, anyhow::Result<()>>;
+    fn handle(
+        &self,
+        peer: Peer,
+        stream: FramedStream,
+        connection: Connection,
+    ) -> BoxFuture<'static, anyhow::Result<()>>;
 }
 
 impl<F> ConnectionHandler for F
 where
-    F: Fn(Peer, FramedStream) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync + 'static,
+    F: Fn(Peer, FramedStream, Connection) -> BoxFuture<'static, anyhow::Result<()>>
+        + Send
+        + Sync
+        + 'static,
 {
-    fn handle(&self, peer: Peer, stream: FramedStream) -> BoxFuture<'static, anyhow::Result<()>> {
-        self(peer, stream)
+    fn handle(
+        &self,
+        peer: Peer,
+        stream: FramedStream,
+        connection: Connection,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
+        self(peer, stream, connection)
     }
 }
 
@@ -576,7 +590,9 @@ async fn run_handler(connection: &Connection, peer: Peer, stream: FramedStream, 
     let office = peer.office.clone();
     let handler = ctx.handler.clone();
     // Calling `handle` inside the future means a panic before the future exists is caught too.
-    let run = AssertUnwindSafe(async move { handler.handle(peer, stream).await }).catch_unwind();
+    let conn = connection.clone();
+    let run =
+        AssertUnwindSafe(async move { handler.handle(peer, stream, conn).await }).catch_unwind();
     match run.await {
         Ok(Ok(())) => {
             let _ = timeout(CLOSE_LINGER, connection.closed()).await;
@@ -656,7 +672,8 @@ mod tests {
             let handled = Arc::new(AtomicUsize::new(0));
             let counter = handled.clone();
             let handler = move |_peer: Peer,
-                                mut stream: FramedStream|
+                                mut stream: FramedStream,
+                                _connection: Connection|
                   -> BoxFuture<'static, anyhow::Result<()>> {
                 counter.fetch_add(1, Ordering::SeqCst);
                 async move {
@@ -1016,14 +1033,16 @@ mod tests {
                 )
             })
             .unwrap();
-        let handler =
-            |_peer: Peer, mut stream: FramedStream| -> BoxFuture<'static, anyhow::Result<()>> {
-                async move {
-                    while stream.recv().await?.is_some() {}
-                    Ok(())
-                }
-                .boxed()
-            };
+        let handler = |_peer: Peer,
+                       mut stream: FramedStream,
+                       _c: Connection|
+         -> BoxFuture<'static, anyhow::Result<()>> {
+            async move {
+                while stream.recv().await?.is_some() {}
+                Ok(())
+            }
+            .boxed()
+        };
         // Enrolled through the store, so that no enrolment connection occupies the one slot.
         store
             .update(|r| r.redeem(&token, &identity.fingerprint(), OffsetDateTime::now_utc()))
@@ -1067,9 +1086,10 @@ mod tests {
     #[tokio::test]
     async fn silent_peer_is_closed_at_the_handshake_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let handler = |_: Peer, _: FramedStream| -> BoxFuture<'static, anyhow::Result<()>> {
-            async { Ok(()) }.boxed()
-        };
+        let handler =
+            |_: Peer, _: FramedStream, _: Connection| -> BoxFuture<'static, anyhow::Result<()>> {
+                async { Ok(()) }.boxed()
+            };
         let handle = spawn(ServerConfig {
             handshake_timeout: Duration::from_millis(300),
             ..ServerConfig::new(
@@ -1111,16 +1131,18 @@ mod tests {
             office: "caue-15".into(),
             read_only: true,
         }]);
-        let handler =
-            |peer: Peer, mut stream: FramedStream| -> BoxFuture<'static, anyhow::Result<()>> {
-                async move {
-                    stream.send(peer.office.as_bytes()).await?;
-                    stream.finish()?;
-                    while stream.recv().await?.is_some() {}
-                    Ok(())
-                }
-                .boxed()
-            };
+        let handler = |peer: Peer,
+                       mut stream: FramedStream,
+                       _c: Connection|
+         -> BoxFuture<'static, anyhow::Result<()>> {
+            async move {
+                stream.send(peer.office.as_bytes()).await?;
+                stream.finish()?;
+                while stream.recv().await?.is_some() {}
+                Ok(())
+            }
+            .boxed()
+        };
         let handle = spawn(ServerConfig::new(
             Identity::generate().unwrap(),
             "127.0.0.1:0".parse().unwrap(),

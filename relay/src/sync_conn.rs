@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use atelier_core::store::{DocChange, DocStore};
 use atelier_core::sync::{Role, Session, SyncError, SyncStats, MAX_FRAME_SIZE};
+use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
 use crate::framing::{read_frame, write_frame, FrameError, FramedStream};
+use crate::media_sync::{self, BlobService};
 use crate::server::{ConnectionHandler, Peer};
 
 /// Frames read ahead of the session: bounds memory per peer to this many frames (≤ 1 MB each
@@ -210,17 +212,46 @@ async fn recv_live(
     }
 }
 
-/// The relay's (and `atelier serve`'s) handler: answers an authenticated peer's sync and keeps
-/// pushing live changes to it until it leaves. Read-only offices' changes are ignored.
+/// The relay's handler: answers an authenticated peer's sync and keeps pushing live changes to
+/// it until it leaves, and serves the media streams it opens meanwhile (from the blob service,
+/// if any; otherwise they are refused). Read-only offices' changes and uploads are refused.
 pub struct SyncHandler {
     store: Arc<DocStore>,
     live: LiveChanges,
+    blobs: Option<Arc<dyn BlobService>>,
 }
 
 impl SyncHandler {
     pub fn new(store: Arc<DocStore>, live: LiveChanges) -> Self {
-        Self { store, live }
+        Self {
+            store,
+            live,
+            blobs: None,
+        }
     }
+
+    /// Stores and serves blobs through `blobs`.
+    pub fn with_media(mut self, blobs: Arc<dyn BlobService>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+}
+
+/// Runs a responder's sync on `stream` and serves media streams on `connection` beside it,
+/// until the peer closes the connection: a one-shot sync finishes its sync stream once texts
+/// are settled and goes on with media on the same connection. A sync error ends both.
+pub async fn respond(
+    session: Session,
+    stream: FramedStream,
+    live: broadcast::Receiver<DocChange>,
+    connection: quinn::Connection,
+    peer: Peer,
+    blobs: Option<Arc<dyn BlobService>>,
+) -> Result<SyncStats, DriveError> {
+    let synced = drive(session, stream, Mode::Live(live), |_| {});
+    let media = media_sync::serve(connection, peer, blobs).map(Ok);
+    let (stats, ()) = futures::future::try_join(synced, media).await?;
+    Ok(stats)
 }
 
 impl ConnectionHandler for SyncHandler {
@@ -228,15 +259,17 @@ impl ConnectionHandler for SyncHandler {
         &self,
         peer: Peer,
         stream: FramedStream,
+        connection: quinn::Connection,
     ) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
         let store = self.store.clone();
         let live = self.live.subscribe();
+        let blobs = self.blobs.clone();
         Box::pin(async move {
             let mut session = Session::new(store, Role::Responder);
             if peer.read_only {
                 session = session.read_only_peer();
             }
-            let stats = drive(session, stream, Mode::Live(live), |_| {}).await?;
+            let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
             tracing::info!(
                 office = %peer.office,
                 received = stats.docs_received,

@@ -33,9 +33,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// lost keep-alives, and stays under the ~30 s after which many NATs forget a UDP mapping.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Bidirectional streams a client may have open at once towards a server. The protocol uses
-/// one stream per connection (handshake, then sync); a peer gets no more to hold buffers with.
-pub const MAX_BIDI_STREAMS_PER_CONNECTION: u32 = 1;
+/// Bidirectional streams a client may have open at once towards a server: the sync stream
+/// (handshake, then sync) and the media streams (one per blob in flight, see
+/// [`crate::media_sync::MAX_MEDIA_STREAMS`]); a peer gets no more to hold buffers with.
+pub const MAX_BIDI_STREAMS_PER_CONNECTION: u32 = 1 + crate::media_sync::MAX_MEDIA_STREAMS as u32;
 
 /// Errors while building endpoints or connecting.
 #[derive(Debug, thiserror::Error)]

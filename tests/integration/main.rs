@@ -4,6 +4,7 @@ mod blobs_s3;
 mod cli;
 mod cli_media;
 mod harness;
+mod media;
 mod replica;
 mod sync;
 mod sync_refusals;

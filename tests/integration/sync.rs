@@ -3,7 +3,7 @@
 //! from disk, peer-to-peer sync without a relay, live sessions, and automerge-repo clients
 //! (JavaScript and samod) editing a resource that an office then receives.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::harness::{
-    atelier, atelier_bin, corpus, edit_doc, samod, set, wait_until, Office, Run, SyncFailed,
-    TestRelay, WAIT,
+    atelier_async as cli, atelier_bin, corpus, edit_doc, samod, set, wait_until, Office,
+    SyncFailed, TestRelay, WAIT,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -346,20 +346,6 @@ async fn samod_client_edits_a_resource_that_the_office_then_receives() {
     assert_eq!(stored.year, Some(1884));
     assert_eq!(stored.title, "Viaduc de Garabit (Eiffel)");
     relay.shutdown().await;
-}
-
-/// Runs the `atelier` binary on the replica in `dir` (off the async threads).
-async fn cli(dir: &Path, args: &[&str]) -> Run {
-    let (dir, args): (PathBuf, Vec<String>) = (
-        dir.to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect(),
-    );
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        atelier(&dir, &args, "")
-    })
-    .await
-    .unwrap()
 }
 
 /// `atelier sync --watch --json` as a child process, read line by line.

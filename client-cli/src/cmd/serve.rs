@@ -14,8 +14,10 @@ use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_core::{fr, OfficeId};
 use atelier_relay::framing::FramedStream;
 use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::media_sync::{BlobService, ReplicaBlobs};
 use atelier_relay::server::{self, ConnectionHandler, Peer, PinnedPeers, ServerConfig};
-use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
+use atelier_relay::sync_conn::{respond, LiveChanges};
+use quinn::Connection;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -204,7 +206,8 @@ impl Event {
     }
 }
 
-/// Answers one peer's sync and keeps pushing this replica's changes to it until it leaves.
+/// Answers one peer's sync and keeps pushing this replica's changes to it until it leaves; serves
+/// and stores blobs on its media streams meanwhile.
 struct PeerHandler {
     replica: Arc<Replica>,
     live: LiveChanges,
@@ -214,7 +217,7 @@ struct PeerHandler {
 type HandlerFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'static>>;
 
 impl ConnectionHandler for PeerHandler {
-    fn handle(&self, peer: Peer, stream: FramedStream) -> HandlerFuture {
+    fn handle(&self, peer: Peer, stream: FramedStream, connection: Connection) -> HandlerFuture {
         let mut session = Session::new(self.replica.store().clone(), Role::Responder)
             .with_office_lookup(self.replica.office_lookup());
         if peer.read_only {
@@ -222,9 +225,20 @@ impl ConnectionHandler for PeerHandler {
         }
         let changes = self.live.subscribe();
         let events = self.events.clone();
+        // Peers fetch this replica's blobs too; what they send is kept like the relay's.
+        let blobs: Arc<dyn BlobService> =
+            Arc::new(ReplicaBlobs::new(self.replica.media_store().clone()));
         Box::pin(async move {
             let _ = events.send(Event::Connected(peer.clone())).await;
-            let result = drive(session, stream, Mode::Live(changes), |_| {}).await;
+            let result = respond(
+                session,
+                stream,
+                changes,
+                connection,
+                peer.clone(),
+                Some(blobs),
+            )
+            .await;
             let report = result.as_ref().map(Clone::clone).map_err(|e| e.to_string());
             let _ = events.send(Event::Ended(peer, report)).await;
             result.map(|_| ()).map_err(Into::into)

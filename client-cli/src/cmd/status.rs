@@ -1,8 +1,11 @@
-//! `atelier status`: the pinned relay, the last sync, and what has not reached the relay yet.
+//! `atelier status`: the pinned relay, the last sync, what has not reached the relay yet, and the
+//! photos and documents still to receive and to send.
 
 use std::io::Write;
 
-use atelier_core::replica::{PeerSync, Replica, ReplicaError, SyncRecord, Unsynced, WatchState};
+use atelier_core::replica::{
+    MediaStatus, PeerSync, Replica, ReplicaError, SyncRecord, Unsynced, WatchState,
+};
 use atelier_core::store::StoreError;
 use atelier_core::{fr, DocumentId};
 use serde::Serialize;
@@ -12,7 +15,7 @@ use atelier_relay::identity::Identity;
 use super::init::IDENTITY_DIR;
 use super::sync::pin::RelayPin;
 use super::write_json;
-use crate::backend::{Remote, ServerInfo};
+use crate::backend::{Backend as _, Remote, ServerInfo};
 use crate::migrate::open_replica;
 use crate::Ctx;
 
@@ -43,6 +46,9 @@ struct Status {
     pending: Option<Vec<Pending>>,
     /// Other documents (catalog) not on the relay yet.
     pending_other: Option<usize>,
+    /// Blobs still to receive (per the media policy) and to send; `null` when unknown (the
+    /// process holding the replica did not answer).
+    media: Option<MediaStatus>,
     /// False when the replica is held by a process that did not give its sync record: then the
     /// last sync is unknown rather than « jamais ».
     #[serde(skip)]
@@ -61,16 +67,23 @@ struct Pending {
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = &ctx.dir;
     let relay = RelayPin::load(dir)?;
-    let (record, pending, pending_other, watch) = match open_replica(dir) {
+    let (record, pending, pending_other, watch, media) = match open_replica(dir) {
         Ok(replica) => {
             let (p, o) = pending(&replica)?;
+            let media = replica.media_status()?;
             // We hold the replica, so no watch runs: a leftover record is from a crash.
-            (Some(replica.sync_record()?), Some(p), Some(o), None)
+            (
+                Some(replica.sync_record()?),
+                Some(p),
+                Some(o),
+                None,
+                Some(media),
+            )
         }
         Err(ReplicaError::Store(StoreError::InUse(_))) => {
-            let record = held_record(dir);
+            let (record, media) = held_record(dir);
             let watch = record.as_ref().and_then(|r| r.watch.clone());
-            (record, None, None, watch)
+            (record, None, None, watch, media)
         }
         Err(e) => return Err(e.into()),
     };
@@ -87,6 +100,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         watch,
         pending,
         pending_other,
+        media,
         record_known,
     };
     if args.json {
@@ -95,17 +109,22 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     show(out, &status, ctx)
 }
 
-/// The sync record of a replica another process holds, from that process's local API (a
-/// `sync --watch` or `atelier-web`); `None` when it has none or does not answer.
-fn held_record(dir: &std::path::Path) -> Option<SyncRecord> {
-    let info = ServerInfo::read(dir)?;
-    match Remote::new(dir, info).sync_record() {
-        Ok(record) => Some(record),
-        Err(e) => {
-            tracing::warn!(error = %e, "sync record from the local API");
-            None
-        }
-    }
+/// The sync record and media status of a replica another process holds, from that process's
+/// local API (a `sync --watch` or `atelier-web`); `None` when it has none or does not answer.
+fn held_record(dir: &std::path::Path) -> (Option<SyncRecord>, Option<MediaStatus>) {
+    let Some(info) = ServerInfo::read(dir) else {
+        return (None, None);
+    };
+    let remote = Remote::new(dir, info);
+    let record = remote
+        .sync_record()
+        .inspect_err(|e| tracing::warn!(error = %e, "sync record from the local API"))
+        .ok();
+    let media = remote
+        .media_status()
+        .inspect_err(|e| tracing::warn!(error = %e, "media status from the local API"))
+        .ok();
+    (record, media)
 }
 
 /// Resources (sorted by title) and the number of other documents not on the relay.
@@ -180,6 +199,9 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
             writeln!(out, "  dernière erreur : {e}")?;
         }
     }
+    if let Some(m) = &s.media {
+        show_media(out, m)?;
+    }
     let (Some(pending), Some(other)) = (&s.pending, s.pending_other) else {
         writeln!(
             out,
@@ -231,6 +253,31 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         writeln!(out, "Pour les envoyer : atelier sync")?;
     }
+    Ok(())
+}
+
+/// « Photos et documents : 3 fichiers à recevoir (1,2 Mo), 1 à envoyer (4 Mo) ».
+fn show_media(out: &mut dyn Write, m: &MediaStatus) -> anyhow::Result<()> {
+    if m.to_receive == 0 && m.to_send == 0 {
+        writeln!(out, "Photos et documents : tout est là, rien à envoyer.")?;
+        return Ok(());
+    }
+    let mut parts = Vec::new();
+    if m.to_receive > 0 {
+        parts.push(format!(
+            "{} à recevoir ({})",
+            fr::count(m.to_receive, "fichier"),
+            fr::size(m.to_receive_bytes)
+        ));
+    }
+    if m.to_send > 0 {
+        parts.push(format!(
+            "{} à envoyer ({})",
+            fr::count(m.to_send, "fichier"),
+            fr::size(m.to_send_bytes)
+        ));
+    }
+    writeln!(out, "Photos et documents : {}.", parts.join(", "))?;
     Ok(())
 }
 

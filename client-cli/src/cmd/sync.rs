@@ -3,7 +3,9 @@
 //!
 //! The protocol is atelier-core's sans-IO `Session`, driven over QUIC by the relay crate's
 //! `drive`; this module opens the connection, shows progress, records the sync (relay record,
-//! last sync time) and says what happened, in French.
+//! last sync time) and says what happened, in French. Texts come first: the summary is printed
+//! as soon as they are settled; then photos and documents move on the same connection, with a
+//! progress bar in bytes (`--text-only` stops after the texts).
 
 pub mod net;
 pub mod pin;
@@ -11,6 +13,7 @@ mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,6 +22,7 @@ use atelier_core::replica::{PeerSync, Replica};
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_relay::agent;
 use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::media_sync::{MediaReport, MediaSyncError, MediaTransfer};
 use atelier_relay::quic_url::QuicUrl;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -52,6 +56,10 @@ pub struct Args {
     /// Affiche le résultat en JSON (avec --watch : un objet JSON par ligne et par événement).
     #[arg(long)]
     pub json: bool,
+    /// S'arrête dès que les textes sont à jour, sans recevoir ni envoyer les photos et
+    /// documents (la prochaine synchronisation s'en chargera).
+    #[arg(long, conflicts_with = "watch")]
+    pub text_only: bool,
 }
 
 /// What a sync did, for the summary (`--json` prints it as is).
@@ -67,6 +75,9 @@ pub struct Report {
     pub resources_sent: u64,
     #[serde(flatten)]
     pub stats: SyncStats,
+    /// Photos and documents moved after the texts (absent with `--text-only`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaReport>,
 }
 
 impl Report {
@@ -78,6 +89,7 @@ impl Report {
             resources_received: stats.received_by_office.values().sum(),
             resources_sent: stats.sent_by_office.values().sum(),
             stats,
+            media: None,
         }
     }
 }
@@ -85,7 +97,7 @@ impl Report {
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     // The pin is read once: it gives the target and says whether this device only reads.
     let (target, read_only) = target(&args, &ctx.dir)?;
-    let replica = std::sync::Arc::new(crate::migrate::open_replica(&ctx.dir)?);
+    let replica = Arc::new(crate::migrate::open_replica(&ctx.dir)?);
     let identity = load_identity(&ctx.dir)?;
     let rt = net::runtime()?;
     if args.watch {
@@ -99,34 +111,83 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let bar = progress(args.json);
     bar.set_message(format!("connexion à {}…", net::describe(&target)));
     let started = Instant::now();
-    let stats = rt.block_on(sync_once(&replica, &identity, &target, |s| {
+    let converged = rt.block_on(converge(&replica, &identity, &target, |s| {
         bar.set_message(progress_message(s));
     }));
     bar.finish_and_clear();
-    let report = Report::new(&target, started.elapsed(), stats?);
+    let converged = converged?;
+    let mut report = Report::new(&target, started.elapsed(), converged.stats.clone());
     record(&replica, &target, &report.stats)?;
+    if !args.json {
+        // The texts are settled: say so before the photos, which may take a while.
+        summary(out, &report)?;
+        if target.is_relay && report.stats.unpublished == 0 && read_only {
+            writeln!(
+                out,
+                "  (accès en lecture seule : ce qui est modifié ici n'est pas publié sur le relais)"
+            )?;
+        }
+        out.flush()?;
+    }
+    let media = if args.text_only {
+        Ok(None)
+    } else {
+        transfer_media(&rt, &replica, &converged, args.json).map(Some)
+    };
+    converged.close();
+    report.media = media.map_err(|e| net::from_media_error(&e, &target))?;
     if args.json {
         return write_json(out, &report);
     }
-    summary(out, &report)?;
-    if target.is_relay && report.stats.unpublished == 0 && read_only {
-        writeln!(
+    match &report.media {
+        Some(m) => media_summary(out, m, &target)?,
+        None => writeln!(
             out,
-            "  (accès en lecture seule : ce qui est modifié ici n'est pas publié sur le relais)"
-        )?;
+            "  photos et documents : non transférés (--text-only) ; « atelier status » dit ce qui \
+             reste"
+        )?,
     }
     Ok(())
 }
 
-/// One sync that goes until both sides hold the same documents.
-pub async fn sync_once(
+/// Sends the outbox and fetches what the media policy wants, with a progress bar in bytes.
+fn transfer_media(
+    rt: &tokio::runtime::Runtime,
+    replica: &Arc<Replica>,
+    converged: &agent::Converged,
+    json: bool,
+) -> Result<MediaReport, MediaSyncError> {
+    let status = replica
+        .media_status()
+        .map_err(|e| MediaSyncError::Local(e.to_string()))?;
+    let mut total = status.to_receive_bytes;
+    if !converged.read_only {
+        total += status.to_send_bytes;
+    }
+    if total == 0 {
+        // Nothing missing and nothing to send: no media stream at all.
+        return Ok(MediaReport::default());
+    }
+    let bar = bytes_bar(json, total);
+    let inc = bar.clone();
+    let transfer = MediaTransfer::new(converged.connection.clone(), replica.clone())
+        .read_only(converged.read_only)
+        .on_bytes(move |n| inc.inc(n));
+    let report = rt.block_on(transfer.run());
+    bar.finish_and_clear();
+    report
+}
+
+/// One sync that goes until both sides hold the same documents; the connection stays open for
+/// media.
+pub async fn converge(
     replica: &Replica,
     identity: &Identity,
     target: &Target,
     on_progress: impl FnMut(&SyncStats) + Send,
-) -> Result<SyncStats, SyncFailure> {
+) -> Result<agent::Converged, SyncFailure> {
     let session = |read_only| session(replica, read_only);
-    agent::sync_until_converged(identity, target, session, on_progress)
+    agent::converge(identity, target, session, on_progress)
         .await
         .map_err(|e| net::from_link_error(&e, target))
 }
@@ -207,6 +268,82 @@ pub fn load_identity(dir: &Path) -> anyhow::Result<Identity> {
     }
     Identity::load(&path)
         .with_context(|| format!("lecture de l'identité de l'appareil « {} »", path.display()))
+}
+
+/// A progress bar in bytes on standard error, hidden like the spinner.
+fn bytes_bar(json: bool, total: u64) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "photos et documents {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, reste {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// What the media part of a sync did, in French.
+fn media_summary(out: &mut dyn Write, m: &MediaReport, target: &Target) -> anyhow::Result<()> {
+    let who = if target.is_relay {
+        "le relais"
+    } else {
+        "le poste"
+    };
+    if m.received == 0 && m.sent == 0 && m.complete() {
+        writeln!(out, "  photos et documents : déjà à jour")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  photos et documents : {} reçu{} ({}), {} envoyé{} ({})",
+        fr::count(m.received, "fichier"),
+        fr::plural_s(m.received),
+        fr::size(m.received_bytes),
+        fr::count(m.sent, "fichier"),
+        fr::plural_s(m.sent),
+        fr::size(m.sent_bytes),
+    )?;
+    if m.not_there > 0 {
+        writeln!(
+            out,
+            "  {} pas encore sur {who} : {} à la prochaine synchronisation",
+            fr::count(m.not_there, "fichier"),
+            if m.not_there == 1 {
+                "demandé"
+            } else {
+                "demandés"
+            }
+        )?;
+    }
+    if m.corrupt > 0 {
+        writeln!(
+            out,
+            "  {} reçu{} altéré{} (empreinte différente) : écarté{}, redemandé{} plus tard",
+            fr::count(m.corrupt, "fichier"),
+            fr::plural_s(m.corrupt),
+            fr::plural_s(m.corrupt),
+            fr::plural_s(m.corrupt),
+            fr::plural_s(m.corrupt),
+        )?;
+    }
+    if let Some(reason) = m.refused.first() {
+        writeln!(
+            out,
+            "  {} refusé{} par {who} ({reason}) : {} dans la file d'envoi",
+            fr::count(m.refused.len() as u64, "envoi"),
+            fr::plural_s(m.refused.len() as u64),
+            if m.refused.len() == 1 {
+                "il reste"
+            } else {
+                "ils restent"
+            }
+        )?;
+    }
+    Ok(())
 }
 
 /// A spinner on standard error, hidden for `--json` and when standard error is not a terminal.

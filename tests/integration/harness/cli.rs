@@ -99,3 +99,18 @@ pub(crate) fn atelier(dir: &Path, args: &[&str], stdin: &str) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// [`atelier`] from async tests: the run goes to the blocking pool, so the test's relay and
+/// agents keep running meanwhile.
+pub(crate) async fn atelier_async(dir: &Path, args: &[&str]) -> Run {
+    let (dir, args): (PathBuf, Vec<String>) = (
+        dir.to_path_buf(),
+        args.iter().map(|a| a.to_string()).collect(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        atelier(&dir, &args, "")
+    })
+    .await
+    .unwrap()
+}

@@ -1,5 +1,5 @@
 //! One office's device: a replica on disk and its identity, enrolled with a [`TestRelay`] and
-//! synced through it as `atelier join` and `atelier sync` do.
+//! synced through it as `atelier join` and `atelier sync` do (texts, then media).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +11,11 @@ use atelier_core::replica::{ListFilter, Replica};
 use atelier_core::store::DocStore;
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_core::{DocumentId, Resource};
+use atelier_relay::agent::{self, Converged, Target};
 use atelier_relay::client::{self, ClientError};
 use atelier_relay::handshake::CloseCode;
 use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::media_sync::{MediaReport, MediaTransfer};
 use atelier_relay::sync_conn::{drive, DriveError, Mode};
 use serde_json::json;
 use tempfile::TempDir;
@@ -24,7 +26,8 @@ use super::{TestRelay, WAIT};
 /// One office's device: a replica on disk and its identity, as `atelier init` makes them.
 pub(crate) struct Office {
     pub dir: TempDir,
-    pub replica: Replica,
+    /// Shared with media transfers and agents.
+    pub replica: Arc<Replica>,
 }
 
 /// Why a test sync failed.
@@ -39,7 +42,7 @@ pub(crate) enum SyncFailed {
 impl Office {
     pub fn new(office: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let replica = Replica::init(dir.path(), office.parse().unwrap()).unwrap();
+        let replica = Arc::new(Replica::init(dir.path(), office.parse().unwrap()).unwrap());
         Identity::load_or_create(&dir.path().join("identity")).unwrap();
         Self { dir, replica }
     }
@@ -121,6 +124,64 @@ impl Office {
             .record_synced_except(&stats.unpublished_ids)
             .unwrap();
         stats
+    }
+
+    /// Where this device syncs: `relay`, pinned.
+    pub fn target(relay: &TestRelay) -> Target {
+        Target {
+            url: relay.addr().into(),
+            fingerprint: relay.fingerprint(),
+            is_relay: true,
+        }
+    }
+
+    /// Syncs the texts with the relay, then keeps the connection for media, as `atelier sync`
+    /// does.
+    pub async fn converge(&self, relay: &TestRelay) -> Converged {
+        let replica = self.replica.clone();
+        let session = move |read_only| {
+            let s = Session::new(replica.store().clone(), Role::Initiator)
+                .with_office_lookup(replica.office_lookup());
+            if read_only {
+                s.pull_only()
+            } else {
+                s
+            }
+        };
+        let converged = timeout(
+            WAIT,
+            agent::converge(&self.identity(), &Self::target(relay), session, |_| {}),
+        )
+        .await
+        .expect("sync timed out")
+        .unwrap_or_else(|e| panic!("{} could not sync: {e}", self.replica.office()));
+        self.replica
+            .record_synced_except(&converged.stats.unpublished_ids)
+            .unwrap();
+        converged
+    }
+
+    /// A one-shot `atelier sync`: texts, then media both ways; what the media part did.
+    pub async fn sync_media(&self, relay: &TestRelay) -> MediaReport {
+        self.media_with(relay, |t| t).await
+    }
+
+    /// [`Office::sync_media`] with a transfer set up by `setup` (a byte budget, a forced
+    /// upload…).
+    pub async fn media_with(
+        &self,
+        relay: &TestRelay,
+        setup: impl FnOnce(MediaTransfer) -> MediaTransfer,
+    ) -> MediaReport {
+        let converged = self.converge(relay).await;
+        let transfer = MediaTransfer::new(converged.connection.clone(), self.replica.clone())
+            .read_only(converged.read_only);
+        let report = timeout(WAIT, setup(transfer).run())
+            .await
+            .expect("media transfer timed out")
+            .unwrap_or_else(|e| panic!("{} media transfer: {e}", self.replica.office()));
+        converged.close();
+        report
     }
 
     /// Adds a resource of this office.

@@ -8,6 +8,7 @@ use atelier_relay::agent::{ConnectError, LinkError};
 use atelier_relay::client::ClientError;
 use atelier_relay::framing::FrameError;
 use atelier_relay::handshake::CloseCode;
+use atelier_relay::media_sync::MediaSyncError;
 use atelier_relay::sync_conn::DriveError;
 use atelier_relay::transport::TransportError;
 use quinn::ConnectionError;
@@ -104,6 +105,32 @@ pub fn from_link_error(e: &LinkError, target: &Target) -> SyncFailure {
         ),
         LinkError::Closed => SyncFailure::new(Network, format!("{who} a fermé la connexion")),
         LinkError::Local(message) => SyncFailure::new(Other, message.clone()),
+    }
+}
+
+/// What a media transfer that broke off means for the user (texts are already settled then).
+pub fn from_media_error(e: &MediaSyncError, target: &Target) -> SyncFailure {
+    use FailureKind::*;
+    let who = describe(target);
+    match e {
+        MediaSyncError::Connection(_) | MediaSyncError::Frame(_) => SyncFailure::new(
+            Network,
+            format!(
+                "la connexion avec {who} s'est interrompue pendant le transfert des photos et \
+                 documents (les textes sont à jour) : relancez « atelier sync », les fichiers \
+                 reprendront où ils en étaient"
+            ),
+        ),
+        MediaSyncError::Local(m) => {
+            SyncFailure::new(Other, format!("photos et documents de ce poste : {m}"))
+        }
+        other @ (MediaSyncError::Malformed(_) | MediaSyncError::Unexpected(_)) => SyncFailure::new(
+            Other,
+            format!(
+                "réponse inattendue de {who} pendant le transfert des photos et documents ({})",
+                chain(other)
+            ),
+        ),
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Each connection starts with a sync until converged (so the summary and the relay record are
 //! exact), then opens the live session, which starts with its own reconciliation round (one
-//! round trip when nothing moved in between) and then pushes changes both ways.
+//! round trip when nothing moved in between) and then pushes changes both ways; photos and
+//! documents follow on the same connection once the texts are settled.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -88,7 +89,7 @@ pub async fn run(
 /// What the sync agent tells the printer.
 enum Event {
     /// Connected and converged: the summary of that sync.
-    Synced(Report),
+    Synced(Box<Report>),
     /// A document changed while live.
     Received {
         id: DocumentId,
@@ -112,6 +113,7 @@ fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Even
     AgentHooks::default()
         .session(move |read_only| super::session(&for_session, read_only))
         .converge_first()
+        .media(replica.clone())
         .on_settled(move |s| {
             if !s.first {
                 return;
@@ -121,7 +123,7 @@ fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Even
             }
             watch_state(&settled, true, None);
             let report = Report::new(&settled_target, s.elapsed, s.stats.clone());
-            let _ = settled_tx.send(Event::Synced(report));
+            let _ = settled_tx.send(Event::Synced(Box::new(report)));
         })
         .on_change(move |change| {
             on_change(&changed, &changed_target, change, &changed_tx).map_err(|e| e.to_string())
