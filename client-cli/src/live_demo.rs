@@ -94,6 +94,9 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
         let office = replica.office().to_string();
         let live = LiveChanges::attach(replica.store());
         let settled = replica.clone();
+        // The web app starts after its agent: a blob that arrives before it has no page to tell.
+        let page: Arc<std::sync::OnceLock<atelier_web::AppState>> = Default::default();
+        let arrived = page.clone();
         let agent = Arc::new(SyncAgent::spawn(
             replica.store().clone(),
             live,
@@ -101,6 +104,11 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             target.clone(),
             AgentHooks::default()
                 .media(replica.clone())
+                .on_blob(move |hash| {
+                    if let Some(state) = arrived.get() {
+                        state.media_arrived(hash);
+                    }
+                })
                 .on_settled(move |s| {
                     if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
                         tracing::warn!(error = %e, "recording what the relay holds");
@@ -133,6 +141,7 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
             }
             Err(e) => return Err(e),
         };
+        let _ = page.set(web.state().clone());
         offices.push(Office {
             office,
             replica,
