@@ -28,7 +28,8 @@ pub struct Args {
     /// s'il existe. Chaque fichier est vérifié avant que quoi que ce soit soit importé.
     #[arg(long, value_name = "DOSSIER")]
     pub media: Option<PathBuf>,
-    /// Affiche le résultat en JSON : {"created", "updated", "unchanged", "media"}.
+    /// Affiche le résultat en JSON : {"created", "updated", "unchanged"}, et
+    /// "media": {"imported", "missing"} quand les fiches citent des médias.
     #[arg(long)]
     pub json: bool,
 }
@@ -61,7 +62,10 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if args.json {
         let mut v = serde_json::to_value(counts)?;
-        v["media"] = serde_json::json!({"imported": found.len(), "missing": missing});
+        // Only files with media say so: the shape without media stays as it was.
+        if !wanted.is_empty() {
+            v["media"] = serde_json::json!({"imported": found.len(), "missing": missing});
+        }
         return write_json(out, &v);
     }
     writeln!(out, "Import de « {name} » : {}.", describe(&counts))?;
