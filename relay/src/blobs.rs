@@ -23,7 +23,7 @@
 //! uploaded and uncharged if the upload fails, so a crash can only over-count. Two offices
 //! sending the same blob at the same moment may both be charged for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,8 @@ pub const MEDIA_DIR: &str = "media";
 pub const PARTIAL_DIR: &str = "media-partial";
 /// Bytes stored per office, under the data directory.
 pub const USAGE_FILE: &str = "media-usage.json";
+/// The blobs the relay lost and wants back (JSON list of hashes), in the data directory.
+pub const WANTED_FILE: &str = "media-wanted.json";
 
 /// Errors of the relay's blob store. Logged in English; an office is shown
 /// [`BlobError::Quota`] and core's [`MediaError`]s, which are French.
@@ -135,6 +137,10 @@ struct Inner {
     quota: u64,
     usage_path: PathBuf,
     usage: Mutex<BTreeMap<String, u64>>,
+    /// Blobs deleted because they failed verification: offices that hold them are asked to
+    /// send them again (`wanted`). Kept in [`WANTED_FILE`] so a restart does not forget them.
+    wanted_path: PathBuf,
+    wanted: Mutex<BTreeSet<BlobHash>>,
 }
 
 impl RelayBlobs {
@@ -164,6 +170,8 @@ impl RelayBlobs {
         }
         let usage_path = data_dir.join(USAGE_FILE);
         let usage = read_usage(&usage_path)?;
+        let wanted_path = data_dir.join(WANTED_FILE);
+        let wanted = read_wanted(&wanted_path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 objects,
@@ -173,6 +181,8 @@ impl RelayBlobs {
                 quota: config.quota_per_office,
                 usage_path,
                 usage: Mutex::new(usage),
+                wanted_path,
+                wanted: Mutex::new(wanted),
             }),
         })
     }
@@ -225,7 +235,31 @@ impl RelayBlobs {
         blocking(move || Ok(receiving.finish()?)).await?;
         let result = self.upload_staged(&hash, len, office).await;
         self.inner.partial.discard(&hash);
+        if result.is_ok() {
+            self.set_wanted(&hash, false)?;
+        }
         result
+    }
+
+    /// Blobs this relay lost (deleted as corrupt) and asks offices to send again, at most
+    /// `max`.
+    pub fn wanted(&self, max: usize) -> Vec<BlobHash> {
+        lock(&self.inner.wanted).iter().take(max).copied().collect()
+    }
+
+    fn set_wanted(&self, hash: &BlobHash, wanted: bool) -> Result<(), BlobError> {
+        let mut set = lock(&self.inner.wanted);
+        let changed = if wanted {
+            set.insert(*hash)
+        } else {
+            set.remove(hash)
+        };
+        if changed {
+            let json = serde_json::to_vec(&*set).unwrap_or_default();
+            atelier_core::fs::write_atomic(&self.inner.wanted_path, &json, None)
+                .map_err(|e| io_error(&self.inner.wanted_path, e))?;
+        }
+        Ok(())
     }
 
     /// Bytes `range` of a blob, after verifying the whole blob; `None` if the relay does not
@@ -287,6 +321,7 @@ impl RelayBlobs {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+            self.set_wanted(hash, true)?;
             return Ok(None);
         }
         let info = BlobInfo {
@@ -499,6 +534,17 @@ fn read_usage(path: &Path) -> Result<BTreeMap<String, u64>, BlobError> {
             message: e.to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
+fn read_wanted(path: &Path) -> Result<BTreeSet<BlobHash>, BlobError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BlobError::Usage {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
         Err(e) => Err(io_error(path, e)),
     }
 }

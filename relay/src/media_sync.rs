@@ -13,8 +13,12 @@
 //!   cut receive kept), at most [`MAX_BLOBS_IN_FLIGHT`] at once; bytes go into the replica's
 //!   [`MediaStore`] and the blob is verified before it is moved into place.
 //!
-//! Nothing is sent when nothing is missing: an empty outbox costs no stream, and a replica that
-//! has every blob it wants asks for none (what is missing is known from the listing, locally).
+//! - recovery: each upload pass first asks which blobs the server lost (`Wanted`: blobs it
+//!   deleted because they failed verification); those this replica holds go back to its outbox.
+//!
+//! A pass with nothing to do costs one small stream (`Wanted`, answered with an empty list):
+//! what a replica lacks is known from its listing, locally, and what it must send from its
+//! outbox, so no set of hashes crosses the link.
 
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
@@ -63,6 +67,8 @@ pub enum Request {
     Put { hash: BlobHash, len: u64 },
     /// Send me this blob from `offset` (answered `Sending` then the bytes, or `Missing`).
     Get { hash: BlobHash, offset: u64 },
+    /// Which blobs did the server lose and want back? (answered `Wanted`)
+    Wanted,
 }
 
 /// The server's answers.
@@ -79,6 +85,9 @@ pub enum Reply {
     Sending { len: u64 },
     /// For `Get`: the server does not have the blob (yet), or had it corrupt and dropped it.
     Missing,
+    /// For `Wanted`: blobs the server deleted as corrupt; an office that holds one sends it
+    /// again. Empty almost always: a few bytes per media pass.
+    Wanted { hashes: Vec<BlobHash> },
     /// The request is refused, and why (English, for logs; the office words it in French).
     Refused { reason: String },
 }
@@ -126,6 +135,10 @@ pub trait BlobService: Send + Sync + 'static {
         hash: BlobHash,
         range: Range<u64>,
     ) -> BoxFuture<'static, anyhow::Result<Option<Vec<u8>>>>;
+    /// Blobs the service lost (dropped as corrupt) and wants back, at most `max`.
+    fn wanted(&self, _max: usize) -> Vec<BlobHash> {
+        Vec::new()
+    }
 }
 
 impl BlobService for RelayBlobs {
@@ -160,6 +173,10 @@ impl BlobService for RelayBlobs {
     ) -> BoxFuture<'static, anyhow::Result<Option<Vec<u8>>>> {
         let blobs = self.clone();
         async move { Ok(blobs.read_range(&hash, range).await?) }.boxed()
+    }
+
+    fn wanted(&self, max: usize) -> Vec<BlobHash> {
+        RelayBlobs::wanted(self, max)
     }
 }
 
@@ -276,6 +293,14 @@ async fn serve_stream(
         refused("internal error on the server")
     };
     match request {
+        Request::Wanted => {
+            let hashes = if peer.read_only {
+                Vec::new()
+            } else {
+                blobs.wanted(MAX_HAVE_BATCH)
+            };
+            finish_with(stream, &Reply::Wanted { hashes }).await
+        }
         Request::Have { hashes } => {
             if hashes.len() > MAX_HAVE_BATCH {
                 return finish_with(stream, &refused("too many hashes in one request")).await;
@@ -504,6 +529,19 @@ impl MediaTransfer {
         let mut report = MediaReport::default();
         if self.read_only {
             return Ok(report);
+        }
+        // Blobs the server lost go back to the outbox of every office that holds them.
+        match self.ask(&Request::Wanted).await?.0 {
+            Reply::Wanted { hashes } if !hashes.is_empty() => {
+                let replica = self.replica.clone();
+                blocking(move || replica.media_requeue(&hashes))
+                    .await
+                    .map_err(|e| MediaSyncError::Local(e.to_string()))?;
+            }
+            Reply::Wanted { .. } => {}
+            // An older server: nothing to requeue.
+            Reply::Refused { .. } => {}
+            other => return Err(MediaSyncError::Unexpected(other)),
         }
         let replica = self.replica.clone();
         let outbox = blocking(move || replica.media_outbox())

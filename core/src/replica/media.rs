@@ -227,6 +227,21 @@ impl Replica {
         Ok(out)
     }
 
+    /// Puts back into the outbox the blobs among `hashes` held here (a relay lost them).
+    pub fn media_requeue(&self, hashes: &[BlobHash]) -> Result<usize, ReplicaError> {
+        let mut b = Batch::default();
+        let mut n = 0;
+        for h in hashes {
+            if let Some(len) = self.media.len(h) {
+                b.put(outbox_key(h), len.to_be_bytes().to_vec());
+                n += 1;
+            }
+        }
+        self.kv.apply(b)?;
+        self.kv.flush()?;
+        Ok(n)
+    }
+
     /// The relay holds these blobs now: they leave the outbox.
     pub fn media_sent(&self, hashes: &[BlobHash]) -> Result<(), ReplicaError> {
         let mut b = Batch::default();
