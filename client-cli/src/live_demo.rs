@@ -50,7 +50,14 @@ impl LiveDemo {
 
 /// Starts the relay in `dir/relay` and one office per `replicas` entry, enrolled on it.
 /// `fixed_ports` tries the well-known ports first (the interactive demo); tests pass false.
-pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -> Result<LiveDemo> {
+/// `media` lets the offices' agents move photos and documents (the demo); the browser test
+/// turns it off to hand blobs over itself, so it sees the « en cours de réception » state.
+pub async fn start(
+    dir: &Path,
+    replicas: Vec<Arc<Replica>>,
+    fixed_ports: bool,
+    media: bool,
+) -> Result<LiveDemo> {
     let relay_dir = dir.join("relay");
     let relay_identity = Identity::load_or_create(&relay_dir).context("identité du relais")?;
     let access = AccessStore::new(&relay_dir);
@@ -97,23 +104,24 @@ pub async fn start(dir: &Path, replicas: Vec<Arc<Replica>>, fixed_ports: bool) -
         // The web app starts after its agent: a blob that arrives before it has no page to tell.
         let page: Arc<std::sync::OnceLock<atelier_web::AppState>> = Default::default();
         let arrived = page.clone();
+        let mut hooks = AgentHooks::default().on_settled(move |s| {
+            if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
+                tracing::warn!(error = %e, "recording what the relay holds");
+            }
+        });
+        if media {
+            hooks = hooks.media(replica.clone()).on_blob(move |hash| {
+                if let Some(state) = arrived.get() {
+                    state.media_arrived(hash);
+                }
+            });
+        }
         let agent = Arc::new(SyncAgent::spawn(
             replica.store().clone(),
             live,
             identity,
             target.clone(),
-            AgentHooks::default()
-                .media(replica.clone())
-                .on_blob(move |hash| {
-                    if let Some(state) = arrived.get() {
-                        state.media_arrived(hash);
-                    }
-                })
-                .on_settled(move |s| {
-                    if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
-                        tracing::warn!(error = %e, "recording what the relay holds");
-                    }
-                }),
+            hooks,
         ));
         let port = OFFICES
             .iter()

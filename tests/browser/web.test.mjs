@@ -327,19 +327,15 @@ try {
     await control('idle');
     await pb.goto(`${B}/ressources/nav-1`);
     await waitText(pb, '#mediatheque', '© Jeanne Martin / CAUE 63');
-    if (await pb.locator('#mediatheque .placeholder').count() > 0) {
-      await waitText(pb, '#mediatheque', 'Photo en cours de réception');
-      await waitText(pb, '#mediatheque', 'Manque : vignette (');
-      await waitText(pb, '#mediatheque .documents', 'en cours de réception');
-      await shotBoth(pb, '17-b-en-reception');
-      await axeCheck(pb, 'placeholders of media not received yet');
-      await pb.goto(`${B}/?q=pise`);
-      await pb.locator('#resultats .card-cover.waiting').waitFor();
-      await pb.goto(`${B}/ressources/nav-1`);
-      await control('media-arrive');
-    } else {
-      console.log('     office B had the blobs already (media sync delivered them)');
-    }
+    await waitText(pb, '#mediatheque', 'Photo en cours de réception');
+    await waitText(pb, '#mediatheque', 'Manque : vignette (');
+    await waitText(pb, '#mediatheque .documents', 'en cours de réception');
+    await shotBoth(pb, '17-b-en-reception');
+    await axeCheck(pb, 'placeholders of media not received yet');
+    await pb.goto(`${B}/?q=pise`);
+    await pb.locator('#resultats .card-cover.waiting').waitFor();
+    await pb.goto(`${B}/ressources/nav-1`);
+    await control('media-arrive');
     await pb.waitForFunction(() => document.querySelectorAll('#mediatheque ul.gallery img').length === 2
       && !document.querySelector('#mediatheque [data-waiting]'), null, { timeout: WAIT });
     await pb.locator('#mediatheque .documents a', { hasText: 'notice-ecole.pdf' }).waitFor();

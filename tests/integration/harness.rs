@@ -24,7 +24,7 @@ use tokio::time::timeout;
 
 pub(crate) use cli::{atelier, atelier_async, atelier_bin, Run};
 pub(crate) use moto::{http, Moto};
-pub(crate) use node::{edit_doc, wait_for, BROWSER};
+pub(crate) use node::{edit_doc, fetch_media, wait_for, BROWSER};
 pub(crate) use office::{Office, SyncFailed};
 pub(crate) use relay::TestRelay;
 

@@ -342,3 +342,71 @@ async fn cli_sync_reports_texts_then_media_and_status_counts_what_is_left() {
     );
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_automerge_repo_client_sees_media_entries_and_fetches_blobs_over_http() {
+    let relay = TestRelay::start().await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
+    let id = a.create("Préau en chêne", "Charpente.");
+    let blobs = add_photos(&a, &id, &[9]);
+    a.sync(&relay).await;
+    a.sync_media(&relay).await;
+    let token = relay.ws_token("caue-15", false);
+    let http = format!("http://{}", relay.handle().ws_addr());
+    let out = crate::harness::fetch_media(
+        &relay.ws_url(),
+        &http,
+        &token,
+        &id.url(),
+        "caue-15/navigateur",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let original = blobs.iter().find(|b| b.tier == Tier::Original).unwrap();
+    let thumb = blobs.iter().find(|b| b.tier == Tier::Thumb).unwrap();
+    assert_eq!(
+        seen["hash"],
+        original.hash.to_hex(),
+        "the document's media map is keyed by hash"
+    );
+    assert_eq!(seen["entry"]["credit"], "© CAUE");
+    assert_eq!(seen["entry"]["thumb"]["hash"], thumb.hash.to_hex());
+    assert_eq!(seen["whole"]["status"], 200);
+    assert_eq!(seen["whole"]["etag"], format!("\"{}\"", thumb.hash));
+    let body = base64_decode(seen["whole"]["base64"].as_str().unwrap());
+    assert_eq!(
+        BlobHash::of(&body),
+        thumb.hash,
+        "the bytes served are the blob"
+    );
+    assert_eq!(seen["range"]["status"], 206);
+    assert_eq!(seen["range"]["length"], 100);
+    assert_eq!(
+        seen["range"]["contentRange"],
+        format!("bytes 0-99/{}", thumb.bytes)
+    );
+    assert_eq!(seen["unauthorized"], 401);
+    relay.shutdown().await;
+}
+
+/// Standard base64 (what Node's `Buffer.toString("base64")` writes).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    } as u32;
+    let mut out = Vec::new();
+    for chunk in text.trim_end_matches('=').as_bytes().chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &c)| n | value(c) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}

@@ -46,6 +46,9 @@ fn two_offices_edit_together_in_a_real_browser() {
             tmp.path(),
             vec![a.clone(), b.clone()],
             false,
+            // Blobs are handed over by `/media-arrive`, so the script sees them missing first
+            // (media sync itself is tested in `media.rs`).
+            false,
         ))
         .unwrap();
     let (url_a, url_b) = (live.offices[0].web.url(), live.offices[1].web.url());

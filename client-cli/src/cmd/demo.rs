@@ -100,7 +100,7 @@ fn serve(
         .build()
         .context("démarrage du moteur asynchrone")?;
     runtime.block_on(async {
-        let live = crate::live_demo::start(dir, vec![first, second], true).await?;
+        let live = crate::live_demo::start(dir, vec![first, second], true, true).await?;
         writeln!(
             out,
             "\nRelais : quic://{}  (navigateurs : ws://{})",

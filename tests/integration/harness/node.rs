@@ -23,6 +23,32 @@ pub(crate) async fn ensure(project: NodeProject) {
 /// Runs `node edit-doc.mjs WS_URL TOKEN DOC_URL FIELD VALUE PEER_ID` with extra environment:
 /// the script opens the document, prints it as a JSON line, sets `field`, and prints it again
 /// once the relay has acknowledged. Its output is shown on the test's stderr.
+/// Runs `fetch-media.mjs`: the JS client reads `doc_url` over the WebSocket, then fetches its
+/// first photo's thumbnail from `http_url` with `token`.
+pub(crate) async fn fetch_media(
+    ws_url: &str,
+    http_url: &str,
+    token: &str,
+    doc_url: &str,
+    peer_id: &str,
+) -> Output {
+    ensure(JS_INTEROP).await;
+    let mut node = tokio::process::Command::new("node");
+    node.arg(JS_INTEROP.script("fetch-media.mjs"))
+        .args([ws_url, http_url, token, doc_url, peer_id])
+        .kill_on_drop(true);
+    let out = timeout(WAIT, node.output())
+        .await
+        .expect("node fetch-media.mjs hung")
+        .unwrap();
+    eprintln!(
+        "fetch-media.mjs exited {:?}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 pub(crate) async fn edit_doc(
     ws_url: &str,
     token: &str,
