@@ -241,6 +241,17 @@ impl RelayBlobs {
         result
     }
 
+    /// Stores bytes held in memory, sent by `office` (tests, small imports): the same path as a
+    /// received blob, resuming whatever an earlier receive kept.
+    pub async fn put(&self, data: &[u8], office: &str) -> Result<BlobHash, BlobError> {
+        let hash = BlobHash::of(data);
+        let mut r = self.receive(&hash, data.len() as u64, office).await?;
+        let from = r.offset() as usize;
+        r.write(&data[from..])?;
+        self.store(r, office).await?;
+        Ok(hash)
+    }
+
     /// Blobs this relay lost (deleted as corrupt) and asks offices to send again, at most
     /// `max`.
     pub fn wanted(&self, max: usize) -> Vec<BlobHash> {
@@ -578,12 +589,7 @@ mod tests {
     }
 
     async fn send(blobs: &RelayBlobs, data: &[u8], office: &str) -> Result<BlobHash, BlobError> {
-        let hash = BlobHash::of(data);
-        let mut r = blobs.receive(&hash, data.len() as u64, office).await?;
-        let from = r.offset() as usize;
-        r.write(&data[from..])?;
-        blobs.store(r, office).await?;
-        Ok(hash)
+        blobs.put(data, office).await
     }
 
     fn object_file(dir: &Path, hash: &BlobHash) -> PathBuf {
