@@ -180,18 +180,21 @@ impl BlobService for RelayBlobs {
     }
 }
 
-/// An office replica's blobs served to its peers (`atelier serve`).
+/// An office replica's blobs served to its peers (`atelier serve`). A blob a peer sends is
+/// queued for the relay (the replica's outbox): the relay may not have it yet.
 #[derive(Clone)]
 pub struct ReplicaBlobs {
+    replica: Arc<Replica>,
     store: MediaStore,
     /// Blobs verified since serving started: a blob served in many ranges is hashed once.
     verified: Arc<Mutex<HashSet<BlobHash>>>,
 }
 
 impl ReplicaBlobs {
-    pub fn new(store: MediaStore) -> Self {
+    pub fn new(replica: Arc<Replica>) -> Self {
         Self {
-            store,
+            store: replica.media_store().clone(),
+            replica,
             verified: Default::default(),
         }
     }
@@ -214,7 +217,14 @@ impl BlobService for ReplicaBlobs {
     }
 
     fn store(&self, receiving: Receiving, _: String) -> BoxFuture<'static, anyhow::Result<()>> {
-        blocking(move || Ok(receiving.finish()?)).boxed()
+        let replica = self.replica.clone();
+        blocking(move || {
+            let hash = *receiving.hash();
+            receiving.finish()?;
+            replica.media_requeue(&[hash])?;
+            Ok(())
+        })
+        .boxed()
     }
 
     fn read_range(
@@ -461,6 +471,8 @@ pub struct MediaTransfer {
     connection: Connection,
     replica: Arc<Replica>,
     read_only: bool,
+    /// The other side is an office's replica, not the relay (`atelier sync --peer`).
+    peer: bool,
     byte_budget: Option<u64>,
     on_bytes: Option<Arc<OnBytes>>,
     on_blob: Option<Arc<OnBlob>>,
@@ -482,6 +494,7 @@ impl MediaTransfer {
             connection,
             replica,
             read_only: false,
+            peer: false,
             byte_budget: None,
             on_bytes: None,
             on_blob: None,
@@ -491,6 +504,14 @@ impl MediaTransfer {
     /// A device the server lets only read sends nothing.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// The other side is a peer's replica: blobs it confirms stay in the outbox (the relay still
+    /// lacks them), and blobs received from it join the outbox (the relay may lack them too),
+    /// as documents received from a peer count as not on the relay.
+    pub fn to_peer(mut self, peer: bool) -> Self {
+        self.peer = peer;
         self
     }
 
@@ -623,7 +644,7 @@ impl MediaTransfer {
     }
 
     async fn sent(&self, hashes: Vec<BlobHash>) -> Result<(), MediaSyncError> {
-        if hashes.is_empty() {
+        if hashes.is_empty() || self.peer {
             return Ok(());
         }
         let replica = self.replica.clone();
@@ -746,6 +767,12 @@ impl MediaTransfer {
             Ok(()) => {}
             Err(MediaError::Corrupt { .. }) => return Ok(Fetched::Corrupt),
             Err(e) => return Err(e.into()),
+        }
+        if self.peer {
+            let replica = self.replica.clone();
+            blocking(move || replica.media_requeue(&[hash]))
+                .await
+                .map_err(|e| MediaSyncError::Local(e.to_string()))?;
         }
         if let Some(f) = &self.on_blob {
             f(&hash);

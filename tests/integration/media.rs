@@ -410,3 +410,57 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offices_syncing_directly_exchange_photos_and_keep_them_queued_for_the_relay() {
+    use atelier_relay::agent::Target;
+    use atelier_relay::media_sync::ReplicaBlobs;
+    use atelier_relay::server::{self, Peer, PinnedPeers, ServerConfig};
+    use atelier_relay::sync_conn::SyncHandler;
+    use std::sync::Arc;
+
+    let a = Office::new("caue-63");
+    let b = Office::new("caue-15");
+    let id_a = a.create("Halle", "Bois.");
+    let from_a = add_photos(&a, &id_a, &[11]);
+    let id_b = b.create("Grange", "Pierre.");
+    let from_b = add_photos(&b, &id_b, &[12]);
+    // A serves its replica to B, as `atelier serve --allow FP:caue-15` does.
+    let served = server::spawn(ServerConfig::new(
+        a.identity(),
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(PinnedPeers::new([Peer {
+            fingerprint: b.identity().fingerprint(),
+            office: "caue-15".into(),
+            read_only: false,
+        }])),
+        Arc::new(
+            SyncHandler::new(a.store().clone(), LiveChanges::attach(a.store()))
+                .with_media(Arc::new(ReplicaBlobs::new(a.replica.clone()))),
+        ),
+    ))
+    .unwrap();
+    let peer = Target {
+        url: served.local_addr().into(),
+        fingerprint: a.identity().fingerprint(),
+        is_relay: false,
+    };
+    let converged = b.converge_to(&peer).await;
+    let report = timeout(
+        WAIT,
+        MediaTransfer::new(converged.connection.clone(), b.replica.clone())
+            .to_peer(true)
+            .run(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    converged.close();
+    assert_eq!((report.received, report.sent), (3, 3), "{report:?}");
+    assert_identical(&a, &b, &from_a);
+    assert_identical(&b, &a, &from_b);
+    // A peer is not the relay: both offices still owe the relay all six blobs.
+    assert_eq!(a.replica.media_outbox().unwrap().len(), 6);
+    assert_eq!(b.replica.media_outbox().unwrap().len(), 6);
+    served.shutdown().await;
+}

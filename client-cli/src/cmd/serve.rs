@@ -226,8 +226,7 @@ impl ConnectionHandler for PeerHandler {
         let changes = self.live.subscribe();
         let events = self.events.clone();
         // Peers fetch this replica's blobs too; what they send is kept like the relay's.
-        let blobs: Arc<dyn BlobService> =
-            Arc::new(ReplicaBlobs::new(self.replica.media_store().clone()));
+        let blobs: Arc<dyn BlobService> = Arc::new(ReplicaBlobs::new(self.replica.clone()));
         Box::pin(async move {
             let _ = events.send(Event::Connected(peer.clone())).await;
             let result = respond(

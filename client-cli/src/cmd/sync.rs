@@ -132,7 +132,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let media = if args.text_only {
         Ok(None)
     } else {
-        transfer_media(&rt, &replica, &converged, args.json).map(Some)
+        transfer_media(&rt, &replica, &converged, !target.is_relay, args.json).map(Some)
     };
     converged.close();
     report.media = media.map_err(|e| net::from_media_error(&e, &target))?;
@@ -155,6 +155,7 @@ fn transfer_media(
     rt: &tokio::runtime::Runtime,
     replica: &Arc<Replica>,
     converged: &agent::Converged,
+    to_peer: bool,
     json: bool,
 ) -> Result<MediaReport, MediaSyncError> {
     let status = replica
@@ -172,6 +173,7 @@ fn transfer_media(
     let inc = bar.clone();
     let transfer = MediaTransfer::new(converged.connection.clone(), replica.clone())
         .read_only(converged.read_only)
+        .to_peer(to_peer)
         .on_bytes(move |n| inc.inc(n));
     let report = rt.block_on(transfer.run());
     bar.finish_and_clear();

@@ -227,7 +227,8 @@ impl Replica {
         Ok(out)
     }
 
-    /// Puts back into the outbox the blobs among `hashes` held here (a relay lost them).
+    /// Puts into the outbox the blobs among `hashes` held here: a relay lost them, or they came
+    /// from a peer and the relay may not have them.
     pub fn media_requeue(&self, hashes: &[BlobHash]) -> Result<usize, ReplicaError> {
         let mut b = Batch::default();
         let mut n = 0;

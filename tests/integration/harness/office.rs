@@ -138,6 +138,11 @@ impl Office {
     /// Syncs the texts with the relay, then keeps the connection for media, as `atelier sync`
     /// does.
     pub async fn converge(&self, relay: &TestRelay) -> Converged {
+        self.converge_to(&Self::target(relay)).await
+    }
+
+    /// [`Office::converge`] with any target: the relay, or a peer serving its replica.
+    pub async fn converge_to(&self, target: &Target) -> Converged {
         let replica = self.replica.clone();
         let session = move |read_only| {
             let s = Session::new(replica.store().clone(), Role::Initiator)
@@ -150,7 +155,7 @@ impl Office {
         };
         let converged = timeout(
             WAIT,
-            agent::converge(&self.identity(), &Self::target(relay), session, |_| {}),
+            agent::converge(&self.identity(), target, session, |_| {}),
         )
         .await
         .expect("sync timed out")
