@@ -36,14 +36,16 @@ use super::loopback::{
 };
 use crate::node::wait_for;
 
-/// Side of the generated photos, in pixels: widths from 3,000 to 4,000 by steps of
-/// [`PHOTO_STEP`], heights 1,000 less (3,000 × 2,000 to 4,000 × 3,000), which with
-/// [`PHOTO_GRAIN`] gives JPEGs of about 1 to 4 MB, as a camera's or a phone's.
+/// Size of the generated photos, in pixels: widths from 3,000 to 4,000 by steps of
+/// [`PHOTO_STEP`], heights 1,000 less (3,000 × 2,000 to 4,000 × 3,000).
 const PHOTO_MIN_WIDTH: u32 = 3000;
 const PHOTO_STEP: u32 = 100;
 const PHOTO_STEPS: u64 = 11;
-/// Film-like noise of the generated photos (what makes them as heavy as real ones).
-const PHOTO_GRAIN: u8 = 16;
+/// Film-like noise of the generated photos, from [`PHOTO_MIN_GRAIN`] to
+/// `PHOTO_MIN_GRAIN + PHOTO_GRAINS - 1`: at [`PHOTO_QUALITY`] this gives JPEGs of about 1.1 MB
+/// (the smallest, least grainy) to 3.4 MB (the largest, grainiest), as a camera's or a phone's.
+const PHOTO_MIN_GRAIN: u8 = 6;
+const PHOTO_GRAINS: u64 = 4;
 /// JPEG quality of the generated photos, a camera's usual "fine".
 const PHOTO_QUALITY: u8 = 90;
 /// Bytes of one write in the plain loopback transfers (the media streams' chunk size order).
@@ -330,8 +332,8 @@ fn add_photos(replica: &Replica, photos: usize) -> anyhow::Result<Setup> {
                 s.spawn(move || -> anyhow::Result<Vec<u64>> {
                     let mut sizes = Vec::new();
                     for (i, id) in ids.iter().enumerate().skip(k).step_by(threads) {
-                        let (w, h) = photo_size(i as u64);
-                        let bytes = sample::jpeg(i as u64, w, h, PHOTO_GRAIN, PHOTO_QUALITY);
+                        let (w, h, grain) = photo_spec(i as u64);
+                        let bytes = sample::jpeg(i as u64, w, h, grain, PHOTO_QUALITY);
                         sizes.push(bytes.len() as u64);
                         let file = NewMedia {
                             name: photo_name(i),
@@ -374,10 +376,12 @@ fn add_photos(replica: &Replica, photos: usize) -> anyhow::Result<Setup> {
     })
 }
 
-/// The size of photo `seed`: 3,000 × 2,000 to 4,000 × 3,000, varied by seed.
-fn photo_size(seed: u64) -> (u32, u32) {
+/// The size and grain of photo `seed`: 3,000 × 2,000 to 4,000 × 3,000, grain 6 to 9, every
+/// combination reached (the steps are prime to each other's multipliers).
+fn photo_spec(seed: u64) -> (u32, u32, u8) {
     let w = PHOTO_MIN_WIDTH + PHOTO_STEP * (seed.wrapping_mul(7) % PHOTO_STEPS) as u32;
-    (w, w - 1000)
+    let grain = PHOTO_MIN_GRAIN + (seed.wrapping_mul(3) / PHOTO_STEPS % PHOTO_GRAINS) as u8;
+    (w, w - 1000, grain)
 }
 
 fn photo_name(i: usize) -> String {
@@ -1019,12 +1023,17 @@ mod tests {
     }
 
     #[test]
-    fn photos_span_the_sizes_and_loopback_bytes_split_exactly() {
-        let sizes: Vec<_> = (0..PHOTO_STEPS).map(photo_size).collect();
-        assert!(sizes.contains(&(3000, 2000)) && sizes.contains(&(4000, 3000)));
-        assert!(sizes
+    fn photos_span_the_sizes_and_grains_and_loopback_bytes_split_exactly() {
+        let specs: std::collections::HashSet<_> = (0..1000).map(photo_spec).collect();
+        assert_eq!(
+            specs.len() as u64,
+            PHOTO_STEPS * PHOTO_GRAINS,
+            "every combination"
+        );
+        assert!(specs.contains(&(3000, 2000, 6)) && specs.contains(&(4000, 3000, 9)));
+        assert!(specs
             .iter()
-            .all(|(w, h)| (3000..=4000).contains(w) && w - h == 1000));
+            .all(|(w, h, g)| (3000..=4000).contains(w) && w - h == 1000 && (6..=9).contains(g)));
         let parts = split(10, 4);
         assert_eq!(parts, vec![3, 3, 2, 2]);
         assert_eq!(split(7, 1), vec![7]);
