@@ -235,6 +235,11 @@ impl RelayChild {
             .context("resetting the relay's peak RSS")
     }
 
+    /// CPU seconds (user and system) the relay has used since it started.
+    pub fn cpu_s(&self) -> f64 {
+        process_cpu_s(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     pub fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -259,6 +264,43 @@ impl Drop for RelayChild {
 /// This process's peak RSS, in kB.
 pub fn peak_rss_kb() -> u64 {
     status_kb("/proc/self/status", "VmHWM:")
+}
+
+/// Clock ticks per second of `/proc/…/stat` times (`USER_HZ`, 100 on every Linux platform
+/// this runs on; reading `sysconf(_SC_CLK_TCK)` would need libc for one constant).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// This process's CPU seconds (user and system) so far.
+pub fn own_cpu_s() -> f64 {
+    process_cpu_s("/proc/self/stat")
+}
+
+/// CPU seconds (user and system) of a `/proc/…/stat` file (0 where unreadable).
+fn process_cpu_s(path: &str) -> f64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| cpu_ticks(&s))
+        .map_or(0.0, |t| t as f64 / CLOCK_TICKS)
+}
+
+/// `utime + stime` of a `/proc/…/stat` line: fields 14 and 15, counted after the command name
+/// (in parentheses, which may itself hold spaces or parentheses).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The median of `values` (the mean of the middle two for an even count; NaN if empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// A `kB` field of a `/proc/…/status` file (0 where there is none).
@@ -303,6 +345,21 @@ mod tests {
         assert_eq!(field_kb(status, "VmHWM:"), 123_456);
         assert_eq!(field_kb(status, "VmSwap:"), 0);
         assert_eq!(field_kb("VmHWM:\tlots kB\n", "VmHWM:"), 0);
+    }
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        let stat = "4242 (atelier (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 31 0 0 20 0 3";
+        assert_eq!(cpu_ticks(stat), Some(281));
+        assert_eq!(cpu_ticks("4242 (cut) S 1"), None);
+        assert!(own_cpu_s() >= 0.0);
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 
     #[test]

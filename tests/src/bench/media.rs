@@ -32,7 +32,8 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::loopback::{
-    in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, Office, RelayChild, SYNC_TIMEOUT,
+    in_child, kb, load, mb, median, own_cpu_s, peak_rss_kb, relay_bin, rss, Office, RelayChild,
+    SYNC_TIMEOUT,
 };
 use crate::node::wait_for;
 
@@ -53,6 +54,9 @@ const LOOPBACK_WRITE: usize = 64 * 1024;
 /// Bound on the rsync daemon's start and on one rsync copy.
 const RSYNC_START: Duration = Duration::from_secs(10);
 const RSYNC_COPY: Duration = Duration::from_secs(1800);
+/// Most rounds of the compared measures: each round's two fresh offices get départements
+/// 01 to 18 (both numbers of a round), which all exist.
+const MAX_ROUNDS: usize = 9;
 
 /// A fresh office pulls a corpus with photos through a relay: texts, thumbnails, originals,
 /// against plain loopback transfers and rsync. Prints a table.
@@ -65,6 +69,10 @@ pub struct Args {
     /// Photos generated (1–4 MB JPEGs, deterministic), one for each of the first N resources.
     #[arg(long, default_value_t = 1000)]
     pub photos: usize,
+    /// Rounds of the compared measures (text-only pull, pull with media, plain transfers,
+    /// rsync), interleaved so that the machine's load weighs on all alike; medians are shown.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=MAX_ROUNDS as u64))]
+    pub rounds: u64,
     /// The relay binary [default: `atelier-relay` beside this benchmark's binary].
     #[arg(long)]
     pub relay_bin: Option<PathBuf>,
@@ -85,20 +93,23 @@ pub struct Args {
     pub text_only: bool,
 }
 
-/// Everything one run measured.
+/// Everything one run measured; the compared measures once per round.
 #[derive(Debug, Default, Serialize)]
 struct MediaRun {
     resources: usize,
     documents: usize,
     setup: Setup,
-    /// Text-only fresh pulls of the same corpus, before and after the pull with media.
-    text_only_before: Pull,
-    text_only_after: Pull,
-    pull: Pull,
-    /// Peak RSS of the relay during the pull with media (reset after the set-up).
-    relay_peak_rss_kb: u64,
-    quic_loopback_s: f64,
-    tcp_loopback_s: f64,
+    rounds: usize,
+    /// Fresh pulls of the texts only, and fresh pulls with media, one of each per round.
+    text_only: Vec<Pull>,
+    pulls: Vec<Pull>,
+    /// The relay's CPU seconds during each text-only pull and each pull with media.
+    relay_text_cpu_s: Vec<f64>,
+    relay_pull_cpu_s: Vec<f64>,
+    /// The relay's peak RSS during each pull with media (reset before it).
+    relay_peak_rss_kb: Vec<u64>,
+    quic_loopback_s: Vec<f64>,
+    tcp_loopback_s: Vec<f64>,
     rsync: Rsync,
 }
 
@@ -135,6 +146,9 @@ struct Pull {
     /// UDP bytes both ways of the media phase (QUIC, TLS and media frames).
     media_udp_bytes: u64,
     peak_rss_kb: u64,
+    /// The process's CPU seconds when the texts were settled, and at the end of the media.
+    text_cpu_s: f64,
+    cpu_s: f64,
     resync: Option<Resync>,
 }
 
@@ -151,7 +165,8 @@ struct Resync {
 #[derive(Debug, Default, Serialize)]
 struct Rsync {
     version: String,
-    copy_s: f64,
+    /// One fresh copy per round.
+    copy_s: Vec<f64>,
     copy_bytes: u64,
     noop_s: f64,
     noop_bytes: u64,
@@ -175,12 +190,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let rsync_version = rsync_version()?;
     let relay_bin = relay_bin(args.relay_bin.as_deref())?;
     let resources = load(&args.corpus)?;
-    let mut run = rt.block_on(media_run(&relay_bin, &resources, args.photos))?;
+    let rounds = args.rounds as usize;
+    let mut run = rt.block_on(media_run(&relay_bin, &resources, args.photos, rounds))?;
 
-    let blob_bytes = run.pull.blob_bytes;
+    let blob_bytes = run.pulls.last().map_or(0, |p| p.blob_bytes);
     eprintln!("loopback: {} over plain QUIC and TCP…", mb(blob_bytes));
-    run.quic_loopback_s = rt.block_on(quic_loopback(blob_bytes))?;
-    run.tcp_loopback_s = tcp_loopback(blob_bytes)?;
+    for _ in 0..rounds {
+        run.quic_loopback_s
+            .push(rt.block_on(quic_loopback(blob_bytes))?);
+        run.tcp_loopback_s.push(tcp_loopback(blob_bytes)?);
+    }
     run.rsync.version = rsync_version;
     if args.json {
         println!(
@@ -193,12 +212,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Office A imports and adds photos, uploads; fresh offices pull (text only, with media, text
-/// only again); then rsync copies A's originals.
+/// Office A imports and adds photos, uploads; then, each round, a fresh office pulls the
+/// texts only and another pulls everything; then rsync copies A's originals.
 async fn media_run(
     relay_bin: &Path,
     resources: &[atelier_core::Resource],
     photos: usize,
+    rounds: usize,
 ) -> anyhow::Result<MediaRun> {
     let tmp = tempfile::tempdir()?;
     let relay = RelayChild::start_in(relay_bin, tempfile::tempdir_in(tmp.path())?)?;
@@ -223,36 +243,44 @@ async fn media_run(
     );
     let documents = a.replica.store().len()?;
 
-    eprintln!("fresh pulls…");
-    let text_only_before = pull(&tmp.path().join("c"), "caue-15", &relay, true).await?;
-    relay.reset_peak_rss()?;
-    let b_dir = tmp.path().join("b");
-    let with_media = pull(&b_dir, "caue-43", &relay, false).await?;
-    let relay_peak_rss_kb = relay.peak_rss_kb();
-    let text_only_after = pull(&tmp.path().join("d"), "caue-07", &relay, true).await?;
+    let mut run = MediaRun {
+        resources: resources.len(),
+        documents,
+        rounds,
+        ..MediaRun::default()
+    };
+    for round in 0..rounds {
+        eprintln!("fresh pulls, round {}/{rounds}…", round + 1);
+        let dir = tmp.path().join(format!("text-{round}"));
+        let cpu = relay.cpu_s();
+        let office = format!("caue-{:02}", 2 * round + 1);
+        run.text_only.push(pull(&dir, &office, &relay, true).await?);
+        run.relay_text_cpu_s.push(relay.cpu_s() - cpu);
+        std::fs::remove_dir_all(&dir)?;
+
+        let dir = tmp.path().join(format!("media-{round}"));
+        relay.reset_peak_rss()?;
+        let cpu = relay.cpu_s();
+        let office = format!("caue-{:02}", 2 * round + 2);
+        run.pulls.push(pull(&dir, &office, &relay, false).await?);
+        run.relay_pull_cpu_s.push(relay.cpu_s() - cpu);
+        run.relay_peak_rss_kb.push(relay.peak_rss_kb());
+        check_pulled(&dir, resources.len(), &originals)?;
+        std::fs::remove_dir_all(&dir)?;
+    }
     relay.stop();
-    for p in [&text_only_before, &with_media, &text_only_after] {
+    for p in run.text_only.iter().chain(&run.pulls) {
         ensure!(
             p.docs_received == documents as u64,
             "a fresh replica received {} documents, office A holds {documents}",
             p.docs_received
         );
     }
-    check_pulled(&b_dir, resources.len(), &originals)?;
 
     eprintln!("rsync: {} photos…", originals.len());
-    let rsync = rsync_baseline(tmp.path(), &a.replica, &originals)?;
-    Ok(MediaRun {
-        resources: resources.len(),
-        documents,
-        setup,
-        text_only_before,
-        text_only_after,
-        pull: with_media,
-        relay_peak_rss_kb,
-        rsync,
-        ..MediaRun::default()
-    })
+    run.rsync = rsync_baseline(tmp.path(), &a.replica, &originals, rounds)?;
+    run.setup = setup;
+    Ok(run)
 }
 
 /// A fresh office enrolled at `relay`, then its pull in a child process.
@@ -468,6 +496,7 @@ async fn pull_child(
     replica.record_synced()?;
     let mut pull = Pull {
         text_s: t.elapsed().as_secs_f64(),
+        text_cpu_s: own_cpu_s(),
         docs_received: converged.stats.docs_received,
         text_payload_bytes: converged.stats.bytes_sent + converged.stats.bytes_received,
         text_udp_bytes: udp_bytes(&converged.connection),
@@ -476,6 +505,7 @@ async fn pull_child(
     if text_only {
         converged.close();
         pull.peak_rss_kb = peak_rss_kb();
+        pull.cpu_s = pull.text_cpu_s;
         return Ok(pull);
     }
     let missing = replica.media_missing(&replica.media_policy()?)?;
@@ -484,6 +514,7 @@ async fn pull_child(
     pull.media_udp_bytes = udp_bytes(&converged.connection) - pull.text_udp_bytes;
     converged.close();
     pull.peak_rss_kb = peak_rss_kb();
+    pull.cpu_s = own_cpu_s();
     ensure!(
         report.complete() && report.received == missing.len() as u64,
         "the pull received {} of {} blobs: {report:?}",
@@ -703,6 +734,7 @@ fn rsync_baseline(
     tmp: &Path,
     replica: &Replica,
     originals: &[(String, BlobHash, u64)],
+    rounds: usize,
 ) -> anyhow::Result<Rsync> {
     let (src, dst, conf_dir) = (
         tmp.join("rsync-src"),
@@ -749,7 +781,16 @@ fn rsync_baseline(
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = format!("rsync://127.0.0.1:{port}/m/");
-    let (copy_s, copy_bytes) = rsync_copy(&url, &dst)?;
+    let (mut copy_s, mut copy_bytes) = (Vec::new(), 0);
+    for _ in 0..rounds {
+        if dst.exists() {
+            std::fs::remove_dir_all(&dst)?;
+        }
+        std::fs::create_dir_all(&dst)?;
+        let (secs, bytes) = rsync_copy(&url, &dst)?;
+        copy_s.push(secs);
+        copy_bytes = bytes;
+    }
     let (noop_s, noop_bytes) = rsync_copy(&url, &dst)?;
     let _ = daemon.0.kill();
     let _ = daemon.0.wait();
@@ -832,96 +873,131 @@ impl Drop for KillOnDrop {
 // ---- The table ----
 
 fn print_table(r: &MediaRun) {
-    let p = &r.pull;
+    let Some(last) = r.pulls.last() else { return };
     let s = &r.setup;
-    let secs = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2} s"));
+    let med = |f: &dyn Fn(&Pull) -> Option<f64>, pulls: &[Pull]| -> Option<f64> {
+        let v: Option<Vec<f64>> = pulls.iter().map(f).collect();
+        v.map(|v| median(&v))
+    };
+    let each = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     let rate = |bytes: u64, secs: f64| format!("{:.0} MB/s", bytes as f64 / 1e6 / secs);
-    let text_best = r.text_only_before.text_s.min(r.text_only_after.text_s);
-    let media_s = p.originals_s.map(|o| o - p.text_s);
+    let secs = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2} s"));
+    let text_only: Vec<f64> = r.text_only.iter().map(|p| p.text_s).collect();
+    let texts: Vec<f64> = r.pulls.iter().map(|p| p.text_s).collect();
+    let (text_only_s, text_s) = (median(&text_only), median(&texts));
+    let media_s = med(&|p| p.originals_s.map(|o| o - p.text_s), &r.pulls);
+    let quic_s = median(&r.quic_loopback_s);
+    let tcp_s = median(&r.tcp_loopback_s);
+    let rsync_s = median(&r.rsync.copy_s);
     println!(
         "Fresh pull of {} resources ({} documents) with {} photos over loopback: relay = \
-         `atelier-relay serve` child process (QUIC); each pull in its own process.",
-        r.resources, r.documents, s.photos
+         `atelier-relay serve` child process (QUIC); each pull in its own process; medians of \
+         {} rounds (each round's values in brackets).",
+        r.resources, r.documents, s.photos, r.rounds
     );
     println!(
         "Photos: {} of originals ({} to {} each), {} blobs with renditions ({}).",
         mb(s.original_bytes),
         mb(s.smallest_photo),
         mb(s.largest_photo),
-        p.blobs,
-        mb(p.blob_bytes)
+        last.blobs,
+        mb(last.blob_bytes)
     );
     println!();
-    let row = |k: &str, v: String| println!("| {k:<52} | {v:>44} |");
-    row("measure", "value".into());
-    println!("|{}|{}|", "-".repeat(54), "-".repeat(46));
+    let row = |k: &str, v: String| println!("| {k} | {v} |");
+    println!("| measure | value |");
+    println!("|---|---|");
     row(
-        "text-only fresh pull (before / after)",
+        "text-only fresh pull: every text listed",
+        format!("{text_only_s:.2} s [{}]", each(&text_only)),
+    );
+    row(
+        "fresh pull with media: every text listed",
         format!(
-            "{:.2} s / {:.2} s",
-            r.text_only_before.text_s, r.text_only_after.text_s
+            "{text_s:.2} s [{}], {:+.1} % of text-only",
+            each(&texts),
+            (text_s / text_only_s - 1.0) * 100.0
         ),
     );
     row(
-        "pull with media: every text listed",
+        &format!("  every thumbnail present ({})", last.thumbs),
+        secs(med(&|p| p.thumbs_s, &r.pulls)),
+    );
+    row(
+        &format!("  every display size present ({})", last.displays),
+        secs(med(&|p| p.displays_s, &r.pulls)),
+    );
+    let originals: Vec<f64> = r.pulls.iter().filter_map(|p| p.originals_s).collect();
+    row(
+        &format!("  every original present ({})", last.originals),
         format!(
-            "{:.2} s ({:+.1} % of the faster text-only)",
-            p.text_s,
-            (p.text_s / text_best - 1.0) * 100.0
+            "{} [{}]",
+            secs(med(&|p| p.originals_s, &r.pulls)),
+            each(&originals)
         ),
-    );
-    row(
-        &format!("  every thumbnail present ({})", p.thumbs),
-        secs(p.thumbs_s),
-    );
-    row(
-        &format!("  every display size present ({})", p.displays),
-        secs(p.displays_s),
-    );
-    row(
-        &format!("  every original present ({})", p.originals),
-        secs(p.originals_s),
     );
     if let Some(m) = media_s {
         row(
-            "  media phase (texts settled → last original)",
-            format!("{m:.2} s, {}", rate(p.blob_bytes, m)),
+            "  media phase (texts listed → last original)",
+            format!("{m:.2} s, {}", rate(last.blob_bytes, m)),
         );
         row(
-            "plain QUIC, same bytes, 127.0.0.1 (4 streams)",
+            "plain QUIC, same bytes, same TLS (4 streams)",
             format!(
-                "{:.2} s, {} → media at {:.0} %",
-                r.quic_loopback_s,
-                rate(p.blob_bytes, r.quic_loopback_s),
-                r.quic_loopback_s / m * 100.0
+                "{quic_s:.2} s, {} [{}]: media at {:.0} % of it",
+                rate(last.blob_bytes, quic_s),
+                each(&r.quic_loopback_s),
+                quic_s / m * 100.0
             ),
         );
         row(
-            "plain TCP, same bytes, 127.0.0.1",
+            "plain TCP, same bytes",
             format!(
-                "{:.2} s, {} → media at {:.0} %",
-                r.tcp_loopback_s,
-                rate(p.blob_bytes, r.tcp_loopback_s),
-                r.tcp_loopback_s / m * 100.0
+                "{tcp_s:.2} s, {} [{}]: media at {:.0} % of it",
+                rate(last.blob_bytes, tcp_s),
+                each(&r.tcp_loopback_s),
+                tcp_s / m * 100.0
             ),
         );
         row(
-            "rsync daemon on 127.0.0.1, the originals",
+            "rsync daemon, the originals",
             format!(
-                "{:.2} s, {} ({:.2} × media phase)",
-                r.rsync.copy_s,
-                rate(s.original_bytes, r.rsync.copy_s),
-                r.rsync.copy_s / m
+                "{rsync_s:.2} s, {} [{}]: {:.2} × the media phase",
+                rate(s.original_bytes, rsync_s),
+                each(&r.rsync.copy_s),
+                rsync_s / m
+            ),
+        );
+    }
+    let puller_cpu = median(
+        &r.pulls
+            .iter()
+            .map(|p| p.cpu_s - p.text_cpu_s)
+            .collect::<Vec<_>>(),
+    );
+    let relay_media_cpu = median(&r.relay_pull_cpu_s) - median(&r.relay_text_cpu_s);
+    if let Some(m) = media_s {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        row(
+            "CPU during the media phase: puller / relay",
+            format!(
+                "{puller_cpu:.1} s / {relay_media_cpu:.1} s ({:.0} % of {cores} cores)",
+                (puller_cpu + relay_media_cpu) / (cores as f64 * m) * 100.0
             ),
         );
     }
     row(
-        "bytes on the wire (UDP) vs bytes of blobs, media",
+        "bytes on the wire (UDP) vs bytes of blobs",
         format!(
             "{} vs {} (+{:.1} %)",
-            mb(p.media_udp_bytes),
-            mb(p.blob_bytes),
-            (p.media_udp_bytes as f64 / p.blob_bytes.max(1) as f64 - 1.0) * 100.0
+            mb(last.media_udp_bytes),
+            mb(last.blob_bytes),
+            (last.media_udp_bytes as f64 / last.blob_bytes.max(1) as f64 - 1.0) * 100.0
         ),
     );
     row(
@@ -933,38 +1009,38 @@ fn print_table(r: &MediaRun) {
             (r.rsync.copy_bytes as f64 / s.original_bytes.max(1) as f64 - 1.0) * 100.0
         ),
     );
-    if let Some(rs) = &p.resync {
+    if let Some(rs) = &last.resync {
         row(
-            "resync, nothing new (texts + media): bytes",
+            "resync, nothing new (texts + media)",
             format!(
-                "{} [{} UDP], {} blobs",
+                "{} ({} UDP), {} blobs, {:.1} ms",
                 kb(rs.payload_bytes),
                 kb(rs.udp_bytes),
-                rs.blobs_moved
+                rs.blobs_moved,
+                rs.secs * 1e3
             ),
         );
-        row("  time", format!("{:.1} ms", rs.secs * 1e3));
     }
     row(
-        "  rsync, nothing new: bytes / time",
-        format!(
-            "{} / {:.1} ms",
-            kb(r.rsync.noop_bytes),
-            r.rsync.noop_s * 1e3
-        ),
+        "  rsync, nothing new",
+        format!("{}, {:.1} ms", kb(r.rsync.noop_bytes), r.rsync.noop_s * 1e3),
     );
+    let max_kb = |v: &mut dyn Iterator<Item = u64>| v.max().unwrap_or(0);
     row(
-        "peak RSS: pulling process (media / text only)",
+        "peak RSS: pulling process, with media / text only",
         format!(
             "{} / {}",
-            rss(p.peak_rss_kb),
-            rss(r.text_only_before.peak_rss_kb)
+            rss(max_kb(&mut r.pulls.iter().map(|p| p.peak_rss_kb))),
+            rss(max_kb(&mut r.text_only.iter().map(|p| p.peak_rss_kb)))
         ),
     );
-    row("peak RSS: relay, during the pull", rss(r.relay_peak_rss_kb));
+    row(
+        "peak RSS: relay, during a pull with media",
+        rss(max_kb(&mut r.relay_peak_rss_kb.iter().copied())),
+    );
     row(
         "set-up: draw + add the photos (renditions)",
-        format!("{:.1} s", s.photos_s),
+        format!("{:.1} s, every core", s.photos_s),
     );
     row(
         "set-up: office A uploads texts / media",
