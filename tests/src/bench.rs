@@ -3,6 +3,8 @@
 pub mod corpus;
 pub mod doc_cost;
 pub mod import;
+pub mod loopback;
+pub mod media;
 pub mod search_bench;
 pub mod search_eval;
 pub mod search_try;
@@ -39,6 +41,9 @@ pub enum Command {
     DocCost(doc_cost::Args),
     /// Corpus sync through a relay over QUIC: fresh pull, resync, edit latency, JS baseline.
     Sync(sync::Args),
+    /// A fresh office's pull of a corpus with photos through a relay: texts first, thumbnails,
+    /// originals; against plain loopback transfers and rsync.
+    Media(media::Args),
 }
 
 /// Runs a parsed command line.
@@ -49,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SearchTry(args) => search_try::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Sync(args) => sync::run(&args),
+        Command::Media(args) => media::run(&args),
         Command::DocCost(args) => doc_cost::run(&args),
     }
 }

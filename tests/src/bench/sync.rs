@@ -12,30 +12,28 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
-use atelier_core::jsonl;
-use atelier_core::replica::{ListFilter, Replica};
-use atelier_core::sync::{Role, Session, SyncStats};
+use atelier_core::replica::ListFilter;
+use atelier_core::sync::{Role, Session};
 use atelier_core::{DocumentId, Resource};
-use atelier_relay::access::AccessStore;
 use atelier_relay::client;
 use atelier_relay::handshake::CloseCode;
-use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::identity::Fingerprint;
 use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::loopback::{
+    in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, status_kb, Office, RelayChild,
+};
 use crate::node::{wait_for, JS_BENCH};
 
-/// Bound on one Atelier sync; far above what any size here takes.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bound on one edit reaching the other office.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Edits made before timing starts (connections and caches warm up).
@@ -168,7 +166,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let relay_bin = relay_bin(args)?;
+    let relay_bin = relay_bin(args.relay_bin.as_deref())?;
 
     let mut atelier = Vec::new();
     for &n in &sizes {
@@ -201,28 +199,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         print_table(&atelier, large.as_ref(), &js);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn load(path: &Path) -> anyhow::Result<Vec<Resource>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(jsonl::parse(BufReader::new(file))?)
-}
-
-fn relay_bin(args: &Args) -> anyhow::Result<PathBuf> {
-    let bin = match &args.relay_bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory for this binary")?
-            .join("atelier-relay"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "{} not found: build it (cargo build --release -p atelier-relay) or pass --relay-bin",
-            bin.display()
-        );
-    }
-    Ok(bin)
 }
 
 /// One size: office A imports and uploads, a fresh office B pulls (child process), B resyncs,
@@ -323,18 +299,17 @@ async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::R
 }
 
 fn pull_in_child(dir: &Path, relay: &RelayChild) -> anyhow::Result<Pull> {
-    let out = Command::new(std::env::current_exe()?)
-        .args(["sync", "--corpus", "-", "--pull-into"])
-        .arg(dir)
-        .args(["--relay-addr", &relay.addr.to_string()])
-        .args(["--relay-fp", &relay.fingerprint.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the pull child")?;
-    if !out.status.success() {
-        bail!("the pull child failed ({})", out.status);
-    }
-    serde_json::from_slice(&out.stdout).context("reading the pull child's measures")
+    in_child(&[
+        "sync".into(),
+        "--corpus".into(),
+        "-".into(),
+        "--pull-into".into(),
+        dir.display().to_string(),
+        "--relay-addr".into(),
+        relay.addr.to_string(),
+        "--relay-fp".into(),
+        relay.fingerprint.to_string(),
+    ])
 }
 
 /// Times `edits` edits of office A until office B holds them, both live through the relay.
@@ -403,193 +378,6 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
-}
-
-/// An office's replica on disk, with its identity and enrolment.
-struct Office {
-    dir: PathBuf,
-    replica: Replica,
-}
-
-impl Office {
-    async fn create(dir: &Path, office: &str, relay: &RelayChild) -> anyhow::Result<Self> {
-        let replica = Replica::init(dir, office.parse()?)?;
-        let identity = Identity::load_or_create(&dir.join("identity"))?;
-        let token = relay.invite(office)?;
-        client::enrol(&identity, relay.addr, &relay.fingerprint, &token).await?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            replica,
-        })
-    }
-
-    fn open(dir: &Path) -> anyhow::Result<Self> {
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            replica: Replica::open(dir)?,
-        })
-    }
-
-    fn identity(&self) -> anyhow::Result<Identity> {
-        Ok(Identity::load(&self.dir.join("identity"))?)
-    }
-
-    /// Imports `resources` and uploads them to the relay in one sync; returns the seconds spent
-    /// syncing (not importing) and the documents held at the end.
-    async fn upload(
-        &self,
-        resources: &[Resource],
-        relay: &RelayChild,
-    ) -> anyhow::Result<(f64, usize)> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        self.replica
-            .import(resources, &mut rng, now_ms(), &mut |_| {})?;
-        let t = Instant::now();
-        self.sync(relay).await?;
-        Ok((t.elapsed().as_secs_f64(), self.replica.store().len()?))
-    }
-
-    async fn sync(&self, relay: &RelayChild) -> anyhow::Result<(SyncStats, u64)> {
-        self.sync_to(relay.addr, &relay.fingerprint).await
-    }
-
-    /// A sync until converged, as `atelier sync` runs it; returns its counters and the UDP
-    /// bytes both ways (QUIC and TLS included, connection setup too).
-    async fn sync_to(
-        &self,
-        addr: SocketAddr,
-        fp: &Fingerprint,
-    ) -> anyhow::Result<(SyncStats, u64)> {
-        let client::Opened {
-            connection, stream, ..
-        } = client::open(&self.identity()?, addr, fp).await?;
-        let mut session = Session::new(self.replica.store().clone(), Role::Initiator)
-            .with_office_lookup(self.replica.office_lookup());
-        session.start()?;
-        let stats = tokio::time::timeout(
-            SYNC_TIMEOUT,
-            drive(session, stream, Mode::UntilConverged, |_| {}),
-        )
-        .await
-        .context("sync timed out")??;
-        let udp = connection.stats();
-        connection.close(CloseCode::Done.code(), b"done");
-        Ok((stats, udp.udp_rx.bytes + udp.udp_tx.bytes))
-    }
-}
-
-/// `atelier-relay serve` as a child process, in a temporary data directory.
-struct RelayChild {
-    child: Child,
-    data: tempfile::TempDir,
-    addr: SocketAddr,
-    fingerprint: Fingerprint,
-}
-
-impl RelayChild {
-    fn start(bin: &Path) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
-        let status = Command::new(bin)
-            .arg("--data")
-            .arg(data.path())
-            .arg("init")
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("atelier-relay init failed");
-        }
-        let config = data.path().join("relay.toml");
-        std::fs::write(
-            &config,
-            "listen = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
-             log_level = \"warn\"\n",
-        )?;
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().context("relay stdout")?;
-        let (mut addr, mut fingerprint) = (None, None);
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            if let Some(a) = line.split("quic://").nth(1) {
-                addr = Some(a.trim().parse()?);
-            }
-            if let Some(f) = line.trim().strip_prefix("empreinte") {
-                fingerprint = Some(f.trim_start_matches([' ', ':']).trim().parse()?);
-            }
-            if addr.is_some() && fingerprint.is_some() {
-                break;
-            }
-        }
-        let (Some(addr), Some(fingerprint)) = (addr, fingerprint) else {
-            let _ = child.kill();
-            bail!("the relay did not report its address and fingerprint");
-        };
-        Ok(Self {
-            child,
-            data,
-            addr,
-            fingerprint,
-        })
-    }
-
-    fn invite(&self, office: &str) -> anyhow::Result<String> {
-        let now = time::OffsetDateTime::now_utc();
-        Ok(AccessStore::new(self.data.path()).update(|r| {
-            r.invite(
-                &mut rand::rngs::OsRng,
-                office,
-                false,
-                time::Duration::hours(1),
-                now,
-            )
-        })?)
-    }
-
-    fn peak_rss_kb(&self) -> u64 {
-        status_kb(&format!("/proc/{}/status", self.child.id()), "VmHWM:")
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        if wait_for(&mut self.child, Duration::from_secs(15)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for RelayChild {
-    /// A benchmark that fails half-way leaves no relay running behind it.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn peak_rss_kb() -> u64 {
-    status_kb("/proc/self/status", "VmHWM:")
-}
-
-/// A `kB` field of a `/proc/…/status` file (0 where there is none).
-fn status_kb(path: &str, field: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 // ---- The JavaScript baseline ----
@@ -849,17 +637,4 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
             );
         }
     }
-}
-
-fn mb(b: u64) -> String {
-    format!("{:.2} MB", b as f64 / 1e6)
-}
-
-/// A peak RSS given in kilobytes, in megabytes.
-fn rss(kb: u64) -> String {
-    format!("{:.0} MB", kb as f64 / 1e3)
-}
-
-fn kb(b: u64) -> String {
-    format!("{:.1} KB", b as f64 / 1e3)
 }
