@@ -381,7 +381,7 @@ pub enum MediaPolicy {
     /// Every original too.
     #[default]
     Tout,
-    /// Thumbnails and display sizes only: originals are fetched on demand.
+    /// Thumbnails and display sizes only: originals stay on the relay.
     Vignettes,
     /// Originals of resources in these départements and/or of these kinds (an empty list
     /// means any).
@@ -418,7 +418,7 @@ impl MediaPolicy {
         match self {
             Self::Tout => "tout : vignettes, images d'affichage et originaux".into(),
             Self::Vignettes => {
-                "vignettes : vignettes et images d'affichage ; originaux à la demande".into()
+                "vignettes : vignettes et images d'affichage ; les originaux restent sur le relais (règle « tout » pour les recevoir)".into()
             }
             Self::Selection {
                 departements,

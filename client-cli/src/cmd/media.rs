@@ -137,7 +137,7 @@ pub struct RmArgs {
 /// la règle. Sans argument : montre la règle actuelle.
 #[derive(clap::Args, Debug)]
 pub struct PolicyArgs {
-    /// `tout` (originaux compris), `vignettes` (originaux à la demande) ou `selection`.
+    /// `tout` (originaux compris), `vignettes` (originaux laissés sur le relais) ou `selection`.
     #[arg(value_name = "REGLE", value_parser = ["tout", "vignettes", "selection"])]
     pub policy: Option<String>,
     /// Avec `selection` : originaux des ressources de ces départements (63, 15…).
