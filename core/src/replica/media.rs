@@ -386,6 +386,19 @@ mod tests {
         let before = &history[history.len() - 2].hash;
         let then = r.get_at(&id, std::slice::from_ref(before)).unwrap();
         assert!(then.resource.media.iter().any(|m| m.hash == first));
+        // Restoring that version (as the history page does, field by field) brings it back.
+        let media = then.resource.to_json()["media"].clone();
+        r.edit(
+            &id,
+            &[Edit::Set {
+                field: "media".into(),
+                value: media,
+            }],
+            30,
+        )
+        .unwrap();
+        let restored = r.get(&id).unwrap().resource.media;
+        assert_eq!(restored, then.resource.media);
     }
 
     #[test]
