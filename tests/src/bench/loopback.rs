@@ -54,6 +54,48 @@ pub fn relay_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// The hidden flags of a benchmark's child process that pulls into a fresh replica.
+#[derive(Debug, Default, clap::Args)]
+pub struct ChildPull {
+    /// Internal: pull into this replica directory (the child process of a fresh pull).
+    #[arg(long, hide = true)]
+    pub pull_into: Option<PathBuf>,
+    /// Internal: the relay to pull from.
+    #[arg(long, hide = true)]
+    pub relay_addr: Option<SocketAddr>,
+    /// Internal: the relay's fingerprint.
+    #[arg(long, hide = true)]
+    pub relay_fp: Option<Fingerprint>,
+}
+
+impl ChildPull {
+    /// In the child process: where to pull and from which relay; `None` in the benchmark itself.
+    pub fn target(&self) -> anyhow::Result<Option<(&Path, SocketAddr, Fingerprint)>> {
+        let Some(dir) = &self.pull_into else {
+            return Ok(None);
+        };
+        let (Some(addr), Some(fp)) = (self.relay_addr, self.relay_fp) else {
+            bail!("--pull-into needs --relay-addr and --relay-fp");
+        };
+        Ok(Some((dir, addr, fp)))
+    }
+
+    /// The arguments that start the child of benchmark `bench` pulling into `dir` from `relay`.
+    pub fn args(bench: &str, dir: &Path, relay: &RelayChild) -> Vec<String> {
+        vec![
+            bench.into(),
+            "--corpus".into(),
+            "-".into(),
+            "--pull-into".into(),
+            dir.display().to_string(),
+            "--relay-addr".into(),
+            relay.addr.to_string(),
+            "--relay-fp".into(),
+            relay.fingerprint.to_string(),
+        ]
+    }
+}
+
 /// Runs this benchmark binary again with `args` (a measuring child: its peak RSS is its own)
 /// and reads the JSON it prints.
 pub fn in_child<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {

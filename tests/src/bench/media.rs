@@ -32,8 +32,8 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::loopback::{
-    in_child, kb, load, mb, median, own_cpu_s, peak_rss_kb, relay_bin, rss, Office, RelayChild,
-    SYNC_TIMEOUT,
+    in_child, kb, load, mb, median, own_cpu_s, peak_rss_kb, relay_bin, rss, ChildPull, Office,
+    RelayChild, SYNC_TIMEOUT,
 };
 use crate::node::wait_for;
 
@@ -79,15 +79,8 @@ pub struct Args {
     /// Print the measures as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Internal: pull into this replica directory (the child process of a fresh pull).
-    #[arg(long, hide = true)]
-    pub pull_into: Option<PathBuf>,
-    /// Internal: the relay to pull from.
-    #[arg(long, hide = true)]
-    pub relay_addr: Option<SocketAddr>,
-    /// Internal: the relay's fingerprint.
-    #[arg(long, hide = true)]
-    pub relay_fp: Option<Fingerprint>,
+    #[command(flatten)]
+    pub child: ChildPull,
     /// Internal: pull the texts only.
     #[arg(long, hide = true)]
     pub text_only: bool,
@@ -178,10 +171,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    if let Some(dir) = &args.pull_into {
-        let (Some(addr), Some(fp)) = (args.relay_addr, args.relay_fp) else {
-            bail!("--pull-into needs --relay-addr and --relay-fp");
-        };
+    if let Some((dir, addr, fp)) = args.child.target()? {
         let pull = rt.block_on(pull_child(dir, addr, &fp, args.text_only))?;
         println!("{}", serde_json::to_string(&pull)?);
         return Ok(ExitCode::SUCCESS);
@@ -291,17 +281,7 @@ async fn pull(
     text_only: bool,
 ) -> anyhow::Result<Pull> {
     drop(Office::create(dir, office, relay).await?);
-    let mut args: Vec<String> = vec![
-        "media".into(),
-        "--corpus".into(),
-        "-".into(),
-        "--pull-into".into(),
-        dir.display().to_string(),
-        "--relay-addr".into(),
-        relay.addr.to_string(),
-        "--relay-fp".into(),
-        relay.fingerprint.to_string(),
-    ];
+    let mut args = ChildPull::args("media", dir, relay);
     if text_only {
         args.push("--text-only".into());
     }

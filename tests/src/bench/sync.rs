@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::loopback::{
-    in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, status_kb, Office, RelayChild,
+    in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, status_kb, ChildPull, Office, RelayChild,
 };
 use crate::node::{wait_for, JS_BENCH};
 
@@ -71,15 +71,8 @@ pub struct Args {
     /// Print the measures as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Internal: pull into this replica directory (the child process of the fresh pull).
-    #[arg(long, hide = true)]
-    pub pull_into: Option<PathBuf>,
-    /// Internal: the relay to pull from.
-    #[arg(long, hide = true)]
-    pub relay_addr: Option<SocketAddr>,
-    /// Internal: the relay's fingerprint.
-    #[arg(long, hide = true)]
-    pub relay_fp: Option<Fingerprint>,
+    #[command(flatten)]
+    pub child: ChildPull,
 }
 
 /// What Atelier did at one corpus size.
@@ -147,10 +140,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    if let Some(dir) = &args.pull_into {
-        let (Some(addr), Some(fp)) = (args.relay_addr, args.relay_fp) else {
-            bail!("--pull-into needs --relay-addr and --relay-fp");
-        };
+    if let Some((dir, addr, fp)) = args.child.target()? {
         let pull = rt.block_on(pull_child(dir, addr, &fp))?;
         println!("{}", serde_json::to_string(&pull)?);
         return Ok(ExitCode::SUCCESS);
@@ -299,17 +289,7 @@ async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::R
 }
 
 fn pull_in_child(dir: &Path, relay: &RelayChild) -> anyhow::Result<Pull> {
-    in_child(&[
-        "sync".into(),
-        "--corpus".into(),
-        "-".into(),
-        "--pull-into".into(),
-        dir.display().to_string(),
-        "--relay-addr".into(),
-        relay.addr.to_string(),
-        "--relay-fp".into(),
-        relay.fingerprint.to_string(),
-    ])
+    in_child(&ChildPull::args("sync", dir, relay))
 }
 
 /// Times `edits` edits of office A until office B holds them, both live through the relay.
