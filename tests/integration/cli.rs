@@ -10,7 +10,7 @@ use atelier_core::replica::Replica;
 use atelier_core::{jsonl, Resource};
 use serde_json::json;
 
-use crate::harness::{atelier, FIXTURE};
+use crate::harness::{atelier, WebHeld, FIXTURE};
 
 fn fixture_resources() -> Vec<Resource> {
     jsonl::parse(FIXTURE.as_bytes()).unwrap()
@@ -527,18 +527,7 @@ fn while_the_web_app_holds_the_replica_commands_go_to_its_local_api() {
 fn every_command_works_through_the_real_web_app() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("replica");
-    let replica = std::sync::Arc::new(Replica::init(&dir, "caue-87".parse().unwrap()).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let web = rt
-        .block_on(atelier_web::spawn(
-            replica.clone(),
-            atelier_web::WebConfig::default(),
-        ))
-        .unwrap();
+    let web = WebHeld::start(&dir, "caue-87");
     assert!(dir.join("server.json").exists());
     let run = |args: &[&str]| atelier(&dir, args, "");
 
@@ -631,6 +620,6 @@ fn every_command_works_through_the_real_web_app() {
         reindex.stderr
     );
 
-    rt.block_on(web.shutdown());
+    web.stop();
     assert!(!dir.join("server.json").exists());
 }

@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use atelier_core::media::sample;
-use atelier_core::replica::Replica;
 use serde_json::Value;
 
-use crate::harness::{atelier, Run};
+use crate::harness::{atelier, Run, WebHeld};
 
 /// A photo file drawn for the test.
 fn photo(dir: &Path, name: &str, seed: u64) -> String {
@@ -174,20 +173,9 @@ fn media_commands_and_export_import_on_a_replica_the_cli_holds() {
 fn media_commands_work_through_the_web_app_holding_the_replica() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("replica");
-    let replica = std::sync::Arc::new(Replica::init(&dir, "caue-15".parse().unwrap()).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let web = rt
-        .block_on(atelier_web::spawn(
-            replica.clone(),
-            atelier_web::WebConfig::default(),
-        ))
-        .unwrap();
+    let web = WebHeld::start(&dir, "caue-15");
     media_round_trip(tmp.path(), &|args| atelier(&dir, args, ""));
-    rt.block_on(web.shutdown());
+    web.stop();
 }
 
 #[test]

@@ -114,3 +114,35 @@ pub(crate) async fn atelier_async(dir: &Path, args: &[&str]) -> Run {
     .await
     .unwrap()
 }
+
+/// A new replica of `office` in `dir`, held by a running `atelier-web` (so `atelier` commands
+/// go through its local API), until [`WebHeld::stop`].
+pub(crate) struct WebHeld {
+    rt: tokio::runtime::Runtime,
+    web: atelier_web::WebHandle,
+}
+
+impl WebHeld {
+    pub(crate) fn start(dir: &Path, office: &str) -> Self {
+        let replica = std::sync::Arc::new(
+            atelier_core::replica::Replica::init(dir, office.parse().unwrap()).unwrap(),
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let web = rt
+            .block_on(atelier_web::spawn(
+                replica,
+                atelier_web::WebConfig::default(),
+            ))
+            .unwrap();
+        Self { rt, web }
+    }
+
+    /// Shuts the web app down (it removes its `server.json`).
+    pub(crate) fn stop(self) {
+        self.rt.block_on(self.web.shutdown());
+    }
+}
