@@ -414,10 +414,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn offices_syncing_directly_exchange_photos_and_keep_them_queued_for_the_relay() {
     use atelier_relay::agent::Target;
-    use atelier_relay::media_sync::ReplicaBlobs;
-    use atelier_relay::server::{self, Peer, PinnedPeers, ServerConfig};
-    use atelier_relay::sync_conn::SyncHandler;
-    use std::sync::Arc;
 
     let a = Office::new("caue-63");
     let b = Office::new("caue-15");
@@ -426,20 +422,7 @@ async fn offices_syncing_directly_exchange_photos_and_keep_them_queued_for_the_r
     let id_b = b.create("Grange", "Pierre.");
     let from_b = add_photos(&b, &id_b, &[12]);
     // A serves its replica to B, as `atelier serve --allow FP:caue-15` does.
-    let served = server::spawn(ServerConfig::new(
-        a.identity(),
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(PinnedPeers::new([Peer {
-            fingerprint: b.identity().fingerprint(),
-            office: "caue-15".into(),
-            read_only: false,
-        }])),
-        Arc::new(
-            SyncHandler::new(a.store().clone(), LiveChanges::attach(a.store()))
-                .with_media(Arc::new(ReplicaBlobs::new(a.replica.clone()))),
-        ),
-    ))
-    .unwrap();
+    let served = a.serve_to(&b);
     let peer = Target {
         url: served.local_addr().into(),
         fingerprint: a.identity().fingerprint(),

@@ -5,15 +5,13 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use atelier_core::document::Edit;
 use atelier_core::sync::{Role, Session};
 use atelier_core::DocumentId;
 use atelier_relay::client::{self, ClientError};
 use atelier_relay::handshake::CloseCode;
-use atelier_relay::server::{self, Peer, PinnedPeers, ServerConfig};
-use atelier_relay::sync_conn::{drive, LiveChanges, Mode, SyncHandler};
+use atelier_relay::sync_conn::{drive, LiveChanges, Mode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -133,18 +131,7 @@ async fn two_replicas_sync_directly_without_a_relay() {
     let from_b = b.create("Buron du Cézallier", "Lauze.");
 
     // A serves its replica to B only, as `atelier serve --allow FP:caue-15` does.
-    let live = LiveChanges::attach(a.store());
-    let served = server::spawn(ServerConfig::new(
-        a.identity(),
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(PinnedPeers::new([Peer {
-            fingerprint: b.identity().fingerprint(),
-            office: "caue-15".into(),
-            read_only: false,
-        }])),
-        Arc::new(SyncHandler::new(a.store().clone(), live)),
-    ))
-    .unwrap();
+    let served = a.serve_to(&b);
 
     let stats = b
         .sync_with(served.local_addr(), &a.identity().fingerprint())

@@ -15,8 +15,9 @@ use atelier_relay::agent::{self, Converged, Target};
 use atelier_relay::client::{self, ClientError};
 use atelier_relay::handshake::CloseCode;
 use atelier_relay::identity::{Fingerprint, Identity};
-use atelier_relay::media_sync::{MediaReport, MediaTransfer};
-use atelier_relay::sync_conn::{drive, DriveError, Mode};
+use atelier_relay::media_sync::{MediaReport, MediaTransfer, ReplicaBlobs};
+use atelier_relay::server::{self, Peer, PinnedPeers, ServerConfig, ServerHandle};
+use atelier_relay::sync_conn::{drive, DriveError, LiveChanges, Mode, SyncHandler};
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::time::timeout;
@@ -187,6 +188,25 @@ impl Office {
             .unwrap_or_else(|e| panic!("{} media transfer: {e}", self.replica.office()));
         converged.close();
         report
+    }
+
+    /// Serves this replica, texts and media, to `peer` only, as `atelier serve --allow
+    /// FP:OFFICE` does.
+    pub fn serve_to(&self, peer: &Office) -> ServerHandle {
+        server::spawn(ServerConfig::new(
+            self.identity(),
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(PinnedPeers::new([Peer {
+                fingerprint: peer.identity().fingerprint(),
+                office: peer.replica.office().to_string(),
+                read_only: false,
+            }])),
+            Arc::new(
+                SyncHandler::new(self.store().clone(), LiveChanges::attach(self.store()))
+                    .with_media(Arc::new(ReplicaBlobs::new(self.replica.clone()))),
+            ),
+        ))
+        .unwrap()
     }
 
     /// Adds a resource of this office.
