@@ -15,7 +15,7 @@
 //! | `GET /api/sync-record` | | `SyncRecord`: last syncs, a running `sync --watch` (for `atelier status`) |
 //! | `POST /api/resources/{id}/media` | [`MEDIA_UPLOAD_TYPE`] body | `[Added]`, or 422 and nothing added |
 //! | `POST /api/media/present` | `[hash…]` | `[bool…]`: which blobs are on this device |
-//! | `GET /api/media/{hash}` | | the blob's bytes, 404 if not here yet |
+//! | `GET /api/media/{hash}` | | the blob's bytes (the page route's `media::serve`, streamed and verified), 404 if not here yet |
 //! | `POST /api/media/{hash}` | the blob's bytes | 204; 422 if they do not have that hash (an import's media folder) |
 //! | `GET /api/media-policy`, `PUT /api/media-policy` | `MediaPolicy` | `MediaPolicy` |
 //! | `GET /api/media-status` | | `MediaStatus`: blobs still to receive and to send |
@@ -394,20 +394,6 @@ pub async fn media_present(
         })
         .await?;
     Ok(Json(present).into_response())
-}
-
-pub async fn media_blob(
-    State(state): State<AppState>,
-    Path(hash): Path<String>,
-) -> Result<Response, WebError> {
-    let hash: BlobHash = hash
-        .parse()
-        .map_err(|e: atelier_core::media::BadHash| WebError::BadRequest(e.to_string()))?;
-    let bytes = state.blocking(move |r| Ok(r.media_blob(&hash)?)).await?;
-    match bytes {
-        Some(b) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], b).into_response()),
-        None => Err(WebError::NotFound(hash.to_string())),
-    }
 }
 
 pub async fn import_blob(

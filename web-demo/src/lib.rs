@@ -239,7 +239,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media/present", post(api::media_present))
         .route(
             "/media/{hash}",
-            get(api::media_blob)
+            get(media::serve)
                 .post(api::import_blob)
                 .layer(DefaultBodyLimit::max(
                     atelier_core::media::MAX_BLOB_BYTES as usize + 1024,
