@@ -3,6 +3,7 @@
 mod blobs_s3;
 mod cli;
 mod cli_media;
+mod crash;
 mod harness;
 mod media;
 mod replica;

@@ -1,6 +1,7 @@
 //! The `atelier-bench` command line: one module per subcommand.
 
 pub mod corpus;
+pub mod crash;
 pub mod doc_cost;
 pub mod import;
 pub mod loopback;
@@ -44,6 +45,9 @@ pub enum Command {
     /// A fresh office's pull of a corpus with photos through a relay: texts first, thumbnails,
     /// originals; against plain loopback transfers and rsync.
     Media(media::Args),
+    /// `kill -9` loops against the relay during uploads and against an office's replica holder
+    /// during writes: every acknowledged write must survive.
+    Crash(crash::Args),
 }
 
 /// Runs a parsed command line.
@@ -56,5 +60,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync::run(&args),
         Command::Media(args) => media::run(&args),
         Command::DocCost(args) => doc_cost::run(&args),
+        Command::Crash(args) => crash::run(&args),
     }
 }

@@ -191,6 +191,7 @@ impl Office {
 
 /// `atelier-relay serve` as a child process, in a temporary data directory.
 pub struct RelayChild {
+    bin: PathBuf,
     child: Child,
     data: tempfile::TempDir,
     pub addr: SocketAddr,
@@ -213,43 +214,43 @@ impl RelayChild {
         if !status.success() {
             bail!("atelier-relay init failed");
         }
-        let config = data.path().join("relay.toml");
-        std::fs::write(
-            &config,
-            "listen = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
-             log_level = \"warn\"\n",
-        )?;
-        let mut child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().context("relay stdout")?;
-        let (mut addr, mut fingerprint) = (None, None);
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            if let Some(a) = line.split("quic://").nth(1) {
-                addr = Some(a.trim().parse()?);
-            }
-            if let Some(f) = line.trim().strip_prefix("empreinte") {
-                fingerprint = Some(f.trim_start_matches([' ', ':']).trim().parse()?);
-            }
-            if addr.is_some() && fingerprint.is_some() {
-                break;
-            }
-        }
-        let (Some(addr), Some(fingerprint)) = (addr, fingerprint) else {
-            let _ = child.kill();
-            bail!("the relay did not report its address and fingerprint");
-        };
+        let (child, addr, fingerprint) = serve(bin, data.path(), "127.0.0.1:0")?;
         Ok(Self {
+            bin: bin.to_path_buf(),
             child,
             data,
             addr,
             fingerprint,
         })
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The relay's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Waits for the relay process to end after it was killed from outside (`kill -9`).
+    pub fn wait_killed(&mut self) -> anyhow::Result<()> {
+        match wait_for(&mut self.child, RELAY_STOP) {
+            Some(_) => Ok(()),
+            None => bail!("the relay did not die"),
+        }
+    }
+
+    /// Starts the relay again on its data directory, at the same address.
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
+        let (child, addr, fingerprint) =
+            serve(&self.bin, self.data.path(), &self.addr.to_string())?;
+        if addr != self.addr || fingerprint != self.fingerprint {
+            bail!("the restarted relay answers at {addr} as {fingerprint}");
+        }
+        self.child = child;
+        Ok(())
     }
 
     pub fn invite(&self, office: &str) -> anyhow::Result<String> {
@@ -291,6 +292,50 @@ impl RelayChild {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `atelier-relay serve` on the initialised data directory `data`, listening at `listen`;
+/// returns once it printed its address and fingerprint.
+fn serve(
+    bin: &Path,
+    data: &Path,
+    listen: &str,
+) -> anyhow::Result<(Child, SocketAddr, Fingerprint)> {
+    let config = data.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"{listen}\"\nws_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
+             log_level = \"warn\"\n"
+        ),
+    )?;
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("relay stdout")?;
+    let (mut addr, mut fingerprint) = (None, None);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(a) = line.split("quic://").nth(1) {
+            addr = Some(a.trim().parse()?);
+        }
+        if let Some(f) = line.trim().strip_prefix("empreinte") {
+            fingerprint = Some(f.trim_start_matches([' ', ':']).trim().parse()?);
+        }
+        if addr.is_some() && fingerprint.is_some() {
+            break;
+        }
+    }
+    let (Some(addr), Some(fingerprint)) = (addr, fingerprint) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the relay did not report its address and fingerprint");
+    };
+    Ok((child, addr, fingerprint))
 }
 
 impl Drop for RelayChild {
