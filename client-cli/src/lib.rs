@@ -101,6 +101,9 @@ pub enum Command {
     Search(cmd::search::Args),
     /// Photos, plans et documents d'une ressource ; ce que ce poste reçoit.
     Media(cmd::media::Args),
+    /// Affiche un lien de connexion à usage unique vers l'application web de ce réplica.
+    #[command(visible_alias = "ouvrir")]
+    Open(cmd::open::Args),
 }
 
 impl Cli {
@@ -162,6 +165,7 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Status(a) => cmd::status::run(a, ctx, out),
         Command::Serve(a) => cmd::serve::run(a, ctx, out),
         Command::Media(a) => cmd::media::run(a, ctx, out),
+        Command::Open(a) => cmd::open::run(a, ctx, out),
     }
 }
 
