@@ -85,7 +85,7 @@ pub enum Command {
     Import(cmd::import::Args),
     /// Exporte toutes les ressources en JSON Lines.
     Export(cmd::export::Args),
-    /// Reconstruit les index dérivés (liste, références).
+    /// Reconstruit les index dérivés (liste, références, recherche) et complète le catalogue.
     Reindex(cmd::reindex::Args),
     /// Démonstration sur un réplica jetable rempli d'exemples.
     Demo(cmd::demo::Args),

@@ -178,9 +178,7 @@ pub async fn import(
         }]),
     })?;
     let report = state
-        .blocking(move |r| {
-            Ok(r.import(&resources, &mut rand::rngs::OsRng, now_ms(), &mut |_| {})?)
-        })
+        .blocking(move |r| Ok(r.import(&resources, now_ms(), &mut |_| {})?))
         .await?;
     Ok(Json(report).into_response())
 }

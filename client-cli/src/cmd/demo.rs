@@ -32,7 +32,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         .context("création du dossier temporaire de la démonstration")?;
     let dir = tmp.path().join(DEMO_OFFICE);
     let replica = Replica::init(&dir, DEMO_OFFICE.parse()?)?;
-    let seeded = demo::seed(&replica, &mut rand::thread_rng(), ctx.now_ms())?;
+    let seeded = demo::seed(&replica, ctx.now_ms())?;
     writeln!(
         out,
         "Démonstration : réplica de {DEMO_OFFICE} dans « {} ».",
