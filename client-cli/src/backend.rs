@@ -262,10 +262,7 @@ impl Backend for Local {
         resources: &[Resource],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<ImportCounts> {
-        let mut rng = rand::thread_rng();
-        let report = self
-            .replica
-            .import(resources, &mut rng, crate::now_ms(), progress)?;
+        let report = self.replica.import(resources, crate::now_ms(), progress)?;
         Ok(report.into())
     }
 
@@ -286,7 +283,7 @@ impl Backend for Local {
     }
 
     fn reindex(&self) -> anyhow::Result<usize> {
-        let n = self.replica.reindex()?;
+        let n = self.replica.reindex(crate::now_ms())?;
         // The search index is derived too: recreate it empty, then index every resource.
         let dir = self.replica.dir().join(SEARCH_DIR);
         if dir.exists() {

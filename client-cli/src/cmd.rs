@@ -11,6 +11,7 @@ pub mod init;
 pub mod join;
 pub mod list;
 pub mod media;
+pub mod open;
 pub mod reindex;
 pub mod rm;
 pub mod search;

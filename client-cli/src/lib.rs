@@ -85,7 +85,7 @@ pub enum Command {
     Import(cmd::import::Args),
     /// Exporte toutes les ressources en JSON Lines.
     Export(cmd::export::Args),
-    /// Reconstruit les index dérivés (liste, références).
+    /// Reconstruit les index dérivés (liste, références, recherche) et complète le catalogue.
     Reindex(cmd::reindex::Args),
     /// Démonstration sur un réplica jetable rempli d'exemples.
     Demo(cmd::demo::Args),
@@ -101,6 +101,9 @@ pub enum Command {
     Search(cmd::search::Args),
     /// Photos, plans et documents d'une ressource ; ce que ce poste reçoit.
     Media(cmd::media::Args),
+    /// Affiche un lien de connexion à usage unique vers l'application web de ce réplica.
+    #[command(visible_alias = "ouvrir")]
+    Open(cmd::open::Args),
 }
 
 impl Cli {
@@ -162,6 +165,7 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Status(a) => cmd::status::run(a, ctx, out),
         Command::Serve(a) => cmd::serve::run(a, ctx, out),
         Command::Media(a) => cmd::media::run(a, ctx, out),
+        Command::Open(a) => cmd::open::run(a, ctx, out),
     }
 }
 

@@ -9,8 +9,8 @@
 //!
 //! This file holds the replica itself and the operations on one resource; each other concern
 //! has a module of its own: `listing` (the listing and ref indexes, and the indexer that keeps
-//! them), `catalog` (the catalog documents for automerge-repo clients), `import` (import,
-//! export, reindex), `synced` (what the relay held at the last sync, and the sync record: when
+//! them), `catalog` (the catalog documents for automerge-repo clients), `import` (import, its
+//! journal, export, reindex), `synced` (what the relay held at the last sync, and the sync record: when
 //! the last syncs happened, a running watch) and `pending` (the search index's to-do list).
 
 mod catalog;
@@ -147,7 +147,9 @@ impl Replica {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| ReplicaError::NotInitialised(dir.to_path_buf()))?;
-        Ok(Self::with_kv(dir, office, kv))
+        let replica = Self::with_kv(dir, office, kv);
+        replica.finish_interrupted_import()?;
+        Ok(replica)
     }
 
     /// A replica in memory, for tests and simulations.

@@ -1,7 +1,10 @@
 // Real-browser test of the Atelier web app, started by tests/integration/web_browser.rs with
 // two servers (office A = caue-63, office B = caue-15) linked by a pausable test exchange.
 //
-//   node web.test.mjs --a URL --b URL --control URL --a-dir DIR --shots DIR --photos DIR
+//   node web.test.mjs --a URL --b URL --a-login URL --b-login URL --control URL --a-dir DIR
+//                     --shots DIR --photos DIR
+//
+// --a-login and --b-login are one-time login links, as `atelier demo` prints them.
 //
 // Drives Debian's chromium (never a downloaded browser) through playwright-core. Stops at the
 // first failing step, prints "N passed, N failed", exits non-zero on failure.
@@ -11,7 +14,7 @@ import { join } from 'node:path';
 
 const opts = {};
 for (let i = 2; i < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['a', 'b', 'control', 'a-dir', 'shots', 'photos']) {
+for (const k of ['a', 'b', 'a-login', 'b-login', 'control', 'a-dir', 'shots', 'photos']) {
   if (!opts[k]) { console.error(`missing --${k}`); process.exit(2); }
 }
 const A = opts.a, B = opts.b;
@@ -134,6 +137,27 @@ const created = 'Réhabilitation d\u2019une grange en pisé à Billom';
 const original = 'Une grange du XIXe siècle devient une salle associative.';
 
 try {
+  await step('a browser gets in only through the one-time link, which works once', async () => {
+    const stranger = await browser.newContext({ locale: 'fr-FR' });
+    const ps = await stranger.newPage();
+    const denied = await ps.goto(`${A}/`);
+    check(denied.status() === 401, `without login: ${denied.status()}`);
+    await waitText(ps, 'h1', 'Connexion nécessaire');
+    check((await stranger.cookies()).length === 0, 'a cookie was handed out without login');
+    await pa.goto(opts['a-login']);
+    check(pa.url() === `${A}/`, `after login A is at ${pa.url()}`);
+    await pa.locator('#resultats').waitFor();
+    await pb.goto(opts['b-login']);
+    check(pb.url() === `${B}/`, `after login B is at ${pb.url()}`);
+    const cookie = (await ctxA.cookies()).find((c) => c.name.startsWith('atelier_'));
+    check(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', `session cookie ${JSON.stringify(cookie)}`);
+    const replay = await ps.goto(opts['a-login']);
+    check(replay.status() === 401, `the link worked twice: ${replay.status()}`);
+    await waitText(ps, '.lead', 'déjà servi');
+    await shot(ps, '00-connexion');
+    await stranger.close();
+  });
+
   await step('the CLI contract: server.json and the token-protected API', async () => {
     const server = JSON.parse(readFileSync(join(opts['a-dir'], 'server.json'), 'utf8'));
     check(server.url === A, `server.json url ${server.url} != ${A}`);

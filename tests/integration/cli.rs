@@ -10,7 +10,7 @@ use atelier_core::replica::Replica;
 use atelier_core::{jsonl, Resource};
 use serde_json::json;
 
-use crate::harness::{atelier, WebHeld, FIXTURE};
+use crate::harness::{atelier, http_get, WebHeld, FIXTURE};
 
 fn fixture_resources() -> Vec<Resource> {
     jsonl::parse(FIXTURE.as_bytes()).unwrap()
@@ -622,4 +622,54 @@ fn every_command_works_through_the_real_web_app() {
 
     web.stop();
     assert!(!dir.join("server.json").exists());
+}
+
+#[test]
+fn a_browser_logs_in_only_with_the_one_time_link_atelier_open_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    let none = atelier(&dir, &["ouvrir"], "");
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("atelier-web --dir"), "{}", none.stderr);
+
+    let web = WebHeld::start(&dir, "caue-87");
+    let run = |args: &[&str]| atelier(&dir, args, "");
+    run(&[
+        "add",
+        "--kind",
+        "outil",
+        "--title",
+        "Guide du torchis",
+        "--office",
+        "caue-87",
+    ])
+    .ok();
+
+    // Someone who cannot read server.json gets neither the cookie nor the data.
+    let stranger = http_get(&web.url(), None);
+    assert_eq!(stranger.status, 401);
+    assert_eq!(stranger.cookie, None);
+    assert!(!stranger.body.contains("torchis"), "{}", stranger.body);
+    assert!(stranger.body.contains("ouvrir"), "{}", stranger.body);
+
+    // `atelier ouvrir` (the local API, with server.json's token) prints a link that logs in once.
+    let link = run(&["ouvrir", "--page", "/lexique", "--json"]).ok().json();
+    let url = link["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/connexion?jeton=", web.url())),
+        "{url}"
+    );
+    let login = http_get(&url, None);
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert_eq!(login.location.as_deref(), Some("/lexique"));
+    let cookie = login.cookie.expect("the link set no cookie");
+    let list = http_get(&web.url(), Some(&cookie));
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Guide du torchis"));
+    let replayed = http_get(&url, None);
+    assert_eq!(replayed.status, 401, "the link worked twice");
+    assert_eq!(replayed.cookie, None);
+    let printed = run(&["open"]).ok().stdout;
+    assert!(printed.contains("/connexion?jeton="), "{printed}");
+    web.stop();
 }

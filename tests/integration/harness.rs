@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-pub(crate) use cli::{atelier, atelier_async, atelier_bin, crash_bins, Run, WebHeld};
+pub(crate) use cli::{atelier, atelier_async, atelier_bin, crash_bins, http_get, Run, WebHeld};
 pub(crate) use moto::{http, Moto};
 pub(crate) use node::{edit_doc, fetch_media, wait_for, BROWSER};
 pub(crate) use office::{Office, SyncFailed};

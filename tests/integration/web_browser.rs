@@ -52,6 +52,11 @@ fn two_offices_edit_together_in_a_real_browser() {
         ))
         .unwrap();
     let (url_a, url_b) = (live.offices[0].web.url(), live.offices[1].web.url());
+    // What `atelier demo` prints: one-time login links, with which the script logs in.
+    let (login_a, login_b) = (
+        live.offices[0].web.login_url("/"),
+        live.offices[1].web.login_url("/"),
+    );
     let live = Arc::new(live);
     let net = Net(live.clone());
     net.wait_idle();
@@ -67,6 +72,7 @@ fn two_offices_edit_together_in_a_real_browser() {
     let mut child = Command::new("node")
         .arg(BROWSER.script("web.test.mjs"))
         .args(["--a", &url_a, "--b", &url_b, "--control", &control.url()])
+        .args(["--a-login", &login_a, "--b-login", &login_b])
         .arg("--a-dir")
         .arg(a.dir())
         .arg("--shots")

@@ -18,12 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let replica = Arc::new(Replica::init(dir.path(), office.parse()?)?);
     let text = std::fs::read(&file).with_context(|| file.clone())?;
     let resources = atelier_core::jsonl::parse(text.as_slice())?;
-    let report = replica.import(
-        &resources,
-        &mut rand::rngs::OsRng,
-        1_700_000_000_000,
-        &mut |_| {},
-    )?;
+    let report = replica.import(&resources, 1_700_000_000_000, &mut |_| {})?;
     println!("{report:?}");
     let listen = std::env::var("LISTEN")
         .unwrap_or_else(|_| "127.0.0.1:8063".into())

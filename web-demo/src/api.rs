@@ -19,6 +19,7 @@
 //! | `POST /api/media/{hash}` | the blob's bytes | 204; 422 if they do not have that hash (an import's media folder) |
 //! | `GET /api/media-policy`, `PUT /api/media-policy` | `MediaPolicy` | `MediaPolicy` |
 //! | `GET /api/media-status` | | `MediaStatus`: blobs still to receive and to send |
+//! | `POST /api/login-link` | `{"suite": "/…"}` (optional) | `{"path": "/connexion?jeton=…", "expires_in_s"}`; bearer token only (`auth::mint_link`) |
 //!
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
@@ -178,9 +179,7 @@ pub async fn import(
         }]),
     })?;
     let report = state
-        .blocking(move |r| {
-            Ok(r.import(&resources, &mut rand::rngs::OsRng, now_ms(), &mut |_| {})?)
-        })
+        .blocking(move |r| Ok(r.import(&resources, now_ms(), &mut |_| {})?))
         .await?;
     Ok(Json(report).into_response())
 }

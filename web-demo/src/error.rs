@@ -36,6 +36,12 @@ pub enum WebError {
     /// A page sent a form without the session cookie (the server restarted since it loaded).
     #[error("form sent without a session")]
     SessionExpired,
+    /// A page was asked for by a browser that has not logged in (shown as the login page).
+    #[error("page asked for without a session")]
+    LoginRequired,
+    /// A login link that is unknown, already used or expired (shown as the login page).
+    #[error("login link unknown, used or expired")]
+    LinkSpent,
     /// Anything else: logged in full, shown as a generic French message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,7 +65,7 @@ impl WebError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::LoginRequired | Self::LinkSpent => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::SessionExpired => StatusCode::FORBIDDEN,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,7 +90,13 @@ impl WebError {
             }
             Self::Forbidden => "Accès refusé : la demande ne vient pas de cette application.".into(),
             Self::SessionExpired => {
-                "Votre session a expiré (le serveur a peut-être redémarré) : rechargez la page, puis recommencez.".into()
+                "Votre session a expiré (le serveur a peut-être redémarré) : rechargez la page, reconnectez-vous si elle le demande, puis recommencez.".into()
+            }
+            Self::LoginRequired => {
+                "Pour protéger les fiches de l'office, cette application ne s'ouvre qu'avec un lien de connexion à usage unique.".into()
+            }
+            Self::LinkSpent => {
+                "Ce lien de connexion a déjà servi ou a expiré : chaque lien ne sert qu'une fois.".into()
             }
             Self::Internal(_) => {
                 "Une erreur inattendue est survenue ; rien n'a été perdu de ce qui était déjà enregistré. Réessayez, et si cela se reproduit, signalez-le.".into()

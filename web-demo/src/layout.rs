@@ -132,6 +132,53 @@ pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> Markup
     )
 }
 
+/// The page a browser without the session gets: what happened (`message`) and how to get a
+/// login link. No script (it would open the live events, which need the session), no data of
+/// the replica but the office's name.
+pub fn login_page(state: &AppState, message: &str) -> Markup {
+    let office_name = fr::office_name(state.replica().office());
+    let ttl_min = crate::auth::LOGIN_LINK_TTL.as_secs() / 60;
+    // The replica's folder is worth showing only to someone at this computer.
+    let dir = state.replica().dir();
+    let dir = if state.loopback_only() && !dir.as_os_str().is_empty() {
+        dir.display().to_string()
+    } else {
+        "DOSSIER_DU_REPLICA".to_string()
+    };
+    html! {
+        (DOCTYPE)
+        html lang="fr" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Connexion nécessaire — Atelier, " (office_name) }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body data-page="connexion" {
+                header.top {
+                    div.brand {
+                        span { span.logo aria-hidden="true" { "◧" } " Atelier" }
+                        span.office { (office_name) }
+                    }
+                }
+                main id="contenu" {
+                    section.error-page.login-page {
+                        h1 { "Connexion nécessaire" }
+                        p.lead { (message) }
+                        p { "Sur l'ordinateur où tourne Atelier, lancez dans un terminal :" }
+                        pre { code { "atelier --dir " (dir) " ouvrir" } }
+                        p {
+                            "puis ouvrez le lien qu'elle affiche. Le lien affiché au démarrage d'atelier-web (ou d'« atelier demo ») convient aussi s'il n'a pas encore servi ; un lien expire au bout de "
+                            (ttl_min) " minutes."
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A `<time>` the script shows in local time; the text is UTC for browsers without script.
 pub fn time(seconds: i64) -> Markup {
     let dt = time::OffsetDateTime::from_unix_timestamp(seconds)

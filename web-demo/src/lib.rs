@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Access (see `auth`): `<replica dir>/server.json` holds the URL and a bearer token for the
-//! CLI; pages get a per-server session cookie on load, which the API also accepts, together with
-//! same-origin checks. Every mutating page route needs that cookie.
+//! CLI; a browser logs in with a one-time link minted from that token (printed at start, by
+//! `atelier ouvrir`, by the demo) and gets a per-server session cookie, which the API also
+//! accepts from the server's own origin. Without it, every page is the login page.
 
 pub mod api;
 pub mod auth;
@@ -79,6 +80,10 @@ pub struct WebConfig {
     pub search: Option<Arc<dyn SearchBackend>>,
     /// Whether to write `<replica dir>/server.json` (skipped anyway for in-memory replicas).
     pub write_server_file: bool,
+    /// Allows a `listen` address other computers can reach, over plain HTTP: anyone on the
+    /// network who gets a login link, or sees the traffic, reads and writes the replica. Without
+    /// it, `spawn` refuses a non-loopback address.
+    pub insecure_lan: bool,
 }
 
 impl Default for WebConfig {
@@ -88,6 +93,7 @@ impl Default for WebConfig {
             sync: None,
             search: None,
             write_server_file: true,
+            insecure_lan: false,
         }
     }
 }
@@ -154,9 +160,11 @@ impl AppState {
         &self.0.tokens.api
     }
 
-    /// The session cookie (`name=value`) pages receive, for tests that act as a page.
-    pub fn session_cookie(&self) -> String {
-        format!("{}={}", self.0.tokens.cookie_name, self.0.tokens.session)
+    /// The path of a new one-time login link (`/connexion?jeton=…`) that opens `next` once
+    /// logged in; valid for [`auth::LOGIN_LINK_TTL`].
+    pub fn login_path(&self, next: &str) -> String {
+        let token = self.0.tokens.mint_link(std::time::Instant::now());
+        auth::login_path(&token, next)
     }
 
     pub(crate) fn tokens(&self) -> &auth::Tokens {
@@ -250,6 +258,7 @@ pub fn router(state: AppState) -> Router {
             get(api::media_policy).put(api::set_media_policy),
         )
         .route("/media-status", get(api::media_status))
+        .route("/login-link", post(auth::mint_link))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -300,14 +309,16 @@ pub fn router(state: AppState) -> Router {
         .route("/lexique", get(pages::lexicon::page))
         .route("/events", get(events::stream))
         .route("/assets/{file}", get(assets::serve))
+        .route(auth::LOGIN_PATH, get(auth::login))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            error_pages::page_errors,
+            auth::session,
         ))
+        // Outside the session check, so a refusal is drawn as a page (the login page) too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::session,
+            error_pages::page_errors,
         ));
     Router::new()
         .nest("/api", api)
@@ -379,7 +390,11 @@ mod error_pages {
         }
         let message = message_of(&response);
         let (parts, _) = response.into_parts();
-        let page = crate::layout::error_page(&state, status, &message.message);
+        let page = if status == StatusCode::UNAUTHORIZED {
+            crate::layout::login_page(&state, &message.message)
+        } else {
+            crate::layout::error_page(&state, status, &message.message)
+        };
         let mut out = (status, page).into_response();
         for (k, v) in parts
             .headers
@@ -454,9 +469,16 @@ impl WebHandle {
         self.local_addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`: the address to reach the server from this computer (loopback
+    /// when it listens on every interface).
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        local_url(self.local_addr)
+    }
+
+    /// A new one-time login link (`http://…/connexion?jeton=…`) that opens `next` (a path such
+    /// as `/`) once logged in.
+    pub fn login_url(&self, next: &str) -> String {
+        format!("{}{}", self.url(), self.state.login_path(next))
     }
 
     /// The bearer token of the API (also in `server.json`).
@@ -484,9 +506,31 @@ impl WebHandle {
     }
 }
 
-/// Binds `config.listen`, writes `server.json`, and serves `replica` until `shutdown`.
+/// `http://ADDR`, with loopback for an address that means every interface.
+fn local_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Refuses a `listen` address other computers can reach unless `insecure_lan` says so, binds it,
+/// writes `server.json`, and serves `replica` until `shutdown`.
 pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<WebHandle> {
     use anyhow::Context as _;
+    if !config.listen.ip().is_loopback() && !config.insecure_lan {
+        anyhow::bail!(
+            "l'adresse {} est joignable depuis d'autres ordinateurs, et l'application web ne parle \
+             pas encore HTTPS : n'importe qui sur le réseau pourrait lire ou intercepter les \
+             fiches. Écoutez sur 127.0.0.1 (par défaut), ou ajoutez --insecure-lan si ce réseau \
+             est sûr et que vous acceptez ce risque.",
+            config.listen
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("impossible d'écouter sur {}", config.listen))?;
@@ -496,7 +540,7 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
         Some(
             auth::ServerFile::write(
                 replica.dir(),
-                &format!("http://{local_addr}"),
+                &local_url(local_addr),
                 state.api_token(),
                 replica.office(),
             )
@@ -520,7 +564,7 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
         }
     });
     tasks.spawn(events::poll_sync(state.clone()));
-    tracing::info!(url = %format!("http://{local_addr}"), office = %replica.office(), "web app listening");
+    tracing::info!(url = %local_url(local_addr), office = %replica.office(), "web app listening");
     Ok(WebHandle {
         local_addr,
         state,

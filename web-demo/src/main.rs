@@ -13,7 +13,8 @@ use clap::Parser;
 ///
 /// Le serveur n'écoute que sur cet ordinateur (127.0.0.1) sauf si --listen dit autre chose. Il
 /// écrit DIR/server.json (adresse et jeton d'accès) pour la commande « atelier », et l'efface en
-/// s'arrêtant (Ctrl+C).
+/// s'arrêtant (Ctrl+C). Le navigateur s'y connecte par un lien à usage unique : celui affiché au
+/// démarrage, ou un nouveau avec « atelier --dir DIR ouvrir ».
 #[derive(Debug, Parser)]
 #[command(
     name = "atelier-web",
@@ -29,6 +30,10 @@ struct Args {
     /// Adresse d'écoute (par défaut 127.0.0.1:8063).
     #[arg(long, value_name = "ADRESSE", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)), hide_default_value = true)]
     listen: SocketAddr,
+    /// Accepter une adresse --listen joignable depuis le réseau, sans chiffrement (HTTP) : à
+    /// réserver à un réseau de confiance.
+    #[arg(long)]
+    insecure_lan: bool,
     /// Afficher cette aide.
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -70,13 +75,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = WebConfig {
         listen: args.listen,
         search,
+        insecure_lan: args.insecure_lan,
         ..WebConfig::default()
     };
     let handle = atelier_web::spawn(replica.clone(), config).await?;
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "Attention : l'application écoute sur {} sans chiffrement (--insecure-lan). Sur ce \
+             réseau, quiconque voit passer les échanges ou obtient un lien de connexion peut lire \
+             et modifier les fiches.",
+            args.listen
+        );
+    }
     println!(
-        "Atelier ({}) : ouvrez {} dans votre navigateur. Ctrl+C pour arrêter.",
+        "Atelier ({}) : ouvrez ce lien dans votre navigateur (il sert une fois, pendant {} minutes) :\n  {}\nPour un nouveau lien : atelier --dir {} ouvrir. Ctrl+C pour arrêter.",
         replica.office(),
-        handle.url()
+        atelier_web::auth::LOGIN_LINK_TTL.as_secs() / 60,
+        handle.login_url("/"),
+        args.dir.display()
     );
     stop_requested().await?;
     println!("Arrêt…");

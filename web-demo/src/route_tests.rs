@@ -19,6 +19,73 @@ struct App {
     state: AppState,
     replica: Arc<Replica>,
     ecole: DocumentId,
+    /// The session cookie (`name=value`), got on first use by following a login link.
+    cookie: tokio::sync::OnceCell<String>,
+}
+
+impl App {
+    fn new(state: AppState, replica: Arc<Replica>, ecole: DocumentId) -> Self {
+        Self {
+            state,
+            replica,
+            ecole,
+            cookie: Default::default(),
+        }
+    }
+
+    /// The session cookie, as a browser gets it: by opening a one-time login link.
+    async fn cookie(&self) -> String {
+        self.cookie
+            .get_or_init(|| async {
+                let link = self.state.login_path("/");
+                let a = get_as(self, &link, None).await;
+                assert_eq!(a.status, StatusCode::SEE_OTHER, "login: {}", a.body);
+                set_cookie(&a)
+            })
+            .await
+            .clone()
+    }
+}
+
+/// The `name=value` of the cookie an answer sets.
+fn set_cookie(a: &Answer) -> String {
+    let set = a
+        .headers
+        .get(header::SET_COOKIE)
+        .expect("no cookie set")
+        .to_str()
+        .unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+/// A GET with this cookie only (or none), as a browser's navigation sends it (no `Origin`).
+async fn get_as(app: &App, uri: &str, cookie: Option<&str>) -> Answer {
+    let mut req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "127.0.0.1:8063");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    answer(
+        router(app.state.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn answer(response: axum::response::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
 }
 
 fn app() -> App {
@@ -40,11 +107,7 @@ fn app() -> App {
         )
         .unwrap();
     let state = AppState::new(replica.clone(), &WebConfig::default());
-    App {
-        state,
-        replica,
-        ecole,
-    }
+    App::new(state, replica, ecole)
 }
 
 struct Answer {
@@ -60,8 +123,13 @@ impl Answer {
 }
 
 enum Auth {
+    /// No credentials: someone who has not logged in.
     None,
+    /// The bearer token of `server.json` (the CLI).
     Token,
+    /// The session cookie alone, as a navigation sends it.
+    Browse,
+    /// The session cookie and the page's own `Origin`, as a form or the pages' script sends them.
     Page,
 }
 
@@ -85,33 +153,28 @@ async fn call(
                 format!("Bearer {}", app.state.api_token()),
             )
         }
+        Auth::Browse => req = req.header(header::COOKIE, app.cookie().await),
         Auth::Page => {
             req = req
-                .header(header::COOKIE, app.state.session_cookie())
+                .header(header::COOKIE, app.cookie().await)
                 .header(header::ORIGIN, "http://127.0.0.1:8063")
         }
     }
     if let Some(ct) = content_type {
         req = req.header(header::CONTENT_TYPE, ct);
     }
-    let response = router(app.state.clone())
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    answer(
+        router(app.state.clone())
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
+/// A page as a logged-in browser gets it.
 async fn get(app: &App, uri: &str) -> Answer {
-    call(app, Method::GET, uri, Auth::None, None, Body::empty()).await
+    call(app, Method::GET, uri, Auth::Browse, None, Body::empty()).await
 }
 
 async fn api(app: &App, method: Method, uri: &str, body: Value) -> Answer {
@@ -156,23 +219,14 @@ fn page_of(id: &DocumentId) -> String {
 }
 
 #[tokio::test]
-async fn every_page_renders_in_french_and_sets_the_session_cookie() {
+async fn every_page_renders_in_french_once_logged_in() {
     let app = app();
     let p = page_of(&app.ecole);
     let list = get(&app, "/").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.body.contains("École en pisé") && list.body.contains("Guide de la lauze"));
     assert!(list.body.contains("Filière de construction") && list.body.contains("Terre crue"));
-    let cookie = list
-        .headers
-        .get(header::SET_COOKIE)
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
+    assert!(!list.headers.contains_key(header::SET_COOKIE));
     for (uri, expect) in [
         (p.clone(), "Équipements publics"),
         (p.clone(), "2\u{202f}600\u{202f}000 € HT"),
@@ -509,11 +563,7 @@ async fn the_fragment_highlights_the_words_found_with_the_full_text_index() {
         ..WebConfig::default()
     };
     let state = AppState::new(replica.clone(), &config);
-    let app = App {
-        state,
-        replica,
-        ecole,
-    };
+    let app = App::new(state, replica, ecole);
     let a = get(&app, "/fragments/resultats?q=terre").await;
     assert!(a.body.contains("<mark>terre</mark>"), "{}", a.body);
     assert!(!a.body.contains("<b>"), "{}", a.body);
@@ -568,7 +618,7 @@ async fn mutating_pages_need_the_session_and_the_same_origin() {
         .method(Method::POST)
         .uri(&p)
         .header(header::HOST, "127.0.0.1:8063")
-        .header(header::COOKIE, app.state.session_cookie())
+        .header(header::COOKIE, app.cookie().await)
         .header(header::ORIGIN, "http://evil.example")
         .body(Body::empty())
         .unwrap();
@@ -949,7 +999,7 @@ async fn live_splices_merge_with_changes_the_page_has_not_seen() {
     .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let without_session = call(&app, Method::GET, &texte, Auth::None, None, Body::empty()).await;
-    assert_eq!(without_session.status, StatusCode::FORBIDDEN);
+    assert_eq!(without_session.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -959,6 +1009,7 @@ async fn events_start_with_the_sync_state_then_carry_changes() {
     let req = Request::builder()
         .uri("/events")
         .header(header::HOST, "127.0.0.1:8063")
+        .header(header::COOKIE, app.cookie().await)
         .body(Body::empty())
         .unwrap();
     let response = router(app.state.clone()).oneshot(req).await.unwrap();
@@ -1006,13 +1057,35 @@ async fn spawn_writes_server_json_and_shutdown_removes_it() {
     assert_eq!(file["token"], handle.api_token());
     assert_eq!(file["pid"], std::process::id());
     assert!(handle.local_addr().ip().is_loopback());
-    // A live event stream does not hold shutdown back.
+    // A live event stream (of a browser logged in with the server's link) does not hold
+    // shutdown back.
+    let link = handle.login_url("/");
+    let path = link.trim_start_matches(&handle.url());
+    let mut login = tokio::net::TcpStream::connect(handle.local_addr())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut login,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut login, &mut head)
+        .await
+        .unwrap();
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_string();
     let mut sse = tokio::net::TcpStream::connect(handle.local_addr())
         .await
         .unwrap();
     tokio::io::AsyncWriteExt::write_all(
         &mut sse,
-        b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        format!("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();
@@ -1025,4 +1098,189 @@ async fn spawn_writes_server_json_and_shutdown_removes_it() {
         .await
         .expect("shutdown hangs");
     assert!(!dir.path().join("server.json").exists());
+}
+
+#[tokio::test]
+async fn a_browser_that_has_not_logged_in_gets_the_login_page_no_cookie_and_no_data() {
+    let app = app();
+    let p = page_of(&app.ecole);
+    for uri in [
+        "/".to_string(),
+        "/?q=pise".into(),
+        "/fragments/resultats".into(),
+        p.clone(),
+        format!("{p}/modifier"),
+        format!("{p}/texte"),
+        "/ressources/ev-1".into(),
+        "/lexique".into(),
+        "/events".into(),
+        format!("/media/{}", "00".repeat(32)),
+        "/pas-de-page".into(),
+    ] {
+        let a = get_as(&app, &uri, None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(!a.headers.contains_key(header::SET_COOKIE), "{uri}");
+        assert!(
+            !a.body.contains("pisé") && !a.body.contains("lauze"),
+            "{uri} shows data"
+        );
+        assert!(
+            a.body.contains("Connexion nécessaire") && a.body.contains("ouvrir"),
+            "{uri}: {}",
+            a.body
+        );
+    }
+    // A made-up link is no better, nor a cookie of another server.
+    let forged = get_as(&app, &crate::auth::login_path(&"ab".repeat(32), "/"), None).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert!(!forged.headers.contains_key(header::SET_COOKIE));
+    let other = AppState::new(app.replica.clone(), &WebConfig::default());
+    let other = App::new(other, app.replica.clone(), app.ecole);
+    let foreign = get_as(&app, "/", Some(&other.cookie().await)).await;
+    assert_eq!(foreign.status, StatusCode::UNAUTHORIZED);
+    // The login page's style still loads.
+    assert_eq!(
+        get_as(&app, "/assets/app.css", None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_login_link_logs_in_once_and_goes_to_the_page_asked_for() {
+    let app = app();
+    let link = app.state.login_path("/ressources/ev-1?onglet=1");
+    let first = get_as(&app, &link, None).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert_eq!(first.headers[header::LOCATION], "/ressources/ev-1?onglet=1");
+    let set = first.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+        "{set}"
+    );
+    let cookie = set_cookie(&first);
+    let page = get_as(&app, "/ressources/ev-1", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("École en pisé"));
+
+    // Used once: another browser gets no cookie, only the login page saying so.
+    let again = get_as(&app, &link, None).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(!again.headers.contains_key(header::SET_COOKIE));
+    assert!(again.body.contains("déjà servi"), "{}", again.body);
+    // The same browser clicking it twice just goes on.
+    let twice = get_as(&app, &link, Some(&cookie)).await;
+    assert_eq!(twice.status, StatusCode::SEE_OTHER);
+    assert!(!twice.headers.contains_key(header::SET_COOKIE));
+
+    // Only this server's paths are followed after login.
+    for (suite, expect) in [
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/lexique", "/lexique"),
+    ] {
+        let link = app.state.login_path(suite);
+        let a = get_as(&app, &link, None).await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{suite}");
+        assert_eq!(a.headers[header::LOCATION], expect, "{suite}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_takes_the_cookie_only_with_this_servers_origin() {
+    let app = app();
+    let cookie = app.cookie().await;
+    let api_get = |origin: Option<&'static str>| {
+        let mut req = Request::builder()
+            .uri("/api/resources")
+            .header(header::HOST, "127.0.0.1:8063")
+            .header(header::COOKIE, cookie.clone());
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        router(app.state.clone()).oneshot(req.body(Body::empty()).unwrap())
+    };
+    // A local process replaying the cookie without an Origin, or a page of another port.
+    assert_eq!(api_get(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        api_get(Some("http://127.0.0.1:9999"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api_get(Some("http://127.0.0.1:8063"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            "/api/resources",
+            Auth::Token,
+            None,
+            Body::empty()
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    // Links are minted with the bearer token only (what `atelier ouvrir` does), not by a page.
+    let by_page = call(
+        &app,
+        Method::POST,
+        "/api/login-link",
+        Auth::Page,
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(by_page.status, StatusCode::UNAUTHORIZED);
+    let minted = api(
+        &app,
+        Method::POST,
+        "/api/login-link",
+        json!({"suite": "/lexique"}),
+    )
+    .await;
+    assert_eq!(minted.status, StatusCode::OK, "{}", minted.body);
+    assert_eq!(
+        minted.json()["expires_in_s"],
+        crate::auth::LOGIN_LINK_TTL.as_secs()
+    );
+    let path = minted.json()["path"].as_str().unwrap().to_string();
+    assert!(path.starts_with("/connexion?jeton="), "{path}");
+    let used = get_as(&app, &path, None).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER);
+    assert_eq!(used.headers[header::LOCATION], "/lexique");
+    assert_eq!(
+        get_as(&app, &path, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_listener_reachable_from_the_network_needs_insecure_lan() {
+    let replica = Arc::new(Replica::in_memory("caue-63".parse().unwrap()));
+    let lan = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let refused = crate::spawn(replica.clone(), WebConfig::listening_on(lan)).await;
+    let message = format!("{:#}", refused.err().expect("listened on the network"));
+    assert!(message.contains("--insecure-lan"), "{message}");
+    let config = WebConfig {
+        insecure_lan: true,
+        ..WebConfig::listening_on(lan)
+    };
+    let handle = crate::spawn(replica, config).await.unwrap();
+    assert!(
+        handle.url().starts_with("http://127.0.0.1:"),
+        "{}",
+        handle.url()
+    );
+    assert!(handle.login_url("/").contains("/connexion?jeton="));
+    handle.shutdown().await;
 }

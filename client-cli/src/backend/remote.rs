@@ -7,7 +7,8 @@
 //! `POST /api/resources/{id}/edits` `{"edits":[Edit…]}` → `{"fields":[…]}`;
 //! `DELETE /api/resources/{id}`; `GET /api/resources/{id}/history` → `[HistoryEntry]`;
 //! `POST /api/import` (JSONL text) → `{"created","updated","unchanged"}`, or 422;
-//! `GET /api/export` → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`). Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
+//! `GET /api/export` → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`);
+//! `POST /api/login-link` `{"suite"}` → `{"path","expires_in_s"}` (for `open`). Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
 
 use std::fmt;
 use std::io::Write;
@@ -91,6 +92,14 @@ impl RemoteError {
     }
 }
 
+/// A login link for a browser: `http://…/connexion?jeton=…`, single use.
+#[derive(Debug, Clone)]
+pub struct LoginLink {
+    pub url: String,
+    /// How long it stays valid.
+    pub expires_in_s: u64,
+}
+
 /// The server that holds the replica.
 pub struct Remote {
     dir: PathBuf,
@@ -117,6 +126,25 @@ impl Remote {
     /// process keeps up to date.
     pub fn sync_record(&self) -> anyhow::Result<SyncRecord> {
         self.json("GET", "/api/sync-record", None)
+    }
+
+    /// A new one-time login link for a browser, minted by the server (`POST /api/login-link`),
+    /// that opens `page` once logged in.
+    pub fn login_link(&self, page: &str) -> anyhow::Result<LoginLink> {
+        #[derive(Deserialize)]
+        struct Minted {
+            path: String,
+            expires_in_s: u64,
+        }
+        let minted: Minted = self.json(
+            "POST",
+            "/api/login-link",
+            Some(Body::Json(json!({ "suite": page }))),
+        )?;
+        Ok(LoginLink {
+            url: self.url(&minted.path),
+            expires_in_s: minted.expires_in_s,
+        })
     }
 
     fn url(&self, path: &str) -> String {

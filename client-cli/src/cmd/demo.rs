@@ -32,7 +32,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         .context("création du dossier temporaire de la démonstration")?;
     let dir = tmp.path().join(DEMO_OFFICE);
     let replica = Replica::init(&dir, DEMO_OFFICE.parse()?)?;
-    let seeded = demo::seed(&replica, &mut rand::thread_rng(), ctx.now_ms())?;
+    let seeded = demo::seed(&replica, ctx.now_ms())?;
     writeln!(
         out,
         "Démonstration : réplica de {DEMO_OFFICE} dans « {} ».",
@@ -107,9 +107,18 @@ fn serve(
             live.relay.quic_addr(),
             live.relay.ws_addr()
         )?;
-        writeln!(out, "Ouvrez les deux offices dans votre navigateur :")?;
+        writeln!(
+            out,
+            "Ouvrez les deux offices dans votre navigateur (chaque lien sert une fois, pendant {} minutes) :",
+            atelier_web::auth::LOGIN_LINK_TTL.as_secs() / 60
+        )?;
         for office in &live.offices {
-            writeln!(out, "  {}  {}", office.office, office.web.url())?;
+            writeln!(out, "  {}  {}", office.office, office.web.login_url("/"))?;
+            writeln!(
+                out,
+                "           (nouveau lien : atelier --dir {} ouvrir)",
+                office.replica.dir().display()
+            )?;
         }
         writeln!(
             out,

@@ -7,8 +7,9 @@ use serde_json::json;
 use super::write_json;
 use crate::{backend, Ctx};
 
-/// Reconstruit les index dérivés (liste, références) à partir des documents. Sans risque : les
-/// documents ne sont pas modifiés.
+/// Reconstruit les index dérivés (liste, références, recherche) à partir des documents, et
+/// complète le catalogue des clients automerge-repo. Sans risque : les fiches ne sont pas
+/// modifiées.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Affiche le résultat en JSON : {"documents": N}.

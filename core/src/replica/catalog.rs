@@ -155,6 +155,17 @@ impl CatalogEntry {
         }
     }
 
+    /// What the listing index says of a resource (no document to load).
+    pub(super) fn of_listing(e: &super::ListingEntry) -> Self {
+        Self {
+            kind: e.kind.clone(),
+            office: e.office.clone(),
+            title: e.title.clone(),
+            created: e.created_at,
+            deleted: e.deleted,
+        }
+    }
+
     pub(super) fn of(s: &Stored) -> Self {
         Self {
             kind: s.resource.kind.clone(),

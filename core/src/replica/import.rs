@@ -1,14 +1,22 @@
 //! Import, export and reindex: the operations over the whole corpus.
+//!
+//! An import is written one document at a time (on several threads), then the catalog, so a
+//! crash could leave documents the catalog never lists. A journal key
+//! (`keys::META_IMPORT_JOURNAL`: the ids of every document the import writes) is flushed before
+//! the first document and removed after the catalog; `Replica::open` finds a journal left by a
+//! crash and completes the catalog for the documents written. Ids are a function of the input
+//! (a line's `ref`, or the batch's content hash and the line's position), so running the same
+//! import again after a crash writes the rest into the same documents: nothing is duplicated.
 
-use rand::RngCore;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::card::content_hash;
 use crate::document;
 use crate::ids::DocumentId;
 use crate::par;
 use crate::resource::Resource;
-use crate::store::keys::{self, content_key};
+use crate::store::keys::{self, content_key, META_IMPORT_JOURNAL};
 use crate::store::Batch;
 
 use super::{ref_id, CatalogEntry, ListFilter, Replica, ReplicaError};
@@ -28,24 +36,38 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
+/// The document id of each resource of an import: its `ref`'s, or for a line without one, an id
+/// derived from the content of the whole batch and the line's position, so the same file
+/// imported again (after a crash, or by mistake) lands on the same documents.
+pub fn import_ids(resources: &[Resource]) -> Vec<DocumentId> {
+    let mut batch = Sha256::new();
+    for r in resources {
+        batch.update(content_hash(r));
+    }
+    let batch = hex::encode(&batch.finalize()[..16]);
+    resources
+        .iter()
+        .enumerate()
+        .map(|(line, r)| match &r.ref_ {
+            Some(reference) => ref_id(reference),
+            None => DocumentId::derived(&format!("atelier/import/{batch}/{line}")),
+        })
+        .collect()
+}
+
 impl Replica {
     /// Writes every valid resource into its document (import): new refs are created, known refs
     /// updated field by field, unchanged ones left alone. The caller validated the whole input.
+    /// Ids come from [`import_ids`]; a journal makes a crash recoverable (see the module doc).
     pub fn import(
         &self,
         resources: &[Resource],
-        rng: &mut impl RngCore,
         now_ms: i64,
         progress: &mut dyn FnMut(usize),
     ) -> Result<ImportReport, ReplicaError> {
-        // Ids are drawn in input order, whichever thread then writes each document.
-        let ids: Vec<DocumentId> = resources
-            .iter()
-            .map(|r| match &r.ref_ {
-                Some(reference) => ref_id(reference),
-                None => DocumentId::random(rng),
-            })
-            .collect();
+        let ids = import_ids(resources);
+        self.kv.apply(journal(&ids, now_ms))?;
+        self.store.flush()?;
         let outcomes = self.upsert_all(&ids, resources, now_ms, progress)?;
         let mut report = ImportReport::default();
         let mut created = Vec::new();
@@ -61,7 +83,38 @@ impl Replica {
         }
         self.catalog_add(&created, now_ms)?;
         self.store.flush()?;
+        let mut done = Batch::default();
+        done.remove(META_IMPORT_JOURNAL.to_vec());
+        self.kv.apply(done)?;
+        self.store.flush()?;
         Ok(report)
+    }
+
+    /// Completes an import a crash cut short (called by `open`): every journaled document that
+    /// was written gets its catalog entry, then the journal goes. Documents not written yet are
+    /// written by running the same import again, into the same ids.
+    pub(super) fn finish_interrupted_import(&self) -> Result<(), ReplicaError> {
+        let Some(bytes) = self.kv.get(META_IMPORT_JOURNAL)? else {
+            return Ok(());
+        };
+        let (now_ms, ids) = read_journal(&bytes);
+        let mut written = Vec::new();
+        for id in ids {
+            if self.store.contains(&id)? {
+                written.push(id);
+            }
+        }
+        tracing::warn!(
+            written = written.len(),
+            "an import was cut short: its written documents are added to the catalog; run it again to write the rest"
+        );
+        self.catalog_add_loaded(&written, now_ms)?;
+        self.store.flush()?;
+        let mut done = Batch::default();
+        done.remove(META_IMPORT_JOURNAL.to_vec());
+        self.kv.apply(done)?;
+        self.store.flush()?;
+        Ok(())
     }
 
     /// Every live resource in FORMAT.md JSON, sorted by ref then title.
@@ -90,8 +143,9 @@ impl Replica {
         Ok(())
     }
 
-    /// Rebuilds the listing and ref indexes from the documents.
-    pub fn reindex(&self) -> Result<usize, ReplicaError> {
+    /// Rebuilds the listing and ref indexes from the documents, then adds to the catalog every
+    /// resource it lacks (a lost shard is written again); `now_ms` dates those catalog changes.
+    pub fn reindex(&self, now_ms: i64) -> Result<usize, ReplicaError> {
         let mut stale = Batch::default();
         for prefix in [keys::LISTING, keys::REFS, keys::CONTENT] {
             self.kv.for_each_prefix(&[prefix], &mut |k, _| {
@@ -108,6 +162,15 @@ impl Replica {
         for id in &ids {
             self.store.reindex(id)?;
         }
+        let listed = self.list(&ListFilter {
+            include_deleted: true,
+            ..ListFilter::default()
+        })?;
+        let entries: Vec<(DocumentId, CatalogEntry)> = listed
+            .iter()
+            .map(|e| (e.id, CatalogEntry::of_listing(e)))
+            .collect();
+        self.catalog_add(&entries, now_ms)?;
         self.store.flush()?;
         Ok(ids.len())
     }
@@ -176,6 +239,35 @@ impl Replica {
     }
 }
 
+/// The journal of an import about to write `ids` at `now_ms`.
+fn journal(ids: &[DocumentId], now_ms: i64) -> Batch {
+    let mut value = Vec::with_capacity(8 + 16 * ids.len());
+    value.extend_from_slice(&now_ms.to_be_bytes());
+    for id in ids {
+        value.extend_from_slice(id.as_bytes());
+    }
+    let mut batch = Batch::default();
+    batch.put(META_IMPORT_JOURNAL.to_vec(), value);
+    batch
+}
+
+/// The time and ids of a journal (a truncated tail is ignored: the journal is written in one
+/// atomic batch, so there is none).
+fn read_journal(bytes: &[u8]) -> (i64, Vec<DocumentId>) {
+    let now_ms = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_be_bytes)
+        .unwrap_or(0);
+    let ids = bytes
+        .get(8..)
+        .unwrap_or_default()
+        .chunks_exact(16)
+        .filter_map(|c| c.try_into().ok().map(DocumentId::from_bytes))
+        .collect();
+    (now_ms, ids)
+}
+
 pub(super) enum Upsert {
     Created,
     Updated,
@@ -186,31 +278,25 @@ pub(super) enum Upsert {
 mod tests {
     use super::super::tests::resource;
     use super::*;
+    use crate::store::{Kv, SledKv, StoreError};
     use automerge::ReadDoc;
-    use rand::SeedableRng;
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn import_same_ref_twice_updates_and_catalog_lists_it() {
         let r = Replica::in_memory("caue-63".parse().unwrap());
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let v1 = resource(json!({"ref":"x","kind":"outil","title":"Guide","office":"caue-63"}));
         let v2 =
             resource(json!({"ref":"x","kind":"outil","title":"Guide du pisé","office":"caue-63"}));
         assert_eq!(
-            r.import(std::slice::from_ref(&v1), &mut rng, 0, &mut |_| {})
+            r.import(std::slice::from_ref(&v1), 0, &mut |_| {})
                 .unwrap()
                 .created,
             1
         );
-        assert_eq!(
-            r.import(&[v1], &mut rng, 0, &mut |_| {}).unwrap().unchanged,
-            1
-        );
-        assert_eq!(
-            r.import(&[v2], &mut rng, 0, &mut |_| {}).unwrap().updated,
-            1
-        );
+        assert_eq!(r.import(&[v1], 0, &mut |_| {}).unwrap().unchanged, 1);
+        assert_eq!(r.import(&[v2], 0, &mut |_| {}).unwrap().updated, 1);
         assert_eq!(r.list(&ListFilter::default()).unwrap().len(), 1);
         let id = ref_id("x");
         let shard = r
@@ -222,10 +308,149 @@ mod tests {
             .get(automerge::ROOT, id.url().as_str())
             .unwrap()
             .is_some());
-        assert_eq!(r.reindex().unwrap(), 1 + 1 + 1);
+        assert_eq!(r.reindex(0).unwrap(), 1 + 1 + 1);
         assert_eq!(
             r.list(&ListFilter::default()).unwrap()[0].title,
             "Guide du pisé"
         );
+    }
+
+    /// `n` resources without a `ref` (their ids come from the batch's content).
+    fn unnamed(n: usize) -> Vec<Resource> {
+        (0..n)
+            .map(|i| {
+                resource(json!({"kind":"outil","title":format!("Fiche {i}"),"office":"caue-63"}))
+            })
+            .collect()
+    }
+
+    /// The number of resources the catalog shards list.
+    fn catalogued(r: &Replica, ids: &[DocumentId]) -> usize {
+        ids.iter()
+            .filter(|id| {
+                r.store()
+                    .load(&Replica::catalog_shard(id))
+                    .unwrap()
+                    .is_some_and(|s| s.get(automerge::ROOT, id.url().as_str()).unwrap().is_some())
+            })
+            .count()
+    }
+
+    /// A disk that fails every document write after the first `left` ones, as a crash in the
+    /// middle of an import would stop it: the documents written so far stay, nothing after
+    /// that point runs (no catalog, no journal removal).
+    struct CrashAfter {
+        inner: Arc<dyn Kv>,
+        left: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Kv for CrashAfter {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key)
+        }
+        fn for_each_prefix(
+            &self,
+            prefix: &[u8],
+            f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+        ) -> Result<(), StoreError> {
+            self.inner.for_each_prefix(prefix, f)
+        }
+        fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if batch.keys().any(|k| k.first() == Some(&keys::CHUNK))
+                && self
+                    .left
+                    .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                    .is_err()
+            {
+                return Err(StoreError::Db("injected crash".into()));
+            }
+            self.inner.apply(batch)
+        }
+        fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError> {
+            self.inner.remove_if(key, expected)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_crashed_import_is_completed_at_open_and_running_it_again_duplicates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = unnamed(300);
+        let ids = import_ids(&resources);
+        drop(Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap());
+        {
+            let kv: Arc<dyn Kv> = Arc::new(CrashAfter {
+                inner: Arc::new(SledKv::open(&dir.path().join("db")).unwrap()),
+                left: 40.into(),
+            });
+            let r = Replica::with_kv(dir.path(), "caue-63".parse().unwrap(), kv);
+            assert!(r.import(&resources, 5, &mut |_| {}).is_err());
+            let listed = r.list(&ListFilter::default()).unwrap().len();
+            // The threads in flight when the disk failed may not have finished theirs.
+            assert!((36..=40).contains(&listed), "{listed} documents written");
+            assert_eq!(
+                catalogued(&r, &ids),
+                0,
+                "the catalog was written before the crash"
+            );
+            assert!(r.kv.get(META_IMPORT_JOURNAL).unwrap().is_some());
+        }
+        let r = Replica::open(dir.path()).unwrap();
+        // Every document the crashed import wrote is in the catalog; the journal is gone.
+        let listed = r.list(&ListFilter::default()).unwrap();
+        assert!(listed.len() >= 36);
+        assert_eq!(catalogued(&r, &ids), listed.len());
+        assert!(r.kv.get(META_IMPORT_JOURNAL).unwrap().is_none());
+        // The same import again writes the rest into the same ids: no line twice.
+        let report = r.import(&resources, 6, &mut |_| {}).unwrap();
+        assert_eq!(
+            report.created + report.unchanged,
+            resources.len(),
+            "{report:?}"
+        );
+        assert_eq!(report.unchanged, listed.len());
+        assert_eq!(
+            r.list(&ListFilter::default()).unwrap().len(),
+            resources.len()
+        );
+        assert_eq!(catalogued(&r, &ids), resources.len());
+        // And once more, by mistake: nothing changes.
+        let again = r.import(&resources, 7, &mut |_| {}).unwrap();
+        assert_eq!(again.unchanged, resources.len());
+        assert_eq!(
+            r.list(&ListFilter::default()).unwrap().len(),
+            resources.len()
+        );
+    }
+
+    #[test]
+    fn reindex_writes_a_lost_catalog_shard_again() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let resources = unnamed(50);
+        let ids = import_ids(&resources);
+        r.import(&resources, 0, &mut |_| {}).unwrap();
+        assert_eq!(catalogued(&r, &ids), ids.len());
+        let shard = Replica::catalog_shard(&ids[0]);
+        let in_shard = ids
+            .iter()
+            .filter(|id| Replica::catalog_shard(id) == shard)
+            .count();
+        let mut lost = Batch::default();
+        r.kv.for_each_prefix(&keys::chunk_prefix(&shard), &mut |k, _| {
+            lost.remove(k.to_vec());
+            true
+        })
+        .unwrap();
+        lost.remove(keys::heads_key(&shard));
+        r.kv.apply(lost).unwrap();
+        assert!(r.store().load(&shard).unwrap().is_none(), "shard not lost");
+        assert_eq!(catalogued(&r, &ids), ids.len() - in_shard);
+        let documents = r.store().len().unwrap();
+        assert_eq!(r.reindex(9).unwrap(), documents);
+        assert_eq!(r.store().len().unwrap(), documents + 1, "the shard is back");
+        assert_eq!(catalogued(&r, &ids), ids.len());
     }
 }

@@ -46,6 +46,10 @@ pub const META_SYNCED_DIGESTS: &[u8] = b"m/synced-digests";
 pub const META_SYNC_RECORD: &[u8] = b"m/sync-record";
 /// Which blobs this replica keeps (`media::MediaPolicy`, JSON).
 pub const META_MEDIA_POLICY: &[u8] = b"m/media-policy";
+/// An import in progress: its time (i64, big-endian) then the 16-byte id of every document it
+/// writes. Written before the first document, removed once the catalog lists them all; found
+/// at open, it means the import was cut short (see `Replica::import`).
+pub const META_IMPORT_JOURNAL: &[u8] = b"m/import-journal";
 
 /// The key of a per-document table entry: `prefix` + id.
 pub fn of_document(prefix: u8, id: &DocumentId) -> Vec<u8> {

@@ -28,6 +28,12 @@ impl Batch {
     pub fn extend(&mut self, other: Batch) {
         self.ops.extend(other.ops);
     }
+
+    /// The keys the batch writes or removes (for tests that fail chosen writes).
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ops.iter().map(|(k, _)| k.as_slice())
+    }
 }
 
 /// An ordered key-value store with atomic batches.

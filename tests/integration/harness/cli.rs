@@ -121,6 +121,56 @@ pub(crate) async fn atelier_async(dir: &Path, args: &[&str]) -> Run {
     .unwrap()
 }
 
+/// What a plain HTTP GET got: status, the `Set-Cookie` (name=value), `Location`, and the body.
+#[derive(Debug)]
+pub(crate) struct HttpAnswer {
+    pub status: u16,
+    pub cookie: Option<String>,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+/// `GET url` (an `http://127.0.0.1:PORT/…` address) with an optional cookie, as a browser's
+/// navigation sends it, over one HTTP/1.1 connection (the server closes it: `Connection:
+/// close`). A read timeout bounds the wait.
+pub(crate) fn http_get(url: &str, cookie: Option<&str>) -> HttpAnswer {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("an http:// address");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = std::net::TcpStream::connect(host).expect("connecting to the web app");
+    stream
+        .set_read_timeout(Some(super::WAIT))
+        .expect("read timeout");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("reading the answer");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    HttpAnswer {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {head}")),
+        cookie: header("set-cookie").map(|c| c.split(';').next().unwrap_or("").to_string()),
+        location: header("location"),
+        body: body.to_string(),
+    }
+}
+
 /// A new replica of `office` in `dir`, held by a running `atelier-web` (so `atelier` commands
 /// go through its local API), until [`WebHeld::stop`].
 pub(crate) struct WebHeld {
@@ -145,6 +195,11 @@ impl WebHeld {
             ))
             .unwrap();
         Self { rt, web }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        self.web.url()
     }
 
     /// Shuts the web app down (it removes its `server.json`).

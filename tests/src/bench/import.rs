@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use atelier_core::jsonl;
 use atelier_core::replica::{ListFilter, Replica};
-use rand::SeedableRng;
 use serde_json::json;
 
 /// Imports a corpus (e.g. `gen-corpus.py --count 10000 --seed 1`) into a new replica and prints
@@ -46,15 +45,14 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             tmp.path()
         }
     };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let now = 1_750_000_000_000;
     let replica = Replica::init(dir, "caue-63".parse()?)?;
     let t = Instant::now();
-    let report = replica.import(&resources, &mut rng, now, &mut |_| {})?;
+    let report = replica.import(&resources, now, &mut |_| {})?;
     let import = t.elapsed();
     let rss_imported = peak_rss_kb();
     let t = Instant::now();
-    let again = replica.import(&resources, &mut rng, now + 1_000, &mut |_| {})?;
+    let again = replica.import(&resources, now + 1_000, &mut |_| {})?;
     let reimport = t.elapsed();
     drop(replica);
     let disk_bytes = dir_size(dir)?;

@@ -20,7 +20,6 @@ use atelier_relay::client;
 use atelier_relay::handshake::CloseCode;
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::sync_conn::{drive, Mode};
-use rand::SeedableRng;
 use serde::de::DeserializeOwned;
 
 use crate::node::wait_for;
@@ -141,9 +140,7 @@ impl Office {
 
     /// Imports `resources` (not timed).
     pub fn import(&self, resources: &[Resource]) -> anyhow::Result<()> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        self.replica
-            .import(resources, &mut rng, now_ms(), &mut |_| {})?;
+        self.replica.import(resources, now_ms(), &mut |_| {})?;
         Ok(())
     }
 

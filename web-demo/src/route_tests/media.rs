@@ -62,7 +62,7 @@ async fn upload(app: &App, parts: &[Part<'_>], json: bool) -> Answer {
         .method(Method::POST)
         .uri(format!("{}/medias", page_of(&app.ecole)))
         .header(header::HOST, "127.0.0.1:8063")
-        .header(header::COOKIE, app.state.session_cookie())
+        .header(header::COOKIE, app.cookie().await)
         .header(header::ORIGIN, "http://127.0.0.1:8063")
         .header(
             header::CONTENT_TYPE,
@@ -91,6 +91,7 @@ async fn get_with(app: &App, uri: &str, name: header::HeaderName, value: &str) -
     let req = Request::builder()
         .uri(uri)
         .header(header::HOST, "127.0.0.1:8063")
+        .header(header::COOKIE, app.cookie().await)
         .header(name, value)
         .body(Body::empty())
         .unwrap();
@@ -182,7 +183,7 @@ async fn the_blob_route_serves_verified_bytes_cached_for_good_and_404_until_they
         .unwrap();
     let hash = added[0].media.hash;
     let uri = format!("/media/{hash}");
-    let r = call(&app, Method::GET, &uri, Auth::None, None, Body::empty()).await;
+    let r = call(&app, Method::GET, &uri, Auth::Browse, None, Body::empty()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_TYPE], "image/jpeg");
     assert_eq!(r.headers[header::ETAG], format!("\"{hash}\"").as_str());
@@ -530,6 +531,7 @@ async fn a_blob_arriving_is_a_media_event_for_open_pages() {
     let req = Request::builder()
         .uri("/events")
         .header(header::HOST, "127.0.0.1:8063")
+        .header(header::COOKIE, app.cookie().await)
         .body(Body::empty())
         .unwrap();
     let response = router(app.state.clone()).oneshot(req).await.unwrap();
