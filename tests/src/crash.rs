@@ -209,7 +209,24 @@ fn missing(db: &Path, acked: &Acked) -> anyhow::Result<Vec<String>> {
             None => lost.push(format!("{id}: acknowledged document missing")),
         }
     }
+    drop(store);
+    wait_released(db)?;
     Ok(lost)
+}
+
+/// Waits until no one holds the sled database at `db`: a dropped `sled::Db` closes its file
+/// from a background thread, and the process restarted next must find it free.
+fn wait_released(db: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(db.join("db")).context("opening a sled database file")?;
+    let (tx, rx) = mpsc::channel();
+    // sled's lock is an exclusive `flock`; taking it blocks until the last holder let go.
+    std::thread::spawn(move || {
+        let _ = tx.send(file.lock().map(|()| file.unlock()));
+    });
+    rx.recv_timeout(READY)
+        .context("a sled database stayed locked")?
+        .context("locking a sled database")??;
+    Ok(())
 }
 
 /// Every document's heads hash.
@@ -304,6 +321,8 @@ pub async fn office_kills(bins: &Bins, kills: usize, seed: u64) -> anyhow::Resul
         // Every acknowledged write is in the replica the killed process held.
         let replica = Replica::open(&dir).context("reopening the killed office's replica")?;
         let titles = titles(&replica)?;
+        drop(replica);
+        wait_released(&dir.join("db"))?;
         report.checked += acked.len();
         report.lost.extend(
             acked
