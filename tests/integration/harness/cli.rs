@@ -1,9 +1,9 @@
 //! The `atelier` binary, run as a real process on a replica directory.
 //!
 //! The binary belongs to another package, so Cargo gives this crate no `CARGO_BIN_EXE_atelier`.
-//! The first test that needs it (or `atelier-web`, `atelier-relay`) runs `cargo build -p atelier-cli --bin atelier
-//! --message-format=json` (as escargot and snapbox do) and takes the executable's path from
-//! Cargo's own report. That path follows `CARGO_TARGET_DIR` and the profile, and the binary is
+//! The first test that needs it (or `atelier-web`, `atelier-relay`) runs `cargo build --bins
+//! -p atelier-cli -p atelier-web -p atelier-relay --message-format=json` (as escargot and
+//! snapbox do) and takes the executables' paths from Cargo's own report. That path follows `CARGO_TARGET_DIR` and the profile, and the binary is
 //! rebuilt if its sources changed, so a stale binary is never tested. Cargo has released its
 //! build lock once test binaries run, so the nested build does not wait on the outer one.
 
@@ -16,43 +16,57 @@ use serde_json::Value;
 
 /// Path of the `atelier` binary, built once per test run.
 pub(crate) fn atelier_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| workspace_bin("atelier-cli", "atelier"))
+    &workspace_bins().atelier
 }
 
-/// The binaries the crash loops run, built once per test run.
+/// The binaries the crash loops run.
 pub(crate) fn crash_bins() -> atelier_tests::crash::Bins {
-    static BINS: OnceLock<atelier_tests::crash::Bins> = OnceLock::new();
-    BINS.get_or_init(|| atelier_tests::crash::Bins {
-        atelier: atelier_bin().to_path_buf(),
-        atelier_web: workspace_bin("atelier-web", "atelier-web"),
-        relay: workspace_bin("atelier-relay", "atelier-relay"),
-    })
-    .clone()
+    workspace_bins().clone()
 }
 
-/// Builds binary `bin` of workspace package `package` and returns its path.
-fn workspace_bin(package: &str, bin: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--offline", "-p", package, "--bin", bin])
-        .args(["--message-format=json", "--manifest-path"])
-        .arg(&manifest);
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running cargo build");
-    assert!(out.status.success(), "cargo build -p {package} failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no `{bin}` executable"))
+/// `atelier`, `atelier-web` and `atelier-relay`, built once per test run by one `cargo build`
+/// of their three packages: one set of features for their shared dependencies, the set the
+/// CLI (which links the other two) already builds, so no dependency is built twice.
+fn workspace_bins() -> &'static atelier_tests::crash::Bins {
+    static BINS: OnceLock<atelier_tests::crash::Bins> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--offline", "--bins"])
+            .args([
+                "-p",
+                "atelier-cli",
+                "-p",
+                "atelier-web",
+                "-p",
+                "atelier-relay",
+            ])
+            .args(["--message-format=json", "--manifest-path"])
+            .arg(&manifest);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running cargo build");
+        assert!(out.status.success(), "cargo build of the binaries failed");
+        let report = String::from_utf8_lossy(&out.stdout);
+        let executable = |bin: &str| -> PathBuf {
+            report
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+                .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .unwrap_or_else(|| panic!("cargo reported no `{bin}` executable"))
+        };
+        atelier_tests::crash::Bins {
+            atelier: executable("atelier"),
+            atelier_web: executable("atelier-web"),
+            relay: executable("atelier-relay"),
+        }
+    })
 }
 
 /// What a run of `atelier` gave.
