@@ -1,6 +1,6 @@
-//! Power cuts: a replica writer is killed and everything it did not fsync is dropped
-//! (`atelier_tests::powercut`); every write it acknowledged must still be there, in a replica
-//! that opens.
+//! Power cuts (`atelier_tests::powercut`: everything not fsynced is dropped): every write a
+//! replica acknowledged to its user, and every change a relay acknowledged to an office, is
+//! still there after the cut, in a store that opens.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,7 +11,9 @@ use atelier_core::replica::Replica;
 use atelier_core::{DocumentId, OfficeId};
 use atelier_tests::powercut::PowerCutFs;
 
-use crate::harness::WAIT;
+use atelier_relay::config::MediaConfig;
+
+use crate::harness::{corpus, Office, TestRelay, WAIT};
 
 /// Cuts per test, each after a different number of acknowledged writes (a fourth of them large
 /// enough for sled's blob files), each followed by a reopen on what the disk kept.
@@ -57,6 +59,44 @@ fn every_acknowledged_write_survives_a_power_cut() {
             acked.len()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_keeps_what_it_acknowledged_through_a_power_cut() {
+    let mnt = tempfile::tempdir().unwrap();
+    let mut fs = PowerCutFs::mount(mnt.path())
+        .expect("mounting the power-cut filesystem needs /dev/fuse and root");
+    let data = tempfile::tempdir_in(fs.path()).unwrap();
+    let mut relay = TestRelay::start_in(data, MediaConfig::default()).await;
+    let office = Office::enrolled("caue-63", &relay, false).await;
+    fs.settle();
+
+    for n in 0..FIRST_CUT_AFTER {
+        // A large description now and then: the relay's sled puts those in blob files.
+        let description = if n % 4 == 3 {
+            "pisé ".repeat(40_000)
+        } else {
+            String::new()
+        };
+        office.create(&format!("Relais n° {n}"), &description);
+    }
+    // A finished sync is the relay's acknowledgement: it flushed before its last `Entries`.
+    office.sync(&relay).await;
+    let cut = fs.cut();
+    let addrs = relay.stop().await;
+    let lost = fs.power_on(cut).unwrap();
+    eprintln!("relay power cut: {lost:?}");
+
+    relay.resume(addrs).await;
+    let on_relay = corpus(relay.store());
+    for (id, heads) in corpus(office.store()) {
+        assert_eq!(
+            on_relay.get(&id),
+            Some(&heads),
+            "{id} acknowledged by the relay, then lost"
+        );
+    }
+    relay.shutdown().await;
 }
 
 /// Runs the writer from resource `first` until it has acknowledged `wanted` writes and made

@@ -2,6 +2,7 @@
 
 pub mod corpus;
 pub mod doc_cost;
+pub mod durability;
 pub mod import;
 pub mod loopback;
 pub mod media;
@@ -44,6 +45,9 @@ pub enum Command {
     /// A fresh office's pull of a corpus with photos through a relay: texts first, thumbnails,
     /// originals; against plain loopback transfers and rsync.
     Media(media::Args),
+    /// What durable flushes cost (fsyncs after sled's flush), per write and per batch, against
+    /// sled's flush alone.
+    Durability(durability::Args),
 }
 
 /// Runs a parsed command line.
@@ -56,5 +60,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => sync::run(&args),
         Command::Media(args) => media::run(&args),
         Command::DocCost(args) => doc_cost::run(&args),
+        Command::Durability(args) => durability::run(&args),
     }
 }

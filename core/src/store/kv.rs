@@ -32,6 +32,11 @@ impl Batch {
     pub fn extend(&mut self, other: Batch) {
         self.ops.extend(other.ops);
     }
+
+    /// The writes in order, `None` for a removal: what a `Kv` applies.
+    pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.ops
+    }
 }
 
 /// An ordered key-value store with atomic batches.
