@@ -137,7 +137,7 @@ fn print_table(args: &Args, before: &Measures, after: &Measures) {
     println!();
     println!("| operation | sled flush only: median | p99 | durable: median | p99 | added |");
     println!("|---|---|---|---|---|---|");
-    let rows: [(&str, fn(&Measures) -> &Vec<Duration>); 5] = [
+    let rows: [(&str, Pick); 5] = [
         ("1 small document + flush", |m| &m.write),
         ("1 document of 200 KB (blob) + flush", |m| &m.large),
         ("batch: documents + 1 flush", |m| &m.batch),
@@ -165,6 +165,9 @@ fn print_table(args: &Args, before: &Measures, after: &Measures) {
         args.batch
     );
 }
+
+/// One row's measures out of a way of flushing's.
+type Pick = fn(&Measures) -> &Vec<Duration>;
 
 fn quantile(values: &[Duration], q: f64) -> Duration {
     let mut sorted = values.to_vec();
