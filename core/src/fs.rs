@@ -60,15 +60,15 @@ fn set_mode(builder: &mut tempfile::Builder<'_, '_>, mode: Option<u32>) {
 #[cfg(not(unix))]
 fn set_mode(_builder: &mut tempfile::Builder<'_, '_>, _mode: Option<u32>) {}
 
-/// Flushes a directory's entries (the rename) to disk. Unix only: Windows cannot open a
-/// directory as a file, and its renames are journaled by NTFS.
+/// Flushes a directory's entries (files created, renamed or removed in it) to disk. Unix only:
+/// Windows cannot open a directory as a file, and its renames are journaled by NTFS.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod cli_media;
 mod crash;
 mod harness;
 mod media;
+mod powercut;
 mod replica;
 mod sync;
 mod sync_refusals;

@@ -3,6 +3,7 @@
 pub mod corpus;
 pub mod crash;
 pub mod doc_cost;
+pub mod durability;
 pub mod import;
 pub mod loopback;
 pub mod media;
@@ -48,6 +49,9 @@ pub enum Command {
     /// `kill -9` loops against the relay during uploads and against an office's replica holder
     /// during writes: every acknowledged write must survive.
     Crash(crash::Args),
+    /// What durable flushes cost (fsyncs after sled's flush), per write and per batch, against
+    /// sled's flush alone.
+    Durability(durability::Args),
 }
 
 /// Runs a parsed command line.
@@ -61,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Media(args) => media::run(&args),
         Command::DocCost(args) => doc_cost::run(&args),
         Command::Crash(args) => crash::run(&args),
+        Command::Durability(args) => durability::run(&args),
     }
 }

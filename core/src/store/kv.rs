@@ -1,10 +1,14 @@
 //! The key-value layer under the document store: sled on disk, a BTreeMap in memory.
 
+mod sled_files;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::StoreError;
+use sled_files::SledFiles;
 
 /// Writes applied atomically together.
 #[derive(Default, Debug)]
@@ -34,6 +38,11 @@ impl Batch {
     pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.ops.iter().map(|(k, _)| k.as_slice())
     }
+
+    /// The writes in order, `None` for a removal: what a `Kv` applies.
+    pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.ops
+    }
 }
 
 /// An ordered key-value store with atomic batches.
@@ -50,13 +59,23 @@ pub trait Kv: Send + Sync {
     /// Removes `key` if its value is `expected`, and says whether it did. Atomic with respect to
     /// batches: a batch that rewrites the key lands wholly before (the key stays) or after.
     fn remove_if(&self, key: &[u8], expected: &[u8]) -> Result<bool, StoreError>;
-    /// Makes every applied batch durable.
+    /// Makes every applied batch durable: once it returns, the batches survive a crash of the
+    /// process and a power cut (what acknowledging a write to a user or a peer relies on).
     fn flush(&self) -> Result<(), StoreError>;
 }
 
 /// sled, in one tree, so that one batch covers a document's chunks and its index entries.
+///
+/// `flush` is sled's flush followed by the fsyncs sled leaves out (`SledFiles`), so a flushed
+/// batch survives a power cut, not only the death of the process.
 pub struct SledKv {
     db: sled::Db,
+    files: SledFiles,
+    /// Writes applied so far, and how many of them a completed flush has made durable: a flush
+    /// with nothing new since the last one costs no fsync (the sync responder flushes before
+    /// every answer, mostly with nothing to write).
+    applied: AtomicU64,
+    durable: AtomicU64,
 }
 
 impl SledKv {
@@ -72,7 +91,13 @@ impl SledKv {
                 }
                 other => StoreError::Db(other.to_string()),
             })?;
-        Ok(Self { db })
+        let files = SledFiles::open(path).map_err(|e| io_err(path, e))?;
+        Ok(Self {
+            db,
+            files,
+            applied: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+        })
     }
 
     /// Bytes the database takes on disk.
@@ -114,6 +139,7 @@ impl Kv for SledKv {
                 None => b.remove(k),
             }
         }
+        self.applied.fetch_add(1, Ordering::SeqCst);
         self.db.apply_batch(b).map_err(db_err)
     }
 
@@ -128,12 +154,31 @@ impl Kv for SledKv {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(db_err)
+        // Counted before anything is written: every write that completed before this call is
+        // in sled's flush below, so once the fsyncs are done all of them are durable.
+        let applied = self.applied.load(Ordering::SeqCst);
+        if applied <= self.durable.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let blobs = self
+            .files
+            .blob_names()
+            .map_err(|e| io_err(self.files.dir(), e))?;
+        self.db.flush().map_err(db_err)?;
+        self.files
+            .sync(blobs)
+            .map_err(|e| io_err(self.files.dir(), e))?;
+        self.durable.fetch_max(applied, Ordering::SeqCst);
+        Ok(())
     }
 }
 
 fn db_err(e: sled::Error) -> StoreError {
     StoreError::Db(e.to_string())
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Db(format!("{} : {e}", path.display()))
 }
 
 /// An in-memory store for tests and simulations.

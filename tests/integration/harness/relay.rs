@@ -27,7 +27,11 @@ impl TestRelay {
 
     /// [`TestRelay::start`] with blobs where `media` says (an S3 bucket, a small quota).
     pub async fn start_with_media(media: MediaConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), media).await
+    }
+
+    /// [`TestRelay::start_with_media`] with its data in `dir` (on a power-cut filesystem).
+    pub async fn start_in(dir: TempDir, media: MediaConfig) -> Self {
         Identity::load_or_create(dir.path()).unwrap();
         let mut relay = Self {
             dir,
