@@ -825,7 +825,10 @@ mod tests {
             store.bucket_digests().unwrap(),
         );
         assert!(before == after, "the refused change left a trace");
-        assert!(store.load(&id).unwrap().is_some(), "the document still loads");
+        assert!(
+            store.load(&id).unwrap().is_some(),
+            "the document still loads"
+        );
         // Other documents and smaller changes to this one go on.
         assert!(set(&store, &other, "n", 2).changed);
         assert!(set(&store, &id, "n", 1).changed);
