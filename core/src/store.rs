@@ -5,7 +5,9 @@
 //! memory between calls. Every write of a document (its new chunk, its heads hash, and whatever
 //! derived index entries the caller adds) goes to the key-value store as one atomic batch.
 
-pub(crate) mod keys;
+/// Public so that tests and tools can write what an older version could have stored (the
+/// layout is not an API: only the store and the replica write through it).
+pub mod keys;
 pub mod kv;
 
 use std::sync::{Arc, Mutex};
