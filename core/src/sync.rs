@@ -1830,4 +1830,25 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        /// Fuzz campaign, in the test suite: any frame a peer sends to either side is handled
+        /// or refused, never a panic, and the session can still say what to send next.
+        #[test]
+        fn any_frame_is_handled_or_refused_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            responder in any::<bool>(),
+        ) {
+            let s = stores(1);
+            put(&s[0], "doc", "v", "x");
+            let role = if responder { Role::Responder } else { Role::Initiator };
+            let mut session = Session::new(s[0].clone(), role);
+            let _ = session.handle_frame(&bytes);
+            let mut sent = 0;
+            while session.poll_transmit().is_some() {
+                sent += 1;
+                prop_assert!(sent < 1000, "{}", session.describe());
+            }
+        }
+    }
 }
