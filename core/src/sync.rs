@@ -62,7 +62,8 @@ const ECHO_MEMORY: usize = 16_384;
 /// grow the report (and rounds may then not settle, as before skipping existed).
 pub const MAX_SKIPPED_DOCS: usize = 4096;
 
-/// Why a session failed. Any of these closes that one connection, nothing else.
+/// Why a session failed: any of these closes that one connection, nothing else, except
+/// `BadDocument`, which the session turns into skipping that document (`Session::skip`).
 #[derive(Debug, Error)]
 pub enum SyncError {
     /// A frame is larger than `MAX_FRAME_SIZE`.
