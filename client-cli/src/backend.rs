@@ -17,6 +17,7 @@ use atelier_core::document::{Edit, HistoryEntry};
 use atelier_core::media::{BlobHash, MediaPolicy};
 use atelier_core::replica::{
     Added, ImportReport, ListFilter, ListingEntry, MediaStatus, NewMedia, Replica, ReplicaError,
+    Unreadable,
 };
 use atelier_core::search::{IndexedSearch, SearchQuery, SEARCH_DIR};
 use atelier_core::store::StoreError;
@@ -100,8 +101,9 @@ pub trait Backend {
         resources: &[Resource],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<ImportCounts>;
-    /// Writes every live resource as FORMAT.md JSON Lines.
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()>;
+    /// Writes every live resource as FORMAT.md JSON Lines; returns the resources left out
+    /// because their documents cannot be read (the others are all written).
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>>;
     /// Rebuilds the derived indexes; returns the number of documents read.
     fn reindex(&self) -> anyhow::Result<usize>;
     /// Full-text search with facets (`atelier_core::search::SearchResults` as JSON).
@@ -266,19 +268,20 @@ impl Backend for Local {
         Ok(report.into())
     }
 
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
         let mut failed = None;
-        self.replica
-            .export_each(|item| match jsonl::write_line(&mut &mut *out, &item) {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            })?;
+        let unreadable =
+            self.replica
+                .export_each(|item| match jsonl::write_line(&mut &mut *out, &item) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                })?;
         match failed {
             Some(e) => Err(e).context("écriture de l'export"),
-            None => Ok(()),
+            None => Ok(unreadable),
         }
     }
 

@@ -281,4 +281,29 @@ mod tests {
         assert!(bomb.len() < 100_000);
         assert!(matches!(decode_batch(&bomb, 1), Err(CardError::TooLarge)));
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any card batch from a peer, raw or deflated
+        /// (so that the JSON parse is reached), decodes or fails without panicking.
+        #[test]
+        fn any_card_batch_decodes_or_fails_without_panicking(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            docs in 0usize..8,
+        ) {
+            let _ = decode_batch(&bytes, docs);
+            let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut deflated, &bytes).unwrap();
+            let _ = decode_batch(&deflated.finish().unwrap(), docs);
+        }
+
+        #[test]
+        fn any_json_card_batch_decodes_or_fails_without_panicking(
+            json in "\\[(null|\\{\"heads\":\"[0-9a-f]{0,64}\",\"resource\":(null|\\{[ -~]{0,60}\\})\\}|,){0,6}\\]",
+            docs in 0usize..8,
+        ) {
+            let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut deflated, json.as_bytes()).unwrap();
+            let _ = decode_batch(&deflated.finish().unwrap(), docs);
+        }
+    }
 }

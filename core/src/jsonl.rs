@@ -154,4 +154,24 @@ mod tests {
             })
         ));
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any file given to `atelier import` parses to
+        /// resources or to a report of its bad lines, never a panic.
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse(&bytes[..]);
+        }
+
+        /// Lines shaped like resources, with arbitrary values, go through validation too.
+        #[test]
+        fn any_resource_like_lines_parse_or_fail_without_panicking(
+            lines in proptest::collection::vec(
+                "\\{\"kind\":\"(outil|projet|[a-z]{0,6})\",\"title\":\"[ -~]{0,12}\",\"office\":\"(caue-63|caue-[0-9A-Z]{0,3}|[a-z]{0,4})\"(,\"[a-z_]{1,10}\":(\"[ -~]{0,10}\"|[0-9]{1,4}|null|\\[\\]|\\{\\}|true))*\\}",
+                0..6,
+            ),
+        ) {
+            let _ = parse(lines.join("\n").as_bytes());
+        }
+    }
 }

@@ -34,13 +34,13 @@ use crate::store::keys::{META_ACTOR, META_FORMAT, META_OFFICE};
 use crate::store::{Batch, DocStore, Kv, SledKv, StoreError};
 use catalog::CatalogEntry;
 pub use catalog::{CATALOG_ROOT_NAME, CATALOG_SHARDS, CATALOG_SHARD_TYPE, CATALOG_TYPE};
-pub use import::ImportReport;
 use import::Upsert;
+pub use import::{ImportReport, Unreadable};
 use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
 pub use media::{tier_of, Added, MediaStatus, NewMedia, MAX_PREPARE_THREADS};
 pub use pending::PendingDocs;
-pub use synced::{PeerSync, SyncRecord, Unsynced, WatchState};
+pub use synced::{PeerSync, RefusedDoc, SyncRecord, Unsynced, WatchState};
 
 /// On-disk format of a replica. Bumped when the layout changes; an older Atelier refuses a
 /// newer replica instead of rewriting it.
@@ -73,6 +73,9 @@ pub enum ReplicaError {
     Document(#[from] DocumentError),
     #[error(transparent)]
     Media(#[from] crate::media::store::MediaError),
+    /// Resources whose documents cannot be read (`Replica::export`).
+    #[error("{} illisible{} : {}", crate::fr::count(.0.len() as u64, "ressource"), crate::fr::plural_s(.0.len() as u64), .0.iter().map(|u| format!("{} « {} » ({})", u.id, u.title, u.reason)).collect::<Vec<_>>().join(" ; "))]
+    Unreadable(Vec<Unreadable>),
 }
 
 impl From<automerge::AutomergeError> for ReplicaError {

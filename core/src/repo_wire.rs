@@ -976,4 +976,21 @@ mod tests {
         };
         assert_eq!((count, document_id), (5_000_000_000, doc()));
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any bytes from a WebSocket peer decode to a
+        /// message or to an error, never a panic.
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = RepoMessage::decode(&bytes);
+        }
+
+        /// The same from a CBOR map header on, so that the walk goes past the first byte.
+        #[test]
+        fn any_map_decodes_or_fails_without_panicking(entries in 0u8..24, bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut input = vec![0xa0 | entries];
+            input.extend(bytes);
+            let _ = RepoMessage::decode(&input);
+        }
+    }
 }

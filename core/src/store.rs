@@ -5,7 +5,9 @@
 //! memory between calls. Every write of a document (its new chunk, its heads hash, and whatever
 //! derived index entries the caller adds) goes to the key-value store as one atomic batch.
 
-pub(crate) mod keys;
+/// Public so that tests and tools can write what an older version could have stored (the
+/// layout is not an API: only the store and the replica write through it).
+pub mod keys;
 pub mod kv;
 
 use std::sync::{Arc, Mutex};
@@ -436,17 +438,27 @@ impl DocStore {
         }
         if heads != old_heads {
             let next = chunks.last().map(|(seq, _)| seq + 1).unwrap_or(0);
-            if next >= MAX_INCREMENTAL_CHUNKS {
-                for (seq, _) in &chunks {
-                    batch.remove(chunk_key(id, *seq));
+            let held: usize = chunks.iter().map(|c| c.1).sum();
+            // The size the document will have once this batch is written: checked before
+            // committing, so a change that would take it past the cap is refused alone and the
+            // document stays as it was (checking what was held before the write let one large
+            // change, or two that each fit, store a document no peer could load).
+            let size = if next >= MAX_INCREMENTAL_CHUNKS || next == 0 {
+                let snapshot = doc.save();
+                let size = snapshot.len();
+                if next > 0 {
+                    for (seq, _) in &chunks {
+                        batch.remove(chunk_key(id, *seq));
+                    }
                 }
-                batch.put(chunk_key(id, 0), doc.save());
-            } else if next == 0 {
-                batch.put(chunk_key(id, 0), doc.save());
+                batch.put(chunk_key(id, 0), snapshot);
+                size
             } else {
-                batch.put(chunk_key(id, next), doc.save_after(&old_heads));
-            }
-            let size: usize = chunks.iter().map(|c| c.1).sum();
+                let chunk = doc.save_after(&old_heads);
+                let size = held + chunk.len();
+                batch.put(chunk_key(id, next), chunk);
+                size
+            };
             if size > MAX_DOCUMENT_BYTES {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
             }
@@ -771,6 +783,57 @@ mod tests {
             .unwrap()
             .iter()
             .any(|(id, _)| *id == ids[3]));
+    }
+
+    /// Random bytes, which no column compression shrinks.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        use rand::{RngCore, SeedableRng};
+        let mut bytes = vec![0u8; len];
+        rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn a_change_taking_a_document_past_the_cap_is_refused_alone() {
+        let store = DocStore::in_memory();
+        let id = DocumentId::derived("big");
+        let other = DocumentId::derived("small");
+        let part = MAX_DOCUMENT_BYTES * 5 / 8;
+        let put = |key: &str, seed| {
+            store.update(&id, |doc, _| {
+                doc.put(automerge::ROOT, key, noise(part, seed))
+                    .map_err(StoreError::from)
+            })
+        };
+        // Each change fits on its own…
+        assert!(put("a", 1).unwrap().1.changed);
+        set(&store, &other, "n", 1);
+        let before = (
+            store.saved(&id).unwrap().unwrap(),
+            store.heads_hash(&id).unwrap(),
+            store.bucket_digests().unwrap(),
+        );
+        // …but the second takes the document past the cap: refused, nothing written.
+        match put("b", 2) {
+            Err(StoreError::TooLarge { id: refused, size }) => {
+                assert_eq!(refused, id);
+                assert!(size > MAX_DOCUMENT_BYTES, "{size}");
+            }
+            result => panic!("expected TooLarge, got {result:?}"),
+        }
+        let after = (
+            store.saved(&id).unwrap().unwrap(),
+            store.heads_hash(&id).unwrap(),
+            store.bucket_digests().unwrap(),
+        );
+        assert!(before == after, "the refused change left a trace");
+        assert!(
+            store.load(&id).unwrap().is_some(),
+            "the document still loads"
+        );
+        // Other documents and smaller changes to this one go on.
+        assert!(set(&store, &other, "n", 2).changed);
+        assert!(set(&store, &id, "n", 1).changed);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use automerge::sync as am_sync;
 use automerge::AutoCommit;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::card::{self, Card};
@@ -56,8 +56,14 @@ pub const MAX_APPLY_THREADS: usize = 4;
 const PARALLEL_APPLY_MIN: usize = 16;
 /// Heads applied from the peer remembered to avoid echoing its own changes back to it.
 const ECHO_MEMORY: usize = 16_384;
+/// Documents left out of one session that are reported by id (`SyncStats::skipped`). A corpus
+/// has a handful of refused documents at worst; past this many something else is wrong: further
+/// refused documents are logged each time they come up but not kept, so a hostile peer cannot
+/// grow the report (and rounds may then not settle, as before skipping existed).
+pub const MAX_SKIPPED_DOCS: usize = 4096;
 
-/// Why a session failed. Any of these closes that one connection, nothing else.
+/// Why a session failed: any of these closes that one connection, nothing else, except
+/// `BadDocument`, which the session turns into skipping that document (`Session::skip`).
 #[derive(Debug, Error)]
 pub enum SyncError {
     /// A frame is larger than `MAX_FRAME_SIZE`.
@@ -69,12 +75,71 @@ pub enum SyncError {
     /// A frame is valid but not allowed here.
     #[error("protocol violation: {0}")]
     Protocol(String),
-    /// A peer's Automerge data was refused (hostile or corrupt).
+    /// One document was refused (hostile, corrupt or too large data, held or received): the
+    /// session leaves that document out and goes on (see `Session::skip`).
     #[error("document {id}: {reason}")]
-    BadDocument { id: DocumentId, reason: String },
+    BadDocument { id: DocumentId, reason: Refusal },
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl SyncError {
+    /// The document this error is about and why it was refused, when the error concerns that
+    /// one document only (the session then skips it); `None` for errors that end the session.
+    pub fn refused_document(&self) -> Option<(DocumentId, Refusal)> {
+        match self {
+            SyncError::BadDocument { id, reason } => Some((*id, reason.clone())),
+            SyncError::Store(StoreError::TooLarge { id, size }) => {
+                Some((*id, Refusal::TooLarge { size: *size }))
+            }
+            SyncError::Store(StoreError::Corrupt { id, reason }) => Some((
+                *id,
+                Refusal::Unreadable {
+                    detail: reason.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
+
+    fn bad_document(id: &DocumentId, e: crate::sync_guard::GuardError) -> Self {
+        let reason = match e {
+            crate::sync_guard::GuardError::TooLarge { size, .. } => Refusal::TooLarge { size },
+            e => Refusal::Unreadable {
+                detail: e.to_string(),
+            },
+        };
+        SyncError::BadDocument { id: *id, reason }
+    }
+}
+
+/// Why a document was left out of a sync; the rest of the corpus syncs on. Kept in the
+/// replica's sync record for `atelier status` (which words it in French).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Larger than `store::MAX_DOCUMENT_BYTES`: as held, as received, or once changed.
+    TooLarge { size: usize },
+    /// Its Automerge data does not decode, or Automerge failed or panicked on it.
+    Unreadable { detail: String },
+    /// The peer did not take it: a whole exchange left both sides as they were (the peer's log
+    /// says why).
+    ByPeer,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::TooLarge { size } => write!(
+                f,
+                "{size} bytes, more than the {} bytes a document may hold",
+                crate::store::MAX_DOCUMENT_BYTES
+            ),
+            Refusal::Unreadable { detail } => write!(f, "unreadable: {detail}"),
+            Refusal::ByPeer => write!(f, "refused by the peer"),
+        }
+    }
 }
 
 /// Which side of the connection this session is.
@@ -112,7 +177,13 @@ pub struct SyncStats {
     /// Their ids, for the record of what the relay holds (`Replica::record_synced_except`).
     #[serde(skip)]
     pub unpublished_ids: BTreeSet<DocumentId>,
+    /// Documents left out of this session because one side refused them (at most
+    /// `MAX_SKIPPED_DOCS`), and why; everything else synced.
+    pub skipped: BTreeMap<DocumentId, Refusal>,
 }
+
+/// A document's `(their heads, our heads)` in a round's entries (`None`: not held there).
+type Tried = (Option<[u8; 32]>, Option<[u8; 32]>);
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
 pub type OfficeLookup = Box<dyn Fn(&DocumentId) -> Option<String> + Send>;
@@ -162,6 +233,12 @@ pub struct Session {
     waiting_deps: BTreeMap<DocumentId, Vec<Vec<u8>>>,
     /// Why the last reconciliation round could not start (see `failure`): no round runs after.
     round_failure: Option<SyncError>,
+    /// Documents this initiator acted on in the current round (sent, asked for, synced), with
+    /// `(their heads, our heads)` as the round's entries showed them. A document showing the
+    /// same pair again in the next round went through a whole exchange that changed nothing on
+    /// either side: the peer refused it, and it is skipped (`Refusal::ByPeer`).
+    tried: BTreeMap<DocumentId, Tried>,
+    tried_before: BTreeMap<DocumentId, Tried>,
     stats: SyncStats,
 }
 
@@ -195,6 +272,8 @@ impl Session {
             received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
             round_failure: None,
+            tried: BTreeMap::new(),
+            tried_before: BTreeMap::new(),
             stats: SyncStats::default(),
         }
     }
@@ -366,6 +445,7 @@ impl Session {
     fn send_summary(&mut self) -> Result<(), SyncError> {
         // Read first: a round that cannot start must leave nothing awaited.
         let digests = self.store.bucket_digests()?;
+        self.tried_before = std::mem::take(&mut self.tried);
         self.round += 1;
         self.stats.rounds = self.round;
         self.awaiting_entries = true;
@@ -452,9 +532,6 @@ impl Session {
             }
             return Ok(());
         }
-        if self.publish {
-            self.round_differs = true;
-        }
         let numbers: Vec<usize> = buckets
             .iter()
             .map(|b| b.bucket as usize)
@@ -468,29 +545,57 @@ impl Session {
                 .iter()
                 .map(|(id, h)| (DocumentId::from_bytes(*id), *h))
                 .collect();
+            // In a publishing session any difference keeps the round unsettled, except those
+            // of documents left out of this session (`skip`): a bucket differing only by them
+            // is settled. (A differing bucket with no differing entry keeps it unsettled too.)
+            let (mut differs, mut skipped) = (false, false);
             for (id, h) in &mine {
-                match theirs.get(id) {
+                let th = theirs.get(id).copied();
+                if th == Some(h.0) {
+                    continue;
+                }
+                if self.stats.skipped.contains_key(id)
+                    || (self.publish && !self.try_again(*id, (th, Some(h.0))))
+                {
+                    skipped = true;
+                    continue;
+                }
+                differs = true;
+                match th {
                     None if self.publish => self.to_send.push_back(*id),
-                    Some(th) if *th != h.0 && self.publish => self.begin_sync(*id)?,
+                    Some(_) if self.publish => {
+                        let begun = self.begin_sync(*id);
+                        self.or_skip(begun)?;
+                    }
                     None => self.keep_unpublished(*id),
-                    Some(th) if *th != h.0 => {
+                    Some(th) => {
                         // Fetch the peer's version whole and merge it, once per version.
-                        if self.pulled.insert(*id, *th) == Some(*th) {
+                        if self.pulled.insert(*id, th) == Some(th) {
                             self.keep_unpublished(*id);
                         } else if self.wanted.insert(*id) {
                             self.round_differs = true;
                             want.push(*id.as_bytes());
                         }
                     }
-                    Some(_) => {}
                 }
             }
             let mine: BTreeSet<DocumentId> = mine.iter().map(|(id, _)| *id).collect();
-            for id in theirs.keys() {
-                if !mine.contains(id) && self.wanted.insert(*id) {
+            for (id, th) in &theirs {
+                if mine.contains(id) {
+                    continue;
+                }
+                if self.stats.skipped.contains_key(id) || !self.try_again(*id, (Some(*th), None)) {
+                    skipped = true;
+                    continue;
+                }
+                differs = true;
+                if self.wanted.insert(*id) {
                     self.round_differs = true;
                     want.push(*id.as_bytes());
                 }
+            }
+            if self.publish && (differs || !skipped) {
+                self.round_differs = true;
             }
         }
         for chunk in want.chunks(WANT_BATCH) {
@@ -502,6 +607,53 @@ impl Session {
             );
         }
         Ok(())
+    }
+
+    /// Notes that this round acts on `id`, seen with these heads; false (and the document
+    /// skipped) when the previous round acted on it with the same heads to no effect on either
+    /// side: the peer refuses it, and asking again would keep every round unsettled.
+    fn try_again(&mut self, id: DocumentId, seen: Tried) -> bool {
+        if self.tried_before.get(&id) == Some(&seen) {
+            self.note_skipped(id, Refusal::ByPeer);
+            return false;
+        }
+        self.tried.insert(id, seen);
+        true
+    }
+
+    /// Leaves `id` out of this session (`error` concerned only that document) and goes on;
+    /// any other error ends the session.
+    fn or_skip(&mut self, result: Result<(), SyncError>) -> Result<(), SyncError> {
+        let Err(e) = result else {
+            return Ok(());
+        };
+        match e.refused_document() {
+            Some((id, reason)) => self.skip(id, reason),
+            None => Err(e),
+        }
+    }
+
+    /// Leaves a document out of this session: one side cannot take it (see [`Refusal`]). The
+    /// rest of the corpus goes on syncing; reconciliation rounds ignore its difference; it is
+    /// reported once, in the log and in `SyncStats::skipped`. A later session tries it again.
+    fn skip(&mut self, id: DocumentId, reason: Refusal) -> Result<(), SyncError> {
+        self.note_skipped(id, reason);
+        self.finish_sync(&id)
+    }
+
+    /// [`skip`](Self::skip) without starting the next waiting sync.
+    fn note_skipped(&mut self, id: DocumentId, reason: Refusal) {
+        self.wanted.remove(&id);
+        self.syncing.remove(&id);
+        self.waiting_deps.remove(&id);
+        self.waiting.retain(|w| *w != id);
+        if self.stats.skipped.contains_key(&id) {
+            return;
+        }
+        tracing::warn!(%id, role = ?self.role, %reason, "document left out of the sync");
+        if self.stats.skipped.len() < MAX_SKIPPED_DOCS {
+            self.stats.skipped.insert(id, reason);
+        }
     }
 
     fn keep_unpublished(&mut self, id: DocumentId) {
@@ -530,7 +682,14 @@ impl Session {
         let written = apply_all(&self.store, &accepted);
         let mut changed = false;
         for ((id, bytes, _), written) in accepted.into_iter().zip(written) {
-            let written = written?;
+            let written = match written {
+                Ok(written) => written,
+                // A document we cannot take is left out; the others of the frame go on.
+                Err(e) => {
+                    self.or_skip(Err(e))?;
+                    continue;
+                }
+            };
             if written.changed {
                 changed = true;
                 self.note_received(&id, written.heads);
@@ -540,8 +699,10 @@ impl Session {
             if written.missing_deps {
                 let mut stash = self.waiting_deps.remove(&id).unwrap_or_default();
                 stash.push(bytes);
-                self.hold_for_deps(id, stash)?;
-                self.begin_sync(id)?;
+                let held = self
+                    .hold_for_deps(id, stash)
+                    .and_then(|()| self.begin_sync(id));
+                self.or_skip(held)?;
             }
         }
         if changed {
@@ -565,9 +726,42 @@ impl Session {
             let id = DocumentId::from_bytes(m.id);
             if m.bytes.is_empty() {
                 // The peer has nothing more to say about this document.
-                self.continue_sync(id, false)?;
+                let continued = self.continue_sync(id, false);
+                self.or_skip(continued)?;
                 continue;
             }
+            let skipped_here = self.role == Role::Responder && self.stats.skipped.contains_key(&id);
+            let answered = match skipped_here {
+                true => Err(SyncError::BadDocument {
+                    id,
+                    reason: self.stats.skipped[&id].clone(),
+                }),
+                false => self.on_sync_message(id, m.bytes, &mut changed),
+            };
+            if let Err(e) = answered {
+                // A document we cannot take: left out, and the peer told "nothing more" so
+                // that its side of the exchange ends too.
+                self.or_skip(Err(e))?;
+                self.push_sync(DocBytes {
+                    id: *id.as_bytes(),
+                    bytes: Vec::new(),
+                });
+            }
+        }
+        if changed {
+            self.store.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Applies one Automerge sync message from the peer and answers it.
+    fn on_sync_message(
+        &mut self,
+        id: DocumentId,
+        bytes: Vec<u8>,
+        changed: &mut bool,
+    ) -> Result<(), SyncError> {
+        {
             if self.refused.contains(&id) {
                 // We refused this read-only peer's changes to the document: its heads will
                 // never be ours, and Automerge would keep asking for them. End the exchange.
@@ -576,9 +770,9 @@ impl Session {
                     id: *id.as_bytes(),
                     bytes: Vec::new(),
                 });
-                continue;
+                return Ok(());
             }
-            let mut msg = decode_sync_message(&id, &m.bytes)?;
+            let mut msg = decode_sync_message(&id, &bytes)?;
             if !self.accept_changes && !msg.changes.is_empty() {
                 self.stats.refused_changes += 1;
                 msg.changes = am_sync::ChunkList::empty();
@@ -592,29 +786,34 @@ impl Session {
             let mut state = self.syncing.remove(&id).unwrap_or_default();
             let mut stash = self.waiting_deps.remove(&id).unwrap_or_default();
             let received: Vec<Vec<u8>> = msg.changes.iter().map(<[u8]>::to_vec).collect();
-            let (missing, written) = self.store.update(&id, |doc, _| {
-                for chunk in &stash {
-                    // Already checked when it arrived; a failure here only means "still waiting".
-                    let _ = doc.load_incremental(chunk);
-                }
-                receive_sync_message(&id, doc, &mut state, msg)?;
-                Ok::<_, SyncError>(!doc.get_missing_deps(&[]).is_empty())
+            // Guarded whole: decoding the held document, loading the held-back chunks, saving
+            // and deriving the card all run Automerge on what peers sent.
+            #[cfg(test)]
+            let role = self.role;
+            let (missing, written) = guarded(&id, || {
+                self.store.update(&id, |doc, _| {
+                    #[cfg(test)]
+                    tests::fault::point(role, tests::fault::At::Receive, &id);
+                    for chunk in &stash {
+                        // Already checked when it arrived; a failure here only means "still
+                        // waiting".
+                        let _ = doc.load_incremental(chunk);
+                    }
+                    receive_sync_message(&id, doc, &mut state, msg)?;
+                    Ok::<_, SyncError>(!doc.get_missing_deps(&[]).is_empty())
+                })
             })?;
             if missing {
                 stash.extend(received);
                 self.hold_for_deps(id, stash)?;
             }
             if written.changed {
-                changed = true;
+                *changed = true;
                 self.note_received(&id, written.heads);
             }
             self.syncing.insert(id, state);
-            self.continue_sync(id, true)?;
+            self.continue_sync(id, true)
         }
-        if changed {
-            self.store.flush()?;
-        }
-        Ok(())
     }
 
     /// Starts Automerge's sync for a document, or queues it if enough are in flight.
@@ -638,12 +837,22 @@ impl Session {
         let Some(mut state) = self.syncing.remove(&id) else {
             return Ok(());
         };
-        let mut doc = self.store.load(&id)?.unwrap_or_else(crate::store::new_doc);
-        // With the held changes queued again, Automerge asks for their missing dependencies
-        // rather than for heads it was already sent.
-        for chunk in self.waiting_deps.get(&id).into_iter().flatten() {
-            let _ = doc.load_incremental(chunk);
-        }
+        let store = &self.store;
+        let stash = self.waiting_deps.get(&id);
+        #[cfg(test)]
+        let role = self.role;
+        let loaded = guarded(&id, || {
+            #[cfg(test)]
+            tests::fault::point(role, tests::fault::At::Generate, &id);
+            let mut doc = store.load(&id)?.unwrap_or_else(crate::store::new_doc);
+            // With the held changes queued again, Automerge asks for their missing dependencies
+            // rather than for heads it was already sent.
+            for chunk in stash.into_iter().flatten() {
+                let _ = doc.load_incremental(chunk);
+            }
+            Ok::<_, SyncError>(doc)
+        });
+        let mut doc = loaded?;
         let msg = generate_sync_message(&id, &mut doc, &mut state)?;
         match msg {
             Some(bytes) => {
@@ -666,20 +875,25 @@ impl Session {
         Ok(())
     }
 
-    /// Ends an Automerge sync this side started and starts the next waiting one. If that one
-    /// cannot start (its local document fails to load or to make a message), the session fails
-    /// with that error, as when `begin_sync` starts one directly: a document left in
-    /// `initiated` would keep the session from ever being idle, so a sync would never end.
+    /// Ends an Automerge sync this side started and starts the next waiting one. One that
+    /// cannot start because of its document (it fails to load or to make a message) is skipped
+    /// and the next one starts; any other error fails the session. Either way nothing is left
+    /// in `initiated`, which would keep the session from ever being idle.
     fn finish_sync(&mut self, id: &DocumentId) -> Result<(), SyncError> {
-        if self.initiated.remove(id) {
-            if let Some(next) = self.waiting.pop_front() {
-                self.initiated.insert(next);
-                self.syncing.insert(next, am_sync::State::new());
-                if let Err(e) = self.continue_sync(next, false) {
-                    self.initiated.remove(&next);
-                    self.syncing.remove(&next);
-                    return Err(e);
-                }
+        if !self.initiated.remove(id) {
+            return Ok(());
+        }
+        while let Some(next) = self.waiting.pop_front() {
+            self.initiated.insert(next);
+            self.syncing.insert(next, am_sync::State::new());
+            let Err(e) = self.continue_sync(next, false) else {
+                return Ok(());
+            };
+            self.initiated.remove(&next);
+            self.syncing.remove(&next);
+            match e.refused_document() {
+                Some((doc, reason)) => self.note_skipped(doc, reason),
+                None => return Err(e),
             }
         }
         Ok(())
@@ -687,7 +901,13 @@ impl Session {
 
     fn hold_for_deps(&mut self, id: DocumentId, stash: Vec<Vec<u8>>) -> Result<(), SyncError> {
         let bytes: usize = stash.iter().map(Vec::len).sum();
-        if bytes > crate::store::MAX_DOCUMENT_BYTES || self.waiting_deps.len() >= MAX_PEER_SYNCS {
+        if bytes > crate::store::MAX_DOCUMENT_BYTES {
+            return Err(SyncError::BadDocument {
+                id,
+                reason: Refusal::TooLarge { size: bytes },
+            });
+        }
+        if self.waiting_deps.len() >= MAX_PEER_SYNCS {
             return Err(SyncError::Protocol(format!(
                 "peer sent {bytes} bytes of changes for {id} without their dependencies"
             )));
@@ -713,6 +933,11 @@ impl Session {
     fn fill_docs_frame(&mut self) {
         while let Some(id) = self.to_send.pop_front() {
             match self.store.saved(&id) {
+                // Held past the cap (stored by an older version): no peer would take it.
+                Ok(Some(bytes)) if bytes.len() > crate::store::MAX_DOCUMENT_BYTES => {
+                    self.note_skipped(id, Refusal::TooLarge { size: bytes.len() });
+                    self.answer_unsendable(id);
+                }
                 Ok(Some(bytes)) => {
                     self.stats.docs_sent += 1;
                     if let Some(office) = self.office_of.as_ref().and_then(|f| f(&id)) {
@@ -731,9 +956,27 @@ impl Session {
                         return;
                     }
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(%id, error = %e, "cannot read a document to send"),
+                Ok(None) => self.answer_unsendable(id),
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "cannot read a document to send");
+                    self.answer_unsendable(id);
+                }
             }
+        }
+    }
+
+    /// A responder answers a `Want` it cannot serve with empty bytes, so that the initiator
+    /// stops waiting for that document (an empty `Docs` entry stores nothing, in every
+    /// version); the next round then finds it unchanged and skips it.
+    fn answer_unsendable(&mut self, id: DocumentId) {
+        if self.role == Role::Responder {
+            self.push_docs(
+                DocBytes {
+                    id: *id.as_bytes(),
+                    bytes: Vec::new(),
+                },
+                None,
+            );
         }
     }
 
@@ -788,10 +1031,7 @@ fn apply_all(
     docs: &[(DocumentId, Vec<u8>, Option<Card>)],
 ) -> Vec<Result<crate::store::Written, SyncError>> {
     let apply = |(id, bytes, card): &(DocumentId, Vec<u8>, Option<Card>)| {
-        crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::BadDocument {
-            id: *id,
-            reason: e.to_string(),
-        })?;
+        crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::bad_document(id, e))?;
         guarded(id, || store.apply_bytes_with_card(id, bytes, card.as_ref()))
     };
     let threads = std::thread::available_parallelism()
@@ -831,36 +1071,45 @@ fn apply_all(
             r.unwrap_or_else(|| {
                 Err(SyncError::BadDocument {
                     id: *id,
-                    reason: "internal error while applying".into(),
+                    reason: Refusal::Unreadable {
+                        detail: "internal error while applying".into(),
+                    },
                 })
             })
         })
         .collect()
 }
 
-/// Runs `f` (which hands peer bytes to Automerge) and turns a panic into an error for that
-/// peer: Automerge 0.12 has inputs that panic (design/SYNC.md).
-fn guarded<T>(id: &DocumentId, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, SyncError> {
+/// Runs `f` (which runs Automerge on a document that holds or receives peer bytes) and turns a
+/// panic into a refusal of that one document: Automerge 0.12 has inputs that panic
+/// (design/SYNC.md), and a panic must cost that document, not the session or the sync agent.
+/// A panic cannot leave the store half-written: `DocStore::update` writes its one batch last,
+/// and its stripe lock ignores poisoning.
+fn guarded<T, E: Into<SyncError>>(
+    id: &DocumentId,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, SyncError> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(StoreError::Corrupt { id, reason })) => Err(SyncError::BadDocument { id, reason }),
-        Ok(Err(StoreError::TooLarge { id, size })) => Err(SyncError::BadDocument {
-            id,
-            reason: format!("document of {size} bytes"),
-        }),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(SyncError::BadDocument {
-            id: *id,
-            reason: "automerge panicked".into(),
-        }),
+        Ok(result) => result.map_err(Into::into),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            tracing::warn!(%id, %message, "automerge panicked on a document");
+            Err(SyncError::BadDocument {
+                id: *id,
+                reason: Refusal::Unreadable {
+                    detail: format!("automerge panicked: {message}"),
+                },
+            })
+        }
     }
 }
 
 fn decode_sync_message(id: &DocumentId, bytes: &[u8]) -> Result<am_sync::Message, SyncError> {
-    crate::sync_guard::decode_sync_message(bytes).map_err(|e| SyncError::BadDocument {
-        id: *id,
-        reason: e.to_string(),
-    })
+    crate::sync_guard::decode_sync_message(bytes).map_err(|e| SyncError::bad_document(id, e))
 }
 
 fn receive_sync_message(
@@ -869,10 +1118,8 @@ fn receive_sync_message(
     state: &mut am_sync::State,
     msg: am_sync::Message,
 ) -> Result<(), SyncError> {
-    crate::sync_guard::receive_sync_message(doc, state, msg).map_err(|e| SyncError::BadDocument {
-        id: *id,
-        reason: e.to_string(),
-    })
+    crate::sync_guard::receive_sync_message(doc, state, msg)
+        .map_err(|e| SyncError::bad_document(id, e))
 }
 
 fn generate_sync_message(
@@ -882,10 +1129,7 @@ fn generate_sync_message(
 ) -> Result<Option<Vec<u8>>, SyncError> {
     crate::sync_guard::generate_sync_message(doc, state)
         .map(|m| m.map(am_sync::Message::encode))
-        .map_err(|e| SyncError::BadDocument {
-            id: *id,
-            reason: e.to_string(),
-        })
+        .map_err(|e| SyncError::bad_document(id, e))
 }
 
 pub mod sim;
@@ -897,6 +1141,37 @@ mod tests {
     use automerge::transaction::Transactable;
     use automerge::ReadDoc;
     use proptest::prelude::*;
+
+    /// Injected panics: where the office side runs Automerge on a document, a test can make it
+    /// panic for one document id, as an unknown hostile input would.
+    pub(super) mod fault {
+        use std::collections::BTreeSet;
+        use std::sync::Mutex;
+
+        use crate::ids::DocumentId;
+        use crate::mutex::lock;
+
+        /// Where a panic is injected: loading a document (and its held-back chunks) to make a
+        /// sync message, or inside `DocStore::update` while receiving one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum At {
+            Generate,
+            Receive,
+        }
+
+        static PANIC_ON: Mutex<BTreeSet<(At, DocumentId)>> = Mutex::new(BTreeSet::new());
+
+        /// From now on, the initiator (the office side) panics at `at` for `id`.
+        pub fn panic_on(at: At, id: DocumentId) {
+            lock(&PANIC_ON).insert((at, id));
+        }
+
+        pub fn point(role: super::Role, at: At, id: &DocumentId) {
+            if role == super::Role::Initiator && lock(&PANIC_ON).contains(&(at, *id)) {
+                panic!("injected panic for {id}");
+            }
+        }
+    }
 
     fn put(store: &DocStore, name: &str, key: &str, value: &str) {
         store
@@ -995,7 +1270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_waiting_sync_that_cannot_start_fails_the_session_and_leaves_nothing_in_flight() {
+    fn a_waiting_sync_that_cannot_start_is_skipped_and_leaves_nothing_in_flight() {
         let store = Arc::new(DocStore::in_memory());
         let (a, b) = (DocumentId::derived("a"), DocumentId::derived("b"));
         put(&store, "a", "k", "v");
@@ -1006,14 +1281,185 @@ mod tests {
         let mut session = Session::new(store, Role::Initiator);
         session.initiated.insert(a);
         session.waiting.push_back(b);
-        let err = session.finish_sync(&a).unwrap_err();
-        assert!(matches!(err, SyncError::Store(_)), "{err}");
+        session.finish_sync(&a).unwrap();
+        assert!(
+            matches!(
+                session.stats().skipped.get(&b),
+                Some(Refusal::Unreadable { .. })
+            ),
+            "{:?}",
+            session.stats()
+        );
         assert!(
             session.initiated.is_empty() && session.waiting.is_empty(),
             "{}",
             session.describe()
         );
         assert!(session.is_idle());
+    }
+
+    /// Random bytes, which no column compression shrinks.
+    fn noise(len: usize) -> Vec<u8> {
+        use rand::{RngCore, SeedableRng};
+        let mut bytes = vec![0u8; len];
+        rand::rngs::StdRng::seed_from_u64(len as u64).fill_bytes(&mut bytes);
+        bytes
+    }
+
+    /// A document saved past `MAX_DOCUMENT_BYTES`.
+    fn oversized(doc: &mut AutoCommit) {
+        doc.put(
+            automerge::ROOT,
+            "blob",
+            noise(crate::store::MAX_DOCUMENT_BYTES + 1024),
+        )
+        .unwrap();
+    }
+
+    /// Stores `doc` as `id` through the key-value store, past every check, as a relay of an
+    /// older version (which checked sizes before writing) could hold it.
+    fn store_raw(store: &DocStore, id: &DocumentId, doc: &mut AutoCommit) {
+        let mut batch = crate::store::Batch::default();
+        batch.put(crate::store::keys::chunk_key(id, 0), doc.save());
+        let heads = HeadsHash::of(&doc.get_heads());
+        batch.put(crate::store::keys::heads_key(id), heads.0.to_vec());
+        store.kv().apply(batch).unwrap();
+    }
+
+    #[test]
+    fn documents_one_side_refuses_are_skipped_and_everything_else_converges() {
+        let s = stores(2); // an office (0) and its relay (1)
+        for i in 0..20 {
+            put(&s[0], &format!("office{i}"), "v", "o");
+            put(&s[1], &format!("relay{i}"), "v", "r");
+        }
+        // Held past the cap by the relay only: the office asks for it whole…
+        let on_relay = DocumentId::derived("oversized on the relay");
+        let mut doc = crate::store::new_doc();
+        oversized(&mut doc);
+        store_raw(&s[1], &on_relay, &mut doc);
+        // …grown past the cap on the relay from a state the office holds: Automerge sync…
+        let grown = DocumentId::derived("grown past the cap on the relay");
+        let mut doc = crate::store::new_doc();
+        doc.put(automerge::ROOT, "n", 1).unwrap();
+        s[0].apply_bytes(&grown, &doc.save()).unwrap();
+        oversized(&mut doc);
+        store_raw(&s[1], &grown, &mut doc);
+        // …and held past the cap by the office, which cannot send it.
+        let on_office = DocumentId::derived("oversized on the office");
+        let mut doc = crate::store::new_doc();
+        oversized(&mut doc);
+        store_raw(&s[0], &on_office, &mut doc);
+
+        let mut net = SimNet::new(7, s.clone());
+        net.connect(0, 1);
+        net.run(10_000);
+        assert!(net.errors.is_empty(), "{:?}", net.errors);
+        assert!(net.all_converged(), "{}", net.describe());
+        let refused = [on_relay, grown, on_office];
+        let others = |store: &DocStore| -> Vec<_> {
+            let all = snapshot(store);
+            all.into_iter()
+                .filter(|(id, _)| !refused.contains(id))
+                .collect()
+        };
+        assert_eq!(others(&s[0]), others(&s[1]));
+        assert_eq!(others(&s[0]).len(), 40);
+        let [office, relay] = net.stats(0);
+        assert!(office.settled, "{office:?}");
+        let kinds = |stats: &SyncStats| -> Vec<(DocumentId, &'static str)> {
+            let kind = |r: &Refusal| match r {
+                Refusal::TooLarge { size } if *size > crate::store::MAX_DOCUMENT_BYTES => {
+                    "too large"
+                }
+                Refusal::TooLarge { .. } => "too large, wrong size",
+                Refusal::Unreadable { .. } => "unreadable",
+                Refusal::ByPeer => "by peer",
+            };
+            stats.skipped.iter().map(|(id, r)| (*id, kind(r))).collect()
+        };
+        let mut want = vec![
+            (on_relay, "by peer"),
+            (grown, "by peer"),
+            (on_office, "too large"),
+        ];
+        want.sort();
+        assert_eq!(kinds(office), want);
+        let mut want = vec![(on_relay, "too large"), (grown, "too large")];
+        want.sort();
+        assert_eq!(kinds(relay), want);
+
+        // A relay of an older version sends the oversized document anyway: the office skips it.
+        let mut fresh = Session::new(stores(1)[0].clone(), Role::Initiator);
+        fresh.wanted.insert(on_relay);
+        let frame = Message::Docs {
+            docs: vec![DocBytes {
+                id: *on_relay.as_bytes(),
+                bytes: s[1].saved(&on_relay).unwrap().unwrap(),
+            }],
+            cards: Vec::new(),
+        };
+        fresh.handle_frame(&frame.encode()).unwrap();
+        assert!(fresh.is_idle(), "{}", fresh.describe());
+        assert_eq!(kinds(fresh.stats()), vec![(on_relay, "too large")]);
+    }
+
+    #[test]
+    fn a_panic_in_automerge_on_the_office_side_skips_that_document_only() {
+        let s = stores(2); // an office (0) and its relay (1)
+        for i in 0..10 {
+            put(&s[0], &format!("p-office{i}"), "v", "o");
+            put(&s[1], &format!("p-relay{i}"), "v", "r");
+        }
+        let generating = DocumentId::derived("panics while generating");
+        let receiving = DocumentId::derived("panics while receiving");
+        for id in [generating, receiving] {
+            let name = id.to_string();
+            let mut doc = crate::store::new_doc();
+            doc.put(automerge::ROOT, "k", "shared").unwrap();
+            for store in &s {
+                store.apply_bytes(&id, &doc.save()).unwrap();
+            }
+            s[0].update(&id, |doc, _| {
+                doc.put(automerge::ROOT, "office", name.as_str())
+                    .map_err(StoreError::from)
+            })
+            .unwrap();
+            s[1].update(&id, |doc, _| {
+                doc.put(automerge::ROOT, "relay", name.as_str())
+                    .map_err(StoreError::from)
+            })
+            .unwrap();
+        }
+        // Loading the document and its held-back chunks to answer; receiving inside
+        // `DocStore::update` (decoding what is held, loading held-back chunks, applying).
+        fault::panic_on(fault::At::Generate, generating);
+        fault::panic_on(fault::At::Receive, receiving);
+
+        let mut net = SimNet::new(3, s.clone());
+        net.connect(0, 1);
+        net.run(10_000);
+        assert!(net.errors.is_empty(), "{:?}", net.errors);
+        assert!(net.all_converged(), "{}", net.describe());
+        let [office, _] = net.stats(0);
+        let skipped: Vec<_> = office.skipped.keys().copied().collect();
+        let mut want = vec![generating, receiving];
+        want.sort();
+        assert_eq!(skipped, want);
+        for reason in office.skipped.values() {
+            assert!(
+                matches!(reason, Refusal::Unreadable { detail } if detail.contains("panicked")),
+                "{reason:?}"
+            );
+        }
+        let others = |store: &DocStore| -> Vec<_> {
+            let all = snapshot(store);
+            all.into_iter()
+                .filter(|(id, _)| !want.contains(id))
+                .collect()
+        };
+        assert_eq!(others(&s[0]), others(&s[1]));
+        assert_eq!(others(&s[0]).len(), 20);
     }
 
     #[test]
@@ -1240,7 +1686,18 @@ mod tests {
             "{}",
             client.describe()
         );
-        assert!(client.gave_up(), "{}", client.describe());
+        // The documents whose changes the relay refuses are left out once a whole exchange
+        // changed nothing; the sync ends, settled for everything else.
+        assert!(client.is_converged(), "{}", client.describe());
+        let skipped: Vec<_> = client.stats().skipped.iter().collect();
+        let mut want = [DocumentId::derived("shared"), DocumentId::derived("mine")];
+        want.sort();
+        assert_eq!(
+            skipped,
+            want.iter()
+                .map(|id| (id, &Refusal::ByPeer))
+                .collect::<Vec<_>>()
+        );
         assert!(relay.stats().refused_changes > 0);
         assert!(text_of(&s[1], "shared").contains("du relais"));
         assert!(!text_of(&s[0], "shared").contains("locale"));
@@ -1280,8 +1737,24 @@ mod tests {
                 bytes: bloom,
             }],
         };
-        let err = session.handle_frame(&frame.encode()).unwrap_err();
-        assert!(matches!(err, SyncError::BadDocument { .. }), "{err}");
+        // Refused data costs its document only: skipped, answered "nothing more", reported.
+        session.handle_frame(&frame.encode()).unwrap();
+        let doc = DocumentId::derived("doc");
+        assert!(
+            matches!(&session.stats().skipped[&doc], Refusal::Unreadable { detail } if detail.contains("bloom")),
+            "{:?}",
+            session.stats().skipped
+        );
+        let answer = Message::decode(&session.poll_transmit().unwrap()).unwrap();
+        assert_eq!(
+            answer,
+            Message::Sync {
+                msgs: vec![DocBytes {
+                    id: *doc.as_bytes(),
+                    bytes: Vec::new()
+                }]
+            }
+        );
         let frame = Message::Docs {
             docs: vec![DocBytes {
                 id: [1; 16],
@@ -1289,7 +1762,11 @@ mod tests {
             }],
             cards: Vec::new(),
         };
-        assert!(session.handle_frame(&frame.encode()).is_err());
+        session.handle_frame(&frame.encode()).unwrap();
+        assert!(session
+            .stats()
+            .skipped
+            .contains_key(&DocumentId::from_bytes([1; 16])));
         let frame = Message::Summary {
             round: 1,
             digests: vec![[0; 16]; 3],
@@ -1351,6 +1828,27 @@ mod tests {
             let reference = snapshot(&s[3]);
             for office in &s[..3] {
                 prop_assert_eq!(&snapshot(office), &reference);
+            }
+        }
+    }
+
+    proptest! {
+        /// Fuzz campaign, in the test suite: any frame a peer sends to either side is handled
+        /// or refused, never a panic, and the session can still say what to send next.
+        #[test]
+        fn any_frame_is_handled_or_refused_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            responder in any::<bool>(),
+        ) {
+            let s = stores(1);
+            put(&s[0], "doc", "v", "x");
+            let role = if responder { Role::Responder } else { Role::Initiator };
+            let mut session = Session::new(s[0].clone(), role);
+            let _ = session.handle_frame(&bytes);
+            let mut sent = 0;
+            while session.poll_transmit().is_some() {
+                sent += 1;
+                prop_assert!(sent < 1000, "{}", session.describe());
             }
         }
     }

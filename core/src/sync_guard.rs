@@ -705,4 +705,38 @@ mod tests {
             GuardError::TooManyHaves(_)
         ));
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any bytes a peer sends as a chunk or a sync
+        /// message are refused or accepted, never a panic that escapes the guard.
+        #[test]
+        fn any_bytes_are_checked_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = check_chunk(&bytes);
+            let _ = load_document(&bytes);
+            let _ = decode_sync_message(&bytes);
+        }
+
+        /// The same behind a chunk's magic bytes or a sync message's version byte, so that
+        /// our own walk (and Automerge, when it passes) sees them.
+        #[test]
+        fn any_chunk_or_sync_message_body_is_checked_without_panicking(
+            chunk_type in 0u8..5,
+            v2 in proptest::bool::ANY,
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let mut chunk = CHUNK_MAGIC.to_vec();
+            chunk.extend([0, 0, 0, 0, chunk_type]);
+            chunk.extend(&bytes);
+            let _ = check_chunk(&chunk);
+            let _ = load_document(&chunk);
+            let mut msg = vec![if v2 { SYNC_V2 } else { SYNC_V1 }];
+            msg.extend(&bytes);
+            if let Ok(m) = decode_sync_message(&msg) {
+                let mut doc = doc_with_changes(2);
+                let mut state = sync::State::new();
+                let _ = receive_sync_message(&mut doc, &mut state, m);
+                let _ = generate_sync_message(&mut doc, &mut state);
+            }
+        }
+    }
 }

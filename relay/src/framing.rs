@@ -13,7 +13,7 @@ use quinn::{ReadError, ReadExactError, RecvStream, SendStream, WriteError};
 pub use atelier_core::sync::MAX_FRAME_SIZE;
 
 /// Size of the length prefix.
-const HEADER_SIZE: usize = 4;
+pub const HEADER_SIZE: usize = 4;
 
 /// Capacity reserved up front for a frame body; it grows as bytes actually arrive. A small
 /// number so that the announced length alone never decides how much memory is taken.
@@ -152,8 +152,9 @@ fn encode_header(len: usize, limit: usize) -> Result<[u8; HEADER_SIZE], FrameErr
     Ok(len.to_be_bytes())
 }
 
-/// The body length announced by a prefix, if within `limit`.
-fn decode_header(header: [u8; HEADER_SIZE], limit: usize) -> Result<usize, FrameError> {
+/// The body length announced by a peer's length prefix, if within `limit`: the one check
+/// before anything is allocated for a frame (public for the fuzz targets in `fuzz/`).
+pub fn decode_header(header: [u8; HEADER_SIZE], limit: usize) -> Result<usize, FrameError> {
     let size = u32::from_be_bytes(header);
     match usize::try_from(size) {
         Ok(size) if size <= limit => Ok(size),
@@ -333,5 +334,17 @@ mod tests {
             matches!(err, FrameError::TruncatedHeader { received: 2 }),
             "{err}"
         );
+    }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any length prefix a peer sends is judged against
+        /// the limit, never trusted (the body is read only up to what it announces).
+        #[test]
+        fn any_length_prefix_is_judged_without_panicking(header in proptest::array::uniform4(proptest::num::u8::ANY), limit in proptest::num::usize::ANY) {
+            if let Ok(size) = decode_header(header, limit) {
+                proptest::prop_assert!(size <= limit);
+                proptest::prop_assert_eq!(size as u32, u32::from_be_bytes(header));
+            }
+        }
     }
 }

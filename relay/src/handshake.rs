@@ -198,4 +198,22 @@ mod tests {
         }
         assert_eq!(CloseCode::from_code(VarInt::from_u32(999)), None);
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any handshake frame body (what arrives before
+        /// authentication) decodes or fails without panicking.
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = ClientHandshake::decode(&bytes);
+            let _ = ServerHandshake::decode(&bytes);
+        }
+
+        #[test]
+        fn any_json_decodes_or_fails_without_panicking(
+            json in "\\{\"(Join|Hello|Welcome|Refused|[a-z]{0,5})\":(null|\"[ -~]{0,20}\"|\\{(\"[a-z_]{1,8}\":(\"[ -~]{0,12}\"|[0-9]{1,3}|true|null),?){0,4}\\})\\}",
+        ) {
+            let _ = ClientHandshake::decode(json.as_bytes());
+            let _ = ServerHandshake::decode(json.as_bytes());
+        }
+    }
 }

@@ -12,6 +12,7 @@ use atelier_core::sync::{Role, Session, SyncError, SyncStats, MAX_FRAME_SIZE};
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::framing::{read_frame, write_frame, FrameError, FramedStream};
 use crate::media_sync::{self, BlobService};
@@ -264,20 +265,26 @@ impl ConnectionHandler for SyncHandler {
         let store = self.store.clone();
         let live = self.live.subscribe();
         let blobs = self.blobs.clone();
-        Box::pin(async move {
-            let mut session = Session::new(store, Role::Responder);
-            if peer.read_only {
-                session = session.read_only_peer();
+        // Everything the session logs (a document it leaves out, with why, once per session)
+        // names the office it syncs with.
+        let span = tracing::info_span!("sync", office = %peer.office);
+        Box::pin(
+            async move {
+                let mut session = Session::new(store, Role::Responder);
+                if peer.read_only {
+                    session = session.read_only_peer();
+                }
+                let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
+                tracing::info!(
+                    received = stats.docs_received,
+                    sent = stats.docs_sent,
+                    refused = stats.refused_changes,
+                    skipped = stats.skipped.len(),
+                    "sync session ended"
+                );
+                Ok(())
             }
-            let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
-            tracing::info!(
-                office = %peer.office,
-                received = stats.docs_received,
-                sent = stats.docs_sent,
-                refused = stats.refused_changes,
-                "sync session ended"
-            );
-            Ok(())
-        })
+            .instrument(span),
+        )
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use atelier_core::replica::Replica;
+use atelier_core::store::{keys, Batch};
 use atelier_core::{jsonl, Resource};
 use serde_json::json;
 
@@ -280,6 +281,51 @@ fn import_is_all_or_nothing_then_idempotent_and_export_gives_it_back() {
     let failed = atelier(&dir, &["export", "--out", nowhere.to_str().unwrap()], "");
     assert_eq!(failed.code, 1);
     assert!(!nowhere.exists());
+}
+
+#[test]
+fn export_names_an_unreadable_document_and_writes_every_other_resource() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    atelier(&dir, &["init", "--office", "caue-15"], "").ok();
+    let path = tmp.path().join("ressources.jsonl");
+    std::fs::write(&path, FIXTURE).unwrap();
+    atelier(&dir, &["import", path.to_str().unwrap()], "").ok();
+    let n = fixture_resources().len();
+
+    // One resource's document turns unreadable (a corrupt chunk, or a document an older
+    // version stored past the size cap): its listing entry, which is derived, still names it.
+    let bad = {
+        let replica = Replica::open(&dir).unwrap();
+        let entry = replica.list(&Default::default()).unwrap()[1].clone();
+        let mut batch = Batch::default();
+        batch.put(keys::chunk_key(&entry.id, 0), b"pas un document".to_vec());
+        replica.store().kv().apply(batch).unwrap();
+        replica.store().flush().unwrap();
+        entry
+    };
+
+    for to_file in [false, true] {
+        let out = tmp.path().join("corpus.jsonl");
+        let run = match to_file {
+            true => atelier(&dir, &["export", "--out", out.to_str().unwrap()], ""),
+            false => atelier(&dir, &["export"], ""),
+        };
+        assert_eq!(run.code, 1, "an incomplete export must not look whole");
+        assert!(
+            run.stderr.contains(&bad.id.to_string()) && run.stderr.contains(&bad.title),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("export incomplet"), "{}", run.stderr);
+        let written = match to_file {
+            true => std::fs::read_to_string(&out).unwrap(),
+            false => run.stdout,
+        };
+        let back = jsonl::parse(written.as_bytes()).unwrap();
+        assert_eq!(back.len(), n - 1);
+        assert!(back.iter().all(|r| r.title != bad.title));
+    }
 }
 
 #[test]

@@ -6,21 +6,25 @@
 //! The relay crate's own tests cover each refusal against a stub handler; these check the
 //! assembled relay, with the sync engine behind the handshake.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use atelier_core::document::Edit;
-use atelier_core::sync::{DocBytes, Message};
+use atelier_core::store::{keys, Batch, HeadsHash, MAX_DOCUMENT_BYTES};
+use atelier_core::sync::{DocBytes, Message, Refusal};
+use atelier_core::DocumentId;
 use atelier_relay::client::{self, ClientError};
 use atelier_relay::framing::FramedStream;
 use atelier_relay::handshake::{ClientHandshake, CloseCode};
 use atelier_relay::identity::TLS_NAME;
 use atelier_relay::transport;
+use automerge::transaction::Transactable;
 use quinn::{Connection, ConnectionError, TransportErrorCode};
 use rand::rngs::OsRng;
 use serde_json::json;
 use tokio::time::timeout;
 
-use crate::harness::{corpus, edit_doc, Office, SyncFailed, TestRelay, WAIT};
+use crate::harness::{atelier_async, corpus, edit_doc, Office, SyncFailed, TestRelay, WAIT};
 
 /// A relay with one legitimate office that has synced once.
 struct Fixture {
@@ -238,15 +242,98 @@ async fn oversize_garbage_and_hostile_frames_close_only_that_connection() {
             bytes: vec![0x42, 0x00, 0x00, 0x01, 0x00, 0x03, 0x01, 0x00, 0x01, 0x00],
         }],
     };
+    // It costs that document only: the relay leaves it out of the session and answers
+    // "nothing more" about it, and the connection stays open.
     let (connection, mut stream) = authenticated_stream(&f, &mallory).await;
     stream.send(&hostile.encode()).await.unwrap();
-    let (code, reason) = app_close(&closed_by_relay(&connection).await);
-    assert_eq!(code, Some(CloseCode::HandlerFailed));
-    assert!(reason.contains(&target.to_string()), "{reason}");
+    let answer = timeout(WAIT, stream.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Message::decode(&answer).unwrap(),
+        Message::Sync {
+            msgs: vec![DocBytes {
+                id: *target.as_bytes(),
+                bytes: Vec::new(),
+            }],
+        }
+    );
+    assert!(connection.close_reason().is_none());
+    connection.close(CloseCode::Done.code(), b"done");
 
     // Mallory itself may still sync properly; so may everybody else.
     mallory.sync(&f.relay).await;
     f.legit_still_syncs("Après les trames hostiles").await;
+    f.relay.shutdown().await;
+}
+
+/// Random bytes, which no column compression shrinks.
+fn noise(len: usize) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(13).fill_bytes(&mut bytes);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversized_document_on_the_relay_is_skipped_and_reported_while_the_rest_syncs() {
+    let mut f = Fixture::start().await;
+    // Past the cap, as a relay of an older version (which checked sizes before writing) could
+    // hold it: written through its key-value store, then the relay restarted to read it.
+    let huge = DocumentId::derived("trop gros pour être synchronisé");
+    let mut doc = atelier_core::store::new_doc();
+    doc.put(automerge::ROOT, "blob", noise(MAX_DOCUMENT_BYTES + 1024))
+        .unwrap();
+    let mut batch = Batch::default();
+    batch.put(keys::chunk_key(&huge, 0), doc.save());
+    let heads = HeadsHash::of(&doc.get_heads());
+    batch.put(keys::heads_key(&huge), heads.0.to_vec());
+    f.relay.store().kv().apply(batch).unwrap();
+    f.relay.restart().await;
+
+    // An office's sync converges for everything else and names the document it left out.
+    let id = f
+        .legit
+        .create("Après le document trop gros", "Synchronisée.");
+    let stats = f.legit.sync(&f.relay).await;
+    assert!(stats.settled, "{stats:?}");
+    assert_eq!(stats.skipped, BTreeMap::from([(huge, Refusal::ByPeer)]));
+    assert!(f.relay.store().contains(&id).unwrap());
+    let mut held = corpus(f.relay.store());
+    assert!(held.remove(&huge).is_some());
+    assert_eq!(held, corpus(f.legit.store()));
+
+    // `atelier sync` on a fresh replica: exit 0, everything else received, and `atelier
+    // status` says which document was left out and why.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("caue-15");
+    let (url, fp) = (
+        format!("quic://{}", f.relay.addr()),
+        f.relay.fingerprint().to_string(),
+    );
+    let token = f.relay.invite("caue-15", false);
+    atelier_async(&dir, &["init", "--office", "caue-15"])
+        .await
+        .ok();
+    atelier_async(
+        &dir,
+        &["join", &url, "--fingerprint", &fp, "--token", &token],
+    )
+    .await
+    .ok();
+    atelier_async(&dir, &["sync"]).await.ok();
+    let status = atelier_async(&dir, &["status"]).await.ok().stdout;
+    assert!(
+        status.contains(&huge.to_string()) && status.contains("refusé par l'autre côté"),
+        "{status}"
+    );
+    let status = atelier_async(&dir, &["status", "--json"]).await.ok().json();
+    assert_eq!(status["refused"][0]["id"], json!(huge.url()));
+    assert_eq!(status["refused"][0]["reason"]["kind"], json!("by_peer"));
+    let listed = atelier_async(&dir, &["list", "--json"]).await.ok().json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     f.relay.shutdown().await;
 }
 

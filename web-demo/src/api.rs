@@ -184,24 +184,35 @@ pub async fn import(
     Ok(Json(report).into_response())
 }
 
+/// Header of an export response naming, comma-separated, the resources left out because their
+/// documents cannot be read (the log says why); absent when there are none.
+pub const UNREADABLE_HEADER: &str = "x-atelier-unreadable";
+
 pub async fn export(State(state): State<AppState>) -> Result<Response, WebError> {
-    let body = state
+    let (body, unreadable) = state
         .blocking(|r| {
             // Written line by line: the body, not a tree of JSON values, is what is held.
             let mut out = Vec::new();
-            r.export_each(|item| {
+            let unreadable = r.export_each(|item| {
                 // Writing into a Vec cannot fail.
                 let _ = jsonl::write_line(&mut out, &item);
                 true
             })?;
-            Ok(out)
+            Ok((out, unreadable))
         })
         .await?;
-    Ok((
+    let mut response = (
         [(header::CONTENT_TYPE, "application/x-ndjson; charset=utf-8")],
         body,
     )
-        .into_response())
+        .into_response();
+    let ids: Vec<String> = unreadable.iter().map(|u| u.id.url()).collect();
+    if let Ok(value) = header::HeaderValue::from_str(&ids.join(",")) {
+        if !ids.is_empty() {
+            response.headers_mut().insert(UNREADABLE_HEADER, value);
+        }
+    }
+    Ok(response)
 }
 
 pub async fn sync_state(State(state): State<AppState>) -> Response {

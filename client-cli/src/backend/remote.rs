@@ -18,7 +18,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use atelier_core::document::Edit;
 use atelier_core::media::{BlobHash, MediaPolicy};
-use atelier_core::replica::{Added, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord};
+use atelier_core::replica::{
+    Added, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord, Unreadable,
+};
 use atelier_core::{DocumentId, OfficeId, Resource};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -337,11 +339,26 @@ impl Backend for Remote {
         Ok(counts)
     }
 
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
         let mut response = self.send("GET", "/api/export", None)?;
+        // The web app names the resources it left out in a header (ids only: header values
+        // are ASCII) and logs why.
+        let unreadable = response
+            .headers()
+            .get(atelier_web::api::UNREADABLE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|id| id.trim().parse().ok())
+            .map(|id| Unreadable {
+                id,
+                title: String::new(),
+                reason: "illisible (le journal de l'application web dit pourquoi)".into(),
+            })
+            .collect();
         std::io::copy(&mut response.body_mut().as_reader(), out)
             .context("réception de l'export depuis l'application web")?;
-        Ok(())
+        Ok(unreadable)
     }
 
     fn search(

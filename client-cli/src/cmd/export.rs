@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use atelier_core::fr;
+use atelier_core::replica::Unreadable;
 
 use crate::{backend, media_folder, Ctx};
 
@@ -28,15 +29,15 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let backend = backend::open(&ctx.dir)?;
     let Some(path) = args.out else {
         let mut w = BufWriter::new(out);
-        backend.export(&mut w)?;
+        let unreadable = backend.export(&mut w)?;
         w.flush().context("écriture de l'export")?;
         if let Some(dir) = &args.media {
             let done = export_media(backend.as_ref(), dir)?;
             eprintln!("{}", describe_media(&done, dir));
         }
-        return Ok(());
+        return incomplete(&unreadable);
     };
-    let lines = export_to_file(backend.as_ref(), &path)?;
+    let (lines, unreadable) = export_to_file(backend.as_ref(), &path)?;
     writeln!(
         out,
         "{} exportée{} dans « {} ».",
@@ -48,7 +49,30 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         let done = export_media(backend.as_ref(), dir)?;
         writeln!(out, "{}", describe_media(&done, dir))?;
     }
-    Ok(())
+    incomplete(&unreadable)
+}
+
+/// Names on stderr every resource the export left out, and fails (exit code 1) when there was
+/// one, after the rest was written: a backup script must not take an incomplete export for a
+/// whole one, nor lose the readable resources because of one bad document.
+fn incomplete(unreadable: &[Unreadable]) -> anyhow::Result<()> {
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    for u in unreadable {
+        match u.title.is_empty() {
+            true => eprintln!("Non exportée : {} : {}", u.id, u.reason),
+            false => eprintln!("Non exportée : {} « {} » : {}", u.id, u.title, u.reason),
+        }
+    }
+    let n = unreadable.len() as u64;
+    anyhow::bail!(
+        "export incomplet : {} illisible{} non exportée{} (voir ci-dessus), toutes les autres \
+         l'ont été",
+        fr::count(n, "ressource"),
+        fr::plural_s(n),
+        fr::plural_s(n)
+    )
 }
 
 /// Copies the blobs of every live resource into `dir`.
@@ -82,16 +106,20 @@ fn describe_media(done: &media_folder::Exported, dir: &Path) -> String {
     s
 }
 
-/// Writes the export atomically to `path` (readable by all, as an ordinary document is).
-fn export_to_file(backend: &dyn backend::Backend, path: &Path) -> anyhow::Result<usize> {
-    atelier_core::fs::write_atomic_with(path, Some(0o644), |file| -> anyhow::Result<usize> {
+/// Writes the export atomically to `path` (readable by all, as an ordinary document is);
+/// returns the lines written and the resources left out.
+fn export_to_file(
+    backend: &dyn backend::Backend,
+    path: &Path,
+) -> anyhow::Result<(usize, Vec<Unreadable>)> {
+    atelier_core::fs::write_atomic_with(path, Some(0o644), |file| {
         let mut counter = LineCounter {
             inner: BufWriter::new(file),
             lines: 0,
         };
-        backend.export(&mut counter)?;
+        let unreadable = backend.export(&mut counter)?;
         counter.inner.flush().context("écriture de l'export")?;
-        Ok(counter.lines)
+        Ok::<_, anyhow::Error>((counter.lines, unreadable))
     })
     .with_context(|| format!("export vers « {} »", path.display()))
 }

@@ -4,9 +4,10 @@
 use std::io::Write;
 
 use atelier_core::replica::{
-    MediaStatus, PeerSync, Replica, ReplicaError, SyncRecord, Unsynced, WatchState,
+    MediaStatus, PeerSync, RefusedDoc, Replica, ReplicaError, SyncRecord, Unsynced, WatchState,
 };
 use atelier_core::store::StoreError;
+use atelier_core::sync::Refusal;
 use atelier_core::{fr, DocumentId};
 use serde::Serialize;
 
@@ -42,6 +43,8 @@ struct Status {
     last_peer_sync: Option<PeerSync>,
     /// A `sync --watch` holding the replica.
     watch: Option<WatchState>,
+    /// Documents the last sync (with the relay, or each peer) left out: one side refused them.
+    refused: Vec<RefusedDoc>,
     /// Resources not on the relay yet; `null` when the replica is held by another process.
     pending: Option<Vec<Pending>>,
     /// Other documents (catalog) not on the relay yet.
@@ -98,6 +101,7 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
         last_sync_ms: record.last_sync_ms,
         last_peer_sync: record.last_peer_sync,
         watch,
+        refused: record.refused,
         pending,
         pending_other,
         media,
@@ -144,6 +148,36 @@ fn pending(replica: &Replica) -> anyhow::Result<(Vec<Pending>, usize)> {
     }
     resources.sort_by_key(|p| fr::sort_key(&p.title));
     Ok((resources, other))
+}
+
+/// The documents the last sync left out, each with why, in French.
+fn show_refused(out: &mut dyn Write, refused: &[RefusedDoc]) -> anyhow::Result<()> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let n = refused.len() as u64;
+    writeln!(
+        out,
+        "Laissé{} de côté à la dernière synchronisation (tout le reste est synchronisé) : {}",
+        fr::plural_s(n),
+        fr::count(n, "document")
+    )?;
+    for r in refused.iter().take(SHOWN) {
+        let why = match &r.reason {
+            Refusal::TooLarge { size } => format!(
+                "trop gros ({}, {} au plus)",
+                fr::size(*size as u64),
+                fr::size(atelier_core::store::MAX_DOCUMENT_BYTES as u64)
+            ),
+            Refusal::Unreadable { detail } => format!("illisible ({detail})"),
+            Refusal::ByPeer => "refusé par l'autre côté (son journal dit pourquoi)".to_string(),
+        };
+        writeln!(out, "  {} avec {} : {why}", r.id, r.with)?;
+    }
+    if refused.len() > SHOWN {
+        writeln!(out, "  … et {} autres", fr::integer(n - SHOWN as u64))?;
+    }
+    Ok(())
 }
 
 fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
@@ -199,6 +233,7 @@ fn show(out: &mut dyn Write, s: &Status, ctx: &Ctx) -> anyhow::Result<()> {
             writeln!(out, "  dernière erreur : {e}")?;
         }
     }
+    show_refused(out, &s.refused)?;
     if let Some(m) = &s.media {
         show_media(out, m)?;
     }

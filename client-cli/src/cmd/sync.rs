@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use atelier_core::fr;
-use atelier_core::replica::{PeerSync, Replica};
+use atelier_core::replica::{PeerSync, RefusedDoc, Replica};
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_relay::agent;
 use atelier_relay::identity::{Fingerprint, Identity};
@@ -211,12 +211,23 @@ fn session(replica: &Replica, read_only: bool) -> Session {
 pub fn record(replica: &Replica, target: &Target, stats: &SyncStats) -> anyhow::Result<()> {
     let now = crate::now_ms();
     if target.is_relay {
+        // Documents left out are not on the relay as they are here.
+        let mut except = stats.unpublished_ids.clone();
+        except.extend(stats.skipped.keys().copied());
         replica
-            .record_synced_except(&stats.unpublished_ids)
+            .record_synced_except(&except)
             .context("enregistrement de l'état du relais")?;
     }
+    let with = target.url.to_string();
     replica
         .update_sync_record(|s| {
+            s.refused.retain(|r| r.with != with);
+            s.refused
+                .extend(stats.skipped.iter().map(|(id, reason)| RefusedDoc {
+                    id: *id,
+                    with: with.clone(),
+                    reason: reason.clone(),
+                }));
             if target.is_relay {
                 s.last_sync_ms = Some(now);
                 s.last_relay = Some(target.url.to_string());

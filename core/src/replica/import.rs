@@ -17,7 +17,7 @@ use crate::ids::DocumentId;
 use crate::par;
 use crate::resource::Resource;
 use crate::store::keys::{self, content_key, META_IMPORT_JOURNAL};
-use crate::store::Batch;
+use crate::store::{Batch, StoreError};
 
 use super::{ref_id, CatalogEntry, ListFilter, Replica, ReplicaError};
 
@@ -27,6 +27,16 @@ const IMPORT_THREADS: usize = 4;
 /// Fewer resources than this per thread are imported on the calling thread alone: starting
 /// threads would cost more than it saves.
 const IMPORT_MIN_PER_THREAD: usize = 64;
+
+/// A resource an export left out because its document cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    pub id: DocumentId,
+    /// Its title in the listing (which is derived, so still readable).
+    pub title: String,
+    /// Why, in French (the error's own message).
+    pub reason: String,
+}
 
 /// Result of an import.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -117,30 +127,53 @@ impl Replica {
         Ok(())
     }
 
-    /// Every live resource in FORMAT.md JSON, sorted by ref then title.
+    /// Every live resource in FORMAT.md JSON, sorted by ref then title; fails naming every
+    /// resource that cannot be read (see [`Self::export_each`] to export the others anyway).
     pub fn export(&self) -> Result<Vec<serde_json::Value>, ReplicaError> {
         let mut items = Vec::new();
-        self.export_each(|item| {
+        let unreadable = self.export_each(|item| {
             items.push(item);
             true
         })?;
+        if !unreadable.is_empty() {
+            return Err(ReplicaError::Unreadable(unreadable));
+        }
         Ok(items)
     }
 
     /// [`Self::export`] one resource at a time, so that an export of a large corpus holds one
-    /// document in memory, not all of them; `each` returns false to stop.
+    /// document in memory, not all of them; `each` returns false to stop. A resource whose
+    /// document cannot be read (corrupt, or stored past the size cap by an older version) is
+    /// left out and returned, so that one bad document does not stop the export of the others;
+    /// a failing database still ends it.
     pub fn export_each(
         &self,
         mut each: impl FnMut(serde_json::Value) -> bool,
-    ) -> Result<(), ReplicaError> {
+    ) -> Result<Vec<Unreadable>, ReplicaError> {
         let mut entries = self.list(&ListFilter::default())?;
         entries.sort_by(|a, b| (&a.ref_, &a.title).cmp(&(&b.ref_, &b.title)));
+        let mut unreadable = Vec::new();
         for e in &entries {
-            if !each(self.get(&e.id)?.resource.to_json()) {
+            let item = match self.get(&e.id) {
+                Ok(r) => r.resource.to_json(),
+                Err(e @ (ReplicaError::Io { .. } | ReplicaError::Store(StoreError::Db(_)))) => {
+                    return Err(e)
+                }
+                Err(err) => {
+                    tracing::warn!(id = %e.id, error = %err, "unreadable resource left out of the export");
+                    unreadable.push(Unreadable {
+                        id: e.id,
+                        title: e.title.clone(),
+                        reason: err.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if !each(item) {
                 break;
             }
         }
-        Ok(())
+        Ok(unreadable)
     }
 
     /// Rebuilds the listing and ref indexes from the documents, then adds to the catalog every

@@ -17,6 +17,7 @@ use crate::ids::DocumentId;
 use crate::mutex::lock;
 use crate::store::keys::{self, synced_key, META_SYNCED_DIGESTS, META_SYNC_RECORD};
 use crate::store::Batch;
+use crate::sync::Refusal;
 
 use super::{Replica, ReplicaError};
 
@@ -47,6 +48,19 @@ pub struct SyncRecord {
     /// A `sync --watch` running (or that did not exit cleanly).
     #[serde(default)]
     pub watch: Option<WatchState>,
+    /// Documents the last recorded sync left out because one side refused them
+    /// (`SyncStats::skipped`); replaced at every recorded sync, empty when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedDoc>,
+}
+
+/// A document a sync left out, and why (`atelier status` words it in French).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDoc {
+    pub id: DocumentId,
+    /// With the relay, or with a peer (`quic://…`).
+    pub with: String,
+    pub reason: Refusal,
 }
 
 /// A direct sync with another office's replica (`atelier sync --peer`).
@@ -79,6 +93,9 @@ impl SyncRecord {
         self.last_relay = self.last_relay.take().or(other.last_relay);
         self.last_peer_sync = self.last_peer_sync.take().or(other.last_peer_sync);
         self.watch = self.watch.take().or(other.watch);
+        if self.refused.is_empty() {
+            self.refused = other.refused;
+        }
     }
 }
 

@@ -114,4 +114,15 @@ mod tests {
         };
         assert!(m.encode().len() < 4200, "{}", m.encode().len());
     }
+
+    proptest::proptest! {
+        /// Fuzz campaign, in the test suite: any bytes from a peer decode to a message or to an
+        /// error, never a panic; what decodes encodes back to the same bytes' meaning.
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Ok(m) = Message::decode(&bytes) {
+                proptest::prop_assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+            }
+        }
+    }
 }

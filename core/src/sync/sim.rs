@@ -122,6 +122,12 @@ impl SimNet {
             .join(" ")
     }
 
+    /// The counters of connection `conn`'s initiator and responder, in that order.
+    pub fn stats(&self, conn: usize) -> [&super::SyncStats; 2] {
+        let c = &self.conns[conn];
+        [c.sessions[0].stats(), c.sessions[1].stats()]
+    }
+
     /// Whether the initiator of every open connection has converged.
     pub fn all_converged(&self) -> bool {
         self.conns.iter().all(|c| c.sessions[0].is_converged())

@@ -65,10 +65,14 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     let list = t.elapsed();
     let t = Instant::now();
     let mut exported = 0;
-    replica.export_each(|_| {
+    let unreadable = replica.export_each(|_| {
         exported += 1;
         true
     })?;
+    anyhow::ensure!(
+        unreadable.is_empty(),
+        "unreadable resources: {unreadable:?}"
+    );
     let export = t.elapsed();
     let rss_peak = peak_rss_kb();
 
