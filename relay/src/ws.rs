@@ -62,6 +62,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::blobs::RelayBlobs;
+use crate::live_access::SessionTicket;
 
 /// The peer id the relay announces in its `peer` messages.
 pub const RELAY_PEER_ID: &str = "atelier-relay";
@@ -89,11 +90,19 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_NORMAL: u16 = 1000;
 
-/// Decides what a bearer token grants. Implemented by the relay's access registry; tests use a
-/// fixed table. Called on the blocking pool, so it may read files.
+/// Decides what a bearer token grants. Implemented by the relay's in-memory access registry
+/// ([`crate::live_access::LiveAccess`]); tests use a fixed table. Called on the async runtime
+/// for every upgrade attempt, before any other work: it must answer from memory, never block,
+/// so that a flood of bad tokens costs a hash and a compare each.
 pub trait WsAuth: Send + Sync + 'static {
-    /// The grant of `token`, or `None` if it is unknown or revoked.
+    /// The grant of `token`, or `None` if it is unknown, expired or revoked.
     fn authorize(&self, token: &str) -> Option<WsPeer>;
+
+    /// Registers the live session opened with `token`; the connection closes when the ticket
+    /// fires (the token was revoked or expired). Tokens that cannot be revoked never fire.
+    fn session(&self, _token: &str) -> SessionTicket {
+        SessionTicket::never()
+    }
 }
 
 /// What a WebSocket bearer token grants.
@@ -178,13 +187,25 @@ impl WsState {
         }
     }
 
-    fn spawn_connection(&self, socket: WebSocket, peer: WsPeer, permit: OwnedSemaphorePermit) {
+    fn spawn_connection(
+        &self,
+        socket: WebSocket,
+        peer: WsPeer,
+        ticket: SessionTicket,
+        permit: OwnedSemaphorePermit,
+    ) {
         if *self.inner.shutdown.borrow() {
             return;
         }
         let mut tasks = lock(&self.inner.tasks);
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(run_connection(socket, peer, self.inner.clone(), permit));
+        tasks.spawn(run_connection(
+            socket,
+            peer,
+            ticket,
+            self.inner.clone(),
+            permit,
+        ));
     }
 }
 
@@ -270,17 +291,11 @@ async fn upgrade(
     let Some(token) = token else {
         return (StatusCode::UNAUTHORIZED, "missing token").into_response();
     };
-    let auth = state.inner.auth.clone();
-    let peer = match tokio::task::spawn_blocking(move || auth.authorize(&token)).await {
-        Ok(Some(peer)) => peer,
-        Ok(None) => {
-            tracing::warn!("websocket upgrade with an unknown token refused");
-            return (StatusCode::UNAUTHORIZED, "unknown token").into_response();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "token check failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    // From memory, on this task: a flood of bad tokens reaches neither a file nor the
+    // blocking pool.
+    let Some(peer) = state.inner.auth.authorize(&token) else {
+        tracing::debug!("websocket upgrade with an unknown token refused");
+        return (StatusCode::UNAUTHORIZED, "unknown token").into_response();
     };
     if *state.inner.shutdown.borrow() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -292,7 +307,10 @@ async fn upgrade(
     ws.max_message_size(MAX_WIRE_MESSAGE_BYTES)
         .max_frame_size(MAX_WIRE_MESSAGE_BYTES)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| async move { state.spawn_connection(socket, peer, permit) })
+        .on_upgrade(move |socket| async move {
+            let ticket = state.inner.auth.session(&token);
+            state.spawn_connection(socket, peer, ticket, permit)
+        })
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -305,6 +323,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 async fn run_connection(
     socket: WebSocket,
     peer: WsPeer,
+    mut ticket: SessionTicket,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -323,6 +342,10 @@ async fn run_connection(
         let joined = session.as_ref().is_some_and(Session::joined);
         let work = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break Some((CLOSE_GOING_AWAY, "relay shutting down".into())),
+            _ = ticket.revoked() => {
+                tracing::info!(office = %peer.office, "closing a websocket whose token was revoked or expired");
+                break Some((CLOSE_POLICY, crate::live_access::REVOKED_REASON.into()));
+            }
             _ = tokio::time::sleep_until(join_deadline), if !joined => {
                 let reason = "no join message in time".to_string();
                 tracing::warn!(office = %peer.office, %reason, "closing websocket");

@@ -1,5 +1,6 @@
 //! Integration tests.
 
+mod access_live;
 mod blobs_s3;
 mod cli;
 mod cli_media;

@@ -112,7 +112,15 @@ impl TestRelay {
     pub fn ws_token(&self, office: &str, read_only: bool) -> String {
         let now = time::OffsetDateTime::now_utc();
         self.access()
-            .update(|r| r.issue_ws_token(&mut OsRng, office, read_only, now))
+            .update(|r| {
+                r.issue_ws_token(
+                    &mut OsRng,
+                    office,
+                    read_only,
+                    atelier_relay::access::DEFAULT_WS_TOKEN_TTL,
+                    now,
+                )
+            })
             .unwrap()
     }
 
