@@ -5,7 +5,7 @@
 //! memory between calls. Every write of a document (its new chunk, its heads hash, and whatever
 //! derived index entries the caller adds) goes to the key-value store as one atomic batch.
 
-pub(crate) mod keys;
+pub mod keys;
 pub mod kv;
 
 use std::sync::{Arc, Mutex};

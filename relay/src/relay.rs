@@ -13,6 +13,7 @@ use crate::blobs::RelayBlobs;
 use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
 use crate::live_access::{LiveAccess, Revocable, WatchHandle};
+use crate::quota::Quotas;
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::sync_conn::{LiveChanges, SyncHandler};
 use crate::ws::{self, WsHandle, WsState};
@@ -23,6 +24,7 @@ pub struct RelayHandle {
     ws: WsHandle,
     access: LiveAccess,
     watch: WatchHandle,
+    quotas: Quotas,
     store: Arc<DocStore>,
     blobs: RelayBlobs,
 }
@@ -56,6 +58,11 @@ impl RelayHandle {
     /// sessions).
     pub fn access(&self) -> &LiveAccess {
         &self.access
+    }
+
+    /// What each office has written, against its quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
     }
 
     /// Stops accepting, closes every connection, flushes the store.
@@ -92,6 +99,8 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         .check()
         .await
         .context("stockage des médias inaccessible (voir la table [media] de relay.toml)")?;
+    let quotas = Quotas::open(store.clone(), config.quotas.clone())
+        .context("lecture des quotas des CAUE")?;
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
@@ -100,7 +109,11 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             config.listen,
             Arc::new(access.clone()),
             Arc::new(Revocable::new(
-                Arc::new(SyncHandler::new(store.clone(), live).with_media(Arc::new(blobs.clone()))),
+                Arc::new(
+                    SyncHandler::new(store.clone(), live)
+                        .with_media(Arc::new(blobs.clone()))
+                        .with_quotas(quotas.clone()),
+                ),
                 access.clone(),
             )),
         )
@@ -108,7 +121,12 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
     let ws = ws::spawn_ws(
         config.ws_listen,
-        WsState::with_media(store.clone(), Arc::new(access.clone()), blobs.clone()),
+        WsState::relay(
+            store.clone(),
+            Arc::new(access.clone()),
+            blobs.clone(),
+            quotas.clone(),
+        ),
     )
     .await
     .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
@@ -119,6 +137,7 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         ws,
         access,
         watch,
+        quotas,
         store,
         blobs,
     })

@@ -219,6 +219,7 @@ pub struct SyncHandler {
     store: Arc<DocStore>,
     live: LiveChanges,
     blobs: Option<Arc<dyn BlobService>>,
+    quotas: Option<crate::quota::Quotas>,
 }
 
 impl SyncHandler {
@@ -227,7 +228,14 @@ impl SyncHandler {
             store,
             live,
             blobs: None,
+            quotas: None,
         }
+    }
+
+    /// Checks every peer's writes against `quotas` (the relay's; see [`crate::quota`]).
+    pub fn with_quotas(mut self, quotas: crate::quota::Quotas) -> Self {
+        self.quotas = Some(quotas);
+        self
     }
 
     /// Stores and serves blobs through `blobs`.
@@ -264,10 +272,14 @@ impl ConnectionHandler for SyncHandler {
         let store = self.store.clone();
         let live = self.live.subscribe();
         let blobs = self.blobs.clone();
+        let gate = self.quotas.as_ref().map(|q| q.gate(&peer.office));
         Box::pin(async move {
             let mut session = Session::new(store, Role::Responder);
             if peer.read_only {
                 session = session.read_only_peer();
+            }
+            if let Some(gate) = gate {
+                session = session.with_gate(gate);
             }
             let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
             tracing::info!(

@@ -63,6 +63,7 @@ use tokio::task::JoinSet;
 
 use crate::blobs::RelayBlobs;
 use crate::live_access::SessionTicket;
+use crate::quota::Quotas;
 
 /// The peer id the relay announces in its `peer` messages.
 pub const RELAY_PEER_ID: &str = "atelier-relay";
@@ -125,6 +126,8 @@ struct Shared {
     auth: Arc<dyn WsAuth>,
     /// The relay's blobs, served on `GET /media/{hash}` when present.
     media: Option<RelayBlobs>,
+    /// What each office may write (the relay's quotas); `None` admits everything.
+    quotas: Option<Quotas>,
     hub: Arc<Hub>,
     relay_id: PeerId,
     slots: Arc<Semaphore>,
@@ -135,16 +138,31 @@ struct Shared {
 impl WsState {
     /// Endpoint state over `store`; registers one observer on the store for live updates.
     pub fn new(store: Arc<DocStore>, auth: Arc<dyn WsAuth>) -> Self {
-        Self::build(store, auth, None)
+        Self::build(store, auth, None, None)
     }
 
     /// [`WsState::new`] that also serves `media`'s blobs on `GET /media/{hash}`
     /// ([`crate::media_http`]), with the same tokens.
     pub fn with_media(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: RelayBlobs) -> Self {
-        Self::build(store, auth, Some(media))
+        Self::build(store, auth, Some(media), None)
     }
 
-    fn build(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: Option<RelayBlobs>) -> Self {
+    /// The relay's endpoint: [`WsState::with_media`], every write checked against `quotas`.
+    pub fn relay(
+        store: Arc<DocStore>,
+        auth: Arc<dyn WsAuth>,
+        media: RelayBlobs,
+        quotas: Quotas,
+    ) -> Self {
+        Self::build(store, auth, Some(media), Some(quotas))
+    }
+
+    fn build(
+        store: Arc<DocStore>,
+        auth: Arc<dyn WsAuth>,
+        media: Option<RelayBlobs>,
+        quotas: Option<Quotas>,
+    ) -> Self {
         let hub = Arc::new(Hub::default());
         let weak: Weak<Hub> = Arc::downgrade(&hub);
         store.observe(Box::new(move |id| {
@@ -158,6 +176,7 @@ impl WsState {
                 store,
                 auth,
                 media,
+                quotas,
                 hub,
                 relay_id,
                 slots: Arc::new(Semaphore::new(MAX_WS_CONNECTIONS)),
@@ -333,6 +352,9 @@ async fn run_connection(
         peer.clone(),
         shared.relay_id.clone(),
     ));
+    if let (Some(s), Some(quotas)) = (session.as_mut(), &shared.quotas) {
+        s.gate = Some(quotas.gate(&peer.office));
+    }
     let mut shutdown = shared.shutdown.subscribe();
     let (mut sink, mut stream) = socket.split();
     let join_deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
@@ -476,6 +498,8 @@ enum SessionError {
 /// The automerge-repo protocol of one connection, without I/O: frames in, steps out.
 struct Session {
     store: Arc<DocStore>,
+    /// What this office may write; a refused message's changes are dropped, the rest goes on.
+    gate: Option<Arc<dyn atelier_core::change_gate::ChangeGate>>,
     peer: WsPeer,
     relay_id: PeerId,
     client: Option<PeerId>,
@@ -486,6 +510,7 @@ impl Session {
     fn new(store: Arc<DocStore>, peer: WsPeer, relay_id: PeerId) -> Self {
         Self {
             store,
+            gate: None,
             peer,
             relay_id,
             client: None,
@@ -602,7 +627,14 @@ impl Session {
         data: &[u8],
         is_request: bool,
     ) -> Result<Vec<Step>, SessionError> {
-        let msg = sync_guard::decode_sync_message(data)?;
+        let mut msg = sync_guard::decode_sync_message(data)?;
+        if let Some(gate) = self.gate.as_ref().filter(|_| !self.peer.read_only) {
+            let chunks: Vec<&[u8]> = msg.changes.iter().collect();
+            if !chunks.is_empty() && gate.admit(&id, &chunks).is_err() {
+                // Logged by the gate; the client keeps its changes and its other documents.
+                msg.changes = automerge::sync::ChunkList::empty();
+            }
+        }
         let mut steps = Vec::new();
         if !self.docs.contains_key(&id) {
             if self.docs.len() >= MAX_DOCS_PER_CONNECTION {

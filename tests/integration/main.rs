@@ -6,6 +6,7 @@ mod cli;
 mod cli_media;
 mod harness;
 mod media;
+mod quotas;
 mod replica;
 mod sync;
 mod sync_refusals;
