@@ -12,7 +12,6 @@
 //! [`SessionTicket`] for as long as they run.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
@@ -294,18 +293,16 @@ impl SessionTicket {
     }
 
     /// Completes once the session's access is revoked or expired.
-    pub fn revoked(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            match &mut self.cut {
-                Some(rx) => {
-                    if rx.wait_for(|cut| *cut).await.is_err() {
-                        // The sender lives as long as the registration, so this is a dropped
-                        // registry: nothing will cut this session any more.
-                        std::future::pending::<()>().await;
-                    }
+    pub async fn revoked(&mut self) {
+        match &mut self.cut {
+            Some(rx) => {
+                if rx.wait_for(|cut| *cut).await.is_err() {
+                    // The sender lives as long as the registration, so this is a dropped
+                    // registry: nothing will cut this session any more.
+                    std::future::pending::<()>().await;
                 }
-                None => std::future::pending::<()>().await,
             }
+            None => std::future::pending::<()>().await,
         }
     }
 
