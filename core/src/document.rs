@@ -253,6 +253,19 @@ pub struct ChangeNote {
     pub fields: Vec<String>,
 }
 
+/// The office a change's commit message records, if it carries an Atelier [`ChangeNote`]
+/// (changes made by foreign clients, such as a browser's automerge-repo, record none).
+/// Only the `office` key is read, so a message that names an office without the rest of a note
+/// still counts as naming it.
+pub fn recorded_office(change: &automerge::Change) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Recorded {
+        office: String,
+    }
+    let recorded: Recorded = serde_json::from_str(change.message()?).ok()?;
+    Some(recorded.office)
+}
+
 /// One entry of a resource's history.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HistoryEntry {

@@ -4,6 +4,7 @@
 //! arguments, so the binaries (relay, CLI, web) and the tests drive the same code.
 
 pub mod card;
+pub mod change_gate;
 pub mod clock;
 pub mod document;
 pub mod fields;

@@ -33,7 +33,10 @@ use crate::resource::Resource;
 use crate::store::keys::{META_ACTOR, META_FORMAT, META_OFFICE};
 use crate::store::{Batch, DocStore, Kv, SledKv, StoreError};
 use catalog::CatalogEntry;
-pub use catalog::{CATALOG_ROOT_NAME, CATALOG_SHARDS, CATALOG_SHARD_TYPE, CATALOG_TYPE};
+pub use catalog::{
+    check_catalog_write, is_catalog, CATALOG_ROOT_NAME, CATALOG_SHARDS, CATALOG_SHARD_TYPE,
+    CATALOG_TYPE,
+};
 use import::Upsert;
 pub use import::{ImportReport, Unreadable};
 use listing::ListingIndexer;

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::card::{self, Card};
+use crate::change_gate::ChangeGate;
 use crate::ids::DocumentId;
 use crate::store::{DocChange, DocStore, HeadsHash, StoreError, BUCKETS};
 pub use message::{BucketEntries, DocBytes, Message, MAX_FRAME_SIZE};
@@ -203,6 +204,8 @@ pub struct Session {
     /// ends there, since the heads can never match and each side would keep answering.
     refused: BTreeSet<DocumentId>,
     office_of: Option<OfficeLookup>,
+    /// What the peer may store (a relay's quotas); `None` admits everything.
+    gate: Option<Arc<dyn ChangeGate>>,
     round: u32,
     awaiting_entries: bool,
     /// Whether any `Entries` frame of the current round listed a bucket.
@@ -252,6 +255,7 @@ impl Session {
             pulled: BTreeMap::new(),
             refused: BTreeSet::new(),
             office_of: None,
+            gate: None,
             round: 0,
             awaiting_entries: false,
             round_differs: false,
@@ -290,6 +294,25 @@ impl Session {
     pub fn pull_only(mut self) -> Self {
         self.publish = false;
         self
+    }
+
+    /// Checks everything the peer sends through `gate` before storing it: refused documents
+    /// and changes are skipped (counted in `refused_changes`), the rest is applied.
+    pub fn with_gate(mut self, gate: Arc<dyn ChangeGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Whether the gate, if any, lets the peer store `chunks` in `id`.
+    fn admitted(&mut self, id: &DocumentId, chunks: &[&[u8]]) -> bool {
+        let refused = self
+            .gate
+            .as_ref()
+            .is_some_and(|g| g.admit(id, chunks).is_err());
+        if refused {
+            self.stats.refused_changes += 1;
+        }
+        !refused
     }
 
     /// Names the owner office of documents in the stats.
@@ -673,10 +696,10 @@ impl Session {
         for (d, card) in docs.into_iter().zip(cards) {
             let id = DocumentId::from_bytes(d.id);
             self.wanted.remove(&id);
-            if self.accept_changes {
-                accepted.push((id, d.bytes, card));
-            } else {
+            if !self.accept_changes {
                 self.stats.refused_changes += 1;
+            } else if self.admitted(&id, &[&d.bytes]) {
+                accepted.push((id, d.bytes, card));
             }
         }
         let written = apply_all(&self.store, &accepted);
@@ -773,10 +796,16 @@ impl Session {
                 return Ok(());
             }
             let mut msg = decode_sync_message(&id, &bytes)?;
-            if !self.accept_changes && !msg.changes.is_empty() {
-                self.stats.refused_changes += 1;
-                msg.changes = am_sync::ChunkList::empty();
-                self.refused.insert(id);
+            if !msg.changes.is_empty() {
+                let chunks: Vec<&[u8]> = msg.changes.iter().collect();
+                let refuse = !self.accept_changes || !self.admitted(&id, &chunks);
+                if refuse {
+                    if !self.accept_changes {
+                        self.stats.refused_changes += 1;
+                    }
+                    msg.changes = am_sync::ChunkList::empty();
+                    self.refused.insert(id);
+                }
             }
             if !self.syncing.contains_key(&id) && self.syncing.len() >= MAX_PEER_SYNCS {
                 return Err(SyncError::Protocol(format!(

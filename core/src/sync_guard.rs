@@ -158,6 +158,36 @@ pub fn load_document(bytes: &[u8]) -> Result<AutoCommit, GuardError> {
     guarded(|| AutoCommit::load(bytes))?.map_err(|e| GuardError::Automerge(e.to_string()))
 }
 
+/// The changes carried by peer bytes (a saved document, or change chunks as `Docs` and sync
+/// messages carry them), decoded one by one after [`check_chunk`]: what a relay reads to know
+/// who a change says it is from before storing it. Bundle chunks, which Automerge's sync never
+/// sends, are refused: their changes could not be told apart without their dependencies.
+pub fn changes_of(bytes: &[u8]) -> Result<Vec<automerge::Change>, GuardError> {
+    check_chunk(bytes)?;
+    let mut changes = Vec::new();
+    let mut r = Reader::new(bytes);
+    while r.remaining() > 0 {
+        let rest = r.bytes;
+        r.take(8)?; // magic (checked above) and checksum
+        let chunk_type = r.byte()?;
+        r.length_prefixed()?;
+        let chunk = &rest[..rest.len() - r.remaining()];
+        match chunk_type {
+            CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => changes.push(
+                guarded(|| automerge::Change::try_from(chunk))?
+                    .map_err(|e| GuardError::Automerge(e.to_string()))?,
+            ),
+            CHUNK_DOCUMENT => {
+                let mut doc = guarded(|| AutoCommit::load(chunk))?
+                    .map_err(|e| GuardError::Automerge(e.to_string()))?;
+                changes.extend(guarded(|| doc.get_changes(&[]))?);
+            }
+            _ => return Err(GuardError::Malformed("bundle chunks are not accepted")),
+        }
+    }
+    Ok(changes)
+}
+
 /// Runs `f`, turning a panic into an error carrying the panic message.
 fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, GuardError> {
     #[cfg(test)]

@@ -12,6 +12,8 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -43,6 +45,19 @@ pub const INVITE_RETENTION: Duration = Duration::days(30);
 /// for months is a secret lying around in a mailbox.
 pub const MAX_TOKEN_TTL: Duration = Duration::days(30);
 
+/// Lifetime of a WebSocket bearer token when `atelier-relay token` is not told otherwise. A
+/// browser token sits in a bookmark or a configuration file, where it can leak; three months
+/// means a forgotten one stops working on its own, while staff renew it four times a year.
+pub const DEFAULT_WS_TOKEN_TTL: Duration = Duration::days(90);
+
+/// Longest lifetime of a WebSocket bearer token: a year, renewed at least once a year.
+pub const MAX_WS_TOKEN_TTL: Duration = Duration::days(366);
+
+/// Hex digits of a token's hash shown as its id (`atelier-relay tokens`, `revoke --token`):
+/// 48 bits tell apart the few hundred tokens a relay ever issues, and say nothing useful about
+/// the token itself (it is a prefix of its SHA-256).
+pub const TOKEN_ID_HEX: usize = 12;
+
 /// Version of the `access.json` format, checked on load.
 const FORMAT_VERSION: u32 = 1;
 
@@ -72,6 +87,15 @@ pub enum AccessError {
     /// The requested lifetime is zero, negative or too long.
     #[error("token lifetime must be between 1 second and {} days", MAX_TOKEN_TTL.whole_days())]
     InvalidTtl,
+    /// The requested WebSocket token lifetime is zero, negative or too long.
+    #[error("websocket token lifetime must be between 1 second and {} days", MAX_WS_TOKEN_TTL.whole_days())]
+    InvalidWsTtl,
+    /// No WebSocket token has this id.
+    #[error("no websocket token has the id {0}")]
+    UnknownTokenId(String),
+    /// Several WebSocket tokens start with this id.
+    #[error("several websocket tokens start with {0}: give more digits")]
+    AmbiguousTokenId(String),
     /// No device has this fingerprint.
     #[error("unknown device {0}")]
     UnknownDevice(Fingerprint),
@@ -156,6 +180,27 @@ pub struct WsGrant {
     pub office: String,
     /// Whether it may only read.
     pub read_only: bool,
+    /// The token's id (see [`TOKEN_ID_HEX`]), to name it in logs and to revoke it.
+    pub id: String,
+}
+
+/// A WebSocket bearer token as `atelier-relay tokens` lists it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WsTokenInfo {
+    /// Its id: the first [`TOKEN_ID_HEX`] hex digits of its SHA-256.
+    pub id: String,
+    /// The office it was issued for.
+    pub office: String,
+    /// Whether it only reads.
+    pub read_only: bool,
+    /// When it was issued.
+    #[serde(with = "rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// When it stops working.
+    #[serde(with = "rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Whether it was revoked.
+    pub revoked: bool,
 }
 
 /// What [`AccessRegistry::revoke_office`] revoked.
@@ -319,42 +364,88 @@ impl AccessRegistry {
         }
     }
 
-    /// Creates a WebSocket bearer token for a browser client of `office` and returns it. It
-    /// does not expire; it is revoked with its office.
+    /// Creates a WebSocket bearer token for a browser client of `office`, valid for `ttl` from
+    /// `now` (at most [`MAX_WS_TOKEN_TTL`]), and returns it. It is also revoked with its office.
     pub fn issue_ws_token<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
         office: &str,
         read_only: bool,
+        ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<String, AccessError> {
         let office = parse_office(office)?;
+        if ttl <= Duration::ZERO || ttl > MAX_WS_TOKEN_TTL {
+            return Err(AccessError::InvalidWsTtl);
+        }
         let (token, hash) = new_token(rng);
         self.ws_tokens.push(WsToken {
             token_sha256: hash,
             office,
             read_only,
             issued_at: now,
+            expires_at: Some(now + ttl),
             revoked: false,
         });
         Ok(token)
     }
 
-    /// What a WebSocket bearer token grants, if it is known and not revoked.
-    pub fn authorize_ws_token(&self, token: &str) -> Result<WsGrant, AccessError> {
-        let hash = parse_token(token)?;
+    /// What a WebSocket bearer token grants at `now`, if it is known, unexpired and not revoked.
+    pub fn authorize_ws_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<WsGrant, AccessError> {
+        self.authorize_ws_hash(&parse_token(token)?, now)
+    }
+
+    /// [`AccessRegistry::authorize_ws_token`] for a token already hashed (a live session's).
+    pub(crate) fn authorize_ws_hash(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<WsGrant, AccessError> {
         let found = self
             .ws_tokens
             .iter()
-            .find(|t| t.token_sha256.matches(&hash))
+            .find(|t| t.token_sha256.matches(hash))
             .ok_or(AccessError::UnknownToken)?;
         if found.revoked {
             return Err(AccessError::TokenRevoked);
         }
+        if now >= found.expires_at() {
+            return Err(AccessError::TokenExpired);
+        }
         Ok(WsGrant {
             office: found.office.clone(),
             read_only: found.read_only,
+            id: found.token_sha256.id(),
         })
+    }
+
+    /// Revokes the one WebSocket token whose id starts with `id` (at least a few hex digits).
+    pub fn revoke_ws_token(&mut self, id: &str) -> Result<WsTokenInfo, AccessError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AccessError::UnknownTokenId(id));
+        }
+        let mut found = self
+            .ws_tokens
+            .iter_mut()
+            .filter(|t| hex::encode(t.token_sha256.0).starts_with(&id));
+        let token = found
+            .next()
+            .ok_or_else(|| AccessError::UnknownTokenId(id.clone()))?;
+        if found.next().is_some() {
+            return Err(AccessError::AmbiguousTokenId(id));
+        }
+        token.revoked = true;
+        Ok(token.info())
+    }
+
+    /// Every WebSocket token ever issued, revoked and expired ones included, oldest first.
+    pub fn ws_tokens(&self) -> impl Iterator<Item = WsTokenInfo> + '_ {
+        self.ws_tokens.iter().map(WsToken::info)
     }
 
     /// Every device ever enrolled, revoked ones included, by fingerprint.
@@ -371,6 +462,9 @@ impl AccessRegistry {
 #[derive(Debug, Clone)]
 pub struct AccessStore {
     dir: PathBuf,
+    /// Times `access.json` was read, shared by clones: tests check that a token check reads
+    /// nothing (see [`AccessStore::loads`]).
+    loads: Arc<AtomicU64>,
 }
 
 impl AccessStore {
@@ -379,7 +473,13 @@ impl AccessStore {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: data_dir.into(),
+            loads: Arc::default(),
         }
+    }
+
+    /// How many times this store (or a clone) read `access.json`.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
     }
 
     /// Path of the registry file.
@@ -431,6 +531,7 @@ impl AccessStore {
     }
 
     fn load(&self) -> Result<AccessRegistry, AccessError> {
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let path = self.path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -471,23 +572,6 @@ impl AccessStore {
     }
 }
 
-/// The WebSocket endpoint's token check, answered from the registry.
-impl crate::ws::WsAuth for AccessStore {
-    fn authorize(&self, token: &str) -> Option<crate::ws::WsPeer> {
-        match self.read(|registry| registry.authorize_ws_token(token)) {
-            Ok(Ok(grant)) => Some(crate::ws::WsPeer {
-                office: grant.office,
-                read_only: grant.read_only,
-            }),
-            Ok(Err(_)) => None,
-            Err(e) => {
-                tracing::warn!("websocket token check failed: {e}");
-                None
-            }
-        }
-    }
-}
-
 /// An enrolment invitation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -510,16 +594,45 @@ struct WsToken {
     read_only: bool,
     #[serde(with = "rfc3339")]
     issued_at: OffsetDateTime,
+    /// Absent from tokens issued before tokens expired: those expire
+    /// [`DEFAULT_WS_TOKEN_TTL`] after they were issued.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<OffsetDateTime>,
     revoked: bool,
+}
+
+impl WsToken {
+    fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+            .unwrap_or(self.issued_at + DEFAULT_WS_TOKEN_TTL)
+    }
+
+    fn info(&self) -> WsTokenInfo {
+        WsTokenInfo {
+            id: self.token_sha256.id(),
+            office: self.office.clone(),
+            read_only: self.read_only,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at(),
+            revoked: self.revoked,
+        }
+    }
 }
 
 /// SHA-256 of a token's random bytes, stored as hex.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct TokenHash([u8; 32]);
+pub(crate) struct TokenHash([u8; 32]);
 
 impl TokenHash {
     fn of(secret: &[u8]) -> Self {
         Self(Sha256::digest(secret).into())
+    }
+
+    /// The token's id: the first [`TOKEN_ID_HEX`] hex digits of the hash.
+    fn id(&self) -> String {
+        let mut id = hex::encode(self.0);
+        id.truncate(TOKEN_ID_HEX);
+        id
     }
 
     /// Constant-time comparison, so response timing says nothing about how close a guess was.
@@ -555,10 +668,34 @@ fn new_token<R: RngCore + CryptoRng>(rng: &mut R) -> (String, TokenHash) {
     (hex::encode(secret), TokenHash::of(&secret))
 }
 
-fn parse_token(token: &str) -> Result<TokenHash, AccessError> {
+pub(crate) fn parse_token(token: &str) -> Result<TokenHash, AccessError> {
     let mut secret = [0u8; TOKEN_BYTES];
     hex::decode_to_slice(token.trim(), &mut secret).map_err(|_| AccessError::MalformedToken)?;
     Ok(TokenHash::of(&secret))
+}
+
+/// [`rfc3339`] for an optional timestamp.
+mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(
+        t: &Option<OffsetDateTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => super::rfc3339::serialize(t, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::rfc3339")] OffsetDateTime);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(t)| t))
+    }
 }
 
 /// RFC 3339 timestamps in `access.json`, readable by the IT staff who may open it.
@@ -696,16 +833,13 @@ mod tests {
         let other = reg
             .invite(&mut rng, "caue-63", false, Duration::hours(1), NOW)
             .unwrap();
-        let ws = reg.issue_ws_token(&mut rng, "caue-15", true, NOW).unwrap();
+        let ws = reg
+            .issue_ws_token(&mut rng, "caue-15", true, Duration::days(1), NOW)
+            .unwrap();
         reg.redeem(&t1, &fp(1), NOW).unwrap();
         reg.redeem(&other, &fp(3), NOW).unwrap();
-        assert_eq!(
-            reg.authorize_ws_token(&ws).unwrap(),
-            WsGrant {
-                office: "caue-15".into(),
-                read_only: true
-            }
-        );
+        let grant = reg.authorize_ws_token(&ws, NOW).unwrap();
+        assert_eq!((grant.office.as_str(), grant.read_only), ("caue-15", true));
 
         let revoked = reg.revoke_office("caue-15").unwrap();
         assert_eq!(
@@ -725,7 +859,7 @@ mod tests {
             Err(AccessError::TokenRevoked)
         ));
         assert!(matches!(
-            reg.authorize_ws_token(&ws),
+            reg.authorize_ws_token(&ws, NOW),
             Err(AccessError::TokenRevoked)
         ));
         assert!(reg.authorize(&fp(3)).is_ok());
@@ -749,37 +883,81 @@ mod tests {
     fn ws_tokens_are_checked() {
         let mut reg = AccessRegistry::new();
         assert!(matches!(
-            reg.authorize_ws_token(&"ab".repeat(32)),
+            reg.authorize_ws_token(&"ab".repeat(32), NOW),
             Err(AccessError::UnknownToken)
         ));
         let token = reg
-            .issue_ws_token(&mut rng(), "caue-2A", false, NOW)
+            .issue_ws_token(&mut rng(), "caue-2A", false, Duration::days(1), NOW)
             .unwrap();
-        assert_eq!(reg.authorize_ws_token(&token).unwrap().office, "caue-2A");
+        assert_eq!(
+            reg.authorize_ws_token(&token, NOW).unwrap().office,
+            "caue-2A"
+        );
         assert!(matches!(
-            reg.authorize_ws_token("xyz"),
+            reg.authorize_ws_token("xyz", NOW),
             Err(AccessError::MalformedToken)
         ));
+        for ttl in [Duration::ZERO, MAX_WS_TOKEN_TTL + Duration::days(1)] {
+            assert!(matches!(
+                reg.issue_ws_token(&mut rng(), "caue-2A", false, ttl, NOW),
+                Err(AccessError::InvalidWsTtl)
+            ));
+        }
     }
 
     #[test]
-    fn store_answers_the_websocket_token_check() {
-        use crate::ws::{WsAuth, WsPeer};
-        let dir = tempfile::tempdir().unwrap();
-        let store = AccessStore::new(dir.path());
-        let token = store
-            .update(|r| r.issue_ws_token(&mut rng(), "caue-63", true, NOW))
+    fn ws_tokens_expire() {
+        let mut reg = AccessRegistry::new();
+        let token = reg
+            .issue_ws_token(&mut rng(), "caue-15", false, Duration::hours(2), NOW)
             .unwrap();
-        assert_eq!(
-            WsAuth::authorize(&store, &token),
-            Some(WsPeer {
-                office: "caue-63".into(),
-                read_only: true
-            })
-        );
-        assert_eq!(WsAuth::authorize(&store, &"0".repeat(64)), None);
-        store.update(|r| r.revoke_office("caue-63")).unwrap();
-        assert_eq!(WsAuth::authorize(&store, &token), None);
+        assert!(reg
+            .authorize_ws_token(&token, NOW + Duration::hours(1))
+            .is_ok());
+        assert!(matches!(
+            reg.authorize_ws_token(&token, NOW + Duration::hours(2)),
+            Err(AccessError::TokenExpired)
+        ));
+        // A token written before tokens expired lasts the default lifetime from its issue.
+        reg.ws_tokens[0].expires_at = None;
+        let late = NOW + DEFAULT_WS_TOKEN_TTL;
+        assert!(reg
+            .authorize_ws_token(&token, late - Duration::hours(1))
+            .is_ok());
+        assert!(reg.authorize_ws_token(&token, late).is_err());
+    }
+
+    #[test]
+    fn one_ws_token_is_revoked_by_its_id() {
+        let mut reg = AccessRegistry::new();
+        let mut rng = rng();
+        let first = reg
+            .issue_ws_token(&mut rng, "caue-15", false, Duration::days(1), NOW)
+            .unwrap();
+        let second = reg
+            .issue_ws_token(&mut rng, "caue-15", false, Duration::days(1), NOW)
+            .unwrap();
+        let id = reg.authorize_ws_token(&first, NOW).unwrap().id;
+        assert_eq!(id.len(), TOKEN_ID_HEX);
+        assert!(!first.contains(&id) && !second.contains(&id));
+        let revoked = reg.revoke_ws_token(&id.to_uppercase()).unwrap();
+        assert!(revoked.revoked);
+        assert!(matches!(
+            reg.authorize_ws_token(&first, NOW),
+            Err(AccessError::TokenRevoked)
+        ));
+        assert!(reg.authorize_ws_token(&second, NOW).is_ok());
+        assert!(matches!(
+            reg.revoke_ws_token("ffffffffffff"),
+            Err(AccessError::UnknownTokenId(_)) | Err(AccessError::AmbiguousTokenId(_))
+        ));
+        assert!(matches!(
+            reg.revoke_ws_token("x"),
+            Err(AccessError::UnknownTokenId(_))
+        ));
+        let listed: Vec<_> = reg.ws_tokens().collect();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].expires_at, NOW + Duration::days(1));
     }
 
     #[test]

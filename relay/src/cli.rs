@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::info;
 
-use crate::access::{self, AccessStore, Device};
+use crate::access::{self, AccessStore, Device, WsTokenInfo, DEFAULT_WS_TOKEN_TTL};
 use crate::config::{RelayConfig, DEFAULT_TOKEN_TTL_HOURS};
 use crate::identity::{Fingerprint, Identity};
 
@@ -42,7 +42,10 @@ pub enum Command {
     Invite(InviteArgs),
     /// Crée un jeton d'accès WebSocket pour les navigateurs d'un CAUE.
     Token(TokenArgs),
-    /// Révoque tous les appareils d'un CAUE, ou un seul appareil.
+    /// Liste les jetons WebSocket (identifiant, CAUE, échéance, état), jamais les jetons eux-mêmes.
+    Tokens,
+    /// Révoque tous les appareils d'un CAUE, un seul appareil, ou un seul jeton WebSocket. Un
+    /// relais en service coupe les connexions concernées en une seconde environ.
     Revoke(RevokeArgs),
     /// Liste les appareils inscrits.
     Offices,
@@ -73,6 +76,9 @@ pub struct TokenArgs {
     /// Le navigateur pourra lire, mais pas modifier.
     #[arg(long)]
     pub read_only: bool,
+    /// Durée de validité du jeton, en jours (au plus 366).
+    #[arg(long, value_name = "JOURS", default_value_t = DEFAULT_WS_TOKEN_TTL.whole_days() as u32)]
+    pub expire_days: u32,
 }
 
 /// Arguments de `revoke`.
@@ -85,6 +91,9 @@ pub struct RevokeArgs {
     /// Révoque l'appareil qui a cette empreinte (64 chiffres hexadécimaux).
     #[arg(long, value_name = "EMPREINTE")]
     pub fingerprint: Option<Fingerprint>,
+    /// Révoque le seul jeton WebSocket qui a cet identifiant (voir `atelier-relay tokens`).
+    #[arg(long, value_name = "IDENTIFIANT")]
+    pub token: Option<String>,
 }
 
 /// Arguments de `serve`.
@@ -110,6 +119,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Init => init(&data_dir(data)?, json),
         Command::Invite(args) => invite(&data_dir(data)?, &args, json),
         Command::Token(args) => token(&data_dir(data)?, &args, json),
+        Command::Tokens => tokens(&data_dir(data)?, json),
         Command::Revoke(args) => revoke(&data_dir(data)?, &args, json),
         Command::Offices => offices(&data_dir(data)?, json),
     }
@@ -198,28 +208,74 @@ fn invite(data: &Path, args: &InviteArgs, json: bool) -> Result<()> {
 
 fn token(data: &Path, args: &TokenArgs, json: bool) -> Result<()> {
     let now = OffsetDateTime::now_utc();
-    let token = AccessStore::new(data)
-        .update(|r| r.issue_ws_token(&mut OsRng, &args.office, args.read_only, now))
+    let ttl = time::Duration::days(i64::from(args.expire_days));
+    let (token, id) = AccessStore::new(data)
+        .update(|r| {
+            let token = r.issue_ws_token(&mut OsRng, &args.office, args.read_only, ttl, now)?;
+            let id = r.authorize_ws_token(&token, now)?.id;
+            Ok((token, id))
+        })
         .context("création du jeton WebSocket")?;
+    let expires_at = now + ttl;
     if json {
         return print_json(&serde_json::json!({
             "office": args.office,
             "read_only": args.read_only,
             "token": token,
+            "id": id,
+            "expires_at": format_time_json(expires_at),
         }));
     }
     println!(
-        "Jeton WebSocket pour {} (révoqué avec le CAUE) :",
-        args.office
+        "Jeton WebSocket pour {} (identifiant {id}, valable jusqu'au {}, révoqué avec le CAUE) :",
+        args.office,
+        format_time(expires_at)
     );
     println!("{token}");
     Ok(())
 }
 
+fn tokens(data: &Path, json: bool) -> Result<()> {
+    let store = AccessStore::new(data);
+    let tokens: Vec<WsTokenInfo> = store
+        .read(|r| r.ws_tokens().collect())
+        .with_context(|| format!("lecture du registre {}", store.path().display()))?;
+    if json {
+        return print_json(&tokens);
+    }
+    if tokens.is_empty() {
+        println!("Aucun jeton WebSocket.");
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    println!(
+        "{:<12} {:<10} {:<8} {:<20} {:<20} ÉTAT",
+        "IDENTIFIANT", "CAUE", "ACCÈS", "CRÉÉ LE", "EXPIRE LE"
+    );
+    for t in tokens {
+        let state = if t.revoked {
+            "révoqué"
+        } else if t.expires_at <= now {
+            "expiré"
+        } else {
+            "actif"
+        };
+        println!(
+            "{:<12} {:<10} {:<8} {:<20} {:<20} {state}",
+            t.id,
+            t.office,
+            if t.read_only { "lecture" } else { "complet" },
+            format_time(t.issued_at),
+            format_time(t.expires_at),
+        );
+    }
+    Ok(())
+}
+
 fn revoke(data: &Path, args: &RevokeArgs, json: bool) -> Result<()> {
     let store = AccessStore::new(data);
-    match (&args.office, &args.fingerprint) {
-        (Some(office), _) => {
+    match (&args.office, &args.fingerprint, &args.token) {
+        (Some(office), _, _) => {
             let revoked = store
                 .update(|r| r.revoke_office(office))
                 .with_context(|| format!("révocation de {office}"))?;
@@ -236,7 +292,7 @@ fn revoke(data: &Path, args: &RevokeArgs, json: bool) -> Result<()> {
                 revoked.devices, revoked.invites, revoked.ws_tokens
             );
         }
-        (None, Some(fingerprint)) => {
+        (None, Some(fingerprint), _) => {
             let device = store
                 .update(|r| r.revoke_device(fingerprint))
                 .with_context(|| format!("révocation de l'appareil {fingerprint}"))?;
@@ -245,9 +301,18 @@ fn revoke(data: &Path, args: &RevokeArgs, json: bool) -> Result<()> {
             }
             println!("Appareil {fingerprint} ({}) révoqué.", device.office);
         }
-        (None, None) => bail!("indiquez --office ou --fingerprint"),
+        (None, None, Some(id)) => {
+            let token = store
+                .update(|r| r.revoke_ws_token(id))
+                .with_context(|| format!("révocation du jeton WebSocket {id}"))?;
+            if json {
+                return print_json(&token);
+            }
+            println!("Jeton WebSocket {} ({}) révoqué.", token.id, token.office);
+        }
+        (None, None, None) => bail!("indiquez --office, --fingerprint ou --token"),
     }
-    println!("Les connexions déjà ouvertes restent actives jusqu'à leur prochaine reconnexion.");
+    println!("Un relais en service coupe les connexions concernées en une seconde environ.");
     Ok(())
 }
 
@@ -426,19 +491,36 @@ mod tests {
             &TokenArgs {
                 office: "caue-15".into(),
                 read_only: true,
+                expire_days: 7,
             },
             false,
         )
         .unwrap();
         offices(&data, false).unwrap();
+        tokens(&data, false).unwrap();
+        tokens(&data, true).unwrap();
+        let id = AccessStore::new(&data)
+            .read(|r| r.ws_tokens().next().unwrap().id)
+            .unwrap();
+        let one_token = RevokeArgs {
+            office: None,
+            fingerprint: None,
+            token: Some(id),
+        };
+        revoke(&data, &one_token, false).unwrap();
+        assert!(AccessStore::new(&data)
+            .read(|r| r.ws_tokens().all(|t| t.revoked))
+            .unwrap());
         let revoke_args = RevokeArgs {
             office: Some("caue-15".into()),
             fingerprint: None,
+            token: None,
         };
         revoke(&data, &revoke_args, false).unwrap();
         let unknown = RevokeArgs {
             office: None,
             fingerprint: Some(Fingerprint::from_bytes([1; 32])),
+            token: None,
         };
         let err = revoke(&data, &unknown, false).unwrap_err();
         assert!(format!("{err:#}").contains("unknown device"), "{err:#}");

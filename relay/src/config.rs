@@ -19,6 +19,15 @@
 //! # s3_access_key_id / s3_secret_access_key, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
 //! quota_per_office = 20_000_000_000
 //! ```
+//!
+//! What each office may write (see `quota.rs` for the defaults and why):
+//!
+//! ```toml
+//! [quotas]
+//! max_documents = 50_000
+//! max_bytes = 2_000_000_000
+//! max_changes_per_minute = 20_000
+//! ```
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -26,6 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::blobs::DEFAULT_OFFICE_MEDIA_QUOTA;
+use crate::quota::QuotaConfig;
 use crate::server::MAX_CONNECTIONS;
 
 /// Default QUIC listen address: loopback, so a relay is reachable from other machines only when
@@ -98,6 +108,8 @@ pub struct RelayConfig {
     pub log_level: String,
     /// Where the relay keeps blobs, and how many bytes of them each office may store.
     pub media: MediaConfig,
+    /// What each office may write: documents, bytes, changes per minute (`[quotas]`).
+    pub quotas: QuotaConfig,
 }
 
 /// The `[media]` table: the relay's blob storage and per-office quota.
@@ -170,6 +182,7 @@ impl Default for RelayConfig {
             token_ttl_hours: DEFAULT_TOKEN_TTL_HOURS,
             log_level: DEFAULT_LOG_LEVEL.to_owned(),
             media: MediaConfig::default(),
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -224,6 +237,12 @@ impl RelayConfig {
         }
         if self.media.quota_per_office == 0 {
             return Err(invalid("media.quota_per_office must be at least 1"));
+        }
+        let q = &self.quotas;
+        if q.max_documents == 0 || q.max_bytes == 0 || q.max_changes_per_minute == 0 {
+            return Err(invalid(
+                "quotas.max_documents, quotas.max_bytes and quotas.max_changes_per_minute must be at least 1",
+            ));
         }
         if self.media.s3_bucket.as_deref() == Some("") {
             return Err(invalid("media.s3_bucket must not be empty"));

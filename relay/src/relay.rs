@@ -12,6 +12,8 @@ use crate::access::AccessStore;
 use crate::blobs::RelayBlobs;
 use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
+use crate::live_access::{LiveAccess, Revocable, WatchHandle};
+use crate::quota::Quotas;
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::sync_conn::{LiveChanges, SyncHandler};
 use crate::ws::{self, WsHandle, WsState};
@@ -20,6 +22,9 @@ use crate::ws::{self, WsHandle, WsState};
 pub struct RelayHandle {
     quic: ServerHandle,
     ws: WsHandle,
+    access: LiveAccess,
+    watch: WatchHandle,
+    quotas: Quotas,
     store: Arc<DocStore>,
     blobs: RelayBlobs,
 }
@@ -49,8 +54,20 @@ impl RelayHandle {
         &self.blobs
     }
 
+    /// The access registry this relay holds in memory (tests count its file reads and its live
+    /// sessions).
+    pub fn access(&self) -> &LiveAccess {
+        &self.access
+    }
+
+    /// What each office has written, against its quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
     /// Stops accepting, closes every connection, flushes the store.
     pub async fn shutdown(self) {
+        self.watch.shutdown().await;
         self.quic.shutdown().await;
         self.ws.shutdown().await;
         if let Err(e) = self.store.flush() {
@@ -67,11 +84,10 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             config.data_dir.display()
         )
     })?;
-    let access = AccessStore::new(&config.data_dir);
+    let registry = AccessStore::new(&config.data_dir);
     // Fail at start, not at the first connection, on a registry this relay cannot read.
-    access
-        .read(|_| ())
-        .with_context(|| format!("lecture du registre {}", access.path().display()))?;
+    let access = LiveAccess::open(registry.clone())
+        .with_context(|| format!("lecture du registre {}", registry.path().display()))?;
     let db = config.data_dir.join("store");
     let kv: Arc<dyn Kv> = Arc::new(
         SledKv::open(&db).with_context(|| format!("ouverture du stockage {}", db.display()))?,
@@ -83,6 +99,8 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         .check()
         .await
         .context("stockage des médias inaccessible (voir la table [media] de relay.toml)")?;
+    let quotas = Quotas::open(store.clone(), config.quotas.clone())
+        .context("lecture des quotas des CAUE")?;
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
@@ -90,19 +108,36 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             identity,
             config.listen,
             Arc::new(access.clone()),
-            Arc::new(SyncHandler::new(store.clone(), live).with_media(Arc::new(blobs.clone()))),
+            Arc::new(Revocable::new(
+                Arc::new(
+                    SyncHandler::new(store.clone(), live)
+                        .with_media(Arc::new(blobs.clone()))
+                        .with_quotas(quotas.clone()),
+                ),
+                access.clone(),
+            )),
         )
     })
     .with_context(|| format!("démarrage du relais QUIC sur {}", config.listen))?;
     let ws = ws::spawn_ws(
         config.ws_listen,
-        WsState::with_media(store.clone(), Arc::new(access), blobs.clone()),
+        WsState::relay(
+            store.clone(),
+            Arc::new(access.clone()),
+            blobs.clone(),
+            quotas.clone(),
+        ),
     )
     .await
     .with_context(|| format!("démarrage du WebSocket sur {}", config.ws_listen))?;
+    // Revocations made by `atelier-relay revoke` (another process) reach live sessions here.
+    let watch = access.spawn_watch();
     Ok(RelayHandle {
         quic,
         ws,
+        access,
+        watch,
+        quotas,
         store,
         blobs,
     })

@@ -220,6 +220,7 @@ pub struct SyncHandler {
     store: Arc<DocStore>,
     live: LiveChanges,
     blobs: Option<Arc<dyn BlobService>>,
+    quotas: Option<crate::quota::Quotas>,
 }
 
 impl SyncHandler {
@@ -228,7 +229,14 @@ impl SyncHandler {
             store,
             live,
             blobs: None,
+            quotas: None,
         }
+    }
+
+    /// Checks every peer's writes against `quotas` (the relay's; see [`crate::quota`]).
+    pub fn with_quotas(mut self, quotas: crate::quota::Quotas) -> Self {
+        self.quotas = Some(quotas);
+        self
     }
 
     /// Stores and serves blobs through `blobs`.
@@ -265,6 +273,7 @@ impl ConnectionHandler for SyncHandler {
         let store = self.store.clone();
         let live = self.live.subscribe();
         let blobs = self.blobs.clone();
+        let gate = self.quotas.as_ref().map(|q| q.gate(&peer.office));
         // Everything the session logs (a document it leaves out, with why, once per session)
         // names the office it syncs with.
         let span = tracing::info_span!("sync", office = %peer.office);
@@ -273,6 +282,9 @@ impl ConnectionHandler for SyncHandler {
                 let mut session = Session::new(store, Role::Responder);
                 if peer.read_only {
                     session = session.read_only_peer();
+                }
+                if let Some(gate) = gate {
+                    session = session.with_gate(gate);
                 }
                 let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
                 tracing::info!(

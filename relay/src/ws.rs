@@ -62,6 +62,8 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::blobs::RelayBlobs;
+use crate::live_access::SessionTicket;
+use crate::quota::Quotas;
 
 /// The peer id the relay announces in its `peer` messages.
 pub const RELAY_PEER_ID: &str = "atelier-relay";
@@ -89,11 +91,19 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_NORMAL: u16 = 1000;
 
-/// Decides what a bearer token grants. Implemented by the relay's access registry; tests use a
-/// fixed table. Called on the blocking pool, so it may read files.
+/// Decides what a bearer token grants. Implemented by the relay's in-memory access registry
+/// ([`crate::live_access::LiveAccess`]); tests use a fixed table. Called on the async runtime
+/// for every upgrade attempt, before any other work: it must answer from memory, never block,
+/// so that a flood of bad tokens costs a hash and a compare each.
 pub trait WsAuth: Send + Sync + 'static {
-    /// The grant of `token`, or `None` if it is unknown or revoked.
+    /// The grant of `token`, or `None` if it is unknown, expired or revoked.
     fn authorize(&self, token: &str) -> Option<WsPeer>;
+
+    /// Registers the live session opened with `token`; the connection closes when the ticket
+    /// fires (the token was revoked or expired). Tokens that cannot be revoked never fire.
+    fn session(&self, _token: &str) -> SessionTicket {
+        SessionTicket::never()
+    }
 }
 
 /// What a WebSocket bearer token grants.
@@ -116,6 +126,8 @@ struct Shared {
     auth: Arc<dyn WsAuth>,
     /// The relay's blobs, served on `GET /media/{hash}` when present.
     media: Option<RelayBlobs>,
+    /// What each office may write (the relay's quotas); `None` admits everything.
+    quotas: Option<Quotas>,
     hub: Arc<Hub>,
     relay_id: PeerId,
     slots: Arc<Semaphore>,
@@ -126,16 +138,31 @@ struct Shared {
 impl WsState {
     /// Endpoint state over `store`; registers one observer on the store for live updates.
     pub fn new(store: Arc<DocStore>, auth: Arc<dyn WsAuth>) -> Self {
-        Self::build(store, auth, None)
+        Self::build(store, auth, None, None)
     }
 
     /// [`WsState::new`] that also serves `media`'s blobs on `GET /media/{hash}`
     /// ([`crate::media_http`]), with the same tokens.
     pub fn with_media(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: RelayBlobs) -> Self {
-        Self::build(store, auth, Some(media))
+        Self::build(store, auth, Some(media), None)
     }
 
-    fn build(store: Arc<DocStore>, auth: Arc<dyn WsAuth>, media: Option<RelayBlobs>) -> Self {
+    /// The relay's endpoint: [`WsState::with_media`], every write checked against `quotas`.
+    pub fn relay(
+        store: Arc<DocStore>,
+        auth: Arc<dyn WsAuth>,
+        media: RelayBlobs,
+        quotas: Quotas,
+    ) -> Self {
+        Self::build(store, auth, Some(media), Some(quotas))
+    }
+
+    fn build(
+        store: Arc<DocStore>,
+        auth: Arc<dyn WsAuth>,
+        media: Option<RelayBlobs>,
+        quotas: Option<Quotas>,
+    ) -> Self {
         let hub = Arc::new(Hub::default());
         let weak: Weak<Hub> = Arc::downgrade(&hub);
         store.observe(Box::new(move |id| {
@@ -149,6 +176,7 @@ impl WsState {
                 store,
                 auth,
                 media,
+                quotas,
                 hub,
                 relay_id,
                 slots: Arc::new(Semaphore::new(MAX_WS_CONNECTIONS)),
@@ -178,13 +206,25 @@ impl WsState {
         }
     }
 
-    fn spawn_connection(&self, socket: WebSocket, peer: WsPeer, permit: OwnedSemaphorePermit) {
+    fn spawn_connection(
+        &self,
+        socket: WebSocket,
+        peer: WsPeer,
+        ticket: SessionTicket,
+        permit: OwnedSemaphorePermit,
+    ) {
         if *self.inner.shutdown.borrow() {
             return;
         }
         let mut tasks = lock(&self.inner.tasks);
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(run_connection(socket, peer, self.inner.clone(), permit));
+        tasks.spawn(run_connection(
+            socket,
+            peer,
+            ticket,
+            self.inner.clone(),
+            permit,
+        ));
     }
 }
 
@@ -270,17 +310,11 @@ async fn upgrade(
     let Some(token) = token else {
         return (StatusCode::UNAUTHORIZED, "missing token").into_response();
     };
-    let auth = state.inner.auth.clone();
-    let peer = match tokio::task::spawn_blocking(move || auth.authorize(&token)).await {
-        Ok(Some(peer)) => peer,
-        Ok(None) => {
-            tracing::warn!("websocket upgrade with an unknown token refused");
-            return (StatusCode::UNAUTHORIZED, "unknown token").into_response();
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "token check failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    // From memory, on this task: a flood of bad tokens reaches neither a file nor the
+    // blocking pool.
+    let Some(peer) = state.inner.auth.authorize(&token) else {
+        tracing::debug!("websocket upgrade with an unknown token refused");
+        return (StatusCode::UNAUTHORIZED, "unknown token").into_response();
     };
     if *state.inner.shutdown.borrow() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -292,7 +326,10 @@ async fn upgrade(
     ws.max_message_size(MAX_WIRE_MESSAGE_BYTES)
         .max_frame_size(MAX_WIRE_MESSAGE_BYTES)
         .on_failed_upgrade(|e| tracing::warn!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| async move { state.spawn_connection(socket, peer, permit) })
+        .on_upgrade(move |socket| async move {
+            let ticket = state.inner.auth.session(&token);
+            state.spawn_connection(socket, peer, ticket, permit)
+        })
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -305,6 +342,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 async fn run_connection(
     socket: WebSocket,
     peer: WsPeer,
+    mut ticket: SessionTicket,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -314,6 +352,9 @@ async fn run_connection(
         peer.clone(),
         shared.relay_id.clone(),
     ));
+    if let (Some(s), Some(quotas)) = (session.as_mut(), &shared.quotas) {
+        s.gate = Some(quotas.gate(&peer.office));
+    }
     let mut shutdown = shared.shutdown.subscribe();
     let (mut sink, mut stream) = socket.split();
     let join_deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
@@ -323,6 +364,10 @@ async fn run_connection(
         let joined = session.as_ref().is_some_and(Session::joined);
         let work = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break Some((CLOSE_GOING_AWAY, "relay shutting down".into())),
+            _ = ticket.revoked() => {
+                tracing::info!(office = %peer.office, "closing a websocket whose token was revoked or expired");
+                break Some((CLOSE_POLICY, crate::live_access::REVOKED_REASON.into()));
+            }
             _ = tokio::time::sleep_until(join_deadline), if !joined => {
                 let reason = "no join message in time".to_string();
                 tracing::warn!(office = %peer.office, %reason, "closing websocket");
@@ -453,6 +498,8 @@ enum SessionError {
 /// The automerge-repo protocol of one connection, without I/O: frames in, steps out.
 struct Session {
     store: Arc<DocStore>,
+    /// What this office may write; a refused message's changes are dropped, the rest goes on.
+    gate: Option<Arc<dyn atelier_core::change_gate::ChangeGate>>,
     peer: WsPeer,
     relay_id: PeerId,
     client: Option<PeerId>,
@@ -463,6 +510,7 @@ impl Session {
     fn new(store: Arc<DocStore>, peer: WsPeer, relay_id: PeerId) -> Self {
         Self {
             store,
+            gate: None,
             peer,
             relay_id,
             client: None,
@@ -579,7 +627,14 @@ impl Session {
         data: &[u8],
         is_request: bool,
     ) -> Result<Vec<Step>, SessionError> {
-        let msg = sync_guard::decode_sync_message(data)?;
+        let mut msg = sync_guard::decode_sync_message(data)?;
+        if let Some(gate) = self.gate.as_ref().filter(|_| !self.peer.read_only) {
+            let chunks: Vec<&[u8]> = msg.changes.iter().collect();
+            if !chunks.is_empty() && gate.admit(&id, &chunks).is_err() {
+                // Logged by the gate; the client keeps its changes and its other documents.
+                msg.changes = automerge::sync::ChunkList::empty();
+            }
+        }
         let mut steps = Vec::new();
         if !self.docs.contains_key(&id) {
             if self.docs.len() >= MAX_DOCS_PER_CONNECTION {

@@ -1,5 +1,6 @@
 //! Integration tests.
 
+mod access_live;
 mod blobs_s3;
 mod cli;
 mod cli_media;
@@ -7,6 +8,7 @@ mod crash;
 mod harness;
 mod media;
 mod powercut;
+mod quotas;
 mod replica;
 mod sync;
 mod sync_refusals;

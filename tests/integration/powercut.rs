@@ -12,6 +12,7 @@ use atelier_core::{DocumentId, OfficeId};
 use atelier_tests::powercut::PowerCutFs;
 
 use atelier_relay::config::MediaConfig;
+use atelier_relay::quota::QuotaConfig;
 
 use crate::harness::{corpus, Office, TestRelay, WAIT};
 
@@ -67,7 +68,7 @@ async fn a_relay_keeps_what_it_acknowledged_through_a_power_cut() {
     let mut fs = PowerCutFs::mount(mnt.path())
         .expect("mounting the power-cut filesystem needs /dev/fuse and root");
     let data = tempfile::tempdir_in(fs.path()).unwrap();
-    let mut relay = TestRelay::start_in(data, MediaConfig::default()).await;
+    let mut relay = TestRelay::start_in(data, MediaConfig::default(), QuotaConfig::default()).await;
     let office = Office::enrolled("caue-63", &relay, false).await;
     fs.settle();
 

@@ -2,7 +2,7 @@
 //! samod), which know documents only by URL. A root document names 64 shards; each shard maps
 //! the URL of every resource it holds to its kind, office, title, creation date and tombstone.
 
-use automerge::{AutoCommit, ReadDoc};
+use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, Value};
 
 use crate::document::{self, Stored};
 use crate::ids::DocumentId;
@@ -132,6 +132,146 @@ impl Replica {
         })?;
         Ok(())
     }
+}
+
+/// The fields of a catalog shard's entry, each written once when the entry is added; only
+/// `deleted` changes afterwards.
+const ENTRY_FIELDS: [&str; 5] = ["kind", "office", "title", "created", "deleted"];
+
+/// Whether `id` is the catalog's root or one of its shards: documents every replica writes
+/// under a well-known id, so a relay checks what is written there ([`check_catalog_write`]).
+pub fn is_catalog(id: &DocumentId) -> bool {
+    *id == Replica::catalog_root() || shard_number(id).is_some()
+}
+
+/// Checks that a change took a catalog document (`before`, empty if new) to `after` the way a
+/// replica writes it: the root names the 64 shards and nothing else, once; a shard holds only
+/// its type and complete entries for resources that belong to it; an entry, once written, keeps
+/// its kind, office, title and creation date (only `deleted` changes) and is never removed. Any
+/// other write would hide or falsify resources for every automerge-repo client. Other ids pass.
+pub fn check_catalog_write(
+    id: &DocumentId,
+    before: &AutoCommit,
+    after: &AutoCommit,
+) -> Result<(), String> {
+    if *id == Replica::catalog_root() {
+        let expected = expected_root();
+        let keys: Vec<String> = after.keys(automerge::ROOT).collect();
+        for key in &keys {
+            let value = string_at(after, &automerge::ROOT, key);
+            match expected.iter().find(|(k, _)| k == key) {
+                Some((_, want)) if value.as_deref() == Some(want.as_str()) => {}
+                _ => return Err(format!("catalog root: unexpected value at {key:?}")),
+            }
+        }
+        let had = before.keys(automerge::ROOT).count();
+        if keys.len() < had {
+            return Err("catalog root: keys removed".into());
+        }
+        return Ok(());
+    }
+    let Some(shard) = shard_number(id) else {
+        return Ok(());
+    };
+    for key in after.keys(automerge::ROOT) {
+        if key == "@type" {
+            if string_at(after, &automerge::ROOT, &key).as_deref() != Some(CATALOG_SHARD_TYPE) {
+                return Err("catalog shard: wrong @type".into());
+            }
+            continue;
+        }
+        let belongs = key
+            .parse::<DocumentId>()
+            .is_ok_and(|doc| doc.url() == key && doc.bucket(CATALOG_SHARDS) == shard);
+        if !belongs {
+            return Err(format!(
+                "catalog shard: {key:?} is not a resource of this shard"
+            ));
+        }
+        check_entry(before, after, &key)?;
+    }
+    if before.keys(automerge::ROOT).any(|key| {
+        after
+            .get(automerge::ROOT, key.as_str())
+            .ok()
+            .flatten()
+            .is_none()
+    }) {
+        return Err("catalog shard: entries removed".into());
+    }
+    Ok(())
+}
+
+/// The number of the catalog shard `id` is, if it is one.
+fn shard_number(id: &DocumentId) -> Option<usize> {
+    (0..CATALOG_SHARDS)
+        .find(|n| *id == DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{n:02x}")))
+}
+
+/// The root's keys and values, as `catalog_add` writes them.
+fn expected_root() -> Vec<(String, String)> {
+    let mut keys = vec![("@type".to_string(), CATALOG_TYPE.to_string())];
+    for n in 0..CATALOG_SHARDS {
+        let shard = DocumentId::derived(&format!("{CATALOG_ROOT_NAME}/shard/{n:02x}"));
+        keys.push((format!("shard-{n:02x}"), shard.url()));
+    }
+    keys
+}
+
+fn string_at(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(text) => Some(text.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One entry: a map of exactly the five fields, typed, with only `deleted` changed since
+/// `before`.
+fn check_entry(before: &AutoCommit, after: &AutoCommit, key: &str) -> Result<(), String> {
+    let bad = || format!("catalog shard: malformed entry {key:?}");
+    let Some((Value::Object(ObjType::Map), entry)) = after.get(automerge::ROOT, key).ok().flatten()
+    else {
+        return Err(bad());
+    };
+    let fields: Vec<String> = after.keys(&entry).collect();
+    if fields.len() != ENTRY_FIELDS.len()
+        || !fields.iter().all(|f| ENTRY_FIELDS.contains(&f.as_str()))
+    {
+        return Err(bad());
+    }
+    let scalar = |doc: &AutoCommit, obj: &automerge::ObjId, field: &str| -> Option<ScalarValue> {
+        match doc.get(obj, field).ok().flatten()? {
+            (Value::Scalar(s), _) => Some(s.into_owned()),
+            _ => None,
+        }
+    };
+    let typed = ENTRY_FIELDS.iter().all(|f| {
+        matches!(
+            (*f, scalar(after, &entry, f)),
+            ("kind" | "office" | "title", Some(ScalarValue::Str(_)))
+                | (
+                    "created",
+                    Some(ScalarValue::Int(_) | ScalarValue::Uint(_) | ScalarValue::Timestamp(_))
+                )
+                | ("deleted", Some(ScalarValue::Boolean(_)))
+        )
+    });
+    if !typed {
+        return Err(bad());
+    }
+    if let Some((Value::Object(ObjType::Map), old)) =
+        before.get(automerge::ROOT, key).ok().flatten()
+    {
+        for field in ["kind", "office", "title", "created"] {
+            if scalar(before, &old, field) != scalar(after, &entry, field) {
+                return Err(format!("catalog shard: entry {key:?} changed its {field}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a catalog shard lists of one resource.

@@ -29,6 +29,10 @@ pub const CONTENT: u8 = b'x';
 /// The relay record: `s` + id → the heads hash the relay held at the last sync.
 pub const SYNCED: u8 = b's';
 
+/// A relay's quota book (`atelier_relay::quota`): `q` + id → the office that created the
+/// document (UTF-8), counted against that office's document quota.
+pub const QUOTA_OWNER: u8 = b'q';
+
 /// The media outbox: `o` + blob hash (32 bytes) → its size (u64, big-endian): blobs made on
 /// this replica that the relay has not confirmed yet.
 pub const MEDIA_OUTBOX: u8 = b'o';
@@ -44,6 +48,9 @@ pub const META_SYNCED_DIGESTS: &[u8] = b"m/synced-digests";
 /// The sync bookkeeping (`SyncRecord`, JSON): last sync with the relay, last direct sync with a
 /// peer, a running `sync --watch`.
 pub const META_SYNC_RECORD: &[u8] = b"m/sync-record";
+/// A relay's quota book: `m/quota-bytes/` + office → the bytes of documents and changes that
+/// office has had stored (u64, big-endian).
+pub const META_QUOTA_BYTES: &[u8] = b"m/quota-bytes/";
 /// Which blobs this replica keeps (`media::MediaPolicy`, JSON).
 pub const META_MEDIA_POLICY: &[u8] = b"m/media-policy";
 /// An import in progress: its time (i64, big-endian) then the 16-byte id of every document it
@@ -138,6 +145,7 @@ mod tests {
             CONTENT,
             SYNCED,
             MEDIA_OUTBOX,
+            QUOTA_OWNER,
             META_FORMAT[0],
         ];
         let distinct: std::collections::BTreeSet<u8> = prefixes.iter().copied().collect();

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use atelier_core::store::DocStore;
-use atelier_relay::access::AccessStore;
+use atelier_relay::access::{AccessError, AccessRegistry, AccessStore};
 use atelier_relay::config::{MediaConfig, RelayConfig};
 use atelier_relay::identity::{Fingerprint, Identity};
+use atelier_relay::quota::QuotaConfig;
 use atelier_relay::relay::{self, RelayHandle};
 use rand::rngs::OsRng;
 use tempfile::TempDir;
@@ -17,6 +18,8 @@ pub(crate) struct TestRelay {
     pub handle: Option<RelayHandle>,
     /// Where the relay keeps blobs (its `[media]` table): `<dir>/media` unless a test says so.
     pub media: MediaConfig,
+    /// What each office may write (its `[quotas]` table): the defaults unless a test says so.
+    pub quotas: QuotaConfig,
 }
 
 impl TestRelay {
@@ -27,16 +30,23 @@ impl TestRelay {
 
     /// [`TestRelay::start`] with blobs where `media` says (an S3 bucket, a small quota).
     pub async fn start_with_media(media: MediaConfig) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), media).await
+        Self::start_in(tempfile::tempdir().unwrap(), media, QuotaConfig::default()).await
     }
 
-    /// [`TestRelay::start_with_media`] with its data in `dir` (on a power-cut filesystem).
-    pub async fn start_in(dir: TempDir, media: MediaConfig) -> Self {
+    /// [`TestRelay::start`] with small quotas.
+    pub async fn start_with_quotas(quotas: QuotaConfig) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), MediaConfig::default(), quotas).await
+    }
+
+    /// A relay with its data in `dir` (on a power-cut filesystem), blobs where `media` says,
+    /// and `quotas`.
+    pub async fn start_in(dir: TempDir, media: MediaConfig, quotas: QuotaConfig) -> Self {
         Identity::load_or_create(dir.path()).unwrap();
         let mut relay = Self {
             dir,
             handle: None,
             media,
+            quotas,
         };
         let any = "127.0.0.1:0".parse().unwrap();
         relay.spawn(any, any).await;
@@ -49,6 +59,7 @@ impl TestRelay {
             ws_listen,
             data_dir: self.dir.path().to_path_buf(),
             media: self.media.clone(),
+            quotas: self.quotas.clone(),
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());
@@ -95,8 +106,10 @@ impl TestRelay {
         self.handle().store()
     }
 
-    pub fn access(&self) -> AccessStore {
-        AccessStore::new(self.dir.path())
+    /// The relay's access registry, as `atelier-relay` commands change it; a running relay takes
+    /// each change in at once (rather than at its next poll), so a test can act on it next.
+    pub fn access(&self) -> RelayAccess<'_> {
+        RelayAccess { relay: self }
     }
 
     /// The relay's own certificate, for clients that trust it without an identity of theirs.
@@ -116,7 +129,15 @@ impl TestRelay {
     pub fn ws_token(&self, office: &str, read_only: bool) -> String {
         let now = time::OffsetDateTime::now_utc();
         self.access()
-            .update(|r| r.issue_ws_token(&mut OsRng, office, read_only, now))
+            .update(|r| {
+                r.issue_ws_token(
+                    &mut OsRng,
+                    office,
+                    read_only,
+                    atelier_relay::access::DEFAULT_WS_TOKEN_TTL,
+                    now,
+                )
+            })
             .unwrap()
     }
 
@@ -124,5 +145,37 @@ impl TestRelay {
         if let Some(handle) = self.handle.take() {
             handle.shutdown().await;
         }
+    }
+}
+
+/// [`TestRelay::access`]: `access.json` written as the CLI writes it, then taken in by the
+/// running relay, if any.
+pub(crate) struct RelayAccess<'a> {
+    relay: &'a TestRelay,
+}
+
+impl RelayAccess<'_> {
+    fn store(&self) -> AccessStore {
+        AccessStore::new(self.relay.dir.path())
+    }
+
+    /// Changes the registry on disk, then has the running relay read it.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut AccessRegistry) -> Result<T, AccessError>,
+    ) -> Result<T, AccessError> {
+        let value = self.store().update(f)?;
+        if let Some(handle) = &self.relay.handle {
+            handle
+                .access()
+                .refresh(time::OffsetDateTime::now_utc())
+                .unwrap();
+        }
+        Ok(value)
+    }
+
+    /// Reads the registry on disk.
+    pub fn read<T>(&self, f: impl FnOnce(&AccessRegistry) -> T) -> Result<T, AccessError> {
+        self.store().read(f)
     }
 }
