@@ -29,7 +29,7 @@ use crate::access::{self, AccessError, AccessRegistry, AccessStore, TokenHash};
 use crate::framing::FramedStream;
 use crate::handshake::CloseCode;
 use crate::identity::Fingerprint;
-use crate::server::{AuthError, Authorizer, ConnectionHandler, Peer};
+use crate::server::{authorized, enrolled, AuthError, Authorizer, ConnectionHandler, Peer};
 use crate::ws::{WsAuth, WsPeer};
 
 /// How often the running relay looks at `access.json` for changes made by another process.
@@ -356,23 +356,7 @@ impl Authorizer for LiveAccess {
         fingerprint: &Fingerprint,
         _now: OffsetDateTime,
     ) -> Result<Peer, AuthError> {
-        let device = self
-            .registry()
-            .authorize(fingerprint)
-            .map_err(|e| match e {
-                AccessError::UnknownDevice(_) => {
-                    AuthError::Refused("this device is not enrolled on this relay".into())
-                }
-                AccessError::DeviceRevoked(_) => {
-                    AuthError::Refused("this device has been revoked".into())
-                }
-                other => AuthError::Internal(Box::new(other)),
-            })?;
-        Ok(Peer {
-            fingerprint: device.fingerprint,
-            office: device.office,
-            read_only: device.read_only,
-        })
+        authorized(self.registry().authorize(fingerprint))
     }
 
     fn enrol(
@@ -381,19 +365,7 @@ impl Authorizer for LiveAccess {
         fingerprint: &Fingerprint,
         now: OffsetDateTime,
     ) -> Result<Peer, AuthError> {
-        let device = self
-            .update(|registry| registry.redeem(token, fingerprint, now))
-            .map_err(|e| match e {
-                AccessError::Io { .. }
-                | AccessError::Corrupt { .. }
-                | AccessError::UnsupportedVersion { .. } => AuthError::Internal(Box::new(e)),
-                refusal => AuthError::Refused(refusal.to_string()),
-            })?;
-        Ok(Peer {
-            fingerprint: device.fingerprint,
-            office: device.office,
-            read_only: device.read_only,
-        })
+        enrolled(self.update(|registry| registry.redeem(token, fingerprint, now)))
     }
 }
 

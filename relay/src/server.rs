@@ -23,7 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
-use crate::access::{AccessError, AccessStore};
+use crate::access::{AccessError, AccessStore, Device};
 use crate::framing::{FrameError, FramedStream};
 use crate::handshake::{ClientHandshake, CloseCode, ServerHandshake, MAX_HANDSHAKE_FRAME_SIZE};
 use crate::identity::{Fingerprint, Identity};
@@ -127,30 +127,18 @@ pub trait Authorizer: Send + Sync + 'static {
     ) -> Result<Peer, AuthError>;
 }
 
-/// The relay's authorizer: devices enrolled in its access registry.
+/// The relay's authorizer: devices enrolled in its access registry, read from the file at each
+/// connection (the running relay answers from memory instead: `LiveAccess`).
 impl Authorizer for AccessStore {
     fn authorize(
         &self,
         fingerprint: &Fingerprint,
         _now: OffsetDateTime,
     ) -> Result<Peer, AuthError> {
-        let device = self
+        let found = self
             .read(|registry| registry.authorize(fingerprint))
-            .map_err(|e| AuthError::Internal(Box::new(e)))?
-            .map_err(|e| match e {
-                AccessError::UnknownDevice(_) => {
-                    AuthError::Refused("this device is not enrolled on this relay".into())
-                }
-                AccessError::DeviceRevoked(_) => {
-                    AuthError::Refused("this device has been revoked".into())
-                }
-                other => AuthError::Internal(Box::new(other)),
-            })?;
-        Ok(Peer {
-            fingerprint: device.fingerprint,
-            office: device.office,
-            read_only: device.read_only,
-        })
+            .map_err(|e| AuthError::Internal(Box::new(e)))?;
+        authorized(found)
     }
 
     fn enrol(
@@ -159,19 +147,40 @@ impl Authorizer for AccessStore {
         fingerprint: &Fingerprint,
         now: OffsetDateTime,
     ) -> Result<Peer, AuthError> {
-        let device = self
-            .update(|registry| registry.redeem(token, fingerprint, now))
-            .map_err(|e| match e {
-                AccessError::Io { .. }
-                | AccessError::Corrupt { .. }
-                | AccessError::UnsupportedVersion { .. } => AuthError::Internal(Box::new(e)),
-                refusal => AuthError::Refused(refusal.to_string()),
-            })?;
-        Ok(Peer {
+        enrolled(self.update(|registry| registry.redeem(token, fingerprint, now)))
+    }
+}
+
+/// The peer a registry's `authorize` answer admits, or why not.
+pub(crate) fn authorized(found: Result<Device, AccessError>) -> Result<Peer, AuthError> {
+    let device = found.map_err(|e| match e {
+        AccessError::UnknownDevice(_) => {
+            AuthError::Refused("this device is not enrolled on this relay".into())
+        }
+        AccessError::DeviceRevoked(_) => AuthError::Refused("this device has been revoked".into()),
+        other => AuthError::Internal(Box::new(other)),
+    })?;
+    Ok(Peer::of(device))
+}
+
+/// The peer an enrolment (`redeem` of a token) admits, or why not.
+pub(crate) fn enrolled(redeemed: Result<Device, AccessError>) -> Result<Peer, AuthError> {
+    let device = redeemed.map_err(|e| match e {
+        AccessError::Io { .. } | AccessError::Corrupt { .. } | AccessError::UnsupportedVersion { .. } => {
+            AuthError::Internal(Box::new(e))
+        }
+        refusal => AuthError::Refused(refusal.to_string()),
+    })?;
+    Ok(Peer::of(device))
+}
+
+impl Peer {
+    fn of(device: Device) -> Self {
+        Self {
             fingerprint: device.fingerprint,
             office: device.office,
             read_only: device.read_only,
-        })
+        }
     }
 }
 
