@@ -20,6 +20,7 @@ pub mod media_http;
 pub mod media_sync;
 pub mod quic_url;
 pub mod relay;
+pub mod reset_key;
 pub mod server;
 pub mod sync_conn;
 pub mod transport;

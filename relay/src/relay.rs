@@ -12,6 +12,7 @@ use crate::access::AccessStore;
 use crate::blobs::RelayBlobs;
 use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
+use crate::reset_key::ResetKey;
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::sync_conn::{LiveChanges, SyncHandler};
 use crate::ws::{self, WsHandle, WsState};
@@ -67,6 +68,8 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             config.data_dir.display()
         )
     })?;
+    let reset_key = ResetKey::load_or_create(&config.data_dir)
+        .context("clé de réinitialisation QUIC du relais")?;
     let access = AccessStore::new(&config.data_dir);
     // Fail at start, not at the first connection, on a registry this relay cannot read.
     access
@@ -86,6 +89,7 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
+        reset_key: Some(reset_key),
         ..ServerConfig::new(
             identity,
             config.listen,

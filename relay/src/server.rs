@@ -27,6 +27,7 @@ use crate::access::{AccessError, AccessStore};
 use crate::framing::{FrameError, FramedStream};
 use crate::handshake::{ClientHandshake, CloseCode, ServerHandshake, MAX_HANDSHAKE_FRAME_SIZE};
 use crate::identity::{Fingerprint, Identity};
+use crate::reset_key::ResetKey;
 use crate::transport::{self, TransportError};
 
 /// Default cap on simultaneous connections, handshaking ones included. The ~90 CAUE offices
@@ -225,6 +226,9 @@ pub struct ServerConfig {
     pub authorizer: Arc<dyn Authorizer>,
     /// What runs on each authenticated connection.
     pub handler: Arc<dyn ConnectionHandler>,
+    /// The key of stateless resets, kept across restarts by a relay (see
+    /// [`crate::reset_key`]); `None` draws one for this run. Default `None`.
+    pub reset_key: Option<ResetKey>,
 }
 
 impl ServerConfig {
@@ -242,6 +246,7 @@ impl ServerConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             authorizer,
             handler,
+            reset_key: None,
         }
     }
 }
@@ -315,7 +320,11 @@ impl Drop for ServerHandle {
 
 /// Binds the endpoint and starts the accept loop. Must be called within a tokio runtime.
 pub fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let endpoint = transport::server_endpoint(&config.identity, config.listen)?;
+    let endpoint = transport::server_endpoint_with(
+        &config.identity,
+        config.listen,
+        config.reset_key.as_ref(),
+    )?;
     let local_addr = endpoint.local_addr().map_err(ServerError::LocalAddr)?;
     let fingerprint = config.identity.fingerprint();
     let (stop_tx, stop_rx) = oneshot::channel();

@@ -5,6 +5,7 @@ mod cli;
 mod cli_media;
 mod harness;
 mod media;
+mod network;
 mod replica;
 mod sync;
 mod sync_refusals;
