@@ -32,9 +32,11 @@ use crate::transport::{self, TransportError};
 
 /// Default cap on simultaneous connections, handshaking ones included. The ~90 CAUE offices
 /// with a few devices each make a few hundred; 512 leaves headroom. It also bounds memory: an
-/// unauthenticated connection buffers at most a handshake frame, an authenticated one at most
-/// a [`crate::framing::MAX_FRAME_SIZE`] frame plus quinn's 1.25 MB stream window, so only
-/// enrolled devices all sending maximal frames at once could reach ~9 GiB. Configurable.
+/// unauthenticated connection buffers at most a handshake frame and quinn's connection window
+/// ([`crate::transport::CONNECTION_RECEIVE_WINDOW`], 4 MiB); an authenticated sync connection
+/// at most [`crate::sync_conn::MAX_CONNECTION_MEMORY`] (92 MiB, with a peer that sends maximal
+/// frames and never reads), so 512 enrolled devices doing that at once could reach ~46 GiB,
+/// and ordinary syncs a few MB each. Configurable.
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// Time allowed from the first packet to the end of the handshake (TLS, then `Join` or

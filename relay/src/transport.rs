@@ -53,6 +53,19 @@ pub const SYNC_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// [`crate::media_sync::MAX_MEDIA_STREAMS`]); a peer gets no more to hold buffers with.
 pub const MAX_BIDI_STREAMS_PER_CONNECTION: u32 = 1 + crate::media_sync::MAX_MEDIA_STREAMS as u32;
 
+/// Bytes a peer may have sent on all streams of a connection that the server has not read
+/// yet (QUIC's connection flow-control window). quinn's default is unbounded, leaving only the
+/// per-stream windows (1.25 MB each, a sync stream and up to
+/// [`crate::media_sync::MAX_MEDIA_STREAMS`] media streams); 4 MiB keeps a 100 Mbit/s link with
+/// 300 ms of round trip busy and bounds what a connection buffers (see
+/// [`crate::sync_conn::MAX_CONNECTION_MEMORY`]).
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Bytes the server may have sent on a connection and not had acknowledged, which quinn keeps
+/// for retransmission: the same reasoning as [`CONNECTION_RECEIVE_WINDOW`] (quinn's default is
+/// 10 MB).
+pub const CONNECTION_SEND_WINDOW: u32 = 4 * 1024 * 1024;
+
 /// Errors while building endpoints or connecting.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -170,7 +183,10 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, Transpo
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
     let mut transport = transport_config();
-    transport.max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS_PER_CONNECTION));
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS_PER_CONNECTION))
+        .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+        .send_window(u64::from(CONNECTION_SEND_WINDOW));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

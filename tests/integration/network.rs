@@ -1,7 +1,8 @@
-//! Sync over a bad network, through the harness's UDP proxy on loopback: a relay that vanishes
+//! Sync over a bad network and against a hostile peer, on loopback: a relay that vanishes
 //! mid-sync is noticed within seconds, a restarted relay resets the connections of its
-//! previous run and offices come back at once, and offices editing through a lossy link that
-//! is cut for a while converge with nothing lost.
+//! previous run and offices come back at once, offices editing through a lossy link that is
+//! cut for a while converge with nothing lost (through the harness's UDP proxy), and a peer
+//! that floods the relay with work and never reads keeps it within its stated memory bound.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -10,10 +11,15 @@ use std::time::{Duration, Instant};
 
 use atelier_cli::cmd::sync::net::from_drive_error;
 use atelier_core::document::Edit;
+use atelier_core::store::BUCKETS;
+use atelier_core::sync::{Message, WANT_BATCH};
 use atelier_core::DocumentId;
 use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
-use atelier_relay::sync_conn::LiveChanges;
+use atelier_relay::client;
+use atelier_relay::sync_conn::{LiveChanges, MAX_CONNECTION_MEMORY};
 use atelier_relay::transport::SYNC_IDLE_TIMEOUT;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -281,5 +287,74 @@ async fn offices_editing_through_a_lossy_link_cut_for_a_while_converge_with_noth
     assert!(count(&stats.dropped) > 0 && count(&stats.delayed) > 0 && count(&stats.cut) > 0);
     agent_a.shutdown().await;
     agent_b.shutdown().await;
+    relay.shutdown().await;
+}
+
+/// What the hostile peer tries to make the relay take: well above one connection's bound, so
+/// a relay that kept reading it would show.
+const FLOOD_BYTES: usize = 160 * 1024 * 1024;
+
+/// How long a write of the hostile peer may stay blocked before it counts as refused: the
+/// relay has stopped reading it (a slow machine only makes that happen sooner).
+const FLOOD_BLOCKED: Duration = Duration::from_secs(2);
+
+/// The relay is in process, so its memory is measured by what it accepted: everything a
+/// connection holds comes from the bytes read on it, and the session's queue for a peer that
+/// does not read is bounded by core's `MAX_QUEUED_*` (unit-tested in `core/src/sync.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_floods_work_and_never_reads_is_read_no_further_than_its_bound() {
+    let relay = TestRelay::start().await;
+    let honest = Office::enrolled("caue-63", &relay, false).await;
+    let hostile = Office::enrolled("caue-15", &relay, false).await;
+    // A corpus on the relay, so that every random summary costs it a real answer.
+    for i in 0..200 {
+        honest.create(&format!("Chapelle {i}"), "Granit.");
+    }
+    honest.sync(&relay).await;
+
+    let opened = timeout(
+        WAIT,
+        client::open(&hostile.identity(), relay.addr(), &relay.fingerprint()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut stream = opened.stream;
+    let flood = async move {
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut sent = 0;
+        while sent < FLOOD_BYTES {
+            let frame = if rng.gen_ratio(1, 8) {
+                let digests = (0..BUCKETS).map(|_| rng.gen()).collect();
+                Message::Summary { round: 1, digests }
+            } else {
+                let ids = (0..WANT_BATCH).map(|_| rng.gen()).collect();
+                Message::Want { ids }
+            };
+            let frame = frame.encode();
+            match timeout(FLOOD_BLOCKED, stream.send(&frame)).await {
+                Ok(Ok(())) => sent += frame.len(),
+                Ok(Err(e)) => panic!("the relay should stop reading, not fail: {e}"),
+                Err(_) => break,
+            }
+        }
+        (sent, stream)
+    };
+    // Meanwhile another office edits and syncs as usual.
+    let syncs = async {
+        for i in 0..3 {
+            let id = honest.create(&format!("Croix {i}"), "Basalte.");
+            honest.sync(&relay).await;
+            assert!(relay.store().card_json(&id).unwrap().is_some());
+        }
+    };
+    let ((sent, _stream), ()) = tokio::join!(flood, syncs);
+    assert!(
+        sent < MAX_CONNECTION_MEMORY,
+        "the relay took {} MiB of work from a peer that never reads (bound {} MiB)",
+        sent >> 20,
+        MAX_CONNECTION_MEMORY >> 20
+    );
+    opened.connection.close(0u32.into(), b"done");
     relay.shutdown().await;
 }
