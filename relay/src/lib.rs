@@ -8,6 +8,7 @@
 //! atelier-core and runs inside a [`server::ConnectionHandler`].
 
 pub mod access;
+pub mod admission;
 pub mod agent;
 pub mod blobs;
 pub mod cli;

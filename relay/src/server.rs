@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -24,13 +24,16 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use crate::access::{AccessError, AccessStore};
+use crate::admission::{Admission, Decision, Limits};
 use crate::framing::{FrameError, FramedStream};
 use crate::handshake::{ClientHandshake, CloseCode, ServerHandshake, MAX_HANDSHAKE_FRAME_SIZE};
 use crate::identity::{Fingerprint, Identity};
 use crate::reset_key::ResetKey;
 use crate::transport::{self, TransportError};
 
-/// Default cap on simultaneous connections, handshaking ones included. The ~90 CAUE offices
+/// Default cap on simultaneous connections, handshaking ones included (a share of it is kept
+/// for enrolled identities and handshakes are validated with a Retry under load, see
+/// [`crate::admission`]). The ~90 CAUE offices
 /// with a few devices each make a few hundred; 512 leaves headroom. It also bounds memory: an
 /// unauthenticated connection buffers at most a handshake frame and quinn's connection window
 /// ([`crate::transport::CONNECTION_RECEIVE_WINDOW`], 4 MiB); an authenticated sync connection
@@ -360,6 +363,7 @@ async fn accept_loop(
     max_connections: usize,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let admission = Arc::new(Mutex::new(Admission::new(Limits::for_max(max_connections))));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -370,16 +374,23 @@ async fn accept_loop(
                 while let Some(done) = tasks.try_join_next() {
                     log_task_end(done);
                 }
-                if tasks.len() >= max_connections {
-                    warn!(
-                        remote = %incoming.remote_address(),
-                        max_connections,
-                        "connection refused: too many connections"
-                    );
-                    incoming.refuse();
-                    continue;
+                let remote = incoming.remote_address();
+                match admit(remote, incoming.remote_address_validated(), &admission) {
+                    Ok(slot) => {
+                        tasks.spawn(serve_connection(incoming, slot, ctx.clone()));
+                    }
+                    Err(Decision::Refuse(why)) => {
+                        warn!(%remote, max_connections, "connection refused: {}", why.as_str());
+                        incoming.refuse();
+                    }
+                    Err(_) => {
+                        // A spoofed source never sees the token, so it never holds a slot.
+                        debug!(%remote, "handshakes piling up: address validation asked");
+                        if let Err(e) = incoming.retry() {
+                            e.into_incoming().refuse();
+                        }
+                    }
                 }
-                tasks.spawn(serve_connection(incoming, ctx.clone()));
             }
         }
     }
@@ -402,6 +413,59 @@ async fn accept_loop(
         debug!("endpoint not idle after the grace period");
     }
     info!("quic server stopped");
+}
+
+fn lock(admission: &Mutex<Admission>) -> std::sync::MutexGuard<'_, Admission> {
+    // The counters stay consistent even if a holder panicked: every change is one statement.
+    admission
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts a handshake from `remote` if the admission rules let it in, else says what to do.
+fn admit(
+    remote: SocketAddr,
+    validated: bool,
+    admission: &Arc<Mutex<Admission>>,
+) -> Result<Slot, Decision> {
+    let mut counters = lock(admission);
+    match counters.decide(remote.ip(), validated) {
+        Decision::Accept => counters.admit(remote.ip()),
+        other => return Err(other),
+    }
+    Ok(Slot {
+        admission: admission.clone(),
+        ip: remote.ip(),
+        established: false,
+    })
+}
+
+/// One admitted connection's place in the [`Admission`] counters, given back when dropped.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    ip: std::net::IpAddr,
+    established: bool,
+}
+
+impl Slot {
+    /// The peer proved an enrolled identity: it may now use the reserved share.
+    fn establish(&mut self) {
+        if !self.established {
+            lock(&self.admission).establish(self.ip);
+            self.established = true;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counters = lock(&self.admission);
+        if self.established {
+            counters.end_established();
+        } else {
+            counters.end_handshake(self.ip);
+        }
+    }
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {
@@ -427,7 +491,7 @@ impl Abort {
     }
 }
 
-async fn serve_connection(incoming: Incoming, ctx: Arc<Context>) {
+async fn serve_connection(incoming: Incoming, mut slot: Slot, ctx: Arc<Context>) {
     let remote = incoming.remote_address();
     let deadline = Instant::now() + ctx.handshake_timeout;
     let connection = match timeout_at(deadline, async { incoming.accept()?.await }).await {
@@ -449,7 +513,10 @@ async fn serve_connection(incoming: Incoming, ctx: Arc<Context>) {
         Err(e) => Err(Abort::new(CloseCode::Protocol, e.to_string())),
     };
     match outcome {
-        Ok(Some((peer, stream))) => run_handler(&connection, peer, stream, &ctx).await,
+        Ok(Some((peer, stream))) => {
+            slot.establish();
+            run_handler(&connection, peer, stream, &ctx).await
+        }
         Ok(None) => {}
         Err(abort) => {
             warn!(%remote, code = ?abort.code, "closing connection: {}", abort.reason);

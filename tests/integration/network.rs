@@ -2,7 +2,8 @@
 //! mid-sync is noticed within seconds, a restarted relay resets the connections of its
 //! previous run and offices come back at once, offices editing through a lossy link that is
 //! cut for a while converge with nothing lost (through the harness's UDP proxy), and a peer
-//! that floods the relay with work and never reads keeps it within its stated memory bound.
+//! that floods the relay with work and never reads keeps it within its stated memory bound,
+//! and a flood of half-open handshakes does not keep enrolled offices out.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -16,7 +17,9 @@ use atelier_core::sync::{Message, WANT_BATCH};
 use atelier_core::DocumentId;
 use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
 use atelier_relay::client;
+use atelier_relay::identity::Identity;
 use atelier_relay::sync_conn::{LiveChanges, MAX_CONNECTION_MEMORY};
+use atelier_relay::transport;
 use atelier_relay::transport::SYNC_IDLE_TIMEOUT;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -207,6 +210,7 @@ async fn offices_editing_through_a_lossy_link_cut_for_a_while_converge_with_noth
         drop: 0.1,
         delay: 0.2,
         max_delay: Duration::from_millis(40),
+        ..Faults::default()
     };
     let proxy = UdpProxy::start(relay.addr(), lossy, 13).await;
     let a = Office::enrolled("caue-63", &relay, false).await;
@@ -356,5 +360,55 @@ async fn a_peer_that_floods_work_and_never_reads_is_read_no_further_than_its_bou
         MAX_CONNECTION_MEMORY >> 20
     );
     opened.connection.close(0u32.into(), b"done");
+    relay.shutdown().await;
+}
+
+/// Half-open handshakes in the flood: twice the relay's cap in the test below, so that today's
+/// code (every Initial holds a slot until the handshake timeout) would be full.
+const FLOOD: usize = 16;
+
+/// The relay's cap in the flood test: small, so that a bounded flood would fill it.
+const FLOOD_TEST_MAX_CONNECTIONS: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_half_open_handshakes_does_not_keep_enrolled_offices_out() {
+    let relay = TestRelay::start_with_max_connections(FLOOD_TEST_MAX_CONNECTIONS).await;
+    let a = Office::enrolled("caue-63", &relay, false).await;
+    let b = Office::enrolled("caue-15", &relay, false).await;
+    a.create("Maison en pisé", "Pendant l'attaque.");
+    // Clients whose handshakes never complete: the proxy drops every answer, as a spoofed
+    // source never sees them. Each has its own address, so the relay sees sixteen clients.
+    let silent = Faults {
+        drop_replies: true,
+        ..Faults::default()
+    };
+    let proxy = UdpProxy::start(relay.addr(), silent, 14).await;
+    let flooder = Identity::generate().unwrap();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let endpoint = transport::client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (identity, fingerprint, to) = (flooder.clone(), relay.fingerprint(), proxy.addr());
+        flood.spawn(async move {
+            let _ = transport::connect(&endpoint, &identity, to, &fingerprint).await;
+            endpoint
+        });
+    }
+    // Every flood Initial has been dealt with (slot taken, Retry or refusal) before the
+    // offices' first packet reaches the relay.
+    proxy.wait_answered(FLOOD as u64).await;
+
+    a.converge(&relay).await.close();
+    b.converge(&relay).await.close();
+    assert_eq!(b.titles(), ["Maison en pisé"]);
+    // The flood is still there, none of it got through.
+    assert!(flood.try_join_next().is_none(), "a flood handshake ended");
+    assert!(
+        proxy
+            .stats()
+            .dropped
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= FLOOD as u64
+    );
+    flood.abort_all();
     relay.shutdown().await;
 }

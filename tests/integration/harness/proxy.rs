@@ -13,6 +13,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Largest datagram relayed: QUIC never sends more than a path MTU, and loopback's is 64 KiB.
@@ -26,6 +27,9 @@ pub(crate) struct Faults {
     /// Share of datagrams held back for up to `max_delay` (which reorders them).
     pub delay: f64,
     pub max_delay: Duration,
+    /// Every datagram from the relay dropped: clients whose handshakes never complete, as a
+    /// spoofed source that never sees the answers.
+    pub drop_replies: bool,
 }
 
 /// What the proxy did, for tests to check that faults really happened.
@@ -36,6 +40,8 @@ pub(crate) struct ProxyStats {
     pub delayed: AtomicU64,
     /// Dropped because the link was cut.
     pub cut: AtomicU64,
+    /// Clients the relay answered at least once (whatever became of the answer).
+    pub answered: AtomicU64,
 }
 
 struct Shared {
@@ -43,6 +49,8 @@ struct Shared {
     rng: Mutex<StdRng>,
     is_cut: AtomicBool,
     stats: ProxyStats,
+    /// Woken each time the relay answers a new client.
+    answered: Notify,
 }
 
 /// A running proxy; dropping it stops it.
@@ -62,6 +70,7 @@ impl UdpProxy {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             is_cut: AtomicBool::new(false),
             stats: ProxyStats::default(),
+            answered: Notify::new(),
         });
         let task = tokio::spawn(run(front, upstream, shared.clone()));
         Self { addr, shared, task }
@@ -79,6 +88,21 @@ impl UdpProxy {
 
     pub fn stats(&self) -> &ProxyStats {
         &self.shared.stats
+    }
+
+    /// Waits (up to [`crate::harness::WAIT`]) until the relay has answered `clients` clients.
+    pub async fn wait_answered(&self, clients: u64) {
+        let waited = tokio::time::timeout(crate::harness::WAIT, async {
+            loop {
+                let woken = self.shared.answered.notified();
+                if self.shared.stats.answered.load(Ordering::SeqCst) >= clients {
+                    break;
+                }
+                woken.await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "the relay never answered {clients} clients");
     }
 }
 
@@ -136,10 +160,20 @@ async fn replies(
 ) {
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut answered = false;
     loop {
         let Ok(len) = back.recv(&mut buf).await else {
             continue;
         };
+        if !answered {
+            answered = true;
+            shared.stats.answered.fetch_add(1, Ordering::SeqCst);
+            shared.answered.notify_waiters();
+        }
+        if shared.faults.lock().unwrap().drop_replies {
+            shared.stats.dropped.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         let datagram = buf[..len].to_vec();
         match decide(&shared) {
             Fate::Now => {

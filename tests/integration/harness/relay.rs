@@ -17,6 +17,8 @@ pub(crate) struct TestRelay {
     pub handle: Option<RelayHandle>,
     /// Where the relay keeps blobs (its `[media]` table): `<dir>/media` unless a test says so.
     pub media: MediaConfig,
+    /// Cap on simultaneous QUIC connections (`max_connections` in relay.toml).
+    pub max_connections: usize,
 }
 
 impl TestRelay {
@@ -27,16 +29,26 @@ impl TestRelay {
 
     /// [`TestRelay::start`] with blobs where `media` says (an S3 bucket, a small quota).
     pub async fn start_with_media(media: MediaConfig) -> Self {
+        Self::start_with(media, RelayConfig::default().max_connections).await
+    }
+
+    async fn start_with(media: MediaConfig, max_connections: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Identity::load_or_create(dir.path()).unwrap();
         let mut relay = Self {
             dir,
             handle: None,
             media,
+            max_connections,
         };
         let any = "127.0.0.1:0".parse().unwrap();
         relay.spawn(any, any).await;
         relay
+    }
+
+    /// [`TestRelay::start`] with a cap on simultaneous connections.
+    pub async fn start_with_max_connections(max_connections: usize) -> Self {
+        Self::start_with(MediaConfig::default(), max_connections).await
     }
 
     async fn spawn(&mut self, listen: SocketAddr, ws_listen: SocketAddr) {
@@ -45,6 +57,7 @@ impl TestRelay {
             ws_listen,
             data_dir: self.dir.path().to_path_buf(),
             media: self.media.clone(),
+            max_connections: self.max_connections,
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());
