@@ -222,7 +222,8 @@ pub struct ServerConfig {
     pub identity: Identity,
     /// Address to listen on (port 0 picks a free port, see [`ServerHandle::local_addr`]).
     pub listen: SocketAddr,
-    /// Cap on simultaneous connections; further ones are refused at once. Default
+    /// Cap on simultaneous connections; further ones are refused at once, and handshakes are
+    /// admitted within it as [`crate::admission::Limits::for_max`] says. Default
     /// [`MAX_CONNECTIONS`].
     pub max_connections: usize,
     /// Time allowed for the TLS handshake and the first frame. Default [`HANDSHAKE_TIMEOUT`].

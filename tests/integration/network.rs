@@ -410,5 +410,7 @@ async fn a_flood_of_half_open_handshakes_does_not_keep_enrolled_offices_out() {
             >= FLOOD as u64
     );
     flood.abort_all();
-    relay.shutdown().await;
+    // Dropped rather than shut down: a graceful shutdown waits ~3 s for the half-open
+    // handshakes it closed to drain, which the silent flood never acknowledges.
+    drop(relay);
 }
