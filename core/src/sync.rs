@@ -62,6 +62,14 @@ const ECHO_MEMORY: usize = 16_384;
 /// refused documents are logged each time they come up but not kept, so a hostile peer cannot
 /// grow the report (and rounds may then not settle, as before skipping existed).
 pub const MAX_SKIPPED_DOCS: usize = 4096;
+/// Ids a peer's `Want`s may queue for sending before a responder stops reading that peer
+/// (see [`Session::is_backlogged`]): four `Want` frames, 256 KB of ids. Documents are loaded
+/// only as frames are built, so the ids are all a queue holds.
+pub const MAX_QUEUED_WANTS: usize = 4 * WANT_BATCH;
+/// Bytes of encoded frames (and batches being filled) a responder may hold for a peer that is
+/// not reading them before it stops reading that peer: four `Docs` batches. One frame handled
+/// past it adds at most one answer (for a `Summary`, 48 bytes per document of the corpus).
+pub const MAX_QUEUED_BYTES: usize = 4 * BATCH_BYTES;
 
 /// Why a session failed: any of these closes that one connection, nothing else, except
 /// `BadDocument`, which the session turns into skipping that document (`Session::skip`).
@@ -219,6 +227,8 @@ pub struct Session {
     waiting: VecDeque<DocumentId>,
     to_send: VecDeque<DocumentId>,
     frames: VecDeque<Vec<u8>>,
+    /// Bytes held in `frames`.
+    frames_bytes: usize,
     out_docs: Vec<DocBytes>,
     /// The cards of `out_docs`, in order (a responder sends the cards of whole documents).
     out_cards: Vec<Option<Vec<u8>>>,
@@ -267,6 +277,7 @@ impl Session {
             waiting: VecDeque::new(),
             to_send: VecDeque::new(),
             frames: VecDeque::new(),
+            frames_bytes: 0,
             out_docs: Vec::new(),
             out_cards: Vec::new(),
             out_docs_bytes: 0,
@@ -394,7 +405,7 @@ impl Session {
     pub fn handle_missed_changes(&mut self) {
         match self.role {
             Role::Initiator => self.confirm_later(),
-            Role::Responder => self.frames.push_back(Message::Resync.encode()),
+            Role::Responder => self.queue_frame(Message::Resync.encode()),
         }
     }
 
@@ -420,6 +431,7 @@ impl Session {
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(frame) = self.frames.pop_front() {
+                self.frames_bytes -= frame.len();
                 self.stats.frames_sent += 1;
                 self.stats.bytes_sent += frame.len() as u64;
                 return Some(frame);
@@ -457,6 +469,32 @@ impl Session {
         }
     }
 
+    /// Whether a responder holds so much work for its peer (ids wanted, frames not yet taken
+    /// by [`Session::poll_transmit`]) that it should stop reading the peer until it drains: a
+    /// peer that sends `Want`s and `Summary`s and never reads cannot grow the queue past
+    /// [`MAX_QUEUED_WANTS`] and [`MAX_QUEUED_BYTES`] (plus one frame's answer). An initiator
+    /// is never backlogged: what it queues is bounded by what it asked for, and it must keep
+    /// reading so that two sessions never wait on each other.
+    pub fn is_backlogged(&self) -> bool {
+        self.role == Role::Responder
+            && (self.to_send.len() >= MAX_QUEUED_WANTS || self.queued_bytes() >= MAX_QUEUED_BYTES)
+    }
+
+    /// Bytes of frames queued and batches being filled, not yet taken by `poll_transmit`.
+    pub fn queued_bytes(&self) -> usize {
+        self.frames_bytes + self.out_docs_bytes + self.out_sync_bytes
+    }
+
+    /// Ids wanted by the peer and not yet sent.
+    pub fn queued_wants(&self) -> usize {
+        self.to_send.len()
+    }
+
+    fn queue_frame(&mut self, frame: Vec<u8>) {
+        self.frames_bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
     fn is_idle(&self) -> bool {
         !self.awaiting_entries
             && self.wanted.is_empty()
@@ -473,7 +511,7 @@ impl Session {
         self.stats.rounds = self.round;
         self.awaiting_entries = true;
         self.round_differs = false;
-        self.frames.push_back(
+        self.queue_frame(
             Message::Summary {
                 round: self.round,
                 digests,
@@ -510,7 +548,7 @@ impl Session {
                     .collect(),
             });
             if count >= ENTRIES_BATCH {
-                self.frames.push_back(
+                self.queue_frame(
                     Message::Entries {
                         round,
                         buckets: std::mem::take(&mut buckets),
@@ -521,11 +559,10 @@ impl Session {
             }
         }
         if !buckets.is_empty() {
-            self.frames
-                .push_back(Message::Entries { round, buckets }.encode());
+            self.queue_frame(Message::Entries { round, buckets }.encode());
         }
         // An empty `Entries` closes the round (and alone means "in sync").
-        self.frames.push_back(
+        self.queue_frame(
             Message::Entries {
                 round,
                 buckets: Vec::new(),
@@ -622,7 +659,7 @@ impl Session {
             }
         }
         for chunk in want.chunks(WANT_BATCH) {
-            self.frames.push_back(
+            self.queue_frame(
                 Message::Want {
                     ids: chunk.to_vec(),
                 }
@@ -1028,8 +1065,7 @@ impl Session {
         let cards = card::encode_batch(&std::mem::take(&mut self.out_cards));
         self.out_docs_bytes = 0;
         if !docs.is_empty() {
-            self.frames
-                .push_back(Message::Docs { docs, cards }.encode());
+            self.queue_frame(Message::Docs { docs, cards }.encode());
         }
     }
 
@@ -1046,7 +1082,7 @@ impl Session {
         let msgs = std::mem::take(&mut self.out_sync);
         self.out_sync_bytes = 0;
         if !msgs.is_empty() {
-            self.frames.push_back(Message::Sync { msgs }.encode());
+            self.queue_frame(Message::Sync { msgs }.encode());
         }
     }
 }
@@ -1750,6 +1786,60 @@ mod tests {
         assert!(client.is_converged(), "{}", client.describe());
         assert!(s[1].contains(&DocumentId::derived("missed")).unwrap());
         assert_eq!(snapshot(&s[0]), snapshot(&s[1]));
+    }
+
+    #[test]
+    fn a_responder_whose_peer_never_reads_is_backlogged_within_its_caps_until_drained() {
+        let stores = stores(1);
+        for i in 0..200 {
+            put(&stores[0], &format!("doc{i}"), "k", "v");
+        }
+        let mut server = Session::new(stores[0].clone(), Role::Responder);
+        // Wants of unknown ids and random summaries, one of each per step, nothing polled.
+        let mut steps = 0u64;
+        while !server.is_backlogged() {
+            let ids = (0..WANT_BATCH as u64)
+                .map(|i| {
+                    let mut id = [0u8; 16];
+                    id[..8].copy_from_slice(&(steps * WANT_BATCH as u64 + i).to_le_bytes());
+                    id
+                })
+                .collect();
+            server
+                .handle_frame(&Message::Want { ids }.encode())
+                .unwrap();
+            let digests = vec![[steps as u8 + 1; 16]; BUCKETS];
+            let summary = Message::Summary { round: 1, digests };
+            server.handle_frame(&summary.encode()).unwrap();
+            steps += 1;
+            assert!(
+                steps <= (MAX_QUEUED_WANTS / WANT_BATCH) as u64,
+                "never backlogged"
+            );
+        }
+        assert!(server.queued_wants() <= MAX_QUEUED_WANTS);
+        // One summary's answer: 48 bytes per document, and a little framing.
+        assert!(server.queued_bytes() <= MAX_QUEUED_BYTES + 200 * 48 + 1024);
+        while server.poll_transmit().is_some() {}
+        assert!(!server.is_backlogged());
+        assert_eq!((server.queued_wants(), server.queued_bytes()), (0, 0));
+        // Summaries alone: their answers fill the byte cap.
+        let mut summaries = 0;
+        while !server.is_backlogged() {
+            let digests = vec![[summaries as u8 ^ 0x5a; 16]; BUCKETS];
+            let summary = Message::Summary { round: 2, digests };
+            server.handle_frame(&summary.encode()).unwrap();
+            summaries += 1;
+            assert!(
+                summaries <= MAX_QUEUED_BYTES / (200 * 48) + 1,
+                "never backlogged"
+            );
+        }
+        assert!(server.queued_bytes() <= MAX_QUEUED_BYTES + 200 * 48 + 1024);
+        // An initiator always reads, whatever it holds.
+        let mut client = Session::new(stores[0].clone(), Role::Initiator);
+        client.start().unwrap();
+        assert!(!client.is_backlogged());
     }
 
     #[test]

@@ -96,6 +96,22 @@ pub enum LinkError {
     Local(String),
 }
 
+impl LinkError {
+    /// Whether the connection ended with a stateless reset: the relay (or peer) restarted and
+    /// no longer knows it, so it is up again.
+    pub fn is_reset(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(quinn::ConnectionError::Reset) = e.downcast_ref::<quinn::ConnectionError>()
+            {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+}
+
 /// What a status display shows.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct AgentStatus {
@@ -426,7 +442,15 @@ impl Agent {
                 if ended.settled {
                     backoff.reset();
                 }
-                let wait = backoff.next();
+                // A stateless reset comes from a relay that restarted and is answering again:
+                // reconnect at once, it is there.
+                let wait = match &ended.error {
+                    Some(e) if e.is_reset() => {
+                        backoff.reset();
+                        Duration::ZERO
+                    }
+                    _ => backoff.next(),
+                };
                 {
                     let mut s = lock(&self.shared.status);
                     s.connected = false;

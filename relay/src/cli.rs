@@ -14,6 +14,7 @@ use tracing::info;
 use crate::access::{self, AccessStore, Device, WsTokenInfo, DEFAULT_WS_TOKEN_TTL};
 use crate::config::{RelayConfig, DEFAULT_TOKEN_TTL_HOURS};
 use crate::identity::{Fingerprint, Identity};
+use crate::reset_key::ResetKey;
 
 /// Relais Atelier : stocke et retransmet la synchronisation entre les postes des CAUE.
 #[derive(Debug, Parser)]
@@ -157,6 +158,12 @@ async fn serve(data: Option<PathBuf>, args: &ServeArgs) -> Result<()> {
 fn init(data: &Path, json: bool) -> Result<()> {
     let identity = Identity::load_or_create(data)
         .with_context(|| format!("création de l'identité dans {}", data.display()))?;
+    ResetKey::load_or_create(data).with_context(|| {
+        format!(
+            "création de la clé de réinitialisation dans {}",
+            data.display()
+        )
+    })?;
     let fingerprint = identity.fingerprint();
     if json {
         return print_json(&serde_json::json!({

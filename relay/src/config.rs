@@ -99,7 +99,8 @@ pub struct RelayConfig {
     /// Directory holding the relay's identity and its access registry (`access.json`).
     /// Default `data`; a relative path is taken relative to the configuration file's directory.
     pub data_dir: PathBuf,
-    /// Most simultaneous connections; further ones are refused. Default 512.
+    /// Most simultaneous connections; further ones are refused. A quarter is kept for enrolled
+    /// devices: connections still handshaking never take it. Default 512.
     pub max_connections: usize,
     /// Lifetime of enrolment tokens, in hours. Default 72.
     pub token_ttl_hours: u32,

@@ -111,32 +111,43 @@ pub async fn read_frame(
     recv: &mut RecvStream,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
-    {
-        let limit = limit.min(MAX_FRAME_SIZE);
-        let mut header = [0u8; HEADER_SIZE];
-        match recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(ReadExactError::FinishedEarly(received)) => {
-                return Err(FrameError::TruncatedHeader { received })
-            }
-            Err(ReadExactError::ReadError(e)) => return Err(e.into()),
-        }
-        let size = decode_header(header, limit)?;
-        let mut body = Vec::with_capacity(size.min(INITIAL_BODY_CAPACITY));
-        while body.len() < size {
-            match recv.read_chunk(size - body.len(), true).await? {
-                Some(chunk) => body.extend_from_slice(&chunk.bytes),
-                None => {
-                    return Err(FrameError::Truncated {
-                        size,
-                        received: body.len(),
-                    })
-                }
-            }
-        }
-        Ok(Some(body))
+    match read_header(recv, limit).await? {
+        Some(size) => read_body(recv, size).await.map(Some),
+        None => Ok(None),
     }
+}
+
+/// Reads a frame's length prefix (at most `limit`, capped at [`MAX_FRAME_SIZE`]); `None` on a
+/// clean end. With [`read_body`], lets a reader reserve memory for a frame before reading it.
+pub async fn read_header(recv: &mut RecvStream, limit: usize) -> Result<Option<usize>, FrameError> {
+    let limit = limit.min(MAX_FRAME_SIZE);
+    let mut header = [0u8; HEADER_SIZE];
+    match recv.read_exact(&mut header).await {
+        Ok(()) => {}
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(ReadExactError::FinishedEarly(received)) => {
+            return Err(FrameError::TruncatedHeader { received })
+        }
+        Err(ReadExactError::ReadError(e)) => return Err(e.into()),
+    }
+    decode_header(header, limit).map(Some)
+}
+
+/// Reads the `size` bytes of a frame body whose header [`read_header`] read.
+pub async fn read_body(recv: &mut RecvStream, size: usize) -> Result<Vec<u8>, FrameError> {
+    let mut body = Vec::with_capacity(size.min(INITIAL_BODY_CAPACITY));
+    while body.len() < size {
+        match recv.read_chunk(size - body.len(), true).await? {
+            Some(chunk) => body.extend_from_slice(&chunk.bytes),
+            None => {
+                return Err(FrameError::Truncated {
+                    size,
+                    received: body.len(),
+                })
+            }
+        }
+    }
+    Ok(body)
 }
 
 /// The length prefix for a frame of `len` bytes, if `len` is within `limit`.

@@ -8,6 +8,7 @@
 //! atelier-core and runs inside a [`server::ConnectionHandler`].
 
 pub mod access;
+pub mod admission;
 pub mod agent;
 pub mod blobs;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod media_sync;
 pub mod quic_url;
 pub mod quota;
 pub mod relay;
+pub mod reset_key;
 pub mod server;
 pub mod sync_conn;
 pub mod transport;

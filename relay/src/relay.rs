@@ -14,6 +14,7 @@ use crate::config::RelayConfig;
 use crate::identity::{Fingerprint, Identity};
 use crate::live_access::{LiveAccess, Revocable, WatchHandle};
 use crate::quota::Quotas;
+use crate::reset_key::ResetKey;
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::sync_conn::{LiveChanges, SyncHandler};
 use crate::ws::{self, WsHandle, WsState};
@@ -84,6 +85,8 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
             config.data_dir.display()
         )
     })?;
+    let reset_key = ResetKey::load_or_create(&config.data_dir)
+        .context("clé de réinitialisation QUIC du relais")?;
     let registry = AccessStore::new(&config.data_dir);
     // Fail at start, not at the first connection, on a registry this relay cannot read.
     let access = LiveAccess::open(registry.clone())
@@ -104,6 +107,7 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     let live = LiveChanges::attach(&store);
     let quic = server::spawn(ServerConfig {
         max_connections: config.max_connections,
+        reset_key: Some(reset_key),
         ..ServerConfig::new(
             identity,
             config.listen,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -24,16 +24,22 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use crate::access::{AccessError, AccessStore, Device};
+use crate::admission::{Admission, Decision, Limits};
 use crate::framing::{FrameError, FramedStream};
 use crate::handshake::{ClientHandshake, CloseCode, ServerHandshake, MAX_HANDSHAKE_FRAME_SIZE};
 use crate::identity::{Fingerprint, Identity};
+use crate::reset_key::ResetKey;
 use crate::transport::{self, TransportError};
 
-/// Default cap on simultaneous connections, handshaking ones included. The ~90 CAUE offices
+/// Default cap on simultaneous connections, handshaking ones included (a share of it is kept
+/// for enrolled identities and handshakes are validated with a Retry under load, see
+/// [`crate::admission`]). The ~90 CAUE offices
 /// with a few devices each make a few hundred; 512 leaves headroom. It also bounds memory: an
-/// unauthenticated connection buffers at most a handshake frame, an authenticated one at most
-/// a [`crate::framing::MAX_FRAME_SIZE`] frame plus quinn's 1.25 MB stream window, so only
-/// enrolled devices all sending maximal frames at once could reach ~9 GiB. Configurable.
+/// unauthenticated connection buffers at most a handshake frame and quinn's connection window
+/// ([`crate::transport::CONNECTION_RECEIVE_WINDOW`], 4 MiB); an authenticated sync connection
+/// at most [`crate::sync_conn::MAX_CONNECTION_MEMORY`] (92 MiB, with a peer that sends maximal
+/// frames and never reads), so 512 enrolled devices doing that at once could reach ~46 GiB,
+/// and ordinary syncs a few MB each. Configurable.
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// Time allowed from the first packet to the end of the handshake (TLS, then `Join` or
@@ -166,9 +172,9 @@ pub(crate) fn authorized(found: Result<Device, AccessError>) -> Result<Peer, Aut
 /// The peer an enrolment (`redeem` of a token) admits, or why not.
 pub(crate) fn enrolled(redeemed: Result<Device, AccessError>) -> Result<Peer, AuthError> {
     let device = redeemed.map_err(|e| match e {
-        AccessError::Io { .. } | AccessError::Corrupt { .. } | AccessError::UnsupportedVersion { .. } => {
-            AuthError::Internal(Box::new(e))
-        }
+        AccessError::Io { .. }
+        | AccessError::Corrupt { .. }
+        | AccessError::UnsupportedVersion { .. } => AuthError::Internal(Box::new(e)),
         refusal => AuthError::Refused(refusal.to_string()),
     })?;
     Ok(Peer::of(device))
@@ -225,7 +231,8 @@ pub struct ServerConfig {
     pub identity: Identity,
     /// Address to listen on (port 0 picks a free port, see [`ServerHandle::local_addr`]).
     pub listen: SocketAddr,
-    /// Cap on simultaneous connections; further ones are refused at once. Default
+    /// Cap on simultaneous connections; further ones are refused at once, and handshakes are
+    /// admitted within it as [`crate::admission::Limits::for_max`] says. Default
     /// [`MAX_CONNECTIONS`].
     pub max_connections: usize,
     /// Time allowed for the TLS handshake and the first frame. Default [`HANDSHAKE_TIMEOUT`].
@@ -234,6 +241,9 @@ pub struct ServerConfig {
     pub authorizer: Arc<dyn Authorizer>,
     /// What runs on each authenticated connection.
     pub handler: Arc<dyn ConnectionHandler>,
+    /// The key of stateless resets, kept across restarts by a relay (see
+    /// [`crate::reset_key`]); `None` draws one for this run. Default `None`.
+    pub reset_key: Option<ResetKey>,
 }
 
 impl ServerConfig {
@@ -251,6 +261,7 @@ impl ServerConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             authorizer,
             handler,
+            reset_key: None,
         }
     }
 }
@@ -324,7 +335,11 @@ impl Drop for ServerHandle {
 
 /// Binds the endpoint and starts the accept loop. Must be called within a tokio runtime.
 pub fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let endpoint = transport::server_endpoint(&config.identity, config.listen)?;
+    let endpoint = transport::server_endpoint_with(
+        &config.identity,
+        config.listen,
+        config.reset_key.as_ref(),
+    )?;
     let local_addr = endpoint.local_addr().map_err(ServerError::LocalAddr)?;
     let fingerprint = config.identity.fingerprint();
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -358,6 +373,7 @@ async fn accept_loop(
     max_connections: usize,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let admission = Arc::new(Mutex::new(Admission::new(Limits::for_max(max_connections))));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -368,16 +384,23 @@ async fn accept_loop(
                 while let Some(done) = tasks.try_join_next() {
                     log_task_end(done);
                 }
-                if tasks.len() >= max_connections {
-                    warn!(
-                        remote = %incoming.remote_address(),
-                        max_connections,
-                        "connection refused: too many connections"
-                    );
-                    incoming.refuse();
-                    continue;
+                let remote = incoming.remote_address();
+                match admit(remote, incoming.remote_address_validated(), &admission) {
+                    Ok(slot) => {
+                        tasks.spawn(serve_connection(incoming, slot, ctx.clone()));
+                    }
+                    Err(Decision::Refuse(why)) => {
+                        warn!(%remote, max_connections, "connection refused: {}", why.as_str());
+                        incoming.refuse();
+                    }
+                    Err(_) => {
+                        // A spoofed source never sees the token, so it never holds a slot.
+                        debug!(%remote, "handshakes piling up: address validation asked");
+                        if let Err(e) = incoming.retry() {
+                            e.into_incoming().refuse();
+                        }
+                    }
                 }
-                tasks.spawn(serve_connection(incoming, ctx.clone()));
             }
         }
     }
@@ -400,6 +423,59 @@ async fn accept_loop(
         debug!("endpoint not idle after the grace period");
     }
     info!("quic server stopped");
+}
+
+fn lock(admission: &Mutex<Admission>) -> std::sync::MutexGuard<'_, Admission> {
+    // The counters stay consistent even if a holder panicked: every change is one statement.
+    admission
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts a handshake from `remote` if the admission rules let it in, else says what to do.
+fn admit(
+    remote: SocketAddr,
+    validated: bool,
+    admission: &Arc<Mutex<Admission>>,
+) -> Result<Slot, Decision> {
+    let mut counters = lock(admission);
+    match counters.decide(remote.ip(), validated) {
+        Decision::Accept => counters.admit(remote.ip()),
+        other => return Err(other),
+    }
+    Ok(Slot {
+        admission: admission.clone(),
+        ip: remote.ip(),
+        established: false,
+    })
+}
+
+/// One admitted connection's place in the [`Admission`] counters, given back when dropped.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    ip: std::net::IpAddr,
+    established: bool,
+}
+
+impl Slot {
+    /// The peer proved an enrolled identity: it may now use the reserved share.
+    fn establish(&mut self) {
+        if !self.established {
+            lock(&self.admission).establish(self.ip);
+            self.established = true;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counters = lock(&self.admission);
+        if self.established {
+            counters.end_established();
+        } else {
+            counters.end_handshake(self.ip);
+        }
+    }
 }
 
 fn log_task_end(done: Result<(), tokio::task::JoinError>) {
@@ -425,7 +501,7 @@ impl Abort {
     }
 }
 
-async fn serve_connection(incoming: Incoming, ctx: Arc<Context>) {
+async fn serve_connection(incoming: Incoming, mut slot: Slot, ctx: Arc<Context>) {
     let remote = incoming.remote_address();
     let deadline = Instant::now() + ctx.handshake_timeout;
     let connection = match timeout_at(deadline, async { incoming.accept()?.await }).await {
@@ -447,7 +523,10 @@ async fn serve_connection(incoming: Incoming, ctx: Arc<Context>) {
         Err(e) => Err(Abort::new(CloseCode::Protocol, e.to_string())),
     };
     match outcome {
-        Ok(Some((peer, stream))) => run_handler(&connection, peer, stream, &ctx).await,
+        Ok(Some((peer, stream))) => {
+            slot.establish();
+            run_handler(&connection, peer, stream, &ctx).await
+        }
         Ok(None) => {}
         Err(abort) => {
             warn!(%remote, code = ?abort.code, "closing connection: {}", abort.reason);

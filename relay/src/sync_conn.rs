@@ -8,21 +8,46 @@
 use std::sync::Arc;
 
 use atelier_core::store::{DocChange, DocStore};
-use atelier_core::sync::{Role, Session, SyncError, SyncStats, MAX_FRAME_SIZE};
+use atelier_core::sync::{
+    Role, Session, SyncError, SyncStats, BATCH_BYTES, MAX_FRAME_SIZE, MAX_QUEUED_BYTES,
+    MAX_QUEUED_WANTS, WANT_BATCH,
+};
 use futures::FutureExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::framing::{read_frame, write_frame, FrameError, FramedStream};
+use crate::framing::{read_body, read_header, write_frame, FrameError, FramedStream};
 use crate::media_sync::{self, BlobService};
 use crate::server::{ConnectionHandler, Peer};
 
-/// Frames read ahead of the session: bounds memory per peer to this many frames (≤ 1 MB each
-/// in practice) while the session applies the previous one.
+/// Frames read ahead of the session, at most (see [`READ_AHEAD_BYTES`] for their size).
 const READ_AHEAD_FRAMES: usize = 8;
-/// Frames queued for the writer: enough to keep the stream busy while the session works.
-const WRITE_AHEAD_FRAMES: usize = 8;
+/// Bytes of frames read ahead of the session, the one it is applying included: four `Docs`
+/// batches keep the stream busy while the session applies one. A frame larger than this is
+/// read only once every frame before it was handled, so read-ahead never holds more than
+/// `max(READ_AHEAD_BYTES, MAX_FRAME_SIZE)`.
+pub const READ_AHEAD_BYTES: usize = 4 * BATCH_BYTES;
+/// Frames queued for the writer: quinn buffers what is written (up to its send window), so two
+/// are enough to keep the stream busy while the session builds the next.
+const WRITE_AHEAD_FRAMES: usize = 2;
+
+/// What one sync connection can make its server hold in memory at most, whatever the peer
+/// sends or fails to read: read-ahead (one maximal frame), quinn's buffers for what the peer
+/// sent and what it has not acknowledged ([`crate::transport::CONNECTION_RECEIVE_WINDOW`],
+/// [`crate::transport::CONNECTION_SEND_WINDOW`]), the session's queue for a peer that does not
+/// read (`MAX_QUEUED_*`, then the driver stops reading it), and the frames on their way to the
+/// writer (at most one maximal frame each). On top of it, one `Summary` answer (48 bytes per
+/// document of the corpus: 4.8 MB at 100,000) and Automerge's own work on the frame being
+/// applied. 92 MiB: 512 connections ([`crate::server::MAX_CONNECTIONS`]) could hold ~46 GiB
+/// only if every one were an enrolled device sending maximal frames and never reading; an
+/// ordinary sync holds a few MB (frames are ~1 MB batches).
+pub const MAX_CONNECTION_MEMORY: usize = MAX_FRAME_SIZE
+    + crate::transport::CONNECTION_RECEIVE_WINDOW as usize
+    + crate::transport::CONNECTION_SEND_WINDOW as usize
+    + MAX_QUEUED_BYTES
+    + (MAX_QUEUED_WANTS + WANT_BATCH) * 16
+    + (WRITE_AHEAD_FRAMES + 2) * MAX_FRAME_SIZE;
 /// Live changes buffered per subscriber before it counts as lagging: it then misses notices and
 /// a reconciliation round picks up what they carried (`Session::handle_missed_changes`).
 pub const LIVE_CHANNEL_CAPACITY: usize = 4096;
@@ -83,12 +108,27 @@ pub async fn drive(
 ) -> Result<SyncStats, DriveError> {
     let FramedStream { mut send, mut recv } = stream;
     let (in_tx, mut incoming) =
-        mpsc::channel::<Result<Option<Vec<u8>>, FrameError>>(READ_AHEAD_FRAMES);
+        mpsc::channel::<Result<Option<Ahead>, FrameError>>(READ_AHEAD_FRAMES);
     let (out_tx, mut outgoing) = mpsc::channel::<Vec<u8>>(WRITE_AHEAD_FRAMES);
+    let budget = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
     let mut io = JoinSet::new();
     io.spawn(async move {
         loop {
-            let frame = read_frame(&mut recv, MAX_FRAME_SIZE).await;
+            let frame = match read_header(&mut recv, MAX_FRAME_SIZE).await {
+                Ok(Some(size)) => {
+                    // Room for the frame before reading it: a peer is read no further ahead
+                    // than the session has handled.
+                    let permits = u32::try_from(size.clamp(1, READ_AHEAD_BYTES)).unwrap_or(1);
+                    let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
+                        break;
+                    };
+                    read_body(&mut recv, size)
+                        .await
+                        .map(|frame| Some((frame, permit)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
             let end = !matches!(frame, Ok(Some(_)));
             if in_tx.send(frame).await.is_err() || end {
                 break;
@@ -123,6 +163,9 @@ pub async fn drive(
                 break Err(DriveError::NotSettled);
             }
         }
+        // A peer that sends work and does not read what it asked for is read no further
+        // until it does (see `Session::is_backlogged`): its queue stays within the caps.
+        let backlogged = session.is_backlogged();
         tokio::select! {
             permit = out_tx.reserve(), if pending.is_some() => {
                 match permit {
@@ -130,8 +173,8 @@ pub async fn drive(
                     Err(_) => break Err(DriveError::PeerClosed),
                 }
             }
-            frame = incoming.recv() => match frame {
-                Some(Ok(Some(frame))) => {
+            frame = incoming.recv(), if !backlogged => match frame {
+                Some(Ok(Some((frame, _room)))) => {
                     let handled = tokio::task::block_in_place(|| {
                         session.handle_frame(&frame)?;
                         // Applying a frame can notify thousands of changes at once: take them
@@ -151,7 +194,7 @@ pub async fn drive(
                 Some(Err(e)) if !converge && closed_when_done(&e) => break Ok(()),
                 Some(Err(e)) => break Err(e.into()),
             },
-            change = recv_live(&mut live), if live.is_some() => match change {
+            change = recv_live(&mut live), if live.is_some() && !backlogged => match change {
                 Ok(change) => tokio::task::block_in_place(|| {
                     session.handle_local_change(&change);
                     drain_live(&mut session, &mut live);
@@ -175,6 +218,9 @@ pub async fn drive(
     result.map(|()| session.stats().clone())
 }
 
+/// A frame read ahead, with the room it takes in the read-ahead budget (freed once handled).
+type Ahead = (Vec<u8>, OwnedSemaphorePermit);
+
 /// Whether the connection ended normally: the peer closed it with `CloseCode::Done` (a
 /// finished sync), or this side did (shutting down).
 fn closed_when_done(e: &FrameError) -> bool {
@@ -191,7 +237,9 @@ fn closed_when_done(e: &FrameError) -> bool {
 /// Hands every change notice already waiting to the session.
 fn drain_live(session: &mut Session, live: &mut Option<broadcast::Receiver<DocChange>>) {
     let Some(rx) = live else { return };
-    loop {
+    // Notices left waiting while the peer is backlogged are taken later; if they overflow,
+    // the session runs a round instead (`handle_missed_changes`).
+    while !session.is_backlogged() {
         match rx.try_recv() {
             Ok(change) => session.handle_local_change(&change),
             Err(broadcast::error::TryRecvError::Lagged(_)) => session.handle_missed_changes(),
@@ -298,5 +346,16 @@ impl ConnectionHandler for SyncHandler {
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stated_bound_per_connection() {
+        // 16 MiB read ahead, 4 + 4 MiB in quinn, 4 MiB queued, 0.3 MiB of ids, 4 × 16 MiB out.
+        assert_eq!(MAX_CONNECTION_MEMORY / (1024 * 1024), 92);
     }
 }

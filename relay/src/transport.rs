@@ -20,23 +20,51 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::identity::{shared_crypto_provider, Fingerprint, Identity, TLS_NAME};
+use crate::reset_key::ResetKey;
 
 /// The application protocol negotiated by TLS. A peer offering anything else is refused during
 /// the handshake, so a future incompatible protocol gets a new ALPN and never misparses frames.
 pub const ALPN: &[u8] = b"atelier-sync/1";
 
-/// How long a connection may stay silent before it is considered dead. Thirty seconds survives
-/// a brief Wi-Fi or 4G drop in an office while still freeing a slot of a vanished peer soon.
+/// How long a connection may stay silent before it is considered dead, as the server offers
+/// it. QUIC uses the smaller of the two sides' values, so against our own clients the shorter
+/// [`SYNC_IDLE_TIMEOUT`] applies; this bound is for any other client.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How often an idle connection sends a keep-alive. A third of [`IDLE_TIMEOUT`] tolerates two
-/// lost keep-alives, and stays under the ~30 s after which many NATs forget a UDP mapping.
+/// How often the server sends a keep-alive on an idle connection. A third of [`IDLE_TIMEOUT`]
+/// tolerates two lost keep-alives, and stays under the ~30 s after which many NATs forget a UDP
+/// mapping.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Idle timeout an office's connection asks for while it syncs (one-shot or live): a relay
+/// killed or cut off mid-sync is noticed within this, rather than the ~41 s measured with the
+/// server's bound. A brief drop longer than this ends the connection, and the agent then
+/// reconnects; five seconds is many round trips on any office link, and five keep-alives.
+pub const SYNC_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often an office's connection sends a keep-alive while it syncs: a fifth of
+/// [`SYNC_IDLE_TIMEOUT`], so four keep-alives may be lost before a live link is declared dead.
+/// It is also what makes a restarted relay answer with a stateless reset within a second (see
+/// [`crate::reset_key`]). Cost: one small packet a second per connected device.
+pub const SYNC_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bidirectional streams a client may have open at once towards a server: the sync stream
 /// (handshake, then sync) and the media streams (one per blob in flight, see
 /// [`crate::media_sync::MAX_MEDIA_STREAMS`]); a peer gets no more to hold buffers with.
 pub const MAX_BIDI_STREAMS_PER_CONNECTION: u32 = 1 + crate::media_sync::MAX_MEDIA_STREAMS as u32;
+
+/// Bytes a peer may have sent on all streams of a connection that the server has not read
+/// yet (QUIC's connection flow-control window). quinn's default is unbounded, leaving only the
+/// per-stream windows (1.25 MB each, a sync stream and up to
+/// [`crate::media_sync::MAX_MEDIA_STREAMS`] media streams); 4 MiB keeps a 100 Mbit/s link with
+/// 300 ms of round trip busy and bounds what a connection buffers (see
+/// [`crate::sync_conn::MAX_CONNECTION_MEMORY`]).
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Bytes the server may have sent on a connection and not had acknowledged, which quinn keeps
+/// for retransmission: the same reasoning as [`CONNECTION_RECEIVE_WINDOW`] (quinn's default is
+/// 10 MB).
+pub const CONNECTION_SEND_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// Errors while building endpoints or connecting.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +108,26 @@ pub enum TransportError {
 /// A QUIC endpoint that accepts connections on `addr`, requiring a client certificate and the
 /// [`ALPN`].
 pub fn server_endpoint(identity: &Identity, addr: SocketAddr) -> Result<Endpoint, TransportError> {
+    server_endpoint_with(identity, addr, None)
+}
+
+/// [`server_endpoint`] whose stateless resets are signed with `reset_key` (a relay's key kept
+/// across restarts) rather than a key drawn for this process.
+pub fn server_endpoint_with(
+    identity: &Identity,
+    addr: SocketAddr,
+    reset_key: Option<&ResetKey>,
+) -> Result<Endpoint, TransportError> {
     let config = server_config(identity)?;
-    Endpoint::server(config, addr).map_err(|source| TransportError::Bind { addr, source })
+    let Some(key) = reset_key else {
+        return Endpoint::server(config, addr)
+            .map_err(|source| TransportError::Bind { addr, source });
+    };
+    let bind = |source| TransportError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| bind(std::io::Error::other("no async runtime for quic")))?;
+    Endpoint::new(key.endpoint_config(), Some(config), socket, runtime).map_err(bind)
 }
 
 /// A QUIC endpoint for outgoing connections only, bound to `bind` (use port 0). It has no default
@@ -137,7 +183,10 @@ pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, Transpo
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
     let mut transport = transport_config();
-    transport.max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS_PER_CONNECTION));
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS_PER_CONNECTION))
+        .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+        .send_window(u64::from(CONNECTION_SEND_WINDOW));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -182,6 +231,10 @@ fn pinned_client_config(
     tls.alpn_protocols = vec![alpn.to_vec()];
     let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
     let mut transport = transport_config();
+    let idle_ms = u32::try_from(SYNC_IDLE_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    transport
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(idle_ms))))
+        .keep_alive_interval(Some(SYNC_KEEP_ALIVE_INTERVAL));
     // Servers never open streams towards clients.
     transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
     config.transport_config(Arc::new(transport));

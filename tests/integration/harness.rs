@@ -1,7 +1,8 @@
 //! What the integration tests share: a whole relay on loopback ([`TestRelay`]), office replicas
 //! enrolled with it ([`Office`]), the `atelier` binary ([`atelier`]), the Node scripts and samod
 //! clients that play automerge-repo peers ([`edit_doc`], [`samod`]), a real S3 server
-//! ([`Moto`]) with a bare HTTP client ([`http`]), and bounded waits.
+//! ([`Moto`]) with a bare HTTP client ([`http`]), a UDP proxy that loses, delays and cuts
+//! datagrams ([`UdpProxy`]), and bounded waits.
 //!
 //! Every wait is bounded by [`WAIT`] and woken by the event it waits for, never by a sleep.
 
@@ -9,6 +10,7 @@ mod cli;
 mod moto;
 mod node;
 mod office;
+mod proxy;
 mod relay;
 pub(crate) mod samod;
 
@@ -26,6 +28,7 @@ pub(crate) use cli::{atelier, atelier_async, atelier_bin, crash_bins, http_get, 
 pub(crate) use moto::{http, Moto};
 pub(crate) use node::{edit_doc, fetch_media, wait_for, BROWSER};
 pub(crate) use office::{Office, SyncFailed};
+pub(crate) use proxy::{Faults, UdpProxy};
 pub(crate) use relay::TestRelay;
 
 /// Bound on any one wait (a sync, a live change, a client run): generous for a loaded 2-core

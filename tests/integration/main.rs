@@ -7,6 +7,7 @@ mod cli_media;
 mod crash;
 mod harness;
 mod media;
+mod network;
 mod powercut;
 mod quotas;
 mod replica;

@@ -20,6 +20,8 @@ pub(crate) struct TestRelay {
     pub media: MediaConfig,
     /// What each office may write (its `[quotas]` table): the defaults unless a test says so.
     pub quotas: QuotaConfig,
+    /// Cap on simultaneous QUIC connections (`max_connections` in relay.toml).
+    pub max_connections: usize,
 }
 
 impl TestRelay {
@@ -41,13 +43,31 @@ impl TestRelay {
     /// A relay with its data in `dir` (on a power-cut filesystem), blobs where `media` says,
     /// and `quotas`.
     pub async fn start_in(dir: TempDir, media: MediaConfig, quotas: QuotaConfig) -> Self {
-        Identity::load_or_create(dir.path()).unwrap();
-        let mut relay = Self {
+        Self::start_configured(Self {
             dir,
             handle: None,
             media,
             quotas,
-        };
+            max_connections: RelayConfig::default().max_connections,
+        })
+        .await
+    }
+
+    /// [`TestRelay::start`] with a cap on simultaneous connections.
+    pub async fn start_with_max_connections(max_connections: usize) -> Self {
+        Self::start_configured(Self {
+            dir: tempfile::tempdir().unwrap(),
+            handle: None,
+            media: MediaConfig::default(),
+            quotas: QuotaConfig::default(),
+            max_connections,
+        })
+        .await
+    }
+
+    /// Starts `relay` (not yet running) on `127.0.0.1:0`, with a fresh identity.
+    async fn start_configured(mut relay: Self) -> Self {
+        Identity::load_or_create(relay.dir.path()).unwrap();
         let any = "127.0.0.1:0".parse().unwrap();
         relay.spawn(any, any).await;
         relay
@@ -60,6 +80,7 @@ impl TestRelay {
             data_dir: self.dir.path().to_path_buf(),
             media: self.media.clone(),
             quotas: self.quotas.clone(),
+            max_connections: self.max_connections,
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());

@@ -230,6 +230,10 @@ fn from_connection_error(c: &ConnectionError, who: &str) -> SyncFailure {
         ConnectionError::TimedOut => {
             SyncFailure::new(Network, format!("{who} ne répond pas (délai dépassé)"))
         }
+        ConnectionError::Reset => SyncFailure::new(
+            Network,
+            format!("{who} a redémarré pendant la synchronisation : relancez « atelier sync »"),
+        ),
         ConnectionError::ConnectionClosed(close) => SyncFailure::new(
             Refused,
             format!("{who} a refusé la connexion sécurisée ({close})"),
