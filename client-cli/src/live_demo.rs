@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
 use atelier_core::search::IndexedSearch;
+use atelier_core::store::DocStore;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
@@ -91,6 +92,7 @@ pub async fn start(
     })
     .await?;
     debug_assert_eq!(relay.fingerprint(), relay_identity.fingerprint());
+    preload(relay.store(), &replicas)?;
     let target = Target {
         url: relay.quic_addr().into(),
         fingerprint: relay.fingerprint(),
@@ -177,4 +179,27 @@ impl SyncStatus for AgentStatus {
     fn sync_now(&self) {
         self.0.sync_now();
     }
+}
+
+/// Gives the demo's new relay what the offices already hold, as a relay they had synced with
+/// before would hold it. The seeded story carries a change another office made (merged into
+/// this replica offline), which a relay takes only from the office that made it; written here
+/// as the relay's own data, it reaches every office like the rest of the corpus.
+fn preload(store: &DocStore, replicas: &[Arc<Replica>]) -> Result<()> {
+    for replica in replicas {
+        let mut ids = Vec::new();
+        replica.store().for_each_heads(&mut |id, _| {
+            ids.push(id);
+            true
+        })?;
+        for id in ids {
+            if let Some(bytes) = replica.store().saved(&id)? {
+                store
+                    .apply_bytes(&id, &bytes)
+                    .with_context(|| format!("préchargement du relais ({id})"))?;
+            }
+        }
+    }
+    store.flush()?;
+    Ok(())
 }
