@@ -60,10 +60,18 @@ pub(crate) fn set(field: &str, value: Value) -> Edit {
 
 /// Waits until `check` holds on `store`, woken by the store's observer (no polling).
 pub(crate) async fn wait_until(store: &DocStore, what: &str, check: impl Fn() -> bool) {
+    wait_until_any(&[store], what, check).await;
+}
+
+/// Waits until `check` holds, woken by a change in any of `stores` (no polling).
+pub(crate) async fn wait_until_any(stores: &[&DocStore], what: &str, check: impl Fn() -> bool) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    store.observe(Box::new(move |_| {
-        let _ = tx.send(());
-    }));
+    for store in stores {
+        let tx = tx.clone();
+        store.observe(Box::new(move |_| {
+            let _ = tx.send(());
+        }));
+    }
     let waited = timeout(WAIT, async {
         while !check() {
             rx.recv().await;

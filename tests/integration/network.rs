@@ -26,7 +26,9 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::harness::{corpus, Faults, Office, SyncFailed, TestRelay, UdpProxy, WAIT};
+use crate::harness::{
+    corpus, wait_until_any, Faults, Office, SyncFailed, TestRelay, UdpProxy, WAIT,
+};
 
 /// How soon an office must notice a relay gone mid-sync: generous for a loaded CI machine,
 /// well under the ~41 s it took before keep-alives and a short idle timeout.
@@ -96,20 +98,7 @@ async fn next<T>(
 
 /// Waits until `check` holds, woken by changes of either office's store.
 async fn wait_both(a: &Office, b: &Office, what: &str, check: impl Fn() -> bool) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    for office in [a, b] {
-        let tx = tx.clone();
-        office.store().observe(Box::new(move |_| {
-            let _ = tx.send(());
-        }));
-    }
-    let waited = timeout(WAIT, async {
-        while !check() {
-            rx.recv().await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "timed out waiting for {what}");
+    wait_until_any(&[a.store(), b.store()], what, check).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
