@@ -123,6 +123,7 @@ pub async fn relay_kills(relay_bin: &Path, kills: usize, seed: u64) -> anyhow::R
             unacked_writes = 0;
         } else {
             report.kills += 1;
+            print_progress("relay", &report, kills);
             relay.wait_killed()?;
             report.checked += acked.len();
             report
@@ -239,6 +240,21 @@ fn heads_of(store: &DocStore) -> anyhow::Result<BTreeMap<DocumentId, HeadsHash>>
     Ok(all)
 }
 
+/// Every [`PROGRESS_EVERY`] kills, a line on stderr: long runs show they are alive.
+fn print_progress(the_loop: &str, report: &Report, kills: usize) {
+    if report.kills % PROGRESS_EVERY == 0 && report.kills < kills {
+        eprintln!(
+            "{the_loop} loop: {}/{kills} kills, {} acknowledged, {} lost",
+            report.kills,
+            report.acknowledged,
+            report.lost.len()
+        );
+    }
+}
+
+/// How many kills between two progress lines.
+const PROGRESS_EVERY: usize = 100;
+
 /// The binaries an office loop runs.
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -312,6 +328,7 @@ pub async fn office_kills(bins: &Bins, kills: usize, seed: u64) -> anyhow::Resul
         holder.kill().context("kill -9 of the holder")?;
         holder.wait()?;
         report.kills += 1;
+        print_progress("office", &report, kills);
         stop.store(true, Ordering::SeqCst);
         n = writer
             .join()
