@@ -21,6 +21,7 @@ use crate::document::{self, Stored};
 use crate::ids::{DocumentId, HeadsHash};
 use crate::media::{BlobHash, BlobRef, Media, MediaKind, Tier};
 use crate::resource::Resource;
+use crate::work::WorkCard;
 
 /// Most bytes the cards of one `Docs` frame may inflate to: a frame holds at most
 /// `sync::BATCH_BYTES` of documents plus their cards, a few hundred bytes each.
@@ -31,9 +32,15 @@ pub const MAX_CARDS_INFLATED: usize = 16 * 1024 * 1024;
 pub struct Card {
     /// The document's heads hash.
     pub heads: HeadsHash,
-    /// `None` for a document that is not a resource (a catalog shard, a foreign document).
+    /// `None` for a document that is not a resource (a catalog shard, a group, a thread, a
+    /// foreign document).
     #[serde(default)]
     pub resource: Option<ResourceCard>,
+    /// What lists of groups, « À relire » and « Pour vous » need of a working-together document
+    /// (`crate::work`). Such cards are never sent with documents: their indexers answer `None`
+    /// to `resource_card_json`, so the receiver loads the document and derives the card itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkCard>,
 }
 
 /// What a replica's listing and import need of a resource document.
@@ -63,6 +70,10 @@ pub struct ListingEntry {
     pub sectors: Vec<String>,
     pub year: Option<i64>,
     pub created_at: i64,
+    /// When the document last changed (its newest head's change time, ms; 0 in entries written
+    /// before this existed): « Quoi de neuf » reads only documents changed since a visit.
+    #[serde(default)]
+    pub updated_at: i64,
     pub deleted: bool,
     /// The thumbnail lists show: the first photo's (or plan's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +103,7 @@ impl ListingEntry {
             sectors: r.sectors.clone(),
             year: r.year,
             created_at: stored.created_at,
+            updated_at: 0,
             deleted: stored.deleted,
             cover: r
                 .media
@@ -116,12 +128,25 @@ pub enum CardError {
 
 impl Card {
     /// The card of a loaded document whose heads hash is `heads`.
-    pub fn of(id: &DocumentId, doc: &AutoCommit, heads: HeadsHash) -> Self {
-        let resource = document::read(doc).ok().map(|stored| ResourceCard {
-            content: hex::encode(content_hash(&stored.resource)),
-            listing: ListingEntry::of(id, &stored),
+    pub fn of(id: &DocumentId, doc: &mut AutoCommit, heads: HeadsHash) -> Self {
+        let updated_at = updated_ms(doc);
+        let resource = document::read(doc).ok().map(|stored| {
+            let mut listing = ListingEntry::of(id, &stored);
+            listing.updated_at = updated_at;
+            ResourceCard {
+                content: hex::encode(content_hash(&stored.resource)),
+                listing,
+            }
         });
-        Self { heads, resource }
+        let work = match resource {
+            Some(_) => None,
+            None => WorkCard::of(doc, updated_at),
+        };
+        Self {
+            heads,
+            resource,
+            work,
+        }
     }
 
     /// Whether a card received with document `id` can stand for it: a resource card lists that
@@ -136,6 +161,17 @@ impl Card {
         // Plain structs of strings and numbers: serialising cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// When a document last changed: its newest head's change time (Automerge keeps seconds), in ms.
+pub fn updated_ms(doc: &mut AutoCommit) -> i64 {
+    let heads = doc.get_heads();
+    heads
+        .iter()
+        .filter_map(|h| doc.get_change_by_hash(h).map(|c| c.timestamp()))
+        .max()
+        .unwrap_or(0)
+        .saturating_mul(1000)
 }
 
 /// A JSON object of `fields`, whose values are JSON already (as stored by `serde_json`): cards
@@ -234,7 +270,9 @@ mod tests {
     }
 
     fn card_of(id: &DocumentId, doc: &AutoCommit) -> Card {
-        Card::of(id, doc, HeadsHash::of(&doc.clone().get_heads()))
+        let mut doc = doc.clone();
+        let heads = HeadsHash::of(&doc.get_heads());
+        Card::of(id, &mut doc, heads)
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod store;
 pub mod sync;
 pub mod sync_guard;
 pub mod vocab;
+pub mod work;
 
 pub use ids::{DocumentId, OfficeId};
 pub use resource::Resource;

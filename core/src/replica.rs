@@ -19,6 +19,7 @@ mod listing;
 mod media;
 mod pending;
 mod synced;
+mod work;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use listing::{ListFilter, ListingEntry};
 pub use media::{tier_of, Added, MediaStatus, NewMedia, MAX_PREPARE_THREADS};
 pub use pending::PendingDocs;
 pub use synced::{PeerSync, RefusedDoc, SyncRecord, Unsynced, WatchState};
+pub use work::{AssignedTask, ForYou, GroupSummary, Mention, ToReview, NEWS_FIRST_VISIT_MS};
 
 /// On-disk format of a replica. Bumped when the layout changes; an older Atelier refuses a
 /// newer replica instead of rewriting it.
@@ -76,6 +78,9 @@ pub enum ReplicaError {
     Document(#[from] DocumentError),
     #[error(transparent)]
     Media(#[from] crate::media::store::MediaError),
+    /// A group, plan de charge, discussion or review edit refused (see `crate::work`).
+    #[error(transparent)]
+    Work(#[from] crate::work::WorkError),
     /// Resources whose documents cannot be read (`Replica::export`).
     #[error("{} illisible{} : {}", crate::fr::count(.0.len() as u64, "ressource"), crate::fr::plural_s(.0.len() as u64), .0.iter().map(|u| format!("{} « {} » ({})", u.id, u.title, u.reason)).collect::<Vec<_>>().join(" ; "))]
     Unreadable(Vec<Unreadable>),
@@ -240,6 +245,12 @@ impl Replica {
         if !self.store.contains(id)? {
             return Err(ReplicaError::NotFound(id.to_string()));
         }
+        let publishes = edits.iter().any(
+            |e| matches!(e, Edit::Set { field, value } if field == "status" && value == "publie"),
+        );
+        if publishes {
+            self.check_publishable(id)?;
+        }
         let office = self.office.to_string();
         let deletes = edits.iter().any(|e| matches!(e, Edit::SetDeleted(_)));
         let ((fields, read), _) = self.store.update(id, |doc, _| {
@@ -326,7 +337,7 @@ mod tests {
         let heads = crate::store::HeadsHash::of(&doc.get_heads());
         let sent: Card =
             serde_json::from_slice(&r.store().card_json(&id).unwrap().unwrap()).unwrap();
-        assert_eq!(sent, Card::of(&id, &doc, heads));
+        assert_eq!(sent, Card::of(&id, &mut doc, heads));
         assert!(sent.fits(&id));
         let shard = Replica::catalog_shard(&id);
         let sent: Card =

@@ -110,6 +110,16 @@ pub struct CardIndexer;
 
 impl Indexer for CardIndexer {
     fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        if let Some(work) = &card.work {
+            // A group's members are what the relay's gate checks; no resource card, so that the
+            // document travels without one and each receiver derives its own.
+            batch.remove(keys::resource_card_key(id));
+            batch.put(
+                keys::work_key(id),
+                serde_json::to_vec(work).unwrap_or_default(),
+            );
+            return Ok(());
+        }
         // An entry for every document, `null` for those that are not resources, so that a
         // missing entry means "written before cards existed".
         batch.put(
@@ -175,7 +185,7 @@ impl DocStore {
         let heads = HeadsHash::of(&doc.get_heads());
         let mut batch = Batch::default();
         self.indexer
-            .index(id, &Card::of(id, &doc, heads), &mut batch)?;
+            .index(id, &Card::of(id, &mut doc, heads), &mut batch)?;
         self.kv.apply(batch)
     }
 
@@ -309,7 +319,8 @@ impl DocStore {
         }
         let hash = HeadsHash::of(&heads);
         // The received bytes are the document: no need to save it again for live peers.
-        self.commit(id, batch, None, &Card::of(id, &doc, hash), || {
+        let card = Card::of(id, &mut doc, hash);
+        self.commit(id, batch, None, &card, || {
             if complete {
                 bytes.to_vec()
             } else {
@@ -463,7 +474,7 @@ impl DocStore {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
             }
             let old_hash = self.heads_hash(id)?;
-            let card = Card::of(id, &doc, HeadsHash::of(&heads));
+            let card = Card::of(id, &mut doc, HeadsHash::of(&heads));
             self.commit(id, batch, old_hash, &card, || doc.save_after(&old_heads))?;
         } else {
             self.kv.apply(batch)?;
@@ -664,6 +675,7 @@ mod tests {
         let other = Card {
             heads: HeadsHash([9; 32]),
             resource: None,
+            work: None,
         };
         believer
             .apply_bytes_with_card(&id, &bytes, Some(&other))

@@ -27,6 +27,7 @@ use atelier_core::replica::{check_catalog_write, is_catalog};
 use atelier_core::store::keys::{self, META_QUOTA_BYTES, QUOTA_OWNER};
 use atelier_core::store::{Batch, DocStore, StoreError};
 use atelier_core::sync_guard;
+use atelier_core::work::WorkCard;
 use atelier_core::DocumentId;
 use automerge::AutoCommit;
 use serde::Deserialize;
@@ -97,6 +98,9 @@ pub enum Refusal {
     /// The office sends changes faster than it may.
     #[error("change rate exceeded ({0} changes per minute)")]
     Rate(u64),
+    /// The office is not a member of the group whose document it tries to change.
+    #[error("office {office} is not a member of group document {group}")]
+    NotAMember { office: String, group: String },
     /// The bytes could not be decoded, or the store failed.
     #[error("{0}")]
     Invalid(String),
@@ -197,7 +201,11 @@ impl Quotas {
             .iter()
             .filter_map(|c| recorded_office(c).filter(|o| o != office).map(|o| (c, o)))
             .collect::<Vec<_>>();
-        let needs_current = !forged.is_empty() || is_catalog(id);
+        let members = group_members(store, id).map_err(|e| invalid(&e))?;
+        let outsider = members
+            .as_ref()
+            .is_some_and(|m| !m.iter().any(|m| m == office));
+        let needs_current = !forged.is_empty() || is_catalog(id) || outsider;
         let mut current = if needs_current {
             store.load(id).map_err(|e| invalid(&e))?
         } else {
@@ -212,6 +220,20 @@ impl Quotas {
             return Err(Refusal::ForgedOffice {
                 office: office.to_owned(),
                 recorded: recorded.clone(),
+            });
+        }
+        // A group is written by its member offices only (as they stand on the relay); an
+        // outsider may only re-send changes the relay already holds.
+        if outsider
+            && changes.iter().any(|c| {
+                current
+                    .as_mut()
+                    .is_none_or(|doc| doc.get_change_by_hash(&c.hash()).is_none())
+            })
+        {
+            return Err(Refusal::NotAMember {
+                office: office.to_owned(),
+                group: id.to_base58(),
             });
         }
         if is_catalog(id) {
@@ -282,6 +304,19 @@ impl Quotas {
     }
 }
 
+/// The member offices of `id` if it is a group's document, from the work index the store's
+/// `CardIndexer` keeps (no document is loaded).
+fn group_members(store: &DocStore, id: &DocumentId) -> Result<Option<Vec<String>>, StoreError> {
+    Ok(store
+        .kv()
+        .get(&keys::work_key(id))?
+        .and_then(|v| serde_json::from_slice::<WorkCard>(&v).ok())
+        .and_then(|card| match card {
+            WorkCard::Group { members, .. } => Some(members),
+            WorkCard::Thread { .. } => None,
+        }))
+}
+
 fn burst(config: &QuotaConfig) -> f64 {
     (config.max_changes_per_minute * RATE_BURST_MINUTES) as f64
 }
@@ -327,6 +362,49 @@ mod tests {
         let store = Arc::new(DocStore::in_memory());
         let quotas = Quotas::open(store.clone(), config).unwrap();
         (store, quotas)
+    }
+
+    #[test]
+    fn only_member_offices_write_a_group() {
+        use atelier_core::work::group::{self, GroupEdit, NewGroup};
+        let (store, q) = quotas(QuotaConfig::default());
+        let id = DocumentId::derived("groupe");
+        let mut doc = AutoCommit::new();
+        let new = NewGroup {
+            name: "Massif central".into(),
+            members: vec!["caue-15".into()],
+            ..NewGroup::default()
+        };
+        group::create(&mut doc, &new, "caue-63", 1_000).unwrap();
+        let created = doc.save();
+        let now = Instant::now();
+        q.check("caue-63", &id, &[&created], now).unwrap();
+        store.apply_bytes(&id, &created).unwrap();
+        let heads = doc.get_heads();
+        let mut outsider = doc.fork();
+        let edit = GroupEdit::Set {
+            field: "slogan".into(),
+            value: "Pirate".into(),
+        };
+        // The document refuses a non-member itself; a modified client would skip that check.
+        outsider.put(automerge::ROOT, "slogan", "Pirate").unwrap();
+        let note = ChangeNote {
+            office: "caue-07".into(),
+            fields: vec!["group:slogan".into()],
+        };
+        outsider.commit_with(
+            CommitOptions::default().with_message(serde_json::to_string(&note).unwrap()),
+        );
+        let change = outsider.save_after(&heads);
+        assert!(matches!(
+            q.check("caue-07", &id, &[&change], now),
+            Err(Refusal::NotAMember { .. })
+        ));
+        // Re-sending what the relay holds passes; a member's edit passes.
+        q.check("caue-07", &id, &[&created], now).unwrap();
+        group::apply(&mut doc, &[edit], "caue-15", 2_000).unwrap();
+        let member = doc.save_after(&heads);
+        q.check("caue-15", &id, &[&member], now).unwrap();
     }
 
     #[test]

@@ -4,7 +4,7 @@
 pub use crate::card::ListingEntry;
 use crate::card::{self, Card};
 use crate::ids::DocumentId;
-use crate::store::keys::{self, content_key, listing_key, ref_key};
+use crate::store::keys::{self, content_key, listing_key, ref_key, work_key};
 use crate::store::{Batch, Indexer, Kv, StoreError};
 
 use super::{pending, Replica, ReplicaError};
@@ -103,9 +103,12 @@ pub(super) struct ListingIndexer;
 impl Indexer for ListingIndexer {
     fn index(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
         let Some(resource) = &card.resource else {
-            // Not a resource (a catalog shard, or a foreign document): nothing to list, and no
-            // content for an import to compare with.
+            // Not a resource (a catalog shard, a group or thread, a foreign document): nothing
+            // to list, and no content for an import to compare with.
             batch.remove(content_key(id));
+            if let Some(work) = &card.work {
+                batch.put(work_key(id), serde_json::to_vec(work).unwrap_or_default());
+            }
             return Ok(());
         };
         // `Card::fits` checked the hex of cards from peers; ours are written by `Card::of`.
@@ -130,6 +133,10 @@ impl Indexer for ListingIndexer {
         kv: &dyn Kv,
         id: &DocumentId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        // A group or thread travels without a card: its receiver derives it (`Card::work`).
+        if kv.get(&work_key(id))?.is_some() {
+            return Ok(None);
+        }
         // Every resource document is listed (since the first replica format); its content hash
         // came later, so a listed document without one cannot make a card.
         let Some(listing) = kv.get(&listing_key(id))? else {

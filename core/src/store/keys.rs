@@ -37,6 +37,11 @@ pub const QUOTA_OWNER: u8 = b'q';
 /// this replica that the relay has not confirmed yet.
 pub const MEDIA_OUTBOX: u8 = b'o';
 
+/// Working-together documents (`crate::work`): `w` + id → the `WorkCard`, JSON (groups with
+/// their members, threads with their mentions and open review). Written by a replica's listing
+/// indexer and by a relay's `CardIndexer` (whose gate reads a group's members there).
+pub const WORK: u8 = b'w';
+
 /// The replica's on-disk format version.
 pub const META_FORMAT: &[u8] = b"m/format";
 /// The office the replica belongs to.
@@ -57,6 +62,10 @@ pub const META_MEDIA_POLICY: &[u8] = b"m/media-policy";
 /// writes. Written before the first document, removed once the catalog lists them all; found
 /// at open, it means the import was cut short (see `Replica::import`).
 pub const META_IMPORT_JOURNAL: &[u8] = b"m/import-journal";
+
+/// When this replica's office last marked « Quoi de neuf » as read (i64 ms, big-endian). Local
+/// to the replica: never synced.
+pub const META_NEWS_READ: &[u8] = b"m/news-read";
 
 /// The key of a per-document table entry: `prefix` + id.
 pub fn of_document(prefix: u8, id: &DocumentId) -> Vec<u8> {
@@ -97,6 +106,10 @@ pub fn heads_key(id: &DocumentId) -> Vec<u8> {
 
 pub fn resource_card_key(id: &DocumentId) -> Vec<u8> {
     of_document(RESOURCE_CARD, id)
+}
+
+pub fn work_key(id: &DocumentId) -> Vec<u8> {
+    of_document(WORK, id)
 }
 
 pub fn listing_key(id: &DocumentId) -> Vec<u8> {
@@ -146,6 +159,7 @@ mod tests {
             SYNCED,
             MEDIA_OUTBOX,
             QUOTA_OWNER,
+            WORK,
             META_FORMAT[0],
         ];
         let distinct: std::collections::BTreeSet<u8> = prefixes.iter().copied().collect();
