@@ -244,9 +244,9 @@ fn heads_of(store: &DocStore) -> anyhow::Result<BTreeMap<DocumentId, HeadsHash>>
 fn print_progress(the_loop: &str, report: &Report, kills: usize) {
     if report.kills % PROGRESS_EVERY == 0 && report.kills < kills {
         eprintln!(
-            "{the_loop} loop: {}/{kills} kills, {} acknowledged, {} lost",
+            "{the_loop} loop: {}/{kills} kills, {} checks of acknowledged writes, {} lost",
             report.kills,
-            report.acknowledged,
+            report.checked,
             report.lost.len()
         );
     }
