@@ -882,6 +882,31 @@ mod tests {
     }
 
     #[test]
+    fn a_question_finds_and_ranks_what_its_keywords_do() {
+        let index = index(&[
+            doc("renovee", "Maison de pierre rénovée à Thiers"),
+            doc("renover", "Rénover une maison en pierre"),
+            doc("comment", "Comment construire en bois"),
+            doc("exemples", "Exemples de maisons en pierre"),
+            doc("grange", "Grange en pierre"),
+        ]);
+        let keywords = find(&index, "rénover maison pierre ");
+        assert!(!keywords.is_empty());
+        assert_eq!(
+            find(&index, "comment rénover une maison en pierre ?"),
+            keywords
+        );
+        assert_eq!(
+            find(&index, "Pourquoi rénover sa maison en pierre"),
+            keywords
+        );
+        // « exemples » neither requires nor ranks: the resource titled with it is not first.
+        let examples = find(&index, "exemples de granges en pierre");
+        assert_eq!(examples, find(&index, "granges pierre "));
+        assert_eq!(examples[0], "grange");
+    }
+
+    #[test]
     fn relaxed_when_no_resource_has_every_word() {
         let index = index(&corpus());
         let r = index.search(&SearchQuery::text("lauze zzzzzz")).unwrap();

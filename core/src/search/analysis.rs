@@ -125,6 +125,72 @@ const STOP_WORDS: &[&str] = &[
     "s", "sa", "ses", "son", "sur", "t", "un", "une", "y",
 ];
 
+/// Question and filler words of queries typed as sentences (« comment rénover une maison en
+/// pierre ? », « exemples de halles en bois »): a query that has other words neither requires
+/// nor scores them, nor the stop words around them (see `query::parse`).
+pub fn is_filler_word(folded: &str) -> bool {
+    FILLER_WORDS.binary_search(&folded).is_ok()
+}
+
+/// Sorted, folded. Only words that say how the question is asked, never what it is about: no
+/// word here is a subject a CAUE resource could be about (« faire » is, in « savoir-faire »,
+/// but only typed alone, when it is kept).
+const FILLER_WORDS: &[&str] = &[
+    "ai",
+    "as",
+    "avez",
+    "avons",
+    "besoin",
+    "cherche",
+    "combien",
+    "comment",
+    "connaitre",
+    "donner",
+    "elle",
+    "elles",
+    "est",
+    "etre",
+    "exemple",
+    "exemples",
+    "existe",
+    "existent",
+    "faire",
+    "faut",
+    "il",
+    "ils",
+    "je",
+    "laquelle",
+    "lequel",
+    "lesquelles",
+    "lesquels",
+    "me",
+    "moi",
+    "montrer",
+    "montrez",
+    "nous",
+    "on",
+    "peut",
+    "peuvent",
+    "peux",
+    "pourquoi",
+    "puis",
+    "quand",
+    "que",
+    "quel",
+    "quelle",
+    "quelles",
+    "quels",
+    "qui",
+    "quoi",
+    "sont",
+    "svp",
+    "trouver",
+    "veux",
+    "voir",
+    "voudrais",
+    "vous",
+];
+
 /// Words that French elides before a vowel; dropped when an apostrophe follows them.
 const ELISIONS: &[&str] = &[
     "c", "d", "j", "jusqu", "l", "lorsqu", "m", "n", "puisqu", "qu", "quoiqu", "s", "t",
@@ -371,6 +437,10 @@ mod tests {
     #[test]
     fn stop_words_are_sorted() {
         assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(FILLER_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(FILLER_WORDS
+            .iter()
+            .all(|w| !is_stop_word(w) && crate::fr::fold(w) == *w));
         assert!(is_stop_word("de") && !is_stop_word("bois"));
     }
 }

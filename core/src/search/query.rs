@@ -130,6 +130,7 @@ pub fn parse(text: &str) -> Parsed {
             &mut parsed,
         );
     }
+    drop_sentence_words(&mut parsed, text.trim_end().ends_with('?'));
     parsed.clauses.truncate(MAX_QUERY_WORDS);
     for run in &mut parsed.runs {
         run.truncate(MAX_QUERY_WORDS);
@@ -143,6 +144,55 @@ pub fn parse(text: &str) -> Parsed {
         }
     }
     parsed
+}
+
+/// A query typed as a sentence (« comment rénover une maison en pierre ? ») ranks by its content
+/// words: when it has any, question and filler words (`analysis::is_filler_word`) are dropped,
+/// and so are its stop words (otherwise optional but scoring), so that it finds and orders what
+/// « rénover maison pierre » does. Runs for the proximity boost are cut at the dropped words.
+fn drop_sentence_words(parsed: &mut Parsed, question_mark: bool) {
+    let is_filler = |c: &Clause| match c {
+        Clause::Words { words, meaning } => {
+            *meaning == Meaning::default()
+                && words
+                    .iter()
+                    .all(|w| analysis::is_filler_word(&w.word.exact))
+        }
+        Clause::Phrase(_) | Clause::Departement(_) => false,
+    };
+    let has_content = parsed
+        .clauses
+        .iter()
+        .any(|c| !is_filler(c) && !c.optional());
+    if !has_content {
+        return;
+    }
+    let before = parsed.clauses.len();
+    parsed.clauses.retain(|c| !is_filler(c));
+    let sentence = question_mark || parsed.clauses.len() < before;
+    if !sentence {
+        return;
+    }
+    parsed.clauses.retain(|c| !c.optional());
+    let runs = std::mem::take(&mut parsed.runs);
+    for run in runs {
+        for part in run.split(|w| analysis::is_filler_word(&w.word.exact)) {
+            let trimmed = trim_stop_words(part);
+            if trimmed.len() > 1 {
+                parsed.runs.push(trimmed.to_vec());
+            }
+        }
+    }
+}
+
+/// A run without its leading and trailing stop words.
+fn trim_stop_words(run: &[QueryWord]) -> &[QueryWord] {
+    let start = run.iter().position(|w| !w.optional).unwrap_or(run.len());
+    let end = run
+        .iter()
+        .rposition(|w| !w.optional)
+        .map_or(start, |i| i + 1);
+    &run[start..end]
 }
 
 fn parse_plain(segment: &str, words: Vec<Word>, typing_last: bool, parsed: &mut Parsed) {
@@ -800,6 +850,39 @@ mod tests {
         assert_eq!(clauses("99"), [vec!["99"]]);
         assert_eq!(clauses("0"), [vec!["0"]]);
         assert_eq!(clauses("007"), [vec!["007"]]);
+    }
+
+    #[test]
+    fn sentences_keep_only_their_content_words() {
+        let content = |q: &str| -> Vec<String> {
+            parse(q)
+                .clauses
+                .iter()
+                .flat_map(|c| match c {
+                    Clause::Words { words, .. } => {
+                        words.iter().map(|w| w.word.exact.clone()).collect()
+                    }
+                    _ => vec![],
+                })
+                .collect()
+        };
+        assert_eq!(
+            content("comment rénover une maison en pierre ?"),
+            ["renover", "maison", "pierre"]
+        );
+        assert_eq!(
+            content("Quelles sont les aides pour isoler ?"),
+            ["aides", "isoler"]
+        );
+        assert_eq!(content("exemples de halles en bois"), ["halles", "bois"]);
+        // A keyword query keeps its stop words (optional, scoring).
+        assert_eq!(content("maison de santé"), ["maison", "de", "sante"]);
+        // Only filler words: kept, so that something is found.
+        assert_eq!(content("comment"), ["comment"]);
+        // The proximity run of a sentence starts at its first content word.
+        let runs = parse("comment rénover une maison").runs;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0][0].word.exact, "renover");
     }
 
     #[test]
