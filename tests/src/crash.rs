@@ -83,8 +83,47 @@ fn resource(office: &str, n: usize) -> Resource {
 /// A document's heads hash and heads, as acknowledged.
 type Acked = BTreeMap<DocumentId, (HeadsHash, Vec<ChangeHash>)>;
 
-/// `kill -9` of the relay child during uploads, `kills` times.
+/// Kills of the relay loop in one generation: one relay and one office, whose corpus grows with
+/// every round. Past it a new generation starts afresh, so that a run of a thousand kills does
+/// not spend its time reopening an ever larger store after each kill (each generation ends with
+/// its own convergence check).
+pub const KILLS_PER_GENERATION: usize = 100;
+
+/// `kill -9` of the relay child during uploads, `kills` times, in generations of at most
+/// [`KILLS_PER_GENERATION`].
 pub async fn relay_kills(relay_bin: &Path, kills: usize, seed: u64) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut total = Report {
+        converged: true,
+        ..Report::default()
+    };
+    let mut generation = 0;
+    loop {
+        let these = (kills - total.kills).min(KILLS_PER_GENERATION);
+        let report = relay_generation(relay_bin, these, seed.wrapping_add(generation)).await?;
+        total.kills += report.kills;
+        total.writes += report.writes;
+        total.acknowledged += report.acknowledged;
+        total.checked += report.checked;
+        total.lost.extend(report.lost);
+        total.converged &= report.converged;
+        generation += 1;
+        if total.kills >= kills {
+            break;
+        }
+        eprintln!(
+            "relay loop: {}/{kills} kills, {} checks of acknowledged writes, {} lost",
+            total.kills,
+            total.checked,
+            total.lost.len()
+        );
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+/// One generation of the relay loop: a fresh relay and office, `kills` kills.
+async fn relay_generation(relay_bin: &Path, kills: usize, seed: u64) -> anyhow::Result<Report> {
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
     let mut relay = RelayChild::start(relay_bin)?;
@@ -123,7 +162,6 @@ pub async fn relay_kills(relay_bin: &Path, kills: usize, seed: u64) -> anyhow::R
             unacked_writes = 0;
         } else {
             report.kills += 1;
-            print_progress("relay", &report, kills);
             relay.wait_killed()?;
             report.checked += acked.len();
             report
