@@ -14,4 +14,5 @@ mod replica;
 mod sync;
 mod sync_refusals;
 mod web_browser;
+mod work;
 mod ws_interop;
