@@ -45,7 +45,7 @@ use crate::AppState;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupView {
     pub id: DocumentId,
-    #[serde(flatten)]
+    /// The group as stored (its `themes` without counts: see [`GroupView::themes`]).
     pub group: Group,
     /// Resources of the group (added by hand or written by a member office).
     pub resource_count: usize,
