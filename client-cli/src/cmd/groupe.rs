@@ -115,7 +115,8 @@ pub struct EditArgs {
     /// Ressource à retirer du groupe. Répétable.
     #[arg(long = "retirer-ressource", value_name = "REF")]
     pub remove_resources: Vec<String>,
-    /// Thème à retirer (son identifiant, ou le début de son libellé). Répétable.
+    /// Thème à retirer : son identifiant (affiché par « groupe theme », et dans « groupe voir
+    /// --json »). Répétable.
     #[arg(long = "retirer-theme", value_name = "THEME")]
     pub remove_themes: Vec<String>,
     /// Publier demande l'approbation d'un autre office : oui ou non.
