@@ -16,12 +16,17 @@ use anyhow::Context as _;
 use atelier_core::document::{Edit, HistoryEntry};
 use atelier_core::media::{BlobHash, MediaPolicy};
 use atelier_core::replica::{
-    Added, ImportReport, ListFilter, ListingEntry, MediaStatus, NewMedia, Replica, ReplicaError,
-    Unreadable,
+    Added, ForYou, GroupSummary, ImportReport, ListFilter, ListingEntry, MediaStatus, NewMedia,
+    Replica, ReplicaError, ToReview, Unreadable,
 };
 use atelier_core::search::{IndexedSearch, SearchQuery, SEARCH_DIR};
 use atelier_core::store::StoreError;
+use atelier_core::work::group::{GroupEdit, NewGroup};
 use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
+use atelier_web::api::work::{
+    self as work, CommentRequest, Discussion, GroupPlan, GroupView, News, ReviewRequest,
+    SubjectQuery, TaskView,
+};
 use serde::{Deserialize, Serialize};
 
 pub use remote::{Remote, RemoteError, ServerInfo};
@@ -120,6 +125,33 @@ pub trait Backend {
     fn media_status(&self) -> anyhow::Result<MediaStatus>;
     /// Stores a blob read from an import's media folder (verified against `hash`).
     fn import_blob(&self, hash: &BlobHash, bytes: Vec<u8>) -> anyhow::Result<()>;
+
+    // Working together: the shapes of `atelier_web::api::work`, where the server answers them.
+
+    fn groups(&self) -> anyhow::Result<Vec<GroupSummary>>;
+    fn create_group(&self, new: &NewGroup) -> anyhow::Result<DocumentId>;
+    /// `group`: its URL, id or name.
+    fn group(&self, group: &str) -> anyhow::Result<GroupView>;
+    /// Applies the edits as one change (all or nothing); returns the group's id and the fields.
+    fn edit_group(
+        &self,
+        group: &str,
+        edits: &[GroupEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)>;
+    fn plans(&self, group: Option<&str>, office: Option<&str>) -> anyhow::Result<Vec<GroupPlan>>;
+    /// The task whose id starts with `task`.
+    fn task(&self, group: Option<&str>, task: &str) -> anyhow::Result<TaskView>;
+    /// A review step on a resource; returns its status afterwards.
+    fn review(&self, resource: &str, req: &ReviewRequest) -> anyhow::Result<String>;
+    fn discussion(&self, subject: &SubjectQuery) -> anyhow::Result<Discussion>;
+    /// Adds a comment; returns its id.
+    fn comment(&self, req: &CommentRequest) -> anyhow::Result<String>;
+    fn to_review(&self) -> anyhow::Result<Vec<ToReview>>;
+    fn for_you(&self) -> anyhow::Result<ForYou>;
+    /// « Quoi de neuf » since `since` (ms), or since the last « marquer comme lu ».
+    fn news(&self, since: Option<i64>) -> anyhow::Result<News>;
+    /// « Marquer comme lu », now; returns the time recorded.
+    fn mark_news_read(&self) -> anyhow::Result<i64>;
 }
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
@@ -334,6 +366,85 @@ impl Backend for Local {
 
     fn import_blob(&self, hash: &BlobHash, bytes: Vec<u8>) -> anyhow::Result<()> {
         Ok(self.replica.import_blob(hash, &bytes)?)
+    }
+
+    fn groups(&self) -> anyhow::Result<Vec<GroupSummary>> {
+        Ok(self.replica.groups()?)
+    }
+
+    fn create_group(&self, new: &NewGroup) -> anyhow::Result<DocumentId> {
+        let mut rng = rand::thread_rng();
+        Ok(self.replica.create_group(new, &mut rng, crate::now_ms())?)
+    }
+
+    fn group(&self, group: &str) -> anyhow::Result<GroupView> {
+        Ok(work::group_view(&self.replica, group, crate::now_ms())?)
+    }
+
+    fn edit_group(
+        &self,
+        group: &str,
+        edits: &[GroupEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)> {
+        let id = self.replica.resolve_group(group)?;
+        Ok((id, self.replica.edit_group(&id, edits, crate::now_ms())?))
+    }
+
+    fn plans(&self, group: Option<&str>, office: Option<&str>) -> anyhow::Result<Vec<GroupPlan>> {
+        Ok(work::plans(&self.replica, group, office, crate::now_ms())?)
+    }
+
+    fn task(&self, group: Option<&str>, task: &str) -> anyhow::Result<TaskView> {
+        Ok(work::find_task(
+            &self.replica,
+            group,
+            task,
+            crate::now_ms(),
+        )?)
+    }
+
+    fn review(&self, resource: &str, req: &ReviewRequest) -> anyhow::Result<String> {
+        let mut rng = rand::thread_rng();
+        Ok(work::review(
+            &self.replica,
+            resource,
+            req,
+            &mut rng,
+            crate::now_ms(),
+        )?)
+    }
+
+    fn discussion(&self, subject: &SubjectQuery) -> anyhow::Result<Discussion> {
+        Ok(work::discussion(&self.replica, subject, crate::now_ms())?)
+    }
+
+    fn comment(&self, req: &CommentRequest) -> anyhow::Result<String> {
+        let mut rng = rand::thread_rng();
+        Ok(work::comment(
+            &self.replica,
+            req,
+            &mut rng,
+            crate::now_ms(),
+        )?)
+    }
+
+    fn to_review(&self) -> anyhow::Result<Vec<ToReview>> {
+        Ok(self.replica.to_review()?)
+    }
+
+    fn for_you(&self) -> anyhow::Result<ForYou> {
+        let today = atelier_core::work::news::day_of(crate::now_ms());
+        Ok(self.replica.for_you(&today)?)
+    }
+
+    fn news(&self, since: Option<i64>) -> anyhow::Result<News> {
+        Ok(work::news(&self.replica, since, crate::now_ms())?)
+    }
+
+    fn mark_news_read(&self) -> anyhow::Result<i64> {
+        let now = crate::now_ms();
+        self.replica.mark_news_read(now)?;
+        Ok(now)
     }
 }
 

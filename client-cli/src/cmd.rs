@@ -3,22 +3,27 @@
 
 pub mod add;
 pub mod demo;
+pub mod discussion;
 pub mod edit;
 pub mod export;
+pub mod groupe;
 pub mod history;
 pub mod import;
 pub mod init;
 pub mod join;
 pub mod list;
 pub mod media;
+pub mod nouveautes;
 pub mod open;
 pub mod reindex;
+pub mod relecture;
 pub mod rm;
 pub mod search;
 pub mod serve;
 pub mod show;
 pub mod status;
 pub mod sync;
+pub mod taches;
 
 use std::io::Write;
 

@@ -7,6 +7,10 @@
 use atelier_core::document::Edit;
 use atelier_core::replica::{ref_id, ImportReport, NewMedia, Replica};
 use atelier_core::store::StoreError;
+use atelier_core::work::group::{GroupEdit, NewGroup, NewTask, TaskStatus, Theme};
+use atelier_core::work::new_key;
+use atelier_core::work::news::day_of;
+use atelier_core::work::thread::{NewComment, Subject};
 use atelier_core::{jsonl, DocumentId, Resource};
 use serde_json::json;
 
@@ -20,12 +24,19 @@ pub const OTHER_OFFICE: &str = "caue-15";
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// The working group the demo's two offices share.
+pub const GROUP_NAME: &str = "Massif central";
+/// The resource the other office asks the replica's office to review.
+pub const REVIEW_REF: &str = "demo-015-02";
+
 /// What [`seed`] did.
 #[derive(Debug, Clone)]
 pub struct Seeded {
     pub report: ImportReport,
     /// The resource edited by two offices at once.
     pub story: DocumentId,
+    /// The working group « Massif central ».
+    pub group: DocumentId,
 }
 
 /// The sample resources, validated.
@@ -86,7 +97,182 @@ pub fn seed(replica: &Replica, now_ms: i64) -> anyhow::Result<Seeded> {
         now_ms - HOUR_MS,
     )?;
     add_photos(replica, now_ms - HOUR_MS / 2)?;
-    Ok(Seeded { report, story })
+    let group = seed_group(replica, &other, story, now_ms)?;
+    Ok(Seeded {
+        report,
+        story,
+        group,
+    })
+}
+
+/// The group « Massif central » of the replica's office and [`OTHER_OFFICE`], as their
+/// founding workshop left it: a slogan, an action, an editorial line, three themes in plain
+/// words, a plan de charge shared between the two offices (one task late, one done), a
+/// resource of the other office waiting for this office's review, and a short discussion with
+/// a mention. Each office's part is written by its own replica (`other`, exchanged here), as
+/// the relay takes changes only from the office that made them.
+fn seed_group(
+    replica: &Replica,
+    other: &Replica,
+    story: DocumentId,
+    now_ms: i64,
+) -> anyhow::Result<DocumentId> {
+    let mut rng = rand::thread_rng();
+    let me = replica.office().to_string();
+    let day = |days: i64| day_of(now_ms + days * DAY_MS);
+    let group = replica.create_group(
+        &NewGroup {
+            name: GROUP_NAME.into(),
+            slogan: "Bâtir avec ce qui est là".into(),
+            action: "Les Rencontres de l'architecture du Massif central".into(),
+            line: "Montrer aux élus et aux habitants que l'on construit aujourd'hui, dans nos \
+                   montagnes, avec la terre, le bois et la pierre d'ici : des réalisations \
+                   visitables, expliquées simplement, avec leurs coûts et leurs artisans."
+                .into(),
+            members: vec![OTHER_OFFICE.into()],
+            publics: vec!["elus".into(), "particuliers".into()],
+            approval_required: true,
+        },
+        &mut rng,
+        now_ms - 2 * DAY_MS,
+    )?;
+    let themes = [
+        (
+            "Construire avec la terre",
+            "Pisé, bauge et enduits : la terre crue des bâtiments d'hier et d'aujourd'hui.",
+            &["sectors:terre"][..],
+        ),
+        (
+            "Le bois de nos forêts",
+            "Charpentes, ossatures et bardages en bois local, de la forêt au chantier.",
+            &["sectors:bois"][..],
+        ),
+        (
+            "Habiter le centre-bourg",
+            "Rénover et réhabiter les maisons des bourgs plutôt que construire plus loin.",
+            &["themes:centre_bourg", "themes:habitat"][..],
+        ),
+    ];
+    let mut edits: Vec<GroupEdit> = themes
+        .iter()
+        .map(|(label, explanation, values)| {
+            GroupEdit::PutTheme(Theme {
+                id: new_key(&mut rng),
+                label: label.to_string(),
+                explanation: explanation.to_string(),
+                values: values.iter().map(|v| v.to_string()).collect(),
+                created_at: now_ms - 2 * DAY_MS,
+            })
+        })
+        .collect();
+    let mine = [
+        (
+            "Rédiger la ligne éditoriale",
+            TaskStatus::Fait,
+            -20,
+            "Marie",
+        ),
+        (
+            "Relire les fiches bois du Cantal",
+            TaskStatus::EnCours,
+            -3,
+            "",
+        ),
+        (
+            "Préparer la rencontre de Riom",
+            TaskStatus::AFaire,
+            40,
+            "Marie",
+        ),
+    ];
+    edits.extend(task_edits(&mine, &me, &day, &mut rng));
+    replica.edit_group(&group, &edits, now_ms - 2 * DAY_MS + HOUR_MS)?;
+    exchange(replica, other, &group)?;
+    let theirs = [
+        (
+            "Photographier la halle de Salers",
+            TaskStatus::EnCours,
+            10,
+            "Jeanne",
+        ),
+        ("Recenser les maisons en pisé", TaskStatus::AFaire, 30, ""),
+        (
+            "Traduire le slogan en occitan",
+            TaskStatus::AFaire,
+            60,
+            "Jeanne",
+        ),
+    ];
+    let edits = task_edits(&theirs, OTHER_OFFICE, &day, &mut rng);
+    other.edit_group(&group, &edits, now_ms - DAY_MS)?;
+    exchange(other, replica, &group)?;
+
+    // The other office asks this one to review its market hall.
+    let hall = ref_id(REVIEW_REF);
+    exchange(replica, other, &hall)?;
+    other.request_review(
+        &hall,
+        &me,
+        "Jeanne",
+        "Peux-tu relire la description avant qu'on la publie pour le groupe ?",
+        &mut rng,
+        now_ms - 5 * HOUR_MS,
+    )?;
+    exchange(other, replica, &hall)?;
+    exchange(other, replica, &Subject::Resource(hall).thread_id())?;
+
+    // A short discussion of the story resource, with a mention of each office.
+    let subject = Subject::Resource(story);
+    let first = replica.comment(
+        &subject,
+        &NewComment {
+            parent: None,
+            author: "Marie".into(),
+            text: format!(
+                "La maison de santé irait bien sous « Le bois de nos forêts ». @{OTHER_OFFICE}, vous avez des photos du chantier ?"
+            ),
+        },
+        &mut rng,
+        now_ms - 4 * HOUR_MS,
+    )?;
+    exchange(replica, other, &subject.thread_id())?;
+    other.comment(
+        &subject,
+        &NewComment {
+            parent: Some(first),
+            author: "Jeanne".into(),
+            text: format!(
+                "Oui, une dizaine : je les ajoute cette semaine. @{me}, je te dis quand."
+            ),
+        },
+        &mut rng,
+        now_ms - 3 * HOUR_MS,
+    )?;
+    exchange(other, replica, &subject.thread_id())?;
+    Ok(group)
+}
+
+/// `AddTask` edits for `office`: (title, status, due in days from now, person).
+fn task_edits(
+    tasks: &[(&str, TaskStatus, i64, &str)],
+    office: &str,
+    day: &dyn Fn(i64) -> String,
+    rng: &mut impl rand::RngCore,
+) -> Vec<GroupEdit> {
+    tasks
+        .iter()
+        .map(|(title, status, due, person)| GroupEdit::AddTask {
+            id: new_key(rng),
+            task: NewTask {
+                title: title.to_string(),
+                office: Some(office.to_string()),
+                person: person.to_string(),
+                due: Some(day(*due)),
+                status: Some(*status),
+                resources: Vec::new(),
+            },
+        })
+        .collect()
 }
 
 /// The sample photos: drawings made here (`media::sample`), so the demo's gallery and cards
@@ -210,5 +396,52 @@ mod tests {
             replica.list(&ListFilter::default()).unwrap().len(),
             seeded.report.created
         );
+    }
+
+    #[test]
+    fn the_demo_group_has_its_line_themes_plan_review_and_discussion() {
+        const NOW: i64 = 1_750_000_000_000;
+        let replica = Replica::in_memory("caue-63".parse().unwrap());
+        let seeded = seed(&replica, NOW).unwrap();
+        let g = replica.group(&seeded.group).unwrap();
+        assert_eq!(g.name, GROUP_NAME);
+        assert_eq!(g.members, ["caue-15", "caue-63"]);
+        assert!(!g.slogan.is_empty() && !g.action.is_empty() && !g.line.is_empty());
+        assert_eq!(g.themes.len(), 3);
+        let resources = replica.group_resources(&g).unwrap();
+        for t in &g.themes {
+            assert!(
+                resources
+                    .iter()
+                    .any(|e| atelier_core::work::group::Group::theme_matches(t, e)),
+                "theme « {} » gathers a resource",
+                t.label
+            );
+        }
+        assert_eq!(g.tasks.len(), 6);
+        let today = day_of(NOW);
+        assert_eq!(g.tasks.iter().filter(|t| t.is_late(&today)).count(), 1);
+        assert_eq!(
+            g.tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Fait)
+                .count(),
+            1
+        );
+        let shares = g.shares(&today);
+        assert!(shares.iter().all(|s| s.tasks == 3), "{shares:?}");
+        let waiting = replica.to_review().unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(waiting[0].resource.id, ref_id(REVIEW_REF));
+        assert_eq!(waiting[0].asked.office, OTHER_OFFICE);
+        let for_me = replica.for_you(&today).unwrap();
+        assert_eq!(for_me.mentions.len(), 1, "{for_me:?}");
+        let thread = replica
+            .thread(&Subject::Resource(seeded.story))
+            .unwrap()
+            .unwrap();
+        assert_eq!(thread.comments.len(), 2);
+        let offices: BTreeSet<&str> = thread.comments.iter().map(|c| c.office.as_str()).collect();
+        assert_eq!(offices, BTreeSet::from(["caue-15", "caue-63"]));
     }
 }

@@ -104,6 +104,24 @@ pub enum Command {
     /// Affiche un lien de connexion à usage unique vers l'application web de ce réplica.
     #[command(visible_alias = "ouvrir")]
     Open(cmd::open::Args),
+    /// Groupes de travail : ligne éditoriale, thèmes, membres (creer, liste, voir, modifier, theme).
+    Groupe(cmd::groupe::Args),
+    /// Plan de charge : les tâches des groupes par office et par mois, la part de chacun, les retards.
+    Taches(cmd::taches::ListArgs),
+    /// Ajoute, modifie ou termine une tâche du plan de charge (add, set, done).
+    Tache(cmd::taches::Args),
+    /// Relecture entre offices : demander, approuver, renvoyer, liste « À relire ».
+    Relecture(cmd::relecture::Args),
+    /// Publie une ressource (avec l'approbation d'un autre office si son groupe la demande).
+    Publier(cmd::relecture::PublishArgs),
+    /// Commente une ressource ou une tâche ; « @caue-XX » prévient cet office.
+    Commenter(cmd::discussion::CommentArgs),
+    /// Affiche la discussion d'une ressource (et sa relecture) ou d'une tâche.
+    Discussion(cmd::discussion::ShowArgs),
+    /// « Pour vous » : relectures demandées, mentions, vos tâches.
+    PourVous(cmd::nouveautes::ForYouArgs),
+    /// « Quoi de neuf » : ce que les autres offices ont changé depuis votre dernière visite.
+    Nouveautes(cmd::nouveautes::NewsArgs),
 }
 
 impl Cli {
@@ -166,6 +184,15 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Serve(a) => cmd::serve::run(a, ctx, out),
         Command::Media(a) => cmd::media::run(a, ctx, out),
         Command::Open(a) => cmd::open::run(a, ctx, out),
+        Command::Groupe(a) => cmd::groupe::run(a, ctx, out),
+        Command::Taches(a) => cmd::taches::run_list(a, ctx, out),
+        Command::Tache(a) => cmd::taches::run(a, ctx, out),
+        Command::Relecture(a) => cmd::relecture::run(a, ctx, out),
+        Command::Publier(a) => cmd::relecture::run_publish(a, ctx, out),
+        Command::Commenter(a) => cmd::discussion::run_comment(a, ctx, out),
+        Command::Discussion(a) => cmd::discussion::run_show(a, ctx, out),
+        Command::PourVous(a) => cmd::nouveautes::run_for_you(a, ctx, out),
+        Command::Nouveautes(a) => cmd::nouveautes::run_news(a, ctx, out),
     }
 }
 
@@ -220,8 +247,12 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
                 _ => Exit::Usage,
             };
         }
+        if let Some(e) = cause.downcast_ref::<atelier_core::work::WorkError>() {
+            return work_exit(e);
+        }
         match cause.downcast_ref::<ReplicaError>() {
             Some(ReplicaError::Store(StoreError::InUse(_))) => return Exit::InUse,
+            Some(ReplicaError::Work(e)) => return work_exit(e),
             Some(
                 ReplicaError::NotFound(_)
                 | ReplicaError::NotInitialised(_)
@@ -237,6 +268,14 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Runtime
+}
+
+/// A refused working-together edit is the user's to correct; an unreadable document is not.
+fn work_exit(e: &atelier_core::work::WorkError) -> Exit {
+    match e {
+        atelier_core::work::WorkError::Malformed(_) => Exit::Runtime,
+        _ => Exit::Usage,
+    }
 }
 
 /// True when the error is only that standard output was closed (`atelier export | head`).

@@ -374,6 +374,7 @@ fn demo_shows_the_list_and_a_history_merged_from_two_offices() {
         "caue-15",
         "kinésithérapie",
         "Visite publique",
+        "Groupe de travail « Massif central » (caue-15, caue-63) : 3 thèmes, 6 tâches dont 1 en retard, 1 fiche à relire",
     ] {
         assert!(
             demo.stdout.contains(needle),

@@ -21,8 +21,12 @@
 //! | `GET /api/media-status` | | `MediaStatus`: blobs still to receive and to send |
 //! | `POST /api/login-link` | `{"suite": "/…"}` (optional) | `{"path": "/connexion?jeton=…", "expires_in_s"}`; bearer token only (`auth::mint_link`) |
 //!
+//! Working together (groups, tasks, review, discussion, news): see [`work`].
+//!
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
+
+pub mod work;
 
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;

@@ -259,6 +259,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/media-status", get(api::media_status))
         .route("/login-link", post(auth::mint_link))
+        .merge(api::work::routes())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,7 +8,8 @@
 //! `DELETE /api/resources/{id}`; `GET /api/resources/{id}/history` → `[HistoryEntry]`;
 //! `POST /api/import` (JSONL text) → `{"created","updated","unchanged"}`, or 422;
 //! `GET /api/export` → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`);
-//! `POST /api/login-link` `{"suite"}` → `{"path","expires_in_s"}` (for `open`). Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
+//! `POST /api/login-link` `{"suite"}` → `{"path","expires_in_s"}` (for `open`); working together:
+//! the routes of `atelier_web::api::work`. Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
 
 use std::fmt;
 use std::io::Write;
@@ -19,9 +20,14 @@ use anyhow::Context as _;
 use atelier_core::document::Edit;
 use atelier_core::media::{BlobHash, MediaPolicy};
 use atelier_core::replica::{
-    Added, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord, Unreadable,
+    Added, ForYou, GroupSummary, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord,
+    ToReview, Unreadable,
 };
+use atelier_core::work::group::{GroupEdit, NewGroup};
 use atelier_core::{DocumentId, OfficeId, Resource};
+use atelier_web::api::work::{
+    CommentRequest, Discussion, GroupPlan, GroupView, News, ReviewRequest, SubjectQuery, TaskView,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -441,6 +447,120 @@ impl Backend for Remote {
             self.info.url
         ))
         .into())
+    }
+
+    fn groups(&self) -> anyhow::Result<Vec<GroupSummary>> {
+        self.json("GET", "/api/groups", None)
+    }
+
+    fn create_group(&self, new: &NewGroup) -> anyhow::Result<DocumentId> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: DocumentId,
+        }
+        let body = Body::Json(serde_json::to_value(new)?);
+        let created: Created = self.json("POST", "/api/groups", Some(body))?;
+        Ok(created.id)
+    }
+
+    fn group(&self, group: &str) -> anyhow::Result<GroupView> {
+        self.json("GET", &format!("/api/groups/{}", encode(group)), None)
+    }
+
+    fn edit_group(
+        &self,
+        group: &str,
+        edits: &[GroupEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)> {
+        #[derive(Deserialize)]
+        struct Edited {
+            id: DocumentId,
+            fields: Vec<String>,
+        }
+        let body = Body::Json(json!({ "edits": edits }));
+        let path = format!("/api/groups/{}/edits", encode(group));
+        let edited: Edited = self.json("POST", &path, Some(body))?;
+        Ok((edited.id, edited.fields))
+    }
+
+    fn plans(&self, group: Option<&str>, office: Option<&str>) -> anyhow::Result<Vec<GroupPlan>> {
+        let path = format!(
+            "/api/tasks?group={}&office={}",
+            encode(group.unwrap_or_default()),
+            encode(office.unwrap_or_default())
+        );
+        self.json("GET", &path, None)
+    }
+
+    fn task(&self, group: Option<&str>, task: &str) -> anyhow::Result<TaskView> {
+        let path = format!(
+            "/api/tasks/{}?group={}",
+            encode(task),
+            encode(group.unwrap_or_default())
+        );
+        self.json("GET", &path, None)
+    }
+
+    fn review(&self, resource: &str, req: &ReviewRequest) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Reviewed {
+            status: String,
+        }
+        let body = Body::Json(serde_json::to_value(req)?);
+        let done: Reviewed = self.json(
+            "POST",
+            &Self::resource_path(resource, "/review"),
+            Some(body),
+        )?;
+        Ok(done.status)
+    }
+
+    fn discussion(&self, subject: &SubjectQuery) -> anyhow::Result<Discussion> {
+        let mut query = Vec::new();
+        for (key, value) in [
+            ("resource", &subject.resource),
+            ("group", &subject.group),
+            ("task", &subject.task),
+        ] {
+            if let Some(v) = value {
+                query.push(format!("{key}={}", encode(v)));
+            }
+        }
+        self.json("GET", &format!("/api/discussion?{}", query.join("&")), None)
+    }
+
+    fn comment(&self, req: &CommentRequest) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Said {
+            id: String,
+        }
+        let body = Body::Json(serde_json::to_value(req)?);
+        let said: Said = self.json("POST", "/api/comments", Some(body))?;
+        Ok(said.id)
+    }
+
+    fn to_review(&self) -> anyhow::Result<Vec<ToReview>> {
+        self.json("GET", "/api/to-review", None)
+    }
+
+    fn for_you(&self) -> anyhow::Result<ForYou> {
+        self.json("GET", "/api/for-you", None)
+    }
+
+    fn news(&self, since: Option<i64>) -> anyhow::Result<News> {
+        match since {
+            Some(ms) => self.json("GET", &format!("/api/news?since={ms}"), None),
+            None => self.json("GET", "/api/news", None),
+        }
+    }
+
+    fn mark_news_read(&self) -> anyhow::Result<i64> {
+        #[derive(Deserialize)]
+        struct Read {
+            read_at: i64,
+        }
+        let read: Read = self.json("POST", "/api/news/read", None)?;
+        Ok(read.read_at)
     }
 }
 

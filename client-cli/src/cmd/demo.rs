@@ -63,6 +63,21 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     for line in description.lines() {
         writeln!(out, "  {line}")?;
     }
+    let group = local.group(&seeded.group.to_string())?;
+    let late: usize = group.shares.iter().map(|s| s.late).sum();
+    writeln!(
+        out,
+        "\nGroupe de travail « {} » ({}) : {} thèmes, {} dont {late} en retard, {} pour {DEMO_OFFICE} ; voyez « atelier groupe voir », « taches », « relecture liste », « discussion {} », « pour-vous ».",
+        group.group.name,
+        group.group.members.join(", "),
+        group.themes.len(),
+        atelier_core::fr::count(group.group.tasks.len() as u64, "tâche"),
+        {
+            let n = local.to_review()?.len() as u64;
+            format!("{n} fiche{} à relire", atelier_core::fr::plural_s(n))
+        },
+        demo::STORY_REF
+    )?;
     drop(local);
     if !args.no_serve {
         serve(tmp.path(), replica, out)?;
