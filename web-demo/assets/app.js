@@ -34,6 +34,17 @@
     }
   });
 
+  // ---- Header counts (« Pour vous », « Quoi de neuf ») ----------------------------------------
+  function showCounts(c) {
+    document.querySelectorAll('[data-count]').forEach(function (el) {
+      const n = c[el.dataset.count];
+      if (typeof n !== 'number') return;
+      el.hidden = n === 0;
+      el.querySelector('.nav-count').textContent = String(n);
+      el.querySelector('.visually-hidden').textContent = ' : ' + n + ' ' + (n === 1 ? el.dataset.one : el.dataset.many);
+    });
+  }
+
   // ---- Live events -----------------------------------------------------------------------
   const handlers = [];
   function onChange(f) { handlers.push(f); }
@@ -48,6 +59,7 @@
   function connect() {
     events = new EventSource('/events');
     events.addEventListener('sync', function (e) { showSync(JSON.parse(e.data)); });
+    events.addEventListener('counts', function (e) { showCounts(JSON.parse(e.data)); });
     events.addEventListener('change', function (e) {
       const c = JSON.parse(e.data);
       handlers.forEach(function (f) { f(c.key); });

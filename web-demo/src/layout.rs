@@ -63,10 +63,10 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                         a href="/groupes" aria-current=[current(Nav::Groups)] { "Groupes" }
                         span #compteurs .nav-counts {
                             a href="/pour-vous" aria-current=[current(Nav::ForYou)] {
-                                "Pour vous" (count_badge(counts.for_you, "élément", "éléments"))
+                                "Pour vous" (count_badge(counts.for_you, "for_you", "élément", "éléments"))
                             }
                             a href="/nouveautes" aria-current=[current(Nav::News)] {
-                                "Quoi de neuf" (count_badge(counts.news, "nouveauté non lue", "nouveautés non lues"))
+                                "Quoi de neuf" (count_badge(counts.news, "news", "nouveauté non lue", "nouveautés non lues"))
                             }
                         }
                         a href="/lexique" aria-current=[current(Nav::Lexicon)] { "Lexique" }
@@ -84,10 +84,12 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
     }
 }
 
-/// A count next to a navigation entry, worded for screen readers; nothing when zero.
-fn count_badge(n: usize, one: &str, many: &str) -> Markup {
+/// A count next to a navigation entry, worded for screen readers; hidden when zero. The
+/// script keeps it current from `counts` events (`data-count` names the count, `data-one` and
+/// `data-many` the words).
+fn count_badge(n: usize, which: &str, one: &str, many: &str) -> Markup {
     html! {
-        @if n > 0 {
+        span.count-wrap data-count=(which) data-one=(one) data-many=(many) hidden[n == 0] {
             " "
             span.nav-count aria-hidden="true" { (n) }
             span.visually-hidden { " : " (n) " " (if n == 1 { one } else { many }) }

@@ -578,6 +578,7 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
         }
     });
     tasks.spawn(events::poll_sync(state.clone()));
+    tasks.spawn(counts::keep_current(state.clone()));
     tracing::info!(url = %local_url(local_addr), office = %replica.office(), "web app listening");
     Ok(WebHandle {
         local_addr,

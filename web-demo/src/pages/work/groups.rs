@@ -365,10 +365,10 @@ pub fn shares_table(
                                     None => "Personne encore",
                                 }
                             }
-                            td { (s.tasks) }
-                            td { (s.done) }
-                            td { @if s.late > 0 { strong.late { (s.late) } } @else { "0" } }
-                            td { ((s.tasks * 100).checked_div(total).unwrap_or(0)) " %" }
+                            td.n data-label="Tâches" { (s.tasks) }
+                            td.n data-label="Faites" { (s.done) }
+                            td.n data-label="En retard" { @if s.late > 0 { strong.late { (s.late) } } @else { "0" } }
+                            td.n data-label="Part" { ((s.tasks * 100).checked_div(total).unwrap_or(0)) "\u{202f}%" }
                         }
                     }
                 }

@@ -345,6 +345,6 @@ fn capital(s: &str) -> String {
 
 pub async fn mark_read(State(state): State<AppState>) -> Result<Response, WebError> {
     state.blocking(|r| Ok(r.mark_news_read(now_ms())?)).await?;
-    state.counts().invalidate();
+    state.counts().news_read();
     Ok(Redirect::to("/nouveautes?lu=1").into_response())
 }

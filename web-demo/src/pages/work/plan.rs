@@ -320,7 +320,7 @@ fn task_form(
             fieldset.choices id=(input_id(f, "resources")) {
                 legend { (res_label) }
                 p.help { (res_help) " Pour en ajouter une au groupe, ouvrez sa page : « Ajouter à un groupe »." }
-                @if offered.is_empty() { p.empty { "Aucune fiche ajoutée au groupe pour l'instant." } }
+                @if offered.is_empty() { p.none { "Aucune fiche ajoutée au groupe pour l'instant." } }
                 div.options {
                     @for (id, title) in &offered {
                         @let key = id.to_base58();
