@@ -558,6 +558,7 @@ try {
     await pa.locator('#theme-theme_explanation').fill('Le pisé, l\u2019adobe et la bauge, du neuf à la restauration.');
     await pa.locator('form.theme-form details.vocabulary summary', { hasText: 'Filière' }).click();
     await pa.locator('form.theme-form label.option', { hasText: 'Terre crue' }).click();
+    await shotBoth(pa, '20b-reglages-groupe');
     await axeCheck(pa, 'the group settings');
     await pa.locator('form.theme-form button.primary').click();
     await waitText(pa, '.notice', 'Modifications enregistrées.');

@@ -300,6 +300,42 @@ async fn bad_task_and_comment_input_is_refused_next_to_the_field_nothing_saved()
     .await;
     assert_eq!(no_theme_value.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(near(&no_theme_value.body, "theme-theme_label-erreur").contains("obligatoire"));
+    let no_member = post_form(
+        &app,
+        &format!("{gp}/reglages"),
+        &[("formulaire", "membres"), ("members", " ")],
+    )
+    .await;
+    assert_eq!(no_member.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(near(&no_member.body, "membres-members-erreur").contains("bureau à ajouter"));
+    let bad_member = post_form(
+        &app,
+        &format!("{gp}/reglages"),
+        &[("formulaire", "membres"), ("members", "caue-999")],
+    )
+    .await;
+    assert_eq!(bad_member.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(near(&bad_member.body, "membres-members-erreur").contains("n'est pas un bureau"));
+    assert!(bad_member.body.contains("value=\"caue-999\""));
+    assert_eq!(
+        app.replica.group(&g).unwrap().members,
+        ["caue-15", "caue-63"]
+    );
+
+    // Publishing from the resource form is held to the group's rule too, next to « État ».
+    let publish = post_form(
+        &app,
+        &format!("{ecole}/modifier"),
+        &[
+            ("status", "publie"),
+            ("title", "École en pisé"),
+            ("kind", "realisation"),
+            ("office", "caue-63"),
+        ],
+    )
+    .await;
+    assert_eq!(publish.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(near(&publish.body, "champ-status-erreur").contains("approbation"));
 }
 
 #[tokio::test]

@@ -398,7 +398,11 @@ pub async fn save_settings(
         .blocking(move |r| {
             let gid = r.resolve_group(&id)?;
             let g = r.group(&gid)?;
-            let edits = settings_edits(&g, &which, &data)?;
+            let edits = match settings_edits(&g, &which, &data) {
+                Ok(edits) => edits,
+                Err(WebError::Invalid(errors)) => return Ok((gid, Err(errors))),
+                Err(other) => return Err(other),
+            };
             Ok((gid, checked(r.edit_group(&gid, &edits, now_ms()))?))
         })
         .await?;

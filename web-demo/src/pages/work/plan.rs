@@ -628,7 +628,11 @@ pub async fn edit_task(
                 Ok(x) => x,
                 Err(e) => return Ok((gid, checked(Err::<(), _>(e.into()))?)),
             };
-            let changes = task_changes(&now, &data, &resources)?;
+            let changes = match task_changes(&now, &data, &resources) {
+                Ok(changes) => changes,
+                Err(WebError::Invalid(errors)) => return Ok((gid, Err(errors))),
+                Err(other) => return Err(other),
+            };
             if changes.is_empty() {
                 return Ok((gid, Ok(())));
             }
