@@ -527,6 +527,146 @@ try {
     await shot(pa, '12-lexique');
   });
 
+  // ---- Working together: a group, its plan de charge, a discussion, a review --------------
+
+  // At a phone's width nothing may make the page scroll sideways (tables scroll in their frame
+  // or turn into cards).
+  async function noSidewaysScroll(page, what) {
+    await page.setViewportSize({ width: 390, height: 844 });
+    const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, win: window.innerWidth }));
+    await page.setViewportSize({ width: 1280, height: 900 });
+    check(widths.doc <= widths.win, `${what} is ${widths.doc} px wide at 390 px`);
+  }
+
+  let groupPath = null;
+  await step('a group is created with its line, publics and a theme; its home lists the resources under the theme', async () => {
+    await pa.goto(`${A}/groupes`);
+    await waitText(pa, 'h1', 'Groupes de travail');
+    await pa.locator('#nouveau-groupe-name').fill('Massif central');
+    await pa.locator('#nouveau-groupe-slogan').fill('Bâtir avec ce que le territoire donne');
+    await pa.locator('#nouveau-groupe-action').fill('Habiter le Massif central');
+    await pa.locator('#nouveau-groupe-members').fill('caue-15');
+    await pa.locator('label.option', { hasText: 'Élus' }).click();
+    await pa.locator('#nouveau-groupe-publics_own').fill('artisans du bâti ancien');
+    await pa.locator('#nouveau-groupe-line').fill('Montrer ce qui se construit avec les ressources locales : la terre, la pierre, le bois.\n\nDes exemples concrets, pour les élus d\u2019abord.');
+    await axeCheck(pa, 'the groups page');
+    await pa.locator('form[action="/groupes"] button[type=submit]').click();
+    await waitText(pa, '.notice', 'Le groupe a été créé.');
+    groupPath = new URL(pa.url()).pathname;
+    await pa.goto(`${A}${groupPath}/reglages`);
+    await pa.locator('#theme-theme_label').fill('Construire avec la terre');
+    await pa.locator('#theme-theme_explanation').fill('Le pisé, l\u2019adobe et la bauge, du neuf à la restauration.');
+    await pa.locator('form.theme-form details.vocabulary summary', { hasText: 'Filière' }).click();
+    await pa.locator('form.theme-form label.option', { hasText: 'Terre crue' }).click();
+    await shotBoth(pa, '20b-reglages-groupe');
+    await axeCheck(pa, 'the group settings');
+    await pa.locator('form.theme-form button.primary').click();
+    await waitText(pa, '.notice', 'Modifications enregistrées.');
+    await pa.goto(`${A}${groupPath}`);
+    await waitText(pa, '#groupe', 'Construire avec la terre');
+    await waitText(pa, '#groupe', 'École en pisé de Thiers');
+    await waitText(pa, '#groupe', 'artisans du bâti ancien');
+    await waitText(pa, '#groupe', 'CAUE du Cantal');
+    await shotBoth(pa, '20-groupe');
+    await axeCheck(pa, 'the group home');
+    await noSidewaysScroll(pa, 'the group home');
+  });
+
+  let taskPath = null;
+  await step('the plan de charge: a task for caue-15, late, its status changed in place', async () => {
+    await pa.goto(`${A}${groupPath}/plan`);
+    await pa.locator('#nouvelle-tache-title').fill('Photographier l\u2019école de Thiers');
+    await pa.locator('#nouvelle-tache-office').selectOption('caue-15');
+    await pa.locator('#nouvelle-tache-person').fill('Paul');
+    await pa.locator('#nouvelle-tache-due').fill('31/01/2020');
+    await pa.locator('#ajouter button.primary').click();
+    await waitText(pa, '.notice', 'La tâche a été ajoutée');
+    await pa.locator('#nouvelle-tache-title').fill('Écrire la ligne éditoriale');
+    await pa.locator('#nouvelle-tache-office').selectOption('caue-63');
+    await pa.locator('#nouvelle-tache-due').fill('2030-06-30');
+    await pa.locator('#ajouter button.primary').click();
+    await waitText(pa, '#plan', 'Écrire la ligne éditoriale');
+    await waitText(pa, '#plan', 'janvier 2020');
+    await waitText(pa, '#plan', 'en retard');
+    const row = pa.locator('#plan tr', { hasText: 'Écrire la ligne éditoriale' });
+    await row.locator('select').selectOption('en_cours');
+    await row.locator('button', { hasText: 'Changer' }).click();
+    await waitText(pa, '.notice', 'Modification enregistrée.');
+    check(await pa.locator('#plan tr', { hasText: 'Écrire la ligne éditoriale' }).locator('select').inputValue() === 'en_cours', 'the status did not change');
+    // A due date that is not a date: the message next to the field, the text kept.
+    await pa.locator('#nouvelle-tache-title').fill('Tâche mal datée');
+    await pa.locator('#nouvelle-tache-due').fill('31 février');
+    await pa.locator('#ajouter button.primary').click();
+    await waitText(pa, '#nouvelle-tache-due-erreur', "n'est pas une date");
+    await waitValue(pa, '#nouvelle-tache-due', '31 février');
+    await pa.goto(`${A}${groupPath}/plan`);
+    await shotBoth(pa, '21-plan-de-charge');
+    await axeCheck(pa, 'the plan de charge');
+    await noSidewaysScroll(pa, 'the plan de charge');
+    taskPath = await pa.locator('#plan a', { hasText: 'Photographier' }).getAttribute('href');
+  });
+
+  await step('a comment mentioning @caue-15 reaches its « Pour vous », live in the header count', async () => {
+    await control('idle');
+    await pb.goto(`${B}/pour-vous`);
+    await waitText(pb, '#pour-vous', 'Photographier l\u2019école de Thiers');
+    const before = await pb.locator('#compteurs').textContent();
+    await pa.goto(`${A}${taskPath}`);
+    await pa.locator('#commentaire-author').fill('Marie');
+    await pa.locator('#commentaire-text').fill('Paul, tu peux passer à Thiers avant la fin du mois ? @caue-15 nous dira.');
+    await pa.locator('form.comment-form button.primary').click();
+    await waitText(pa, '.notice', 'Commentaire enregistré.');
+    await waitText(pa, '#fil mark.mention', '@caue-15');
+    // The name is remembered for the next comment.
+    await pa.goto(`${A}${taskPath}`);
+    await waitValue(pa, '#commentaire-author', 'Marie');
+    await control('idle');
+    await waitText(pb, '#pour-vous', 'tu peux passer à Thiers');
+    check((await pb.locator('#compteurs').textContent()) !== before, 'the « Pour vous » count did not change');
+    await pb.goto(`${B}${taskPath}`);
+    await pb.locator('#fil details.reply summary').first().click();
+    await pb.locator('#fil details.reply textarea').first().fill('Oui, j\u2019y vais jeudi.');
+    await pb.locator('#fil details.reply button.primary').first().click();
+    await waitText(pb, '.notice', 'Commentaire enregistré.');
+    await control('idle');
+    await waitText(pa, '#fil', 'j\u2019y vais jeudi');
+    await pa.locator('#fil details.edit summary').first().click();
+    await pa.locator('#fil details.edit textarea').first().fill('Paul, tu peux passer à Thiers avant le 15 ? @caue-15 nous dira.');
+    await pa.locator('#fil details.edit button.primary').first().click();
+    await waitText(pa, '#fil', 'modifié');
+    await shotBoth(pa, '22-discussion');
+    await axeCheck(pa, 'a task with its discussion');
+    await noSidewaysScroll(pa, 'the discussion');
+  });
+
+  await step('a review round trip: asked of caue-15, seen in its « À relire », approved, shown to caue-63', async () => {
+    await pa.goto(`${A}/ressources/nav-3`);
+    await pa.locator('#relecture details.review-ask summary').click();
+    await pa.locator('#relecture-demande-to').fill('caue-15');
+    await pa.locator('#relecture-demande-comment').fill('Peux-tu relire les fiches pratiques ?');
+    await pa.locator('#relecture details.review-ask button.primary').click();
+    await waitText(pa, '#relecture', 'Relecture demandée à');
+    await control('idle');
+    await pb.goto(`${B}/a-relire`);
+    await waitText(pb, '#a-relire', 'Guide des enduits à la chaux');
+    await pb.locator('#a-relire a', { hasText: 'Guide des enduits' }).click();
+    await pb.locator('#relecture-decision-comment').fill('Très clair, bravo.');
+    await shotBoth(pb, '23-relecture');
+    await axeCheck(pb, 'the review panel');
+    await pb.locator('button', { hasText: 'Approuver' }).click();
+    await waitText(pb, '#relecture', 'Approuvée par');
+    await control('idle');
+    await pa.goto(`${A}/ressources/nav-3`);
+    await waitText(pa, '#relecture', 'Approuvée par CAUE du Cantal');
+    await pa.goto(`${A}/nouveautes`);
+    await waitText(pa, '#nouveautes', 'approuvée');
+    await waitText(pa, '#nouveautes', 'CAUE du Cantal');
+    await shotBoth(pa, '24-quoi-de-neuf');
+    await axeCheck(pa, 'Quoi de neuf');
+    await pa.locator('button', { hasText: 'Marquer comme lu' }).click();
+    await waitText(pa, '.notice', 'Tout est marqué comme lu.');
+  });
+
   await step('no script error on any page', async () => {
     check(pageErrors.length === 0, pageErrors.join('\n'));
   });

@@ -34,6 +34,17 @@
     }
   });
 
+  // ---- Header counts (« Pour vous », « Quoi de neuf ») ----------------------------------------
+  function showCounts(c) {
+    document.querySelectorAll('[data-count]').forEach(function (el) {
+      const n = c[el.dataset.count];
+      if (typeof n !== 'number') return;
+      el.hidden = n === 0;
+      el.querySelector('.nav-count').textContent = String(n);
+      el.querySelector('.visually-hidden').textContent = ' : ' + n + ' ' + (n === 1 ? el.dataset.one : el.dataset.many);
+    });
+  }
+
   // ---- Live events -----------------------------------------------------------------------
   const handlers = [];
   function onChange(f) { handlers.push(f); }
@@ -48,6 +59,7 @@
   function connect() {
     events = new EventSource('/events');
     events.addEventListener('sync', function (e) { showSync(JSON.parse(e.data)); });
+    events.addEventListener('counts', function (e) { showCounts(JSON.parse(e.data)); });
     events.addEventListener('change', function (e) {
       const c = JSON.parse(e.data);
       handlers.forEach(function (f) { f(c.key); });
@@ -91,6 +103,53 @@
         })
         .catch(function () {});
     }, 150);
+  }
+
+  // ---- Live blocks of the working-together pages ------------------------------------------
+  //
+  // An element with `data-live-block` is redrawn from a fresh copy of the page when one of the
+  // documents in its `data-watch` (bare ids, or `*` for any) changes, with the header's counts.
+  // A block where someone is typing (a focused field, a changed value, an open reply or edit
+  // form) is left alone until the next change, so nothing typed is lost.
+  const liveBlocks = Array.from(document.querySelectorAll('[data-live-block][id]'));
+  function busy(el) {
+    const a = document.activeElement;
+    if (a && el.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) return true;
+    if (el.querySelector('details[open] form')) return true;
+    return Array.from(el.querySelectorAll('textarea, input[type=text]')).some(function (n) { return n.value !== n.defaultValue; });
+  }
+  let pendingBlocks = new Set(), blocksTimer = null;
+  function refreshBlocks(ids) {
+    ids.forEach(function (id) { pendingBlocks.add(id); });
+    clearTimeout(blocksTimer);
+    blocksTimer = setTimeout(function () {
+      const wanted = Array.from(pendingBlocks);
+      pendingBlocks = new Set();
+      fetch(location.href, { headers: { Accept: 'text/html' } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          const fresh = new DOMParser().parseFromString(html, 'text/html');
+          wanted.concat(['compteurs']).forEach(function (id) {
+            const next = fresh.getElementById(id);
+            const old = document.getElementById(id);
+            if (!next || !old || next.innerHTML === old.innerHTML) return;
+            if (busy(old)) { pendingBlocks.add(id); return; }
+            old.replaceWith(document.adoptNode(next));
+            localTimes(next);
+          });
+        })
+        .catch(function () {});
+    }, 150);
+  }
+  if (liveBlocks.length) {
+    onChange(function (key) {
+      const ids = liveBlocks.filter(function (el) {
+        const watch = (el.dataset.watch || '').split(/\s+/).filter(Boolean);
+        return key === null || watch.length === 0 || watch.indexOf('*') >= 0 || watch.indexOf(key) >= 0;
+      }).map(function (el) { return el.id; });
+      if (ids.length) refreshBlocks(ids);
+    });
   }
 
   if (page === 'list') {

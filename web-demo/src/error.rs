@@ -8,6 +8,7 @@
 use atelier_core::document::DocumentError;
 use atelier_core::replica::ReplicaError;
 use atelier_core::resource::FieldError;
+use atelier_core::work::WorkError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -42,6 +43,13 @@ pub enum WebError {
     /// A login link that is unknown, already used or expired (shown as the login page).
     #[error("login link unknown, used or expired")]
     LinkSpent,
+    /// A working-together change this office may not make (a group it is not a member of,
+    /// another office's comment); the French reason is shown.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// A group, task or comment that does not exist; the French message is shown.
+    #[error("missing: {0}")]
+    Missing(String),
     /// Anything else: logged in full, shown as a generic French message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,7 +74,8 @@ impl WebError {
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized | Self::LoginRequired | Self::LinkSpent => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::SessionExpired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::SessionExpired | Self::Refused(_) => StatusCode::FORBIDDEN,
+            Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,6 +107,7 @@ impl WebError {
             Self::LinkSpent => {
                 "Ce lien de connexion a déjà servi ou a expiré : chaque lien ne sert qu'une fois.".into()
             }
+            Self::Refused(m) | Self::Missing(m) => sentence(m),
             Self::Internal(_) => {
                 "Une erreur inattendue est survenue ; rien n'a été perdu de ce qui était déjà enregistré. Réessayez, et si cela se reproduit, signalez-le.".into()
             }
@@ -122,9 +132,37 @@ impl From<ReplicaError> for WebError {
                 field: "media".into(),
                 message: m.to_string(),
             }]),
+            ReplicaError::Work(w) => w.into(),
             other => Self::Internal(other.to_string()),
         }
     }
+}
+
+impl From<WorkError> for WebError {
+    fn from(e: WorkError) -> Self {
+        match e {
+            WorkError::Invalid { field, message, .. } => Self::Invalid(vec![FieldError {
+                field: field.into(),
+                message,
+            }]),
+            WorkError::NotAMember { .. } | WorkError::Forbidden(_) => Self::Refused(e.to_string()),
+            WorkError::NotFound(_) => Self::Missing(e.to_string()),
+            WorkError::Malformed(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Core's lowercase message as a sentence: capital first letter, final period.
+fn sentence(m: &str) -> String {
+    let mut c = m.chars();
+    let mut out: String = match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 impl From<atelier_core::store::StoreError> for WebError {

@@ -3,7 +3,7 @@
 //!
 //! Events: `change` `{"id":"automerge:…","key":"<bare id>"}`; `media` `{"hash":"<hex>"}` when a
 //! blob arrived (pages showing « en cours de réception » for it redraw); `sync` the indicator's
-//! state (see [`SyncView`]); `resync` when a page fell behind and should reload what it shows.
+//! state (see [`SyncView`]); `counts` `{"news":N,"for_you":N}` the header's counts; `resync` when a page fell behind and should reload what it shows.
 
 use atelier_core::clock::now_ms;
 use std::convert::Infallible;
@@ -29,6 +29,8 @@ pub enum LiveEvent {
     MediaArrived(BlobHash),
     /// The sync indicator changed.
     Sync(SyncView),
+    /// The header's counts (« Pour vous », « Quoi de neuf ») changed.
+    Counts(crate::counts::HeaderCounts),
 }
 
 /// Feeds `events` from the replica's store. The observer runs inside the store's write, so it
@@ -66,6 +68,9 @@ pub async fn stream(
                     .event("media")
                     .data(serde_json::json!({ "hash": hash.to_hex() }).to_string()),
                 Ok(LiveEvent::Sync(view)) => sync_event(&view),
+                Ok(LiveEvent::Counts(c)) => Event::default()
+                    .event("counts")
+                    .data(serde_json::to_string(&c).unwrap_or_default()),
                 Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
                 Err(broadcast::error::RecvError::Closed) => return None,
             },

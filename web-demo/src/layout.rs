@@ -26,6 +26,9 @@ pub enum Nav {
     List,
     New,
     Lexicon,
+    Groups,
+    ForYou,
+    News,
     None,
 }
 
@@ -34,6 +37,8 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
     let office = state.replica().office();
     let office_name = fr::office_name(office);
     let sync = SyncView::of(state.sync().as_ref(), now_ms());
+    let counts = state.counts().get().unwrap_or_default();
+    let current = |nav: Nav| (meta.nav == nav).then_some("page");
     html! {
         (DOCTYPE)
         html lang="fr" {
@@ -53,9 +58,18 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                         span.office { (office_name) }
                     }
                     nav aria-label="Navigation principale" {
-                        a href="/" aria-current=[(meta.nav == Nav::List).then_some("page")] { "Toutes les fiches" }
-                        a href="/ressources/nouvelle" aria-current=[(meta.nav == Nav::New).then_some("page")] { "Ajouter une fiche" }
-                        a href="/lexique" aria-current=[(meta.nav == Nav::Lexicon).then_some("page")] { "Lexique" }
+                        a href="/" aria-current=[current(Nav::List)] { "Toutes les fiches" }
+                        a href="/ressources/nouvelle" aria-current=[current(Nav::New)] { "Ajouter une fiche" }
+                        a href="/groupes" aria-current=[current(Nav::Groups)] { "Groupes" }
+                        span #compteurs .nav-counts {
+                            a href="/pour-vous" aria-current=[current(Nav::ForYou)] {
+                                "Pour vous" (count_badge(counts.for_you, "for_you", "élément", "éléments"))
+                            }
+                            a href="/nouveautes" aria-current=[current(Nav::News)] {
+                                "Quoi de neuf" (count_badge(counts.news, "news", "nouveauté non lue", "nouveautés non lues"))
+                            }
+                        }
+                        a href="/lexique" aria-current=[current(Nav::Lexicon)] { "Lexique" }
                     }
                     // The list page is the search page: it has its own box, with the filters.
                     @if meta.page != "list" { (search_box()) }
@@ -66,6 +80,19 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                     p { "Atelier — les ressources des CAUE, partagées entre offices. Tout est enregistré sur cet ordinateur, même sans connexion." }
                 }
             }
+        }
+    }
+}
+
+/// A count next to a navigation entry, worded for screen readers; hidden when zero. The
+/// script keeps it current from `counts` events (`data-count` names the count, `data-one` and
+/// `data-many` the words).
+fn count_badge(n: usize, which: &str, one: &str, many: &str) -> Markup {
+    html! {
+        span.count-wrap data-count=(which) data-one=(one) data-many=(many) hidden[n == 0] {
+            " "
+            span.nav-count aria-hidden="true" { (n) }
+            span.visually-hidden { " : " (n) " " (if n == 1 { one } else { many }) }
         }
     }
 }

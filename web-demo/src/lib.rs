@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod counts;
 pub mod error;
 pub mod events;
 pub mod glossary;
@@ -121,6 +122,7 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
     loopback_only: bool,
+    counts: counts::Counts,
 }
 
 impl AppState {
@@ -129,7 +131,9 @@ impl AppState {
         let events = Arc::new(broadcast::channel(EVENT_CHANNEL_CAPACITY).0);
         events::observe(&replica, Arc::downgrade(&events));
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let counts = counts::Counts::observing(&replica);
         Self(Arc::new(Shared {
+            counts,
             replica,
             sync: config
                 .sync
@@ -185,6 +189,11 @@ impl AppState {
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.clone()
+    }
+
+    /// The header's cached counts (« Quoi de neuf », « Pour vous »).
+    pub(crate) fn counts(&self) -> &counts::Counts {
+        &self.0.counts
     }
 
     pub(crate) fn loopback_only(&self) -> bool {
@@ -311,7 +320,12 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::stream))
         .route("/assets/{file}", get(assets::serve))
         .route(auth::LOGIN_PATH, get(auth::login))
+        .merge(pages::work::routes())
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            counts::refresh,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::session,
@@ -565,6 +579,7 @@ pub async fn spawn(replica: Arc<Replica>, config: WebConfig) -> anyhow::Result<W
         }
     });
     tasks.spawn(events::poll_sync(state.clone()));
+    tasks.spawn(counts::keep_current(state.clone()));
     tracing::info!(url = %local_url(local_addr), office = %replica.office(), "web app listening");
     Ok(WebHandle {
         local_addr,

@@ -10,6 +10,7 @@ pub mod lexicon;
 pub mod list;
 pub mod media;
 pub mod show;
+pub mod work;
 
 use atelier_core::document::Stored;
 use atelier_core::resource::Resource;

@@ -45,6 +45,12 @@ pub async fn page(State(state): State<AppState>) -> Markup {
                 ul.tags { @for (_, label) in vocab::codes(vocabulary) { li { (label) } } }
             }
         }
+        section #travailler-ensemble {
+            h2 { "Travailler ensemble" }
+            dl.lexicon {
+                @for t in glossary::WORK_TERMS { dt { (t.name) } dd { (t.explanation) } }
+            }
+        }
         section {
             h2 { "La synchronisation" }
             dl.lexicon {

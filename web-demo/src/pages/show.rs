@@ -1,7 +1,9 @@
 //! `GET /ressources/{id}`: one resource, readable: every field with French labels, a map, the
 //! last change, and the actions (modifier, historique, supprimer). Refreshed live by the script.
 
+use atelier_core::DocumentId;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
@@ -9,6 +11,8 @@ use crate::error::WebError;
 use crate::glossary;
 use crate::layout::{self, Nav, PageMeta};
 use crate::pages::gallery::{gallery, media_page_path, viewer, Presence};
+use crate::pages::work::discussion::{resource_sections, ResourceWork};
+use crate::pages::work::{author_of, Failed};
 use crate::pages::{article, kind_badge, resource_path, status_badge};
 use crate::AppState;
 
@@ -22,22 +26,40 @@ pub struct Notice {
     version_reprise: Option<String>,
     medias_ajoutes: Option<usize>,
     gps: Option<usize>,
+    commentaire: Option<String>,
+    relecture: Option<String>,
+    groupe: Option<String>,
 }
 
 pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(notice): Query<Notice>,
+    headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let (id, stored, last, present) = state
+    let id = state.blocking(move |r| Ok(r.resolve(&id)?)).await?;
+    render(&state, id, Some(notice), author_of(&headers), None).await
+}
+
+/// The resource page; with `failed`, a refused review or discussion form drawn again (422).
+pub async fn render(
+    state: &AppState,
+    id: DocumentId,
+    notice: Option<Notice>,
+    author: String,
+    failed: Option<Failed>,
+) -> Result<Response, WebError> {
+    let notice = notice.unwrap_or_default();
+    let (stored, last, present, work) = state
         .blocking(move |r| {
-            let id = r.resolve(&id)?;
             let stored = r.get(&id)?;
             let last = r.history(&id)?.pop();
             let present = Presence::of(r, &stored.resource.media);
-            Ok((id, stored, last, present))
+            let work = ResourceWork::load(r, &id)?;
+            Ok((stored, last, present, work))
         })
         .await?;
+    let me = state.replica().office().to_string();
     let r = &stored.resource;
     let path = resource_path(&id);
     let added = notice.medias_ajoutes.map(|n| match n {
@@ -60,6 +82,12 @@ pub async fn page(
         Some("La fiche a repris les valeurs de l'ancienne version. L'historique garde tout.")
     } else if notice.restauree.is_some() {
         Some("La fiche a été restaurée.")
+    } else if notice.commentaire.is_some() {
+        Some("Commentaire enregistré.")
+    } else if notice.relecture.is_some() {
+        Some("Relecture enregistrée.")
+    } else if notice.groupe.is_some() {
+        Some("La fiche a été ajoutée au groupe.")
     } else {
         None
     };
@@ -95,17 +123,28 @@ pub async fn page(
             (gallery(&id, &r.media, &present, !stored.deleted))
             (article(r))
         }
+        @if let Some(w) = &work {
+            @if !stored.deleted { (resource_sections(&id, w, &me, &author, failed.as_ref())) }
+        }
         (viewer())
     };
-    Ok(layout::page(
-        &state,
-        PageMeta {
-            title: &r.title,
-            page: "resource",
-            doc: Some(id.to_base58()),
-            nav: Nav::None,
-        },
-        content,
+    let status = if failed.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        layout::page(
+            state,
+            PageMeta {
+                title: &r.title,
+                page: "resource",
+                doc: Some(id.to_base58()),
+                nav: Nav::None,
+            },
+            content,
+        ),
     )
-    .into_response())
+        .into_response())
 }
