@@ -2,6 +2,7 @@
 //! and its `run`; helpers shared by several commands below.
 
 pub mod add;
+pub mod backup;
 pub mod demo;
 pub mod edit;
 pub mod export;
@@ -13,6 +14,7 @@ pub mod list;
 pub mod media;
 pub mod open;
 pub mod reindex;
+pub mod restore;
 pub mod rm;
 pub mod search;
 pub mod serve;

@@ -104,6 +104,10 @@ pub enum Command {
     /// Affiche un lien de connexion à usage unique vers l'application web de ce réplica.
     #[command(visible_alias = "ouvrir")]
     Open(cmd::open::Args),
+    /// Sauvegarde le réplica dans un fichier vérifié (fiches, identité, relais, médias).
+    Backup(cmd::backup::Args),
+    /// Restaure une sauvegarde du réplica dans un dossier vide.
+    Restore(cmd::restore::Args),
 }
 
 impl Cli {
@@ -166,6 +170,8 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Serve(a) => cmd::serve::run(a, ctx, out),
         Command::Media(a) => cmd::media::run(a, ctx, out),
         Command::Open(a) => cmd::open::run(a, ctx, out),
+        Command::Backup(a) => cmd::backup::run(a, ctx, out),
+        Command::Restore(a) => cmd::restore::run(a, ctx, out),
     }
 }
 
