@@ -172,6 +172,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Runs the relay until `shutdown` completes, then stops it gracefully.
 pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    // Caught before anything is announced: a SIGHUP's default action would stop the relay.
+    let mut hangups = Hangups::new();
     let relay = crate::relay::spawn(config).await?;
     info!(
         listen = %relay.quic_addr(),
@@ -186,7 +188,6 @@ pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>)
     println!("  administration  : http://{}/metrics", relay.admin_addr());
     println!("  empreinte       : {}", relay.fingerprint());
     tokio::pin!(shutdown);
-    let mut hangups = Hangups::new();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
