@@ -141,15 +141,20 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         Ok((Err(e), _)) => tracing::warn!(error = %e, "counting documents for metrics"),
         Err(e) => tracing::warn!(error = %e, "counting documents for metrics"),
     }
-    state
-        .metrics
-        .set_ready(state.ready.load(Ordering::Acquire));
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()
+    state.metrics.set_ready(state.ready.load(Ordering::Acquire));
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
     if !state.ready.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: starting or shutting down\n")
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting or shutting down\n",
+        )
             .into_response();
     }
     let store = state.store.clone();
@@ -181,7 +186,11 @@ async fn backup(State(state): State<AdminState>, headers: HeaderMap) -> Response
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "starting a backup");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("backup failed: {e}\n")).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("backup failed: {e}\n"),
+            )
+                .into_response()
         }
     }
 }

@@ -275,7 +275,7 @@ impl<R: Read> ArchiveReader<R> {
         Ok(Some(record))
     }
 
-    fn next_raw(&mut self) -> Result<Option<(u8, Vec<Vec<u8>>)>, BackupError> {
+    fn next_raw(&mut self) -> Result<Option<RawRecord>, BackupError> {
         if self.ended {
             return Ok(None);
         }
@@ -309,7 +309,8 @@ impl<R: Read> ArchiveReader<R> {
         let mut out = Vec::with_capacity(fields);
         for _ in 0..fields {
             let mut len = [0u8; 8];
-            self.take(&mut len).map_err(|_| invalid("truncated record"))?;
+            self.take(&mut len)
+                .map_err(|_| invalid("truncated record"))?;
             let len = u64::from_be_bytes(len);
             if len > MAX_RECORD_BYTES {
                 return Err(invalid(&format!("record of {len} bytes")));
@@ -334,6 +335,9 @@ impl<R: Read> ArchiveReader<R> {
         Ok(())
     }
 }
+
+/// A record's tag and fields, before they are checked.
+type RawRecord = (u8, Vec<Vec<u8>>);
 
 fn invalid(what: &str) -> BackupError {
     BackupError::Invalid(what.to_owned())
@@ -429,7 +433,11 @@ pub fn write_relay<W: Write>(
     }
     let kv = store.kv();
     let mut entries = Vec::new();
-    for prefix in [&[QUOTA_OWNER][..], META_QUOTA_BYTES, keys::META_RELAY_FORMAT] {
+    for prefix in [
+        &[QUOTA_OWNER][..],
+        META_QUOTA_BYTES,
+        keys::META_RELAY_FORMAT,
+    ] {
         kv.for_each_prefix(prefix, &mut |k, v| {
             entries.push((k.to_vec(), v.to_vec()));
             true
@@ -503,7 +511,11 @@ pub fn verify(input: impl Read) -> Result<(Header, Summary), BackupError> {
 /// Downloads a running relay's backup from its admin listener at `admin` (`GET /backup` with
 /// the admin token) into `out`, written atomically, then reads it back whole: a backup cut
 /// short (the relay stopped, the disk filled) is an error, never a file that looks complete.
-pub fn fetch(admin: std::net::SocketAddr, token: &str, out: &Path) -> Result<(Header, Summary), BackupError> {
+pub fn fetch(
+    admin: std::net::SocketAddr,
+    token: &str,
+    out: &Path,
+) -> Result<(Header, Summary), BackupError> {
     let url = format!("http://{admin}/backup");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

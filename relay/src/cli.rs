@@ -184,7 +184,10 @@ pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>)
     println!("Relais atelier en service");
     println!("  synchronisation : quic://{}", relay.quic_addr());
     let scheme = if relay.is_tls() { "wss" } else { "ws" };
-    println!("  navigateurs     : {scheme}://{}/?token=…", relay.ws_addr());
+    println!(
+        "  navigateurs     : {scheme}://{}/?token=…",
+        relay.ws_addr()
+    );
     println!("  administration  : http://{}/metrics", relay.admin_addr());
     println!("  empreinte       : {}", relay.fingerprint());
     tokio::pin!(shutdown);
@@ -484,8 +487,8 @@ fn restore(data: &Path, args: &RestoreArgs, json: bool) -> Result<()> {
         }
         Ok(())
     };
-    let (header, summary) =
-        crate::backup::restore(file, data, check, crate::relay::STORE_DIR).with_context(|| {
+    let (header, summary) = crate::backup::restore(file, data, check, crate::relay::STORE_DIR)
+        .with_context(|| {
             format!(
                 "restauration de {} dans {} (rien n'a été écrit dans ce répertoire)",
                 args.file.display(),
@@ -510,7 +513,10 @@ fn restore(data: &Path, args: &RestoreArgs, json: bool) -> Result<()> {
         header.created_at
     );
     println!("Empreinte : {fingerprint} (inchangée : les postes se reconnectent tels quels)");
-    println!("Lancez : atelier-relay serve --config relay.toml (data_dir = \"{}\")", data.display());
+    println!(
+        "Lancez : atelier-relay serve --config relay.toml (data_dir = \"{}\")",
+        data.display()
+    );
     Ok(())
 }
 

@@ -203,12 +203,18 @@ impl RelayMetrics {
     /// Something was refused; `reason` is a short snake_case word (`too_many_connections`,
     /// `not_enrolled`, `ws_unknown_token`, `forged_office`, …).
     pub fn refusal(&self, reason: &'static str) {
-        self.inner.refusals.get_or_create(&[("reason", reason)]).inc();
+        self.inner
+            .refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// An office's write hit `quota` (`documents`, `bytes`, `rate`, `media`).
     pub fn quota_hit(&self, quota: &'static str) {
-        self.inner.quota_hits.get_or_create(&[("quota", quota)]).inc();
+        self.inner
+            .quota_hits
+            .get_or_create(&[("quota", quota)])
+            .inc();
     }
 
     /// Sets what the relay holds, read just before a scrape.

@@ -20,9 +20,9 @@ use crate::live_access::{LiveAccess, Revocable, WatchHandle};
 use crate::metrics::RelayMetrics;
 use crate::quota::Quotas;
 use crate::reset_key::ResetKey;
-use crate::tls_reload::ReloadableCert;
 use crate::server::{self, ServerConfig, ServerHandle};
 use crate::sync_conn::{LiveChanges, SyncHandler};
+use crate::tls_reload::ReloadableCert;
 use crate::ws::{self, WsHandle, WsState};
 
 /// The document store's directory in the data directory.
@@ -44,7 +44,7 @@ pub enum StoreOpenError {
     Store {
         path: String,
         #[source]
-        source: atelier_core::store::StoreError,
+        source: Box<atelier_core::store::StoreError>,
     },
 }
 
@@ -54,7 +54,7 @@ pub fn open_store(data_dir: &Path) -> Result<Arc<DocStore>, StoreOpenError> {
     let path = db.display().to_string();
     let store_err = |source| StoreOpenError::Store {
         path: path.clone(),
-        source,
+        source: Box::new(source),
     };
     let kv: Arc<dyn Kv> = Arc::new(SledKv::open(&db).map_err(store_err)?);
     let current = RELAY_FORMAT_VERSION.to_string();
@@ -232,12 +232,16 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
     )
     .with_metrics(metrics.clone());
     let tls = match &config.tls {
-        Some(tls) => Some(ReloadableCert::load(tls).context("certificat TLS du WebSocket ([tls])")?),
+        Some(tls) => {
+            Some(ReloadableCert::load(tls).context("certificat TLS du WebSocket ([tls])")?)
+        }
         None => None,
     };
     let ws = match &tls {
         Some(cert) => {
-            let server = cert.server_config().context("configuration TLS du WebSocket")?;
+            let server = cert
+                .server_config()
+                .context("configuration TLS du WebSocket")?;
             ws::spawn_wss(config.ws_listen, ws_state, server).await
         }
         None => ws::spawn_ws(config.ws_listen, ws_state).await,
@@ -257,7 +261,12 @@ pub async fn spawn(config: &RelayConfig) -> Result<RelayHandle> {
         },
     )
     .await
-    .with_context(|| format!("démarrage de l'écoute d'administration sur {}", config.admin_listen))?;
+    .with_context(|| {
+        format!(
+            "démarrage de l'écoute d'administration sur {}",
+            config.admin_listen
+        )
+    })?;
     ready.store(true, Ordering::Release);
     metrics.set_ready(true);
     Ok(RelayHandle {
@@ -302,6 +311,9 @@ mod tests {
         assert!(err.contains("mettez atelier-relay à jour"), "{err}");
         // Nothing rewritten.
         let kv = SledKv::open(&dir.path().join(STORE_DIR)).unwrap();
-        assert_eq!(kv.get(META_RELAY_FORMAT).unwrap().as_deref(), Some(b"2".as_slice()));
+        assert_eq!(
+            kv.get(META_RELAY_FORMAT).unwrap().as_deref(),
+            Some(b"2".as_slice())
+        );
     }
 }

@@ -376,9 +376,16 @@ impl ConnectionHandler for SyncHandler {
                 if let Some(gate) = gate {
                     session = session.with_gate(gate);
                 }
-                let stats =
-                    respond_metered(session, stream, live, connection, peer.clone(), blobs, metrics)
-                        .await?;
+                let stats = respond_metered(
+                    session,
+                    stream,
+                    live,
+                    connection,
+                    peer.clone(),
+                    blobs,
+                    metrics,
+                )
+                .await?;
                 tracing::info!(
                     received = stats.docs_received,
                     sent = stats.docs_sent,

@@ -32,9 +32,10 @@ use crate::harness::{atelier_async, corpus, crash_bins, http_get, Office, TestRe
 
 /// `GET /metrics`, checked line by line against the text format, as samples by name and labels.
 async fn scrape(admin: SocketAddr) -> BTreeMap<String, f64> {
-    let answer = tokio::task::spawn_blocking(move || http_get(&format!("http://{admin}/metrics"), None))
-        .await
-        .unwrap();
+    let answer =
+        tokio::task::spawn_blocking(move || http_get(&format!("http://{admin}/metrics"), None))
+            .await
+            .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     let text = answer.body;
     // Every line is a HELP, a TYPE, a sample or the OpenMetrics end: the parser below skips
@@ -121,13 +122,24 @@ async fn metrics_parse_as_prometheus_text_and_move_when_an_office_syncs() {
         assert!(get(&after, &bytes) > get(&after, &frames) * 4.0, "{bytes}");
     }
     // Five resources went up: at least their bytes came in.
-    assert!(get(&after, "atelier_relay_frame_bytes_total{direction=in,kind=quic}") > 5.0 * 100.0);
+    assert!(
+        get(
+            &after,
+            "atelier_relay_frame_bytes_total{direction=in,kind=quic}"
+        ) > 5.0 * 100.0
+    );
     assert_eq!(
-        get(&after, "atelier_relay_refusals_total{reason=device_refused}"),
+        get(
+            &after,
+            "atelier_relay_refusals_total{reason=device_refused}"
+        ),
         1.0
     );
     assert_eq!(
-        get(&after, "atelier_relay_refusals_total{reason=ws_missing_token}"),
+        get(
+            &after,
+            "atelier_relay_refusals_total{reason=ws_missing_token}"
+        ),
         1.0
     );
     relay.shutdown().await;
@@ -186,7 +198,11 @@ async fn a_backup_taken_while_an_office_uploads_restores_with_the_same_fingerpri
     assert_eq!(restored.fingerprint(), relay.fingerprint());
     let held = corpus(restored.store());
     for (id, heads) in &synced_before {
-        assert_eq!(held.get(id), Some(heads), "{id} lost or changed by the backup");
+        assert_eq!(
+            held.get(id),
+            Some(heads),
+            "{id} lost or changed by the backup"
+        );
     }
     // Whatever the backup caught of the upload is a state the relay had: the office's own.
     let original = corpus(relay.store());
@@ -305,7 +321,9 @@ async fn wss_join(
         supported_protocol_versions: vec!["1".into()],
         peer_metadata: None,
     };
-    ws.send(WsMessage::Binary(join.encode().into())).await.unwrap();
+    ws.send(WsMessage::Binary(join.encode().into()))
+        .await
+        .unwrap();
     match next_message(&mut ws).await {
         RepoMessage::Peer { .. } => Ok((ws, presented)),
         other => Err(format!("expected peer, got {other:?}")),
@@ -336,7 +354,9 @@ async fn request(ws: &mut Wss, id: &DocumentId) -> automerge::AutoCommit {
         document_id: *id,
         data: first.encode(),
     };
-    ws.send(WsMessage::Binary(ask.encode().into())).await.unwrap();
+    ws.send(WsMessage::Binary(ask.encode().into()))
+        .await
+        .unwrap();
     loop {
         match next_message(ws).await {
             RepoMessage::Sync {
@@ -499,7 +519,10 @@ fn the_container_recipe_builds_the_relay_and_matches_its_defaults() {
     assert!(recipe.contains("VOLUME [\"/data\"]"));
     // Every file the recipe copies from the repository exists.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for line in recipe.lines().filter(|l| l.starts_with("COPY ") && !l.contains("--from")) {
+    for line in recipe
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
         let parts: Vec<&str> = line.split_whitespace().collect();
         for source in &parts[1..parts.len() - 1] {
             assert!(root.join(source).exists(), "{line}: {source} missing");
@@ -588,7 +611,10 @@ async fn the_relay_binary_logs_json_reloads_wss_on_sighup_and_backs_up_and_resto
         .unwrap()
         .to_owned();
     // Every log line is one JSON object.
-    let started = line_where(&mut stderr, "the start log", |l| l.contains("relais démarré")).await;
+    let started = line_where(&mut stderr, "the start log", |l| {
+        l.contains("relais démarré")
+    })
+    .await;
     let event: serde_json::Value = serde_json::from_str(&started).unwrap();
     assert_eq!(event["level"], "INFO");
     assert_eq!(event["fields"]["fingerprint"], init["fingerprint"]);
@@ -616,10 +642,19 @@ async fn the_relay_binary_logs_json_reloads_wss_on_sighup_and_backs_up_and_resto
         .status()
         .unwrap();
     assert!(term.success());
-    let status = tokio::time::timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
     let moved = dir.path().join("new-machine");
-    let restored = run(&["--data", moved.to_str().unwrap(), "restore", file_arg, "--json"]);
+    let restored = run(&[
+        "--data",
+        moved.to_str().unwrap(),
+        "restore",
+        file_arg,
+        "--json",
+    ]);
     assert_eq!(restored["fingerprint"], init["fingerprint"]);
     // Restoring over it again is refused, and it stays as it was.
     let again = std::process::Command::new(&relay_bin)
