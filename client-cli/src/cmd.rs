@@ -2,6 +2,7 @@
 //! and its `run`; helpers shared by several commands below.
 
 pub mod add;
+pub mod backup;
 pub mod demo;
 pub mod discussion;
 pub mod edit;
@@ -17,6 +18,7 @@ pub mod nouveautes;
 pub mod open;
 pub mod reindex;
 pub mod relecture;
+pub mod restore;
 pub mod rm;
 pub mod search;
 pub mod serve;

@@ -122,6 +122,10 @@ pub enum Command {
     PourVous(cmd::nouveautes::ForYouArgs),
     /// « Quoi de neuf » : ce que les autres offices ont changé depuis votre dernière visite.
     Nouveautes(cmd::nouveautes::NewsArgs),
+    /// Sauvegarde le réplica dans un fichier vérifié (fiches, identité, relais, médias).
+    Backup(cmd::backup::Args),
+    /// Restaure une sauvegarde du réplica dans un dossier vide.
+    Restore(cmd::restore::Args),
 }
 
 impl Cli {
@@ -193,6 +197,8 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Discussion(a) => cmd::discussion::run_show(a, ctx, out),
         Command::PourVous(a) => cmd::nouveautes::run_for_you(a, ctx, out),
         Command::Nouveautes(a) => cmd::nouveautes::run_news(a, ctx, out),
+        Command::Backup(a) => cmd::backup::run(a, ctx, out),
+        Command::Restore(a) => cmd::restore::run(a, ctx, out),
     }
 }
 

@@ -87,6 +87,7 @@ pub async fn start(
     let relay = relay::spawn(&RelayConfig {
         listen: loopback(0),
         ws_listen: loopback(0),
+        admin_listen: loopback(0),
         data_dir: relay_dir,
         ..RelayConfig::default()
     })

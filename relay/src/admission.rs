@@ -91,6 +91,15 @@ impl Refusal {
             Refusal::PerAddress => "too many handshakes from this address",
         }
     }
+
+    /// The `reason` label of the relay's `refusals` metric.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Refusal::Full => "too_many_connections",
+            Refusal::HandshakesFull => "too_many_handshakes",
+            Refusal::PerAddress => "handshakes_per_address",
+        }
+    }
 }
 
 /// The counters behind the decisions. Every [`Admission::admit`] is matched by exactly one

@@ -52,6 +52,35 @@ pub enum Command {
     Offices,
     /// Lance le relais.
     Serve(ServeArgs),
+    /// Sauvegarde un relais en service (documents, identité, registre des accès, médias
+    /// locaux) dans un fichier, par son écoute d'administration.
+    Backup(BackupArgs),
+    /// Restaure une sauvegarde dans un nouveau répertoire de données (--data) : le relais
+    /// garde son empreinte, les postes se reconnectent sans rien changer.
+    Restore(RestoreArgs),
+}
+
+/// Arguments de `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Fichier de sauvegarde à écrire (remplacé seulement une fois la sauvegarde complète).
+    #[arg(long, value_name = "FICHIER")]
+    pub out: PathBuf,
+    /// Configuration du relais en service (adresse d'administration, répertoire de données).
+    #[arg(long, value_name = "FICHIER", default_value = "relay.toml")]
+    pub config: PathBuf,
+    /// Adresse d'administration du relais, si ce n'est pas `admin_listen` de la configuration
+    /// (par exemple le port choisi au démarrage quand la configuration dit 0).
+    #[arg(long, value_name = "ADRESSE")]
+    pub admin: Option<std::net::SocketAddr>,
+}
+
+/// Arguments de `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Fichier de sauvegarde (écrit par `atelier-relay backup`).
+    #[arg(value_name = "FICHIER")]
+    pub file: PathBuf,
 }
 
 /// Arguments de `invite`.
@@ -103,6 +132,19 @@ pub struct ServeArgs {
     /// Fichier de configuration TOML.
     #[arg(long, value_name = "FICHIER", default_value = "relay.toml")]
     pub config: PathBuf,
+    /// Format du journal sur la sortie d'erreur : texte lisible, ou une ligne JSON par
+    /// événement (pour journald, Loki, Elasticsearch…).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the relay writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people (colours only on a terminal).
+    Text,
+    /// One JSON object per event: time, level, target, fields, spans.
+    Json,
 }
 
 /// Runs the parsed command.
@@ -113,7 +155,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         command,
     } = cli;
     if !matches!(command, Command::Serve(_)) {
-        init_tracing("warn");
+        init_tracing("warn", LogFormat::Text);
     }
     match command {
         Command::Serve(args) => serve(data, &args).await,
@@ -123,11 +165,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tokens => tokens(&data_dir(data)?, json),
         Command::Revoke(args) => revoke(&data_dir(data)?, &args, json),
         Command::Offices => offices(&data_dir(data)?, json),
+        Command::Backup(args) => backup(data, &args, json).await,
+        Command::Restore(args) => restore(&data_dir(data)?, &args, json),
     }
 }
 
 /// Runs the relay until `shutdown` completes, then stops it gracefully.
 pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    // Caught before anything is announced: a SIGHUP's default action would stop the relay.
+    let mut hangups = Hangups::new();
     let relay = crate::relay::spawn(config).await?;
     info!(
         listen = %relay.quic_addr(),
@@ -137,9 +183,24 @@ pub async fn run_serve(config: &RelayConfig, shutdown: impl Future<Output = ()>)
     );
     println!("Relais atelier en service");
     println!("  synchronisation : quic://{}", relay.quic_addr());
-    println!("  navigateurs     : ws://{}/?token=…", relay.ws_addr());
+    let scheme = if relay.is_tls() { "wss" } else { "ws" };
+    println!(
+        "  navigateurs     : {scheme}://{}/?token=…",
+        relay.ws_addr()
+    );
+    println!("  administration  : http://{}/metrics", relay.admin_addr());
     println!("  empreinte       : {}", relay.fingerprint());
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            () = hangups.next() => match relay.reload_tls() {
+                Ok(true) => info!("wss certificate reloaded"),
+                Ok(false) => info!("SIGHUP: no [tls] to reload"),
+                Err(e) => tracing::error!(error = %e, "wss certificate not reloaded, the previous one stays"),
+            },
+        }
+    }
     info!("arrêt du relais");
     relay.shutdown().await;
     Ok(())
@@ -151,7 +212,7 @@ async fn serve(data: Option<PathBuf>, args: &ServeArgs) -> Result<()> {
     if let Some(data) = data {
         config.data_dir = data;
     }
-    init_tracing(&config.log_level);
+    init_tracing(&config.log_level, args.log_format);
     run_serve(&config, shutdown_signal()).await
 }
 
@@ -354,6 +415,111 @@ fn offices(data: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+async fn backup(data: Option<PathBuf>, args: &BackupArgs, json: bool) -> Result<()> {
+    let mut config = RelayConfig::load(&args.config)
+        .with_context(|| format!("lecture de la configuration {}", args.config.display()))?;
+    if let Some(data) = data {
+        config.data_dir = data;
+    }
+    let token = std::fs::read_to_string(config.data_dir.join(crate::admin::ADMIN_TOKEN_FILE))
+        .with_context(|| {
+            format!(
+                "lecture du jeton d'administration dans {} (le relais a-t-il démarré au moins une fois ? \
+                 lancez la sauvegarde avec l'utilisateur du relais)",
+                config.data_dir.display()
+            )
+        })?;
+    let mut admin = args.admin.unwrap_or(config.admin_listen);
+    // A relay listening on every address answers on loopback too.
+    if admin.ip().is_unspecified() {
+        admin.set_ip(match admin {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let out = args.out.clone();
+    let (header, summary) =
+        tokio::task::spawn_blocking(move || crate::backup::fetch(admin, token.trim(), &out))
+            .await
+            .context("sauvegarde interrompue")?
+            .with_context(|| {
+                format!("sauvegarde du relais par http://{admin} (le relais est-il en service ?)")
+            })?;
+    if json {
+        return print_json(&serde_json::json!({
+            "file": args.out,
+            "fingerprint": header.fingerprint,
+            "created_at": header.created_at,
+            "documents": summary.documents,
+            "files": summary.files,
+            "bytes": summary.bytes,
+        }));
+    }
+    println!(
+        "Sauvegarde écrite et vérifiée : {} ({} documents, {} fichiers, {} octets)",
+        args.out.display(),
+        summary.documents,
+        summary.files,
+        summary.bytes
+    );
+    if let Some(fp) = header.fingerprint {
+        println!("Empreinte du relais : {fp}");
+    }
+    Ok(())
+}
+
+fn restore(data: &Path, args: &RestoreArgs, json: bool) -> Result<()> {
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("ouverture de {}", args.file.display()))?;
+    let check = |h: &crate::backup::Header| {
+        if h.kind != "relay" {
+            return Err(crate::backup::BackupError::Invalid(format!(
+                "this is a backup of a {}, not of a relay (use `atelier restore`)",
+                h.kind
+            )));
+        }
+        if h.store_format > crate::relay::RELAY_FORMAT_VERSION {
+            return Err(crate::backup::BackupError::Newer(format!(
+                "la sauvegarde vient d'un relais au format {}, cette version d'atelier-relay lit le format {} : mettez atelier-relay à jour",
+                h.store_format,
+                crate::relay::RELAY_FORMAT_VERSION
+            )));
+        }
+        Ok(())
+    };
+    let (header, summary) = crate::backup::restore(file, data, check, crate::relay::STORE_DIR)
+        .with_context(|| {
+            format!(
+                "restauration de {} dans {} (rien n'a été écrit dans ce répertoire)",
+                args.file.display(),
+                data.display()
+            )
+        })?;
+    let fingerprint = load_identity(data)?.fingerprint();
+    if json {
+        return print_json(&serde_json::json!({
+            "data_dir": data,
+            "fingerprint": fingerprint,
+            "created_at": header.created_at,
+            "documents": summary.documents,
+            "files": summary.files,
+        }));
+    }
+    println!(
+        "Relais restauré dans {} : {} documents, {} fichiers (sauvegarde du {}).",
+        data.display(),
+        summary.documents,
+        summary.files,
+        header.created_at
+    );
+    println!("Empreinte : {fingerprint} (inchangée : les postes se reconnectent tels quels)");
+    println!(
+        "Lancez : atelier-relay serve --config relay.toml (data_dir = \"{}\")",
+        data.display()
+    );
+    Ok(())
+}
+
 fn data_dir(data: Option<PathBuf>) -> Result<PathBuf> {
     data.context(
         "indiquez le répertoire de données du relais avec --data DIR \
@@ -369,6 +535,40 @@ fn load_identity(data: &Path) -> Result<Identity> {
             data.display()
         )
     })
+}
+
+/// SIGHUP (`systemctl reload`), where there is such a signal.
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "SIGHUP cannot be caught: no certificate reload")
+                })
+                .ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Completes at the next SIGHUP; never where there is none.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// Completes on Ctrl-C, or on SIGTERM (how systemd stops a service).
@@ -394,8 +594,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr with `filter`, unless `RUST_LOG` says otherwise.
-fn init_tracing(filter: &str) {
+/// Logs to stderr with `filter`, unless `RUST_LOG` says otherwise, in `format`.
+fn init_tracing(filter: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
@@ -403,11 +603,13 @@ fn init_tracing(filter: &str) {
     // Fails only if a subscriber is already installed (tests), which is fine.
     // Colours only on a terminal: under systemd the log goes to the journal as plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+    };
 }
 
 fn parse_office_arg(text: &str) -> Result<String, access::AccessError> {
@@ -545,6 +747,7 @@ mod tests {
         let config = RelayConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ws_listen: "127.0.0.1:0".parse().unwrap(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             ..RelayConfig::default()
         };

@@ -20,6 +20,14 @@
 //! quota_per_office = 20_000_000_000
 //! ```
 //!
+//! Browsers over `wss://` without a reverse proxy (PEM files, read again on SIGHUP):
+//!
+//! ```toml
+//! [tls]
+//! cert = "/etc/atelier-relay/tls/fullchain.pem"
+//! key = "/etc/atelier-relay/tls/privkey.pem"
+//! ```
+//!
 //! What each office may write (see `quota.rs` for the defaults and why):
 //!
 //! ```toml
@@ -37,6 +45,7 @@ use serde::Deserialize;
 use crate::blobs::DEFAULT_OFFICE_MEDIA_QUOTA;
 use crate::quota::QuotaConfig;
 use crate::server::MAX_CONNECTIONS;
+use crate::tls_reload::TlsConfig;
 
 /// Default QUIC listen address: loopback, so a relay is reachable from other machines only when
 /// its configuration says so.
@@ -45,6 +54,11 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 /// Default WebSocket listen address for browser clients, loopback too.
 pub const DEFAULT_WS_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4480));
+
+/// Default address of the admin listener (`/metrics`, `/healthz`, `/readyz`, `/backup`):
+/// loopback, so only this machine's monitoring and backup tools reach it.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4490));
 
 /// Default data directory, relative to the configuration file's directory.
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -96,6 +110,10 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     /// TCP address of the WebSocket endpoint for browser clients. Default `127.0.0.1:4480`.
     pub ws_listen: SocketAddr,
+    /// TCP address of the admin listener: Prometheus metrics, health and readiness, backups.
+    /// Default `127.0.0.1:4490`. Keep it on loopback (or a management network): `/metrics`
+    /// tells who is connected how much.
+    pub admin_listen: SocketAddr,
     /// Directory holding the relay's identity and its access registry (`access.json`).
     /// Default `data`; a relative path is taken relative to the configuration file's directory.
     pub data_dir: PathBuf,
@@ -109,6 +127,9 @@ pub struct RelayConfig {
     pub log_level: String,
     /// Where the relay keeps blobs, and how many bytes of them each office may store.
     pub media: MediaConfig,
+    /// `wss://` on `ws_listen`: certificate and key files (PEM), read again on SIGHUP.
+    /// Default: none, plain `ws://` (behind a TLS proxy, or on loopback).
+    pub tls: Option<TlsConfig>,
     /// What each office may write: documents, bytes, changes per minute (`[quotas]`).
     pub quotas: QuotaConfig,
 }
@@ -178,11 +199,13 @@ impl Default for RelayConfig {
         Self {
             listen: DEFAULT_LISTEN,
             ws_listen: DEFAULT_WS_LISTEN,
+            admin_listen: DEFAULT_ADMIN_LISTEN,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_connections: MAX_CONNECTIONS,
             token_ttl_hours: DEFAULT_TOKEN_TTL_HOURS,
             log_level: DEFAULT_LOG_LEVEL.to_owned(),
             media: MediaConfig::default(),
+            tls: None,
             quotas: QuotaConfig::default(),
         }
     }
@@ -268,6 +291,7 @@ mod tests {
         let config = RelayConfig::from_toml("", Path::new("relay.toml")).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:4433");
         assert_eq!(config.ws_listen.to_string(), "127.0.0.1:4480");
+        assert_eq!(config.admin_listen.to_string(), "127.0.0.1:4490");
         assert!(config.listen.ip().is_loopback() && config.ws_listen.ip().is_loopback());
         assert_eq!(config.token_ttl_hours, 72);
         assert_eq!(config.max_connections, MAX_CONNECTIONS);

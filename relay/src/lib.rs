@@ -8,8 +8,10 @@
 //! atelier-core and runs inside a [`server::ConnectionHandler`].
 
 pub mod access;
+pub mod admin;
 pub mod admission;
 pub mod agent;
+pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod client;
@@ -20,11 +22,13 @@ pub mod identity;
 pub mod live_access;
 pub mod media_http;
 pub mod media_sync;
+pub mod metrics;
 pub mod quic_url;
 pub mod quota;
 pub mod relay;
 pub mod reset_key;
 pub mod server;
 pub mod sync_conn;
+pub mod tls_reload;
 pub mod transport;
 pub mod ws;

@@ -32,6 +32,8 @@ use atelier_core::DocumentId;
 use automerge::AutoCommit;
 use serde::Deserialize;
 
+use crate::metrics::RelayMetrics;
+
 /// Default cap on the documents one office may create on the relay. The shared corpus is about
 /// 100,000 documents for ~90 offices, the largest office a few thousand: 50,000 is ten times
 /// that, yet one runaway client cannot grow the corpus (and every replica) past half again.
@@ -106,6 +108,20 @@ pub enum Refusal {
     Invalid(String),
 }
 
+impl Refusal {
+    /// Counts this refusal: quotas as `quota_hits`, the rest as `refusals`.
+    fn count(&self, metrics: &RelayMetrics) {
+        match self {
+            Refusal::Documents(_) => metrics.quota_hit("documents"),
+            Refusal::Bytes(_) => metrics.quota_hit("bytes"),
+            Refusal::Rate(_) => metrics.quota_hit("rate"),
+            Refusal::ForgedOffice { .. } => metrics.refusal("forged_office"),
+            Refusal::Catalog(_) => metrics.refusal("catalog_form"),
+            Refusal::Invalid(_) => metrics.refusal("invalid_change"),
+        }
+    }
+}
+
 /// The relay's quota book, shared by every session.
 #[derive(Clone)]
 pub struct Quotas {
@@ -116,6 +132,8 @@ struct Inner {
     store: Arc<DocStore>,
     config: QuotaConfig,
     offices: Mutex<HashMap<String, Usage>>,
+    /// Where refusals and quota hits are counted (the relay's `/metrics`).
+    metrics: std::sync::OnceLock<RelayMetrics>,
 }
 
 /// What one office used.
@@ -164,8 +182,15 @@ impl Quotas {
                 store,
                 config,
                 offices: Mutex::new(offices),
+                metrics: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Counts refused writes in `metrics` (set once; later calls are ignored).
+    pub fn with_metrics(self, metrics: RelayMetrics) -> Self {
+        let _ = self.inner.metrics.set(metrics);
+        self
     }
 
     /// The gate of one authenticated office's session.
@@ -333,6 +358,9 @@ impl ChangeGate for OfficeGate {
             .check(&self.office, id, chunks, Instant::now())
             .map_err(|refusal| {
                 tracing::warn!(office = %self.office, doc = %id.to_base58(), %refusal, "write refused");
+                if let Some(m) = self.quotas.inner.metrics.get() {
+                    refusal.count(m);
+                }
                 refusal.to_string()
             })
     }

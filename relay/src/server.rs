@@ -28,6 +28,7 @@ use crate::admission::{Admission, Decision, Limits};
 use crate::framing::{FrameError, FramedStream};
 use crate::handshake::{ClientHandshake, CloseCode, ServerHandshake, MAX_HANDSHAKE_FRAME_SIZE};
 use crate::identity::{Fingerprint, Identity};
+use crate::metrics::{Kind, RelayMetrics};
 use crate::reset_key::ResetKey;
 use crate::transport::{self, TransportError};
 
@@ -244,6 +245,8 @@ pub struct ServerConfig {
     /// The key of stateless resets, kept across restarts by a relay (see
     /// [`crate::reset_key`]); `None` draws one for this run. Default `None`.
     pub reset_key: Option<ResetKey>,
+    /// Where refusals and sessions are counted (the relay's `/metrics`). Default `None`.
+    pub metrics: Option<RelayMetrics>,
 }
 
 impl ServerConfig {
@@ -262,6 +265,7 @@ impl ServerConfig {
             authorizer,
             handler,
             reset_key: None,
+            metrics: None,
         }
     }
 }
@@ -348,6 +352,7 @@ pub fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         handshake_timeout: config.handshake_timeout,
         authorizer: config.authorizer,
         handler: config.handler,
+        metrics: config.metrics,
     });
     let task = tokio::spawn(accept_loop(endpoint, ctx, config.max_connections, stop_rx));
     info!(%local_addr, %fingerprint, "quic server listening");
@@ -365,6 +370,15 @@ struct Context {
     handshake_timeout: Duration,
     authorizer: Arc<dyn Authorizer>,
     handler: Arc<dyn ConnectionHandler>,
+    metrics: Option<RelayMetrics>,
+}
+
+impl Context {
+    fn refusal(&self, reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.refusal(reason);
+        }
+    }
 }
 
 async fn accept_loop(
@@ -391,6 +405,7 @@ async fn accept_loop(
                     }
                     Err(Decision::Refuse(why)) => {
                         warn!(%remote, max_connections, "connection refused: {}", why.as_str());
+                        ctx.refusal(why.metric());
                         incoming.refuse();
                     }
                     Err(_) => {
@@ -510,11 +525,13 @@ async fn serve_connection(incoming: Incoming, mut slot: Slot, ctx: Arc<Context>)
             // Wrong ALPN, bad certificate, garbage: quinn has already closed it with the TLS
             // alert as code and the error as reason.
             warn!(%remote, "tls handshake failed: {e}");
+            ctx.refusal("tls_handshake");
             return;
         }
         Err(_) => {
             // Dropping the handshake closes the connection.
             warn!(%remote, "tls handshake timed out");
+            ctx.refusal("handshake_timeout");
             return;
         }
     };
@@ -580,7 +597,10 @@ async fn open_session(
                         relay_fingerprint: ctx.fingerprint,
                     }
                 }
-                Err(refusal) => refused(&fingerprint, "enrolment", refusal),
+                Err(refusal) => {
+                    ctx.refusal("enrolment_refused");
+                    refused(&fingerprint, "enrolment", refusal)
+                }
             };
             let code = match reply {
                 ServerHandshake::Enrolled { .. } => CloseCode::Done,
@@ -605,6 +625,7 @@ async fn open_session(
                     Ok(Some((peer, stream)))
                 }
                 Err(refusal) => {
+                    ctx.refusal("device_refused");
                     let reply = refused(&fingerprint, "session", refusal);
                     let reason = match &reply {
                         ServerHandshake::Refused { reason } => reason.clone(),
@@ -679,6 +700,7 @@ async fn run_handler(connection: &Connection, peer: Peer, stream: FramedStream, 
     let handler = ctx.handler.clone();
     // Calling `handle` inside the future means a panic before the future exists is caught too.
     let conn = connection.clone();
+    let _session = ctx.metrics.as_ref().map(|m| m.session(Kind::Quic));
     let run =
         AssertUnwindSafe(async move { handler.handle(peer, stream, conn).await }).catch_unwind();
     match run.await {

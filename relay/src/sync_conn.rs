@@ -17,8 +17,9 @@ use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::framing::{read_body, read_header, write_frame, FrameError, FramedStream};
+use crate::framing::{read_body, read_header, write_frame, FrameError, FramedStream, HEADER_SIZE};
 use crate::media_sync::{self, BlobService};
+use crate::metrics::{Direction, Kind, RelayMetrics};
 use crate::server::{ConnectionHandler, Peer};
 
 /// Frames read ahead of the session, at most (see [`READ_AHEAD_BYTES`] for their size).
@@ -101,11 +102,23 @@ pub enum Mode {
 /// Drives `session` over `stream` until it ends; returns the session's counters.
 /// `on_progress` is called after every frame handled (for progress bars).
 pub async fn drive(
+    session: Session,
+    stream: FramedStream,
+    mode: Mode,
+    on_progress: impl FnMut(&SyncStats) + Send,
+) -> Result<SyncStats, DriveError> {
+    drive_metered(session, stream, mode, on_progress, None).await
+}
+
+/// [`drive`], counting every frame and its bytes in `metrics` (the relay's side).
+pub async fn drive_metered(
     mut session: Session,
     stream: FramedStream,
     mode: Mode,
     mut on_progress: impl FnMut(&SyncStats) + Send,
+    metrics: Option<RelayMetrics>,
 ) -> Result<SyncStats, DriveError> {
+    let read_meter = metrics.clone();
     let FramedStream { mut send, mut recv } = stream;
     let (in_tx, mut incoming) =
         mpsc::channel::<Result<Option<Ahead>, FrameError>>(READ_AHEAD_FRAMES);
@@ -122,6 +135,9 @@ pub async fn drive(
                     let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
                         break;
                     };
+                    if let Some(m) = &read_meter {
+                        m.frame(Kind::Quic, Direction::In, size + HEADER_SIZE);
+                    }
                     read_body(&mut recv, size)
                         .await
                         .map(|frame| Some((frame, permit)))
@@ -138,6 +154,10 @@ pub async fn drive(
     });
     io.spawn(async move {
         while let Some(frame) = outgoing.recv().await {
+            // Counted before it goes: the peer may act on it before this task runs again.
+            if let Some(m) = &metrics {
+                m.frame(Kind::Quic, Direction::Out, frame.len() + HEADER_SIZE);
+            }
             write_frame(&mut send, &frame).await?;
         }
         send.finish().map_err(FrameError::from)?;
@@ -269,6 +289,7 @@ pub struct SyncHandler {
     live: LiveChanges,
     blobs: Option<Arc<dyn BlobService>>,
     quotas: Option<crate::quota::Quotas>,
+    metrics: Option<RelayMetrics>,
 }
 
 impl SyncHandler {
@@ -278,7 +299,14 @@ impl SyncHandler {
             live,
             blobs: None,
             quotas: None,
+            metrics: None,
         }
+    }
+
+    /// Counts every session's frames and bytes in `metrics`.
+    pub fn with_metrics(mut self, metrics: RelayMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Checks every peer's writes against `quotas` (the relay's; see [`crate::quota`]).
@@ -305,7 +333,20 @@ pub async fn respond(
     peer: Peer,
     blobs: Option<Arc<dyn BlobService>>,
 ) -> Result<SyncStats, DriveError> {
-    let synced = drive(session, stream, Mode::Live(live), |_| {});
+    respond_metered(session, stream, live, connection, peer, blobs, None).await
+}
+
+/// [`respond`], counting frames in `metrics`.
+async fn respond_metered(
+    session: Session,
+    stream: FramedStream,
+    live: broadcast::Receiver<DocChange>,
+    connection: quinn::Connection,
+    peer: Peer,
+    blobs: Option<Arc<dyn BlobService>>,
+    metrics: Option<RelayMetrics>,
+) -> Result<SyncStats, DriveError> {
+    let synced = drive_metered(session, stream, Mode::Live(live), |_| {}, metrics);
     let media = media_sync::serve(connection, peer, blobs).map(Ok);
     let (stats, ()) = futures::future::try_join(synced, media).await?;
     Ok(stats)
@@ -322,6 +363,7 @@ impl ConnectionHandler for SyncHandler {
         let live = self.live.subscribe();
         let blobs = self.blobs.clone();
         let gate = self.quotas.as_ref().map(|q| q.gate(&peer.office));
+        let metrics = self.metrics.clone();
         // Everything the session logs (a document it leaves out, with why, once per session)
         // names the office it syncs with.
         let span = tracing::info_span!("sync", office = %peer.office);
@@ -334,7 +376,16 @@ impl ConnectionHandler for SyncHandler {
                 if let Some(gate) = gate {
                     session = session.with_gate(gate);
                 }
-                let stats = respond(session, stream, live, connection, peer.clone(), blobs).await?;
+                let stats = respond_metered(
+                    session,
+                    stream,
+                    live,
+                    connection,
+                    peer.clone(),
+                    blobs,
+                    metrics,
+                )
+                .await?;
                 tracing::info!(
                     received = stats.docs_received,
                     sent = stats.docs_sent,

@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use atelier_core::repo_wire::{
@@ -63,6 +63,7 @@ use tokio::task::JoinSet;
 
 use crate::blobs::RelayBlobs;
 use crate::live_access::SessionTicket;
+use crate::metrics::{Direction, Kind, RelayMetrics};
 use crate::quota::Quotas;
 
 /// The peer id the relay announces in its `peer` messages.
@@ -133,6 +134,8 @@ struct Shared {
     slots: Arc<Semaphore>,
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Sender<bool>,
+    /// Where sessions, messages and refusals are counted (the relay's `/metrics`).
+    metrics: OnceLock<RelayMetrics>,
 }
 
 impl WsState {
@@ -182,7 +185,20 @@ impl WsState {
                 slots: Arc::new(Semaphore::new(MAX_WS_CONNECTIONS)),
                 tasks: Mutex::new(JoinSet::new()),
                 shutdown: watch::Sender::new(false),
+                metrics: OnceLock::new(),
             }),
+        }
+    }
+
+    /// Counts sessions, messages and refusals in `metrics` (set once; later calls are ignored).
+    pub fn with_metrics(self, metrics: RelayMetrics) -> Self {
+        let _ = self.inner.metrics.set(metrics);
+        self
+    }
+
+    fn refusal(&self, reason: &'static str) {
+        if let Some(m) = self.inner.metrics.get() {
+            m.refusal(reason);
         }
     }
 
@@ -274,6 +290,24 @@ impl WsHandle {
 /// Binds `addr` and serves [`router`] on it until [`WsHandle::shutdown`].
 pub async fn spawn_ws(addr: SocketAddr, state: WsState) -> io::Result<WsHandle> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, state)
+}
+
+/// [`spawn_ws`] over TLS (`wss://`), presenting what `tls` resolves at each handshake (see
+/// [`crate::tls_reload`]).
+pub async fn spawn_wss(
+    addr: SocketAddr,
+    state: WsState,
+    tls: Arc<rustls::ServerConfig>,
+) -> io::Result<WsHandle> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(crate::tls_reload::TlsListener::new(listener, tls)?, state)
+}
+
+fn serve_on<L>(listener: L, state: WsState) -> io::Result<WsHandle>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
     let local_addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(state.clone());
@@ -308,12 +342,14 @@ async fn upgrade(
 ) -> Response {
     let token = query.token.or_else(|| bearer(&headers));
     let Some(token) = token else {
+        state.refusal("ws_missing_token");
         return (StatusCode::UNAUTHORIZED, "missing token").into_response();
     };
     // From memory, on this task: a flood of bad tokens reaches neither a file nor the
     // blocking pool.
     let Some(peer) = state.inner.auth.authorize(&token) else {
         tracing::debug!("websocket upgrade with an unknown token refused");
+        state.refusal("ws_unknown_token");
         return (StatusCode::UNAUTHORIZED, "unknown token").into_response();
     };
     if *state.inner.shutdown.borrow() {
@@ -321,6 +357,7 @@ async fn upgrade(
     }
     let Ok(permit) = state.inner.slots.clone().try_acquire_owned() else {
         tracing::warn!(office = %peer.office, "websocket connection limit reached");
+        state.refusal("ws_too_many_connections");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
     ws.max_message_size(MAX_WIRE_MESSAGE_BYTES)
@@ -346,6 +383,8 @@ async fn run_connection(
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let metrics = shared.metrics.get().cloned();
+    let _session = metrics.as_ref().map(|m| m.session(Kind::Ws));
     let (conn, mut changes) = shared.hub.register();
     let mut session = Some(Session::new(
         shared.store.clone(),
@@ -374,7 +413,12 @@ async fn run_connection(
                 break Some((CLOSE_POLICY, reason));
             }
             frame = stream.next() => match frame {
-                Some(Ok(Message::Binary(bytes))) => Work::Frame(bytes.to_vec()),
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let Some(m) = &metrics {
+                        m.frame(Kind::Ws, Direction::In, bytes.len());
+                    }
+                    Work::Frame(bytes.to_vec())
+                }
                 Some(Ok(Message::Text(_))) => Work::Frame(Vec::new()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => break None,
@@ -421,7 +465,7 @@ async fn run_connection(
                 break Some((CLOSE_POLICY, "internal error".into()));
             }
         };
-        match apply(steps, conn, &shared.hub, &mut sink).await {
+        match apply(steps, conn, &shared.hub, &mut sink, metrics.as_ref()).await {
             Ok(None) => {}
             Ok(Some(close)) => break Some(close),
             Err(()) => break None,
@@ -451,12 +495,17 @@ async fn apply(
     conn: u64,
     hub: &Hub,
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    metrics: Option<&RelayMetrics>,
 ) -> Result<Option<(u16, String)>, ()> {
     for step in steps {
         match step {
             Step::Subscribe(doc) => hub.subscribe(conn, doc),
             Step::Send(msg) => {
-                let frame = Message::Binary(msg.encode().into());
+                let bytes = msg.encode();
+                if let Some(m) = metrics {
+                    m.frame(Kind::Ws, Direction::Out, bytes.len());
+                }
+                let frame = Message::Binary(bytes.into());
                 match tokio::time::timeout(SEND_TIMEOUT, sink.send(frame)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return Err(()),

@@ -9,6 +9,7 @@ mod crash;
 mod harness;
 mod media;
 mod network;
+mod operations;
 mod powercut;
 mod quotas;
 mod replica;

@@ -280,7 +280,7 @@ fn heads_of(store: &DocStore) -> anyhow::Result<BTreeMap<DocumentId, HeadsHash>>
 
 /// Every [`PROGRESS_EVERY`] kills, a line on stderr: long runs show they are alive.
 fn print_progress(the_loop: &str, report: &Report, kills: usize) {
-    if report.kills % PROGRESS_EVERY == 0 && report.kills < kills {
+    if report.kills.is_multiple_of(PROGRESS_EVERY) && report.kills < kills {
         eprintln!(
             "{the_loop} loop: {}/{kills} kills, {} checks of acknowledged writes, {} lost",
             report.kills,

@@ -56,6 +56,9 @@ pub const META_SYNC_RECORD: &[u8] = b"m/sync-record";
 /// A relay's quota book: `m/quota-bytes/` + office → the bytes of documents and changes that
 /// office has had stored (u64, big-endian).
 pub const META_QUOTA_BYTES: &[u8] = b"m/quota-bytes/";
+/// A relay store's format version (the relay's `RELAY_FORMAT_VERSION`); a replica's is
+/// [`META_FORMAT`].
+pub const META_RELAY_FORMAT: &[u8] = b"m/relay-format";
 /// Which blobs this replica keeps (`media::MediaPolicy`, JSON).
 pub const META_MEDIA_POLICY: &[u8] = b"m/media-policy";
 /// An import in progress: its time (i64, big-endian) then the 16-byte id of every document it

@@ -9,6 +9,7 @@ use atelier_relay::config::{MediaConfig, RelayConfig};
 use atelier_relay::identity::{Fingerprint, Identity};
 use atelier_relay::quota::QuotaConfig;
 use atelier_relay::relay::{self, RelayHandle};
+use atelier_relay::tls_reload::TlsConfig;
 use rand::rngs::OsRng;
 use tempfile::TempDir;
 
@@ -22,6 +23,8 @@ pub(crate) struct TestRelay {
     pub quotas: QuotaConfig,
     /// Cap on simultaneous QUIC connections (`max_connections` in relay.toml).
     pub max_connections: usize,
+    /// `wss://` certificate and key (`[tls]` in relay.toml): plain `ws://` unless a test says so.
+    pub tls: Option<TlsConfig>,
 }
 
 impl TestRelay {
@@ -49,6 +52,20 @@ impl TestRelay {
             media,
             quotas,
             max_connections: RelayConfig::default().max_connections,
+            tls: None,
+        })
+        .await
+    }
+
+    /// [`TestRelay::start`] serving `wss://` with the certificate and key `tls` names.
+    pub async fn start_with_tls(tls: TlsConfig) -> Self {
+        Self::start_configured(Self {
+            dir: tempfile::tempdir().unwrap(),
+            handle: None,
+            media: MediaConfig::default(),
+            quotas: QuotaConfig::default(),
+            max_connections: RelayConfig::default().max_connections,
+            tls: Some(tls),
         })
         .await
     }
@@ -61,6 +78,7 @@ impl TestRelay {
             media: MediaConfig::default(),
             quotas: QuotaConfig::default(),
             max_connections,
+            tls: None,
         })
         .await
     }
@@ -77,10 +95,12 @@ impl TestRelay {
         let config = RelayConfig {
             listen,
             ws_listen,
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: self.dir.path().to_path_buf(),
             media: self.media.clone(),
             quotas: self.quotas.clone(),
             max_connections: self.max_connections,
+            tls: self.tls.clone(),
             ..RelayConfig::default()
         };
         self.handle = Some(relay::spawn(&config).await.unwrap());

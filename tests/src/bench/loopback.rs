@@ -302,7 +302,7 @@ fn serve(
     std::fs::write(
         &config,
         format!(
-            "listen = \"{listen}\"\nws_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
+            "listen = \"{listen}\"\nws_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
              log_level = \"warn\"\n"
         ),
     )?;
