@@ -117,6 +117,7 @@ impl Refusal {
             Refusal::Rate(_) => metrics.quota_hit("rate"),
             Refusal::ForgedOffice { .. } => metrics.refusal("forged_office"),
             Refusal::Catalog(_) => metrics.refusal("catalog_form"),
+            Refusal::NotAMember { .. } => metrics.refusal("not_a_group_member"),
             Refusal::Invalid(_) => metrics.refusal("invalid_change"),
         }
     }

@@ -121,7 +121,6 @@ impl From<ReplicaError> for WebError {
     fn from(e: ReplicaError) -> Self {
         match e {
             ReplicaError::NotFound(what) => Self::NotFound(what),
-            ReplicaError::Work(w) => crate::api::work::work_error(w),
             ReplicaError::Document(d) => d.into(),
             // What staff can act on (a refused file, a full disk) is said; the rest is logged.
             ReplicaError::Media(

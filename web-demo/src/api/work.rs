@@ -392,6 +392,15 @@ pub fn news(r: &Replica, since: Option<i64>, now_ms: i64) -> Result<News, Replic
 }
 
 /// The French message of a refused working-together request: what staff typed is named.
+/// The API's answer to a refused request: a work refusal is a 400 whose message names the
+/// field (the CLI shows it as it is); pages place field errors themselves (`WebError::from`).
+fn api_error(e: ReplicaError) -> WebError {
+    match e {
+        ReplicaError::Work(w) => work_error(w),
+        other => WebError::from(other),
+    }
+}
+
 pub(crate) fn work_error(e: WorkError) -> WebError {
     match e {
         WorkError::Malformed(_) => WebError::internal(e),
@@ -427,9 +436,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 pub async fn groups(State(state): State<AppState>) -> Result<Response, WebError> {
-    let groups = state
-        .blocking(|r| r.groups().map_err(WebError::from))
-        .await?;
+    let groups = state.blocking(|r| r.groups().map_err(api_error)).await?;
     Ok(Json(groups).into_response())
 }
 
@@ -441,7 +448,7 @@ pub async fn create_group(
     let id = state
         .blocking(move |r| {
             r.create_group(&new, &mut rand::rngs::OsRng, now_ms())
-                .map_err(WebError::from)
+                .map_err(api_error)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id.url() }))).into_response())
@@ -452,7 +459,7 @@ pub async fn group(
     Path(g): Path<String>,
 ) -> Result<Response, WebError> {
     let view = state
-        .blocking(move |r| group_view(r, &g, now_ms()).map_err(WebError::from))
+        .blocking(move |r| group_view(r, &g, now_ms()).map_err(api_error))
         .await?;
     Ok(Json(view).into_response())
 }
@@ -471,10 +478,10 @@ pub async fn edit_group(
     let body: GroupEditsBody = parse_json(body)?;
     let (id, fields) = state
         .blocking(move |r| {
-            let id = r.resolve_group(&g).map_err(WebError::from)?;
+            let id = r.resolve_group(&g).map_err(api_error)?;
             let fields = r
                 .edit_group(&id, &body.edits, now_ms())
-                .map_err(WebError::from)?;
+                .map_err(api_error)?;
             Ok((id, fields))
         })
         .await?;
@@ -499,7 +506,7 @@ pub async fn tasks(
     let (group, office) = (non_empty(q.group), non_empty(q.office));
     let plans = state
         .blocking(move |r| {
-            plans(r, group.as_deref(), office.as_deref(), now_ms()).map_err(WebError::from)
+            plans(r, group.as_deref(), office.as_deref(), now_ms()).map_err(api_error)
         })
         .await?;
     Ok(Json(plans).into_response())
@@ -512,7 +519,7 @@ pub async fn task(
 ) -> Result<Response, WebError> {
     let group = non_empty(q.group);
     let view = state
-        .blocking(move |r| find_task(r, group.as_deref(), &task, now_ms()).map_err(WebError::from))
+        .blocking(move |r| find_task(r, group.as_deref(), &task, now_ms()).map_err(api_error))
         .await?;
     Ok(Json(view).into_response())
 }
@@ -525,7 +532,7 @@ pub async fn review_step(
     let req: ReviewRequest = parse_json(body)?;
     let status = state
         .blocking(move |r| {
-            review(r, &id, &req, &mut rand::rngs::OsRng, now_ms()).map_err(WebError::from)
+            review(r, &id, &req, &mut rand::rngs::OsRng, now_ms()).map_err(api_error)
         })
         .await?;
     Ok(Json(json!({ "status": status })).into_response())
@@ -536,7 +543,7 @@ pub async fn discussion_of(
     Query(q): Query<SubjectQuery>,
 ) -> Result<Response, WebError> {
     let view = state
-        .blocking(move |r| discussion(r, &q, now_ms()).map_err(WebError::from))
+        .blocking(move |r| discussion(r, &q, now_ms()).map_err(api_error))
         .await?;
     Ok(Json(view).into_response())
 }
@@ -547,23 +554,19 @@ pub async fn add_comment(
 ) -> Result<Response, WebError> {
     let req: CommentRequest = parse_json(body)?;
     let id = state
-        .blocking(move |r| {
-            comment(r, &req, &mut rand::rngs::OsRng, now_ms()).map_err(WebError::from)
-        })
+        .blocking(move |r| comment(r, &req, &mut rand::rngs::OsRng, now_ms()).map_err(api_error))
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
 pub async fn to_review(State(state): State<AppState>) -> Result<Response, WebError> {
-    let list = state
-        .blocking(|r| r.to_review().map_err(WebError::from))
-        .await?;
+    let list = state.blocking(|r| r.to_review().map_err(api_error)).await?;
     Ok(Json(list).into_response())
 }
 
 pub async fn for_you(State(state): State<AppState>) -> Result<Response, WebError> {
     let view = state
-        .blocking(|r| r.for_you(&day_of(now_ms())).map_err(WebError::from))
+        .blocking(|r| r.for_you(&day_of(now_ms())).map_err(api_error))
         .await?;
     Ok(Json(view).into_response())
 }
@@ -580,7 +583,7 @@ pub async fn news_list(
     Query(q): Query<NewsQuery>,
 ) -> Result<Response, WebError> {
     let view = state
-        .blocking(move |r| news(r, q.since, now_ms()).map_err(WebError::from))
+        .blocking(move |r| news(r, q.since, now_ms()).map_err(api_error))
         .await?;
     Ok(Json(view).into_response())
 }
@@ -588,7 +591,7 @@ pub async fn news_list(
 pub async fn news_read(State(state): State<AppState>) -> Result<Response, WebError> {
     let now = now_ms();
     state
-        .blocking(move |r| r.mark_news_read(now).map_err(WebError::from))
+        .blocking(move |r| r.mark_news_read(now).map_err(api_error))
         .await?;
     Ok(Json(json!({ "read_at": now })).into_response())
 }
