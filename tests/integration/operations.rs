@@ -233,8 +233,9 @@ async fn an_office_replica_backup_restores_and_syncs_as_before() {
     office.sync(&relay).await;
     let Office { dir, replica } = office;
     let saved = corpus(replica.store());
-    // Closed, as `atelier backup` wants it.
+    // Closed, as `atelier backup` wants it: sled lets go of its lock from a background thread.
     drop(replica);
+    atelier_tests::crash::wait_released(&dir.path().join("db")).unwrap();
 
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join("caue-15.atelier-backup");

@@ -255,7 +255,7 @@ fn missing(db: &Path, acked: &Acked) -> anyhow::Result<Vec<String>> {
 
 /// Waits until no one holds the sled database at `db`: a dropped `sled::Db` closes its file
 /// from a background thread, and the process restarted next must find it free.
-fn wait_released(db: &Path) -> anyhow::Result<()> {
+pub fn wait_released(db: &Path) -> anyhow::Result<()> {
     let file = std::fs::File::open(db.join("db")).context("opening a sled database file")?;
     let (tx, rx) = mpsc::channel();
     // sled's lock is an exclusive `flock`; taking it blocks until the last holder let go.
