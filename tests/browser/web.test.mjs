@@ -622,7 +622,10 @@ try {
     await waitValue(pa, '#commentaire-author', 'Marie');
     await control('idle');
     await waitText(pb, '#pour-vous', 'tu peux passer à Thiers');
-    check((await pb.locator('#compteurs').textContent()) !== before, 'the « Pour vous » count did not change');
+    // The header counts are recomputed by a server task (at most every 2 s) and pushed: wait for them.
+    await pb.waitForFunction(
+      (b) => document.querySelector('#compteurs')?.textContent !== b, before, { timeout: WAIT },
+    ).catch(() => check(false, 'the « Pour vous » count did not change'));
     await pb.goto(`${B}${taskPath}`);
     await pb.locator('#fil details.reply summary').first().click();
     await pb.locator('#fil details.reply textarea').first().fill('Oui, j\u2019y vais jeudi.');
