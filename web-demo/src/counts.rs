@@ -160,31 +160,3 @@ pub async fn refresh(State(state): State<AppState>, req: Request, next: Next) ->
     }
     next.run(req).await
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use atelier_core::Resource;
-
-    /// Not a test: `cargo test -p atelier-web --lib counts -- --ignored --nocapture` prints how
-    /// long the header counts take on 10,000 resources changed within the month.
-    #[test]
-    #[ignore]
-    fn measure_counts_on_ten_thousand_resources() {
-        let r = Replica::in_memory("caue-63".parse().unwrap());
-        let resources: Vec<Resource> = (0..10_000)
-            .map(|i| {
-                Resource::from_json(&serde_json::json!({
-                    "kind": "realisation", "title": format!("Maison {i}"), "office": "caue-15",
-                    "summary": "Une maison en pisé.", "sectors": ["terre"]
-                }))
-                .unwrap()
-            })
-            .collect();
-        let now = now_ms();
-        r.import(&resources, now - 86_400_000, &mut |_| {}).unwrap();
-        let t = std::time::Instant::now();
-        let c = compute(&r, now).unwrap();
-        eprintln!("counts {c:?} in {:?}", t.elapsed());
-    }
-}
