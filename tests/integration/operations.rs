@@ -233,7 +233,23 @@ async fn an_office_replica_backup_restores_and_syncs_as_before() {
     office.sync(&relay).await;
     let Office { dir, replica } = office;
     let saved = corpus(replica.store());
-    // Closed, as `atelier backup` wants it: sled lets go of its lock from a background thread.
+    // Closed, as `atelier backup` wants it: the sync's media tasks may still hold the replica
+    // for a moment, and sled lets go of its lock from a background thread.
+    let started = std::time::Instant::now();
+    let mut replica = replica;
+    let replica = loop {
+        match Arc::try_unwrap(replica) {
+            Ok(r) => break r,
+            Err(shared) => {
+                assert!(
+                    started.elapsed() < crate::harness::WAIT,
+                    "the replica stayed shared"
+                );
+                replica = shared;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
     drop(replica);
     atelier_tests::crash::wait_released(&dir.path().join("db")).unwrap();
 
