@@ -63,6 +63,33 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// French month names, January first.
+pub const MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// « mars 2027 » for `2027-03`; the text itself if it is not a month.
+pub fn month(ym: &str) -> String {
+    match ym.split_once('-') {
+        Some((y, m)) => match m.parse::<usize>() {
+            Ok(m @ 1..=12) => format!("{} {y}", MONTHS[m - 1]),
+            _ => ym.to_string(),
+        },
+        None => ym.to_string(),
+    }
+}
+
 /// The plural mark of a regular French noun: none for 0 and 1 (« 0 document », « 1 document »),
 /// « s » from 2 on.
 pub fn plural_s(n: u64) -> &'static str {

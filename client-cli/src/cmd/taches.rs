@@ -303,31 +303,7 @@ fn render(out: &mut dyn Write, plan: &GroupPlan) -> anyhow::Result<()> {
 
 /// « mars 2027 » from « 2027-03 ».
 fn month_label(month: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    match month.split_once('-') {
-        Some((y, m)) => match m
-            .parse::<usize>()
-            .ok()
-            .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        {
-            Some(name) => format!("{name} {y}"),
-            None => month.to_string(),
-        },
-        None => month.to_string(),
-    }
+    atelier_core::fr::month(month)
 }
 
 #[cfg(test)]

@@ -294,33 +294,14 @@ pub fn comment_text(text: &str) -> Markup {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
+use atelier_core::fr::MONTHS;
 const WEEKDAYS: [&str; 7] = [
     "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
 ];
 
 /// « mars 2027 » for `2027-03`; the text itself if it is not a month.
 pub fn month_name(ym: &str) -> String {
-    match ym.split_once('-') {
-        Some((y, m)) => match m.parse::<usize>() {
-            Ok(m @ 1..=12) => format!("{} {y}", MONTHS[m - 1]),
-            _ => ym.to_string(),
-        },
-        None => ym.to_string(),
-    }
+    atelier_core::fr::month(ym)
 }
 
 /// « dimanche 6 décembre 2026 » for `2026-12-06`; the text itself if it is not a date.
