@@ -19,6 +19,7 @@
 //! accepts from the server's own origin. Without it, every page is the login page.
 
 pub mod api;
+pub mod atlas;
 pub mod auth;
 pub mod counts;
 pub mod error;
