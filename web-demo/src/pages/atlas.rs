@@ -1,0 +1,122 @@
+//! `GET /atlas`: the map of every resource the list page's search and filters find (same
+//! address parameters, same search code: `list::Params` and `list::search`), drawn by
+//! `crate::atlas`, with the way back to the list.
+
+use atelier_core::search::MAX_LIMIT;
+use atelier_core::{fr, DocumentId};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+
+use crate::atlas::{self, AtlasPoint};
+use crate::error::WebError;
+use crate::layout::{self, Nav, PageMeta};
+use crate::pages::list::{self, Params};
+use crate::pages::resource_path;
+use crate::AppState;
+
+/// Most resources one atlas shows. Each is read from the replica (its coordinates are in the
+/// document, not the listing: about half a millisecond each) and is one entry of the list under
+/// the map, so 5,000 is a few seconds and a long but usable page; past it the page says so and
+/// asks for a filter.
+pub const MAX_ATLAS_POINTS: usize = 5_000;
+
+pub async fn page(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    let params = Params::parse(pairs);
+    let (points, total) = find(&state, &params).await?;
+    let filters = params.filter_labels();
+    let content = html! {
+        div.results-head {
+            h1 { "Atlas des fiches " span.count { "(" (count_text(total)) ")" } }
+            div.results-actions {
+                a.button href=(params.href()) { "← Revenir à la liste" }
+            }
+        }
+        @if params.narrows() {
+            p.atlas-filters {
+                @if !params.text().trim().is_empty() { "Recherche : « " (params.text().trim()) " ». " }
+                @if !filters.is_empty() { "Filtres : " (filters.join(", ")) ". " }
+                a href=(params.href()) { "Modifier la recherche et les filtres" }
+                " · "
+                a href="/atlas" { "Voir toutes les fiches" }
+            }
+        } @else {
+            p.help { "Pour n'afficher qu'une partie des fiches, cherchez ou filtrez depuis la liste, puis choisissez « Voir sur l'atlas »." }
+        }
+        @if points.len() < total {
+            p.notice role="status" {
+                "L'atlas montre les " (fr::integer(points.len() as u64)) " premières fiches sur "
+                (fr::integer(total as u64)) " : affinez la recherche pour voir les autres."
+            }
+        }
+        (atlas::render(&points, &|id: &DocumentId| resource_path(id)))
+    };
+    Ok(layout::page(
+        &state,
+        PageMeta {
+            title: "Atlas des fiches",
+            page: "atlas",
+            doc: None,
+            nav: Nav::Atlas,
+        },
+        content,
+    )
+    .into_response())
+}
+
+/// Every resource `params` finds (at most [`MAX_ATLAS_POINTS`]) as atlas points, and how many
+/// it finds in all.
+async fn find(state: &AppState, params: &Params) -> Result<(Vec<AtlasPoint>, usize), WebError> {
+    let mut query = params.query();
+    query.offset = 0;
+    query.limit = MAX_LIMIT;
+    let backend = state.search().cloned();
+    state
+        .blocking(move |r| {
+            let mut points = Vec::new();
+            loop {
+                let results = list::search(r, backend.as_ref(), &query, false)?;
+                let page = results.hits.len();
+                for hit in results.hits {
+                    if points.len() == MAX_ATLAS_POINTS {
+                        break;
+                    }
+                    let Ok(id) = hit.id.parse::<DocumentId>() else {
+                        continue;
+                    };
+                    // Deleted or unreadable since the search: not shown.
+                    let Ok(stored) = r.get(&id) else { continue };
+                    if stored.deleted {
+                        continue;
+                    }
+                    let res = stored.resource;
+                    let loc = res.location.unwrap_or_default();
+                    points.push(AtlasPoint {
+                        id,
+                        title: res.title,
+                        kind: res.kind,
+                        commune: loc.commune,
+                        departement: loc.departement,
+                        lon: loc.lon,
+                        lat: loc.lat,
+                    });
+                }
+                query.offset += page;
+                if page == 0 || query.offset >= results.total || points.len() == MAX_ATLAS_POINTS {
+                    return Ok((points, results.total));
+                }
+            }
+        })
+        .await
+}
+
+fn count_text(n: usize) -> String {
+    match n {
+        0 => "aucune".into(),
+        1 => "1 fiche".into(),
+        n => format!("{} fiches", fr::integer(n as u64)),
+    }
+}
