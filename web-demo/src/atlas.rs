@@ -130,8 +130,11 @@ struct Layout {
 
 /// Gap between insets and above them.
 const INSET_GAP: f64 = 10.0;
+/// Size of an inset's name, in SVG units: large enough to stay readable (10 px) when the
+/// drawing shrinks to a 390 px phone screen.
+const INSET_FONT: &str = "16";
 /// Room under an inset for its name.
-const INSET_LABEL: f64 = 18.0;
+const INSET_LABEL: f64 = 22.0;
 
 impl Layout {
     fn get() -> &'static Layout {
@@ -255,7 +258,7 @@ impl<'a> Atlas<'a> {
                         @for (d, frame, [x, y, w, h]) in &layout.insets {
                             rect x=(num(*x)) y=(num(*y)) width=(num(*w)) height=(num(*h)) rx="4" fill="#ffffff" stroke-width="1" {}
                             (self.shape(frame, d))
-                            text x=(num(x + w / 2.0)) y=(num(y + h + 14.0)) text-anchor="middle" font-size="12" fill=(INK) stroke="none" { (d.name) }
+                            text x=(num(x + w / 2.0)) y=(num(y + h + 17.0)) text-anchor="middle" font-size=(INSET_FONT) fill=(INK) stroke="none" { (d.name) }
                         }
                     }
                     g.atlas-markers {
