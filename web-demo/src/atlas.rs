@@ -125,6 +125,9 @@ struct Layout {
     metro: Frame,
     /// (département, its inset's frame, the inset's box `[left, top, w, h]`).
     insets: Vec<(&'static Dept, Frame, [f64; 4])>,
+    /// Every outline as an SVG path, metropolitan then overseas: the same on every atlas, so
+    /// drawn once.
+    paths: BTreeMap<&'static str, String>,
     height: f64,
 }
 
@@ -145,7 +148,7 @@ impl Layout {
             let n = overseas.len().max(1) as f64;
             let side = (WIDTH - INSET_GAP * (n - 1.0)) / n;
             let top = metro.height + INSET_GAP;
-            let insets = overseas
+            let insets: Vec<(&'static Dept, Frame, [f64; 4])> = overseas
                 .iter()
                 .enumerate()
                 .map(|(i, d)| {
@@ -161,7 +164,13 @@ impl Layout {
                     (d, frame, [left, top, side, side])
                 })
                 .collect();
+            let paths = map::departements()
+                .iter()
+                .map(|d| (d.code.as_str(), metro.path(d)))
+                .chain(insets.iter().map(|(d, f, _)| (d.code.as_str(), f.path(d))))
+                .collect();
             Layout {
+                paths,
                 metro,
                 insets,
                 height: top + side + INSET_LABEL,
@@ -254,10 +263,10 @@ impl<'a> Atlas<'a> {
                     title id=(title_id) { "Atlas de " (fiches(self.points.len())) }
                     desc id=(desc_id) { (desc) }
                     g aria-hidden="true" stroke=(OUTLINE) stroke-width="0.5" stroke-linejoin="round" {
-                        @for d in map::departements() { (self.shape(&layout.metro, d)) }
-                        @for (d, frame, [x, y, w, h]) in &layout.insets {
+                        @for d in map::departements() { (self.shape(layout, d)) }
+                        @for (d, _, [x, y, w, h]) in &layout.insets {
                             rect x=(num(*x)) y=(num(*y)) width=(num(*w)) height=(num(*h)) rx="4" fill="#ffffff" stroke-width="1" {}
-                            (self.shape(frame, d))
+                            (self.shape(layout, d))
                             text x=(num(x + w / 2.0)) y=(num(y + h + 17.0)) text-anchor="middle" font-size=(INSET_FONT) fill=(INK) stroke="none" { (d.name) }
                         }
                     }
@@ -274,10 +283,11 @@ impl<'a> Atlas<'a> {
     }
 
     /// One département's outline, shaded by its count, with a tooltip.
-    fn shape(&self, frame: &Frame, d: &Dept) -> Markup {
+    fn shape(&self, layout: &Layout, d: &Dept) -> Markup {
         let n = self.count(&d.code);
+        let path = layout.paths.get(d.code.as_str()).map_or("", String::as_str);
         html! {
-            path d=(frame.path(d)) fill=(fill(n)) data-departement=(d.code) data-count=(n) {
+            path d=(path) fill=(fill(n)) data-departement=(d.code) data-count=(n) {
                 title { (d.name) " (" (d.code) ") : " (fiches(n)) }
             }
         }

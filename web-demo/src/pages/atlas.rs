@@ -2,6 +2,8 @@
 //! address parameters, same search code: `list::Params` and `list::search`), drawn by
 //! `crate::atlas`, with the way back to the list.
 
+use atelier_core::par;
+use atelier_core::replica::Replica;
 use atelier_core::search::MAX_LIMIT;
 use atelier_core::{fr, DocumentId};
 use axum::extract::{Query, State};
@@ -20,6 +22,11 @@ use crate::AppState;
 /// the map, so 5,000 is a few seconds and a long but usable page; past it the page says so and
 /// asks for a filter.
 pub const MAX_ATLAS_POINTS: usize = 5_000;
+/// Threads reading resources for one atlas: loading a document is CPU work (Automerge), and
+/// the search index's loads use the same bound.
+const MAX_LOAD_THREADS: usize = 4;
+/// Fewest resources per reading thread: below that, starting a thread costs more than it saves.
+const MIN_LOADS_PER_THREAD: usize = 64;
 
 pub async fn page(
     State(state): State<AppState>,
@@ -76,41 +83,48 @@ async fn find(state: &AppState, params: &Params) -> Result<(Vec<AtlasPoint>, usi
     let backend = state.search().cloned();
     state
         .blocking(move |r| {
-            let mut points = Vec::new();
-            loop {
+            let mut ids = Vec::new();
+            let total = loop {
                 let results = list::search(r, backend.as_ref(), &query, false)?;
                 let page = results.hits.len();
-                for hit in results.hits {
-                    if points.len() == MAX_ATLAS_POINTS {
-                        break;
-                    }
-                    let Ok(id) = hit.id.parse::<DocumentId>() else {
-                        continue;
-                    };
-                    // Deleted or unreadable since the search: not shown.
-                    let Ok(stored) = r.get(&id) else { continue };
-                    if stored.deleted {
-                        continue;
-                    }
-                    let res = stored.resource;
-                    let loc = res.location.unwrap_or_default();
-                    points.push(AtlasPoint {
-                        id,
-                        title: res.title,
-                        kind: res.kind,
-                        commune: loc.commune,
-                        departement: loc.departement,
-                        lon: loc.lon,
-                        lat: loc.lat,
-                    });
-                }
+                ids.extend(
+                    results
+                        .hits
+                        .iter()
+                        .filter_map(|hit| hit.id.parse::<DocumentId>().ok()),
+                );
                 query.offset += page;
-                if page == 0 || query.offset >= results.total || points.len() == MAX_ATLAS_POINTS {
-                    return Ok((points, results.total));
+                if page == 0 || query.offset >= results.total || ids.len() >= MAX_ATLAS_POINTS {
+                    break results.total;
                 }
-            }
+            };
+            ids.truncate(MAX_ATLAS_POINTS);
+            let threads = par::threads_for(ids.len(), MAX_LOAD_THREADS, MIN_LOADS_PER_THREAD);
+            let points = par::map(&ids, threads, |id| point(r, id), |_| true)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
+            Ok((points, total))
         })
         .await
+}
+
+/// A resource as the atlas places it; `None` when it was deleted or became unreadable since
+/// the search.
+fn point(r: &Replica, id: &DocumentId) -> Option<AtlasPoint> {
+    let stored = r.get(id).ok().filter(|s| !s.deleted)?;
+    let res = stored.resource;
+    let loc = res.location.unwrap_or_default();
+    Some(AtlasPoint {
+        id: *id,
+        title: res.title,
+        kind: res.kind,
+        commune: loc.commune,
+        departement: loc.departement,
+        lon: loc.lon,
+        lat: loc.lat,
+    })
 }
 
 fn count_text(n: usize) -> String {
