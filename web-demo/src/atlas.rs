@@ -205,6 +205,8 @@ struct Atlas<'a> {
     elsewhere: Vec<usize>,
     /// Points with neither département nor coordinates.
     unlocated: Vec<usize>,
+    /// Whether each point is behind a marker.
+    drawn: Vec<bool>,
 }
 
 impl<'a> Atlas<'a> {
@@ -230,6 +232,7 @@ impl<'a> Atlas<'a> {
         Atlas {
             points,
             markers: cluster(&placed, CLUSTER_CELL),
+            drawn: placed.iter().map(Option::is_some).collect(),
             by_dept,
             elsewhere,
             unlocated,
@@ -408,6 +411,7 @@ impl<'a> Atlas<'a> {
                                 " · " (glossary::kind_name(&p.kind))
                                 @if let Some(c) = &p.commune { " · " (c) }
                                 @if p.lon.is_none() || p.lat.is_none() { " · position non renseignée" }
+                                @else if !self.drawn[i] { " · position hors de la carte" }
                             }
                         }
                     }
@@ -667,11 +671,18 @@ mod tests {
             point(2, Some("63"), Some((3.1460, 45.7860))),
             point(3, Some("63"), None),
             point(4, Some("972"), Some((-61.07, 14.6))),
+            // Coordinates far from every drawn area (Montréal): listed, counted, not drawn.
+            point(5, Some("15"), Some((-73.57, 45.5))),
         ];
         points[0].commune = Some("Clermont-Ferrand".into());
         points[1].commune = Some("Clermont-Ferrand".into());
         let html = render(&points, &|id| format!("/r/{}", id.to_base58())).into_string();
         assert!(html.contains("aria-label=\"2 fiches à Clermont-Ferrand : Fiche 1, Fiche 2\""));
+        let prefix = id_prefix(&points);
+        assert!(html.contains(&format!("<a href=\"#{prefix}-d-63\" aria-label=\"2 fiches")));
+        assert!(html.contains(&format!(
+            "<details class=\"atlas-group\" id=\"{prefix}-d-63\""
+        )));
         assert!(html.contains(&format!(
             "href=\"/r/{}\" aria-label=\"Fiche 4\"",
             points[3].id.to_base58()
@@ -693,6 +704,12 @@ mod tests {
         ));
         assert!(html.contains(CREDIT));
         assert!(html.contains("<title id=\"atlas-"));
+        assert!(html.contains(
+            "Fiche 5</a><span class=\"atlas-meta\"> · Réalisation · position hors de la carte"
+        ));
+        assert!(html.contains("data-departement=\"15\" data-count=\"1\">"));
+        // Clermont's group, Martinique, and the legend's sample.
+        assert_eq!(html.matches("<circle cx").count(), 3);
     }
 
     #[test]
