@@ -76,12 +76,23 @@ pub const LIST_OPEN_UP_TO: usize = 300;
 /// count, the five overseas départements as insets) and the list of the same points grouped by
 /// département; `href` gives each resource's link.
 pub fn render(points: &[AtlasPoint], href: &dyn Fn(&DocumentId) -> String) -> Markup {
+    render_with_id(&id_prefix(points), points, href)
+}
+
+/// [`render`] with every element id starting with `id` (`{id}-titre`, `{id}-d-63`, …), for a
+/// page with several atlases that may show the same points (two map sections of a
+/// publication). [`render`] derives it from the points' ids.
+pub fn render_with_id(
+    id: &str,
+    points: &[AtlasPoint],
+    href: &dyn Fn(&DocumentId) -> String,
+) -> Markup {
     let atlas = Atlas::build(points);
-    let prefix = id_prefix(points);
+    let prefix = id;
     html! {
         div.atlas {
-            (atlas.figure(&prefix, href))
-            (atlas.list(&prefix, href))
+            (atlas.figure(prefix, href))
+            (atlas.list(prefix, href))
         }
     }
 }
@@ -704,6 +715,10 @@ mod tests {
         ));
         assert!(html.contains(CREDIT));
         assert!(html.contains("<title id=\"atlas-"));
+        let named = render_with_id("carte-2", &points, &|_| String::new()).into_string();
+        assert!(
+            named.contains("<title id=\"carte-2-titre\">") && named.contains("id=\"carte-2-d-63\"")
+        );
         assert!(html.contains(
             "Fiche 5</a><span class=\"atlas-meta\"> · Réalisation · position hors de la carte"
         ));
