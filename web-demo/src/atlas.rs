@@ -260,21 +260,27 @@ impl<'a> Atlas<'a> {
         let title_id = format!("{prefix}-titre");
         let desc_id = format!("{prefix}-desc");
         let on_map: usize = self.markers.iter().map(|m| m.members.len()).sum();
+        let placed = match on_map {
+            0 => "Aucune fiche n'a de position sur la carte".to_string(),
+            n => format!(
+                "{} placée{} sur la carte en {}",
+                fiches(n),
+                fr::plural_s(n as u64),
+                marker_count(self.markers.len())
+            ),
+        };
         let desc = format!(
             "Carte de la France métropolitaine et, en médaillons, de la Guadeloupe, de la \
-             Martinique, de la Guyane, de La Réunion et de Mayotte. {} placée{} sur la carte en \
-             {} ; les départements sont teintés selon leur nombre de fiches. La liste des mêmes \
-             fiches, par département, suit la carte.",
-            fiches(on_map),
-            fr::plural_s(on_map as u64),
-            marker_count(self.markers.len()),
+             Martinique, de la Guyane, de La Réunion et de Mayotte. {placed} ; les départements \
+             sont teintés selon leur nombre de fiches. La liste des mêmes fiches, par \
+             département, suit la carte."
         );
         html! {
             figure.atlas-map {
                 svg xmlns="http://www.w3.org/2000/svg"
                     viewBox={ "0 0 " (num(WIDTH)) " " (num(layout.height)) }
                     role="group" aria-labelledby={ (title_id) " " (desc_id) } {
-                    title id=(title_id) { "Atlas de " (fiches(self.points.len())) }
+                    title id=(title_id) { "Atlas : " (fiches(self.points.len())) }
                     desc id=(desc_id) { (desc) }
                     g aria-hidden="true" stroke=(OUTLINE) stroke-width="0.5" stroke-linejoin="round" {
                         @for d in map::departements() { (self.shape(layout, d)) }
@@ -715,6 +721,7 @@ mod tests {
         ));
         assert!(html.contains(CREDIT));
         assert!(html.contains("<title id=\"atlas-"));
+        assert!(html.contains("3 fiches placées sur la carte en 2 repères"));
         let named = render_with_id("carte-2", &points, &|_| String::new()).into_string();
         assert!(
             named.contains("<title id=\"carte-2-titre\">") && named.contains("id=\"carte-2-d-63\"")
@@ -725,6 +732,15 @@ mod tests {
         assert!(html.contains("data-departement=\"15\" data-count=\"1\">"));
         // Clermont's group, Martinique, and the legend's sample.
         assert_eq!(html.matches("<circle cx").count(), 3);
+    }
+
+    #[test]
+    fn an_empty_atlas_still_draws_the_map_and_says_so() {
+        let html = render(&[], &|_| String::new()).into_string();
+        assert!(html.contains(">Atlas : aucune fiche</title>"));
+        assert!(html.contains("Aucune fiche n'a de position sur la carte ;"));
+        assert!(html.contains("Aucune fiche à montrer."));
+        assert!(html.contains("data-departement=\"974\" data-count=\"0\""));
     }
 
     #[test]
