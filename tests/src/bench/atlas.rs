@@ -212,6 +212,14 @@ fn fetch(login_url: &str, base: &str) -> anyhow::Result<Shown> {
         .limit(64 * 1024 * 1024)
         .read_to_string()?;
     let fetch = t.elapsed();
+    if html.contains("premières fiches sur") {
+        bail!(
+            "the atlas shows only the first resources of this corpus (the web app's \
+             MAX_ATLAS_POINTS; page fetched in {} ms): its counts cannot be compared with the \
+             whole file",
+            fetch.as_millis()
+        );
+    }
     let list = attrs(&html, "<details class=\"atlas-group\"")
         .into_iter()
         .collect();
