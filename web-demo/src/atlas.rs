@@ -336,6 +336,10 @@ impl<'a> Atlas<'a> {
         html! {
             a href=(link) aria-label=(name) data-count=(n) {
                 title { (name) }
+                // The focus ring, shown by the stylesheet: dark inside, white outside, so it
+                // shows on the lightest and the darkest départements alike.
+                circle.atlas-focus cx=(num(m.x)) cy=(num(m.y)) r=(num(r + 5.5)) fill="none" stroke="#ffffff" stroke-width="2" visibility="hidden" {}
+                circle.atlas-focus cx=(num(m.x)) cy=(num(m.y)) r=(num(r + 3.0)) fill="none" stroke=(INK) stroke-width="3" visibility="hidden" {}
                 circle cx=(num(m.x)) cy=(num(m.y)) r=(num(r)) fill=(MARKER_FILL) stroke="#ffffff" stroke-width="1.5" {}
                 @if n > 1 {
                     text x=(num(m.x)) y=(num(m.y + 4.0)) text-anchor="middle" font-size="11" font-weight="700" fill="#ffffff" aria-hidden="true" { (n) }
@@ -730,8 +734,8 @@ mod tests {
             "Fiche 5</a><span class=\"atlas-meta\"> · Réalisation · position hors de la carte"
         ));
         assert!(html.contains("data-departement=\"15\" data-count=\"1\">"));
-        // Clermont's group, Martinique, and the legend's sample.
-        assert_eq!(html.matches("<circle cx").count(), 3);
+        // Clermont's group and Martinique, each with its two focus rings.
+        assert_eq!(html.matches("<circle class=\"atlas-focus\"").count(), 4);
     }
 
     #[test]
