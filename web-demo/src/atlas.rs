@@ -157,13 +157,14 @@ impl Layout {
             let metro = Frame::fit(map::grown(map::bbox_of(map::departements()), 0.01), WIDTH);
             let overseas = map::overseas();
             let n = overseas.len().max(1) as f64;
-            let side = (WIDTH - INSET_GAP * (n - 1.0)) / n;
+            // Half a unit kept on each side, so the frames' strokes are not cut by the edge.
+            let side = (WIDTH - 1.0 - INSET_GAP * (n - 1.0)) / n;
             let top = metro.height + INSET_GAP;
             let insets: Vec<(&'static Dept, Frame, [f64; 4])> = overseas
                 .iter()
                 .enumerate()
                 .map(|(i, d)| {
-                    let left = i as f64 * (side + INSET_GAP);
+                    let left = 0.5 + i as f64 * (side + INSET_GAP);
                     let inner = 6.0;
                     let frame = Frame::centred(
                         map::grown(d.bbox, 0.04),
