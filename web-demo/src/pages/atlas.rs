@@ -33,7 +33,11 @@ pub async fn page(
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
     let params = Params::parse(pairs);
-    let (points, total) = find(&state, &params).await?;
+    let Found {
+        points,
+        total,
+        relaxed,
+    } = find(&state, &params).await?;
     let filters = params.filter_labels();
     let content = html! {
         div.results-head {
@@ -52,6 +56,9 @@ pub async fn page(
             }
         } @else {
             p.help { "Pour n'afficher qu'une partie des fiches, cherchez ou filtrez depuis la liste, puis choisissez « Voir sur l'atlas »." }
+        }
+        @if relaxed {
+            p.notice { "Aucune fiche ne contient tous vos mots : voici celles qui en contiennent une partie." }
         }
         @if points.len() < total {
             p.notice role="status" {
@@ -74,9 +81,18 @@ pub async fn page(
     .into_response())
 }
 
-/// Every resource `params` finds (at most [`MAX_ATLAS_POINTS`]) as atlas points, and how many
-/// it finds in all.
-async fn find(state: &AppState, params: &Params) -> Result<(Vec<AtlasPoint>, usize), WebError> {
+/// What an atlas address finds.
+struct Found {
+    /// At most [`MAX_ATLAS_POINTS`], in the list's order.
+    points: Vec<AtlasPoint>,
+    /// How many resources match in all.
+    total: usize,
+    /// No resource had every word: these have only some of them (as the list says too).
+    relaxed: bool,
+}
+
+/// Every resource `params` finds (at most [`MAX_ATLAS_POINTS`]) as atlas points.
+async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
     let mut query = params.query();
     query.offset = 0;
     query.limit = MAX_LIMIT;
@@ -84,8 +100,10 @@ async fn find(state: &AppState, params: &Params) -> Result<(Vec<AtlasPoint>, usi
     state
         .blocking(move |r| {
             let mut ids = Vec::new();
+            let mut relaxed = false;
             let total = loop {
                 let results = list::search(r, backend.as_ref(), &query, false)?;
+                relaxed |= results.relaxed;
                 let page = results.hits.len();
                 ids.extend(
                     results
@@ -105,7 +123,11 @@ async fn find(state: &AppState, params: &Params) -> Result<(Vec<AtlasPoint>, usi
                 .flatten()
                 .flatten()
                 .collect();
-            Ok((points, total))
+            Ok(Found {
+                points,
+                total,
+                relaxed,
+            })
         })
         .await
 }

@@ -137,6 +137,10 @@ async fn the_atlas_counts_the_same_with_the_full_text_index() {
     let state = AppState::new(replica.clone(), &config);
     let app = App::new(state, replica, ids["École en pisé"]);
     check_counts(&app, &ids).await;
+    // No resource has every word: the atlas shows those with some, and says so as the list does.
+    let a = get(&app, "/atlas?q=pis%C3%A9+basalte").await;
+    assert_eq!(groups(&a.body), expected(&[("63", 3)]));
+    assert!(a.body.contains("Aucune fiche ne contient tous vos mots"));
 }
 
 #[tokio::test]
