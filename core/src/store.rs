@@ -7,8 +7,11 @@
 
 /// Public so that tests and tools can write what an older version could have stored (the
 /// layout is not an API: only the store and the replica write through it).
+mod doc_cache;
 pub mod keys;
 pub mod kv;
+
+pub use doc_cache::{DOC_CACHE_BYTES, DOC_CACHE_ENTRIES};
 
 use std::sync::{Arc, Mutex};
 
@@ -147,6 +150,8 @@ pub struct DocStore {
     change_observers: Mutex<Vec<ChangeObserver>>,
     indexer: Box<dyn Indexer>,
     actor: Option<automerge::ActorId>,
+    /// The documents written last, kept loaded (see `doc_cache`).
+    loaded: Mutex<doc_cache::DocCache>,
 }
 
 impl DocStore {
@@ -159,6 +164,7 @@ impl DocStore {
             change_observers: Mutex::new(Vec::new()),
             indexer: Box::new(CardIndexer),
             actor: None,
+            loaded: Mutex::new(doc_cache::DocCache::default()),
         }
     }
 
@@ -423,11 +429,16 @@ impl DocStore {
             saved.extend_from_slice(v);
             true
         })?;
-        let mut doc = if chunks.is_empty() {
-            new_doc()
-        } else {
-            decode(id, &saved)?
+        // What identifies the stored bytes: the loaded copy kept for them, if any, is theirs.
+        let mut stored = blake3::Hasher::new();
+        stored.update(&saved);
+        let kept = lock(&self.loaded).take(id, stored.finalize().as_bytes());
+        let mut doc = match kept {
+            Some(doc) => doc,
+            None if chunks.is_empty() => new_doc(),
+            None => decode(id, &saved)?,
         };
+        let saved_len = saved.len();
         drop(saved);
         if let Some(actor) = &self.actor {
             doc.set_actor(actor.clone());
@@ -437,6 +448,9 @@ impl DocStore {
         let result = f(&mut doc, &mut batch)?;
         let heads = doc.get_heads();
         if heads == old_heads && batch.is_empty() {
+            if !chunks.is_empty() {
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc);
+            }
             return Ok((
                 result,
                 Written {
@@ -454,7 +468,7 @@ impl DocStore {
             // committing, so a change that would take it past the cap is refused alone and the
             // document stays as it was (checking what was held before the write let one large
             // change, or two that each fit, store a document no peer could load).
-            let size = if next >= MAX_INCREMENTAL_CHUNKS || next == 0 {
+            let (size, written) = if next >= MAX_INCREMENTAL_CHUNKS || next == 0 {
                 let snapshot = doc.save();
                 let size = snapshot.len();
                 if next > 0 {
@@ -462,13 +476,15 @@ impl DocStore {
                         batch.remove(chunk_key(id, *seq));
                     }
                 }
+                let written = *blake3::hash(&snapshot).as_bytes();
                 batch.put(chunk_key(id, 0), snapshot);
-                size
+                (size, written)
             } else {
                 let chunk = doc.save_after(&old_heads);
                 let size = held + chunk.len();
+                stored.update(&chunk);
                 batch.put(chunk_key(id, next), chunk);
-                size
+                (size, *stored.finalize().as_bytes())
             };
             if size > MAX_DOCUMENT_BYTES {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
@@ -476,7 +492,11 @@ impl DocStore {
             let old_hash = self.heads_hash(id)?;
             let card = Card::of(id, &mut doc, HeadsHash::of(&heads));
             self.commit(id, batch, old_hash, &card, || doc.save_after(&old_heads))?;
+            lock(&self.loaded).keep(*id, written, size, doc);
         } else {
+            if !chunks.is_empty() {
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc);
+            }
             self.kv.apply(batch)?;
             for o in lock(&self.observers).iter() {
                 o(id);

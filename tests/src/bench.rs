@@ -11,6 +11,7 @@ pub mod media;
 pub mod search_bench;
 pub mod search_eval;
 pub mod search_try;
+pub mod splice;
 pub mod sync;
 
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ pub enum Command {
     /// The atlas of a corpus as the web app serves it: its counts per département against the
     /// corpus file's.
     Atlas(atlas::Args),
+    /// A remote one-character edit of a long description, applied by the receiving office:
+    /// load, apply, save, card, and the whole store write.
+    Splice(splice::Args),
 }
 
 /// Runs a parsed command line.
@@ -71,5 +75,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crash(args) => crash::run(&args),
         Command::Durability(args) => durability::run(&args),
         Command::Atlas(args) => atlas::run(&args),
+        Command::Splice(args) => splice::run(&args),
     }
 }
