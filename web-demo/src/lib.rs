@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod glossary;
 pub mod live;
+pub mod publication;
 pub mod search;
 pub mod sync_status;
 
@@ -269,6 +270,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media-status", get(api::media_status))
         .route("/login-link", post(auth::mint_link))
         .merge(api::work::routes())
+        .merge(api::publication::routes())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
