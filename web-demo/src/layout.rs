@@ -27,6 +27,7 @@ pub enum Nav {
     New,
     Lexicon,
     Groups,
+    Publications,
     ForYou,
     News,
     None,
@@ -61,6 +62,7 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                         a href="/" aria-current=[current(Nav::List)] { "Toutes les fiches" }
                         a href="/ressources/nouvelle" aria-current=[current(Nav::New)] { "Ajouter une fiche" }
                         a href="/groupes" aria-current=[current(Nav::Groups)] { "Groupes" }
+                        a href="/publications" aria-current=[current(Nav::Publications)] { "Publications" }
                         span #compteurs .nav-counts {
                             a href="/pour-vous" aria-current=[current(Nav::ForYou)] {
                                 "Pour vous" (count_badge(counts.for_you, "for_you", "élément", "éléments"))
