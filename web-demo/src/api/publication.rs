@@ -366,6 +366,45 @@ pub struct ExportQuery {
     pub un_fichier: Option<String>,
 }
 
+/// Exports a publication and packs the result for the wire (the API and the CLI's local
+/// backend give the same bundle).
+pub fn export_bundle(
+    r: &Replica,
+    name: &str,
+    single_file: bool,
+    rng: &mut impl rand::RngCore,
+    now_ms: i64,
+) -> Result<ExportBundle, ReplicaError> {
+    let (id, files, since, export) = export(r, name, single_file, rng, now_ms)?;
+    Ok(ExportBundle {
+        id,
+        files: files
+            .into_iter()
+            .map(|f| HexFile {
+                path: f.path,
+                hex: hex::encode(f.bytes),
+            })
+            .collect(),
+        since,
+        export,
+    })
+}
+
+impl ExportBundle {
+    /// The files with their bytes; `None` if a file's hex is broken.
+    pub fn decoded(&self) -> Option<Vec<publication::ExportFile>> {
+        self.files
+            .iter()
+            .map(|f| {
+                Some(publication::ExportFile {
+                    path: f.path.clone(),
+                    bytes: hex::decode(&f.hex).ok()?,
+                })
+            })
+            .collect()
+    }
+}
+
 pub async fn export_route(
     State(state): State<AppState>,
     Path(p): Path<String>,
@@ -374,20 +413,7 @@ pub async fn export_route(
     let single = matches!(q.un_fichier.as_deref(), Some("1" | "true" | "oui"));
     let bundle = state
         .blocking(move |r| {
-            let (id, files, since, export) =
-                export(r, &p, single, &mut rand::rngs::OsRng, now_ms()).map_err(api_error)?;
-            Ok(ExportBundle {
-                id,
-                files: files
-                    .into_iter()
-                    .map(|f| HexFile {
-                        path: f.path,
-                        hex: hex::encode(f.bytes),
-                    })
-                    .collect(),
-                since,
-                export,
-            })
+            export_bundle(r, &p, single, &mut rand::rngs::OsRng, now_ms()).map_err(api_error)
         })
         .await?;
     Ok(Json(bundle).into_response())
