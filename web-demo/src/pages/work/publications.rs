@@ -418,8 +418,9 @@ fn add_forms(path: &str, e: &Editor, failed: Option<&Failed>) -> Markup {
                 h3 { "Une carte" }
                 (summary("ajout-carte", &ce))
                 (text_field("ajout-carte", "titre", &v(&cd, "titre"), false, &ce))
-                div.field.invalid[!ce.iter().any(|x| x.field == "carte")] {
+                div.field.invalid[ce.iter().any(|x| x.field == "filter")] {
                     label for="ajout-carte-carte" { (label("carte")) }
+                    @for err in ce.iter().filter(|x| x.field == "filter") { p.error { (capitalise(&err.message)) } }
                     p.help id="ajout-carte-carte-aide" { "Les fiches montrées : choisissez les filtres dans la liste des fiches, puis copiez ici la fin de son adresse (après « ? »), par exemple kind=realisation&departement=63. Vide : toutes les fiches." }
                     input type="text" id="ajout-carte-carte" name="carte" value=(v(&cd, "carte")) aria-describedby="ajout-carte-carte-aide";
                 }
