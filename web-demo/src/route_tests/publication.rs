@@ -299,8 +299,56 @@ async fn the_api_answers_the_cli_and_exports_are_the_same_on_two_synced_replicas
         .as_str()
         .unwrap()
         .contains("une seule chose"));
+    // A group's theme, named as people say it.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let g = app
+        .replica
+        .create_group(
+            &atelier_core::work::group::NewGroup {
+                name: "Massif central".into(),
+                ..Default::default()
+            },
+            &mut rng,
+            NOW,
+        )
+        .unwrap();
+    let theme = atelier_core::work::group::Theme {
+        id: "terre".into(),
+        label: "Construire avec la terre".into(),
+        explanation: "Le pisé et la bauge.".into(),
+        values: vec!["sectors:terre".into()],
+        created_at: 0,
+    };
+    app.replica
+        .edit_group(
+            &g,
+            &[atelier_core::work::group::GroupEdit::PutTheme(theme)],
+            NOW,
+        )
+        .unwrap();
+    let themed = api(
+        &app,
+        Method::POST,
+        "/api/publications/halles/sections",
+        json!({"theme": "massif central:construire avec la terre"}),
+    )
+    .await;
+    assert_eq!(themed.status, StatusCode::CREATED, "{}", themed.body);
     let view = api(&app, Method::GET, "/api/publications/halles", Value::Null).await;
-    assert_eq!(view.json()["headings"], json!(["École en pisé"]));
+    assert_eq!(
+        view.json()["headings"],
+        json!(["École en pisé", "Construire avec la terre"])
+    );
+    let pid = app.replica.resolve_publication("halles").unwrap();
+    let page = crate::publication::render(
+        &app.replica.assemble(&pid).unwrap(),
+        &crate::publication::app_src,
+    )
+    .into_string();
+    assert!(
+        page.contains("Thème du groupe de travail « Massif central »") && page.contains("1 fiche"),
+        "{page}"
+    );
     let exported = api(
         &app,
         Method::POST,
