@@ -16,6 +16,10 @@ use serde_json::json;
 use super::write_json;
 use crate::{backend, Ctx, UsageError};
 
+/// Exported files are made to be shared (copied to a web server, sent to partners): readable
+/// by all, like any document.
+const EXPORT_FILE_MODE: u32 = 0o644;
+
 /// Publications numériques : des fiches, des textes, des cartes et des thèmes de groupe
 /// assemblés en un document qui s'exporte (un dossier ou un seul fichier HTML, lisible sans
 /// connexion, imprimable en A4).
@@ -444,7 +448,7 @@ fn write_export(dir: &Path, bundle: &ExportBundle) -> anyhow::Result<Vec<String>
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        atelier_core::fs::write_atomic(&path, &f.bytes, None)
+        atelier_core::fs::write_atomic(&path, &f.bytes, Some(EXPORT_FILE_MODE))
             .with_context(|| format!("écriture de {}", path.display()))?;
     }
     // Everything is written: move it in (the images first, so index.html never names an
