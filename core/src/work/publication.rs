@@ -1020,6 +1020,94 @@ mod tests {
         assert!(MapFilter::parse("couleur=bleu").is_err());
     }
 
+    /// One office's step in the property test: add a section at a place, move one, remove
+    /// one, or write the introduction.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(usize),
+        Move(usize, usize),
+        Remove(usize),
+        Intro(String),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0usize..8).prop_map(Op::Add),
+            (0usize..8, 0usize..8).prop_map(|(a, b)| Op::Move(a, b)),
+            (0usize..8).prop_map(Op::Remove),
+            "[a-zé ]{0,12}".prop_map(Op::Intro),
+        ]
+    }
+
+    fn play(doc: &mut AutoCommit, ops: &[Op], office: &str, counter: &mut usize) {
+        for op in ops {
+            let current = ids(doc);
+            let pick = |i: usize| current.get(i % current.len().max(1)).cloned();
+            let edit = match op {
+                Op::Add(at) => {
+                    *counter += 1;
+                    PublicationEdit::AddSection {
+                        id: format!("{}{counter}", &office[5..]),
+                        section: text("x"),
+                        index: Some(*at),
+                    }
+                }
+                Op::Move(which, to) => match pick(*which) {
+                    Some(id) => PublicationEdit::MoveSection { id, index: *to },
+                    None => continue,
+                },
+                Op::Remove(which) => match pick(*which) {
+                    Some(id) => PublicationEdit::RemoveSection(id),
+                    None => continue,
+                },
+                Op::Intro(t) => PublicationEdit::Set {
+                    field: "introduction".into(),
+                    value: t.clone(),
+                },
+            };
+            apply(doc, &[edit], office, NOW).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever two offices do to one publication offline, once merged both read the same
+        /// sections, each once: every section added and not removed is there.
+        #[test]
+        fn any_concurrent_edits_converge_without_duplicates(
+            shared in proptest::collection::vec(op(), 0..6),
+            a_ops in proptest::collection::vec(op(), 0..12),
+            b_ops in proptest::collection::vec(op(), 0..12),
+        ) {
+            let mut a = publication();
+            let mut n = 0;
+            play(&mut a, &shared, "caue-63", &mut n);
+            let mut b = a.fork().with_actor(automerge::ActorId::random());
+            let (mut na, mut nb) = (100, 200);
+            play(&mut a, &a_ops, "caue-63", &mut na);
+            play(&mut b, &b_ops, "caue-15", &mut nb);
+            let (before_a, before_b) = (ids(&a), ids(&b));
+            a.merge(&mut b).unwrap();
+            b.merge(&mut a).unwrap();
+            let (pa, pb) = (read(&a).unwrap(), read(&b).unwrap());
+            proptest::prop_assert_eq!(&pa, &pb);
+            let merged = ids(&a);
+            let mut unique = merged.clone();
+            unique.sort();
+            unique.dedup();
+            proptest::prop_assert_eq!(unique.len(), merged.len(), "a section twice: {:?}", merged);
+            // A section one office added after the fork and still holds is kept.
+            for id in before_a.iter().chain(&before_b) {
+                let added_after_fork = id.starts_with("63") && id[2..].parse::<usize>().unwrap_or(0) > 100
+                    || id.starts_with("15");
+                if added_after_fork {
+                    proptest::prop_assert!(merged.contains(id), "{} lost: {:?}", id, merged);
+                }
+            }
+        }
+    }
+
     #[test]
     fn exports_keep_the_newest_few() {
         let mut doc = publication();
