@@ -532,9 +532,15 @@ impl MapFilter {
         Ok(out)
     }
 
-    /// Whether a live resource passes the filter.
+    /// Whether a live resource passes the filter. Publications themselves are left out unless
+    /// the filter asks for their kind: a map of the corpus shows what offices did, not the
+    /// documents that show it.
     pub fn matches(&self, e: &ListingEntry) -> bool {
-        if e.deleted {
+        let asks_publications = self
+            .facets
+            .get("kind")
+            .is_some_and(|k| k.iter().any(|x| x == "publication"));
+        if e.deleted || (e.kind == "publication" && !asks_publications) {
             return false;
         }
         let facets_ok = self.facets.iter().all(|(facet, wanted)| {
@@ -1017,6 +1023,14 @@ mod tests {
         };
         assert!(f.matches(&entry));
         assert!(!MapFilter::parse("kind=outil").unwrap().matches(&entry));
+        let publication = ListingEntry {
+            kind: "publication".into(),
+            ..entry.clone()
+        };
+        assert!(!MapFilter::parse("").unwrap().matches(&publication));
+        assert!(MapFilter::parse("kind=publication")
+            .unwrap()
+            .matches(&publication));
         assert!(MapFilter::parse("couleur=bleu").is_err());
     }
 
