@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
-use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocStore;
 use atelier_relay::access::AccessStore;
 use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
@@ -132,7 +131,8 @@ pub async fn start(
             .map(|(_, p)| *p)
             .unwrap_or(0);
         let search: Arc<dyn SearchBackend> = Arc::new(
-            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+            atelier_web::search::CatchingUp::open(replica.clone())
+                .context("ouverture de l'index de recherche")?,
         );
         let config = |listen| WebConfig {
             listen,

@@ -458,13 +458,17 @@ pub fn is_resource(doc: &AutoCommit) -> bool {
 
 /// Every change of the document, oldest first, with the office and fields it names.
 pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
-    doc.get_changes(&[])
+    // Metadata only: building whole changes would encode every operation of the document.
+    doc.get_changes_meta(&[])
         .iter()
         .map(|c| {
-            let note: Option<ChangeNote> = c.message().and_then(|m| serde_json::from_str(m).ok());
+            let note: Option<ChangeNote> = c
+                .message
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok());
             HistoryEntry {
-                hash: c.hash().to_string(),
-                time: c.timestamp(),
+                hash: c.hash.to_string(),
+                time: c.timestamp,
                 office: note.as_ref().map(|n| n.office.clone()),
                 fields: note.map(|n| n.fields).unwrap_or_default(),
             }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use atelier_core::replica::Replica;
-use atelier_web::{IndexedSearch, WebConfig, DEFAULT_PORT};
+use atelier_web::search::CatchingUp;
+use atelier_web::{WebConfig, DEFAULT_PORT};
 use clap::Parser;
 
 /// Application web d'Atelier : consulter et modifier les fiches de l'office dans le navigateur.
@@ -65,7 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Replica::open(&args.dir)
             .with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?,
     );
-    let search = match IndexedSearch::open(replica.clone()) {
+    let search = match CatchingUp::open(replica.clone()) {
         Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
         Err(e) => {
             tracing::warn!(error = %e, "full-text search unavailable, using the plain word filter");

@@ -575,6 +575,58 @@ async fn the_fragment_highlights_the_words_found_with_the_full_text_index() {
 }
 
 #[tokio::test]
+async fn a_large_search_backlog_is_taken_in_the_background_while_pages_answer() {
+    let replica = Arc::new(Replica::in_memory("caue-63".parse().unwrap()));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let mut first = None;
+    for i in 0..12 {
+        let v = json!({"kind":"outil","title":format!("Guide {i} du pisé"),"office":"caue-63","description":"La bauge et le torchis."});
+        let id = replica
+            .create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+            .unwrap();
+        first.get_or_insert(id);
+    }
+    let engine = crate::IndexedSearch::new_deferred(
+        replica.clone(),
+        atelier_core::search::SearchIndex::in_memory().unwrap(),
+    )
+    .unwrap();
+    // Above 5 pending documents, the page does not wait for the index.
+    let search = Arc::new(crate::search::CatchingUp::new(Arc::new(engine), 5));
+    let config = WebConfig {
+        search: Some(search.clone()),
+        ..WebConfig::default()
+    };
+    let state = AppState::new(replica.clone(), &config);
+    let app = App::new(state, replica, first.unwrap());
+    let a = get(&app, "/?q=pisé").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.body
+            .contains("La recherche se met à jour : il lui reste 12 fiches à lire"),
+        "{}",
+        a.body
+    );
+    // From the listing meanwhile: titles match, descriptions do not yet.
+    assert!(a.body.contains("(12 fiches)"), "{}", a.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while crate::search::SearchBackend::catching_up(&*search).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the catch-up never ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let a = get(&app, "/?q=torchis").await;
+    assert!(!a.body.contains("se met à jour"), "{}", a.body);
+    assert!(
+        a.body.contains("(12 fiches)"),
+        "the descriptions are indexed: {}",
+        a.body
+    );
+}
+
+#[tokio::test]
 async fn every_page_but_the_list_has_the_search_box_in_its_header() {
     let app = app();
     let p = page_of(&app.ecole);

@@ -7,16 +7,127 @@
 //! page behaves the same (minus stemming, typo tolerance and snippets).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use atelier_core::fr::fold;
-use atelier_core::replica::ListingEntry;
-use atelier_core::search::{Filters, Hit, IndexedSearch, SearchQuery, SearchResults};
+use atelier_core::replica::{ListingEntry, Replica};
+use atelier_core::search::{
+    Filters, Hit, IndexedSearch, IndexedSearchError, SearchQuery, SearchResults,
+};
 
 /// What the list page needs from a search engine.
 pub trait SearchBackend: Send + Sync {
     /// One page of hits with facet counts (core's semantics: OR within a facet, AND across
     /// facets, each facet counted without its own filter). The error is logged, not shown.
     fn search(&self, query: &SearchQuery) -> Result<SearchResults, String>;
+
+    /// `Some(n)` while the engine is taking a backlog of about `n` documents in the
+    /// background: the page answers from the listing meanwhile ([`fallback`]) and says so.
+    fn catching_up(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// A backlog up to this size is indexed inline by the search that finds it (a few hundred
+/// documents load in well under a second); a larger one (an import, a fresh pull, an index
+/// recreated empty) is taken in the background and pages answer from the listing meanwhile.
+pub const INLINE_BACKLOG: usize = 500;
+/// Documents the background catch-up takes per slice: the index lock is released between
+/// slices, and the count shown on pages moves.
+pub const CATCH_UP_SLICE: usize = 2_000;
+
+/// Full-text search that never makes a page wait for a large backlog: [`IndexedSearch`]
+/// opened deferred, with a background thread that takes the backlog in slices while
+/// [`SearchBackend::catching_up`] tells pages how far it is.
+pub struct CatchingUp {
+    engine: Arc<IndexedSearch>,
+    inline: usize,
+    /// Documents left, while a catch-up thread runs; `usize::MAX` when none runs.
+    left: Arc<AtomicUsize>,
+}
+
+impl CatchingUp {
+    /// The replica's search engine (the one in its folder, see [`IndexedSearch::open`]),
+    /// without indexing a backlog before answering.
+    pub fn open(replica: Arc<Replica>) -> Result<Self, IndexedSearchError> {
+        let engine = IndexedSearch::open_deferred(replica)?;
+        Ok(Self::new(Arc::new(engine), INLINE_BACKLOG))
+    }
+
+    /// Wraps `engine`; a backlog above `inline` documents is taken in the background.
+    pub fn new(engine: Arc<IndexedSearch>, inline: usize) -> Self {
+        Self {
+            engine,
+            inline,
+            left: Arc::new(AtomicUsize::new(usize::MAX)),
+        }
+    }
+
+    /// Starts the catch-up thread (the caller checked none runs): slices until nothing is
+    /// left, then marks itself stopped. A failing slice is logged and ends the thread; the
+    /// next page starts another.
+    fn start(&self, left: usize) {
+        self.left.store(left, Ordering::SeqCst);
+        let engine = self.engine.clone();
+        let counter = self.left.clone();
+        let spawned = std::thread::Builder::new()
+            .name("search-catch-up".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let mut taken = 0;
+                loop {
+                    match engine.refresh_some(CATCH_UP_SLICE) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            taken += n;
+                            let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                                Some(l.saturating_sub(n).max(1))
+                            });
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "search catch-up failed");
+                            break;
+                        }
+                    }
+                }
+                tracing::info!(documents = taken, elapsed = ?started.elapsed(), "search index caught up");
+                counter.store(usize::MAX, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the search catch-up");
+            self.left.store(usize::MAX, Ordering::SeqCst);
+        }
+    }
+}
+
+impl SearchBackend for CatchingUp {
+    fn search(&self, query: &SearchQuery) -> Result<SearchResults, String> {
+        IndexedSearch::search(&self.engine, query).map_err(|e| e.to_string())
+    }
+
+    fn catching_up(&self) -> Option<usize> {
+        let left = self.left.load(Ordering::SeqCst);
+        if left != usize::MAX {
+            return Some(left);
+        }
+        // Counting stops past the inline limit: cheap however large the backlog.
+        match self.engine.backlog_at_most(self.inline + 1) {
+            Ok(n) if n <= self.inline => None,
+            Ok(_) => {
+                let all = self
+                    .engine
+                    .backlog_at_most(usize::MAX)
+                    .unwrap_or(self.inline + 1);
+                self.start(all);
+                Some(all)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the search backlog");
+                None
+            }
+        }
+    }
 }
 
 impl SearchBackend for IndexedSearch {
@@ -138,7 +249,6 @@ mod tests {
     use atelier_core::Resource;
     use rand::SeedableRng;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn replica() -> Arc<Replica> {
         let r = Replica::in_memory("caue-63".parse().unwrap());

@@ -46,6 +46,41 @@ impl Replica {
         Ok(out)
     }
 
+    /// At most `limit` of the documents [`Self::pending`] would give (the first in key order):
+    /// how a caller takes a large backlog in slices, or checks its size without reading it all.
+    pub fn pending_at_most(&self, limit: usize) -> Result<PendingDocs, ReplicaError> {
+        let mut out = PendingDocs::default();
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.kv.for_each_prefix(&[keys::PENDING], &mut |k, v| {
+            if let Some(id) = keys::document_of(k) {
+                out.ids.push(id);
+                out.marks.push(v.to_vec());
+            }
+            out.ids.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// Marks every resource (deleted ones too) pending, with its current heads: what a search
+    /// index recreated empty must take. The marks are written in one batch, so a crash while
+    /// the index takes them leaves the rest pending rather than an index that looks complete.
+    pub fn mark_all_pending(&self) -> Result<usize, ReplicaError> {
+        let all = self.list(&super::ListFilter {
+            include_deleted: true,
+            ..super::ListFilter::default()
+        })?;
+        let mut batch = Batch::default();
+        for e in &all {
+            if let Some(heads) = self.store.heads_hash(&e.id)? {
+                batch.put(pending_key(&e.id), heads.0.to_vec());
+            }
+        }
+        self.kv.apply(batch)?;
+        Ok(all.len())
+    }
+
     /// Forgets pending documents once the search index holds them, except those written again
     /// since `pending` read them: they stay pending.
     pub fn clear_pending(&self, taken: &PendingDocs) -> Result<(), ReplicaError> {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{SearchDoc, SearchError, SearchIndex, SearchQuery, SearchResults};
 use crate::par;
-use crate::replica::{ListFilter, Replica, ReplicaError};
+use crate::replica::{Replica, ReplicaError};
 use crate::{vocab, DocumentId, Resource};
 
 /// The search index's folder inside a replica directory (derived, rebuildable).
@@ -55,38 +55,68 @@ impl IndexedSearch {
         Self::new(replica, index)
     }
 
+    /// Like [`Self::open`], but a backlog (an index recreated empty, or thousands of documents
+    /// imported or pulled since its last use) is left for [`Self::refresh_some`] to take in
+    /// slices: a web app answers its pages at once and says search is catching up.
+    pub fn open_deferred(replica: Arc<Replica>) -> Result<Self, IndexedSearchError> {
+        let path = replica.dir().join(SEARCH_DIR);
+        let index =
+            SearchIndex::open_or_create(&path).map_err(|source| IndexedSearchError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Self::new_deferred(replica, index)
+    }
+
     /// Wraps `index`; if it was recreated empty (`needs_rebuild`), every resource is indexed
     /// now.
     pub fn new(replica: Arc<Replica>, index: SearchIndex) -> Result<Self, IndexedSearchError> {
+        let search = Self::new_deferred(replica, index)?;
+        search.refresh()?;
+        Ok(search)
+    }
+
+    /// Wraps `index`; if it was recreated empty, every resource is marked pending (durably:
+    /// a crash halfway through the rebuild leaves the rest to do, not a partial index that
+    /// looks whole), to be taken by the next refresh.
+    pub fn new_deferred(
+        replica: Arc<Replica>,
+        index: SearchIndex,
+    ) -> Result<Self, IndexedSearchError> {
         let search = Self {
             replica,
             index: Mutex::new(index),
         };
-        let rebuild = search.lock().needs_rebuild();
-        if rebuild {
-            // What is pending now gets indexed with everything else: not twice (a fresh
-            // replica's first search would index every document twice).
-            let pending = search.replica.pending()?;
-            let all = search.replica.list(&ListFilter {
-                include_deleted: true,
-                ..ListFilter::default()
-            })?;
-            let ids: Vec<DocumentId> = all.iter().map(|e| e.id).collect();
-            search.index_ids(&ids)?;
-            search.replica.clear_pending(&pending)?;
+        if search.lock().needs_rebuild() {
+            search.replica.mark_all_pending()?;
         }
         Ok(search)
     }
 
     /// Takes the replica's pending changes into the index.
     pub fn refresh(&self) -> Result<(), IndexedSearchError> {
-        let pending = self.replica.pending()?;
+        self.refresh_some(usize::MAX).map(|_| ())
+    }
+
+    /// Takes at most `limit` of the replica's pending changes into the index; returns how many
+    /// it took (0: the index is up to date).
+    pub fn refresh_some(&self, limit: usize) -> Result<usize, IndexedSearchError> {
+        let pending = match limit {
+            usize::MAX => self.replica.pending()?,
+            _ => self.replica.pending_at_most(limit)?,
+        };
         if pending.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         self.index_ids(&pending)?;
         self.replica.clear_pending(&pending)?;
-        Ok(())
+        Ok(pending.len())
+    }
+
+    /// How many documents the index has yet to take, counting at most `limit` (a cheap check
+    /// however large the backlog).
+    pub fn backlog_at_most(&self, limit: usize) -> Result<usize, IndexedSearchError> {
+        Ok(self.replica.pending_at_most(limit)?.len())
     }
 
     /// One page of hits with facet counts, after taking the replica's pending changes.
@@ -227,6 +257,38 @@ mod tests {
         q.limit = 1;
         assert_eq!(s.search(&q).unwrap().total, many);
         assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
+    }
+
+    #[test]
+    fn a_deferred_index_catches_up_in_slices_and_then_answers_completely() {
+        let r = replica();
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open_or_create(dir.path()).unwrap();
+        assert!(index.needs_rebuild());
+        // Taken by the replica's own writes, as if a previous index had held them.
+        r.clear_pending(&r.pending().unwrap()).unwrap();
+        let s = IndexedSearch::new_deferred(r.clone(), index).unwrap();
+        assert_eq!(
+            s.backlog_at_most(100).unwrap(),
+            3,
+            "the rebuild marks all three"
+        );
+        assert_eq!(
+            s.backlog_at_most(2).unwrap(),
+            2,
+            "counting stops at the limit"
+        );
+        assert_eq!(s.refresh_some(2).unwrap(), 2);
+        assert_eq!(s.backlog_at_most(100).unwrap(), 1);
+        assert_eq!(s.refresh_some(2).unwrap(), 1);
+        assert_eq!(s.refresh_some(2).unwrap(), 0);
+        for (text, n) in [("lauze", 1), ("pisé", 1), ("paille", 1)] {
+            assert_eq!(
+                s.search(&SearchQuery::text(text)).unwrap().total,
+                n,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -83,12 +83,14 @@ pub fn of_document(
 ) -> Vec<NewsItem> {
     let since_s = since_ms.div_euclid(1000);
     let mut items: BTreeMap<(String, String, NewsKind), NewsItem> = BTreeMap::new();
-    for change in doc.get_changes(&[]) {
-        if change.timestamp() < since_s {
+    // Metadata only: building whole changes would encode every operation of the document.
+    for change in doc.get_changes_meta(&[]) {
+        if change.timestamp < since_s {
             continue;
         }
         let Some(note) = change
-            .message()
+            .message
+            .as_deref()
             .and_then(|m| serde_json::from_str::<ChangeNote>(m).ok())
         else {
             continue;
@@ -96,9 +98,9 @@ pub fn of_document(
         if note.office == own {
             continue;
         }
-        let first = change.deps().is_empty();
+        let first = change.deps.is_empty();
         for (news, detail) in classify(kind, first, &note.fields) {
-            let at = change.timestamp().saturating_mul(1000);
+            let at = change.timestamp.saturating_mul(1000);
             let day = day_of(at);
             let item = items
                 .entry((day.clone(), note.office.clone(), news))

@@ -9,6 +9,8 @@ use atelier_core::jsonl;
 use atelier_core::replica::{ListFilter, Replica};
 use serde_json::json;
 
+use super::loopback::{own_cpu_s, peak_rss_kb};
+
 /// Imports a corpus (e.g. `gen-corpus.py --count 10000 --seed 1`) into a new replica and prints
 /// a table: resources per second, size on disk against the JSONL size, time to reopen the replica
 /// and list everything, time to import the same file again (nothing changes), peak RSS.
@@ -48,8 +50,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     let now = 1_750_000_000_000;
     let replica = Replica::init(dir, "caue-63".parse()?)?;
     let t = Instant::now();
+    let cpu = own_cpu_s();
     let report = replica.import(&resources, now, &mut |_| {})?;
     let import = t.elapsed();
+    let import_cpu = own_cpu_s() - cpu;
     let rss_imported = peak_rss_kb();
     let t = Instant::now();
     let again = replica.import(&resources, now + 1_000, &mut |_| {})?;
@@ -85,6 +89,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             "parse_s": parse.as_secs_f64(),
             "import_s": import.as_secs_f64(),
             "import_per_s": per_sec(import),
+            "import_cpu_s": import_cpu,
             "reimport_unchanged_s": reimport.as_secs_f64(),
             "reimport_unchanged": again.unchanged,
             "jsonl_bytes": jsonl_bytes,
@@ -116,6 +121,13 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     row(
         "import throughput",
         format!("{:.0} resources/s", per_sec(import)),
+    );
+    row(
+        "import CPU (user + system)",
+        format!(
+            "{import_cpu:.2} s, {:.0} µs/resource",
+            import_cpu * 1e6 / n as f64
+        ),
     );
     row(
         "re-import, nothing changed",
@@ -160,19 +172,6 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         format!("{:.0} MB", rss_peak as f64 / 1e3),
     );
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// Peak resident set size of this process in kB (`VmHWM` of `/proc/self/status`; 0 elsewhere).
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Bytes of every file under `dir`.

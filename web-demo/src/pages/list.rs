@@ -154,6 +154,8 @@ struct Card {
 /// resource just deleted (title) if the address names one.
 struct Found {
     results: SearchResults,
+    /// Documents the search index is still taking (the results come from the listing).
+    catching_up: Option<usize>,
     cards: Vec<Card>,
     undo: Option<(DocumentId, String)>,
 }
@@ -225,7 +227,9 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
     let just_deleted = params.just_deleted.clone();
     state
         .blocking(move |r| {
-            let results = match backend.filter(|_| !deleted_view) {
+            let backend = backend.filter(|_| !deleted_view);
+            let catching_up = backend.as_ref().and_then(|b| b.catching_up());
+            let results = match backend.filter(|_| catching_up.is_none()) {
                 Some(b) => b.search(&query).or_else(|e| {
                     tracing::error!(error = %e, "search failed, using the plain listing filter");
                     let entries = r.list(&ListFilter::default())?;
@@ -286,6 +290,7 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
                 });
             Ok(Found {
                 results,
+                catching_up,
                 cards,
                 undo,
             })
@@ -297,6 +302,12 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
 fn results_section(params: &Params, found: &Found) -> Markup {
     html! {
         section #resultats data-annonce=(announcement(found.results.total)) {
+            @if let Some(n) = found.catching_up {
+                p.notice role="status" {
+                    "La recherche se met à jour : il lui reste " (fr::count(n as u64, "fiche"))
+                    " à lire. En attendant, les résultats viennent des titres et des résumés."
+                }
+            }
             (results_block(params, &found.results, &found.cards))
         }
     }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use atelier_core::replica::{Replica, WatchState};
-use atelier_core::search::IndexedSearch;
 use atelier_core::store::DocChange;
 use atelier_core::{fr, DocumentId};
 use atelier_relay::agent::{AgentHooks, SyncAgent};
@@ -34,7 +33,8 @@ use crate::Ctx;
 pub async fn local_api(replica: &Arc<Replica>) -> anyhow::Result<atelier_web::WebHandle> {
     let config = atelier_web::WebConfig {
         search: Some(Arc::new(
-            IndexedSearch::open(replica.clone()).context("ouverture de l'index de recherche")?,
+            atelier_web::search::CatchingUp::open(replica.clone())
+                .context("ouverture de l'index de recherche")?,
         )),
         ..atelier_web::WebConfig::default()
     };
