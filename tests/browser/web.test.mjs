@@ -11,6 +11,7 @@
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as atlasSteps from './steps/atlas.mjs';
 import { run as publicationSteps } from './steps/publication.mjs';
 
 const opts = {};
@@ -671,6 +672,7 @@ try {
     await waitText(pa, '.notice', 'Tout est marqué comme lu.');
   });
 
+  await atlasSteps.run({ step, check, pa, pb, shotBoth, axeCheck, waitText, A, B });
   await publicationSteps({ step, check, pa, pb, A, B, shot, shotBoth, axeCheck, waitText, control, opts });
 
   await step('no script error on any page', async () => {

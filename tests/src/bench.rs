@@ -1,5 +1,6 @@
 //! The `atelier-bench` command line: one module per subcommand.
 
+pub mod atlas;
 pub mod corpus;
 pub mod crash;
 pub mod doc_cost;
@@ -52,6 +53,9 @@ pub enum Command {
     /// What durable flushes cost (fsyncs after sled's flush), per write and per batch, against
     /// sled's flush alone.
     Durability(durability::Args),
+    /// The atlas of a corpus as the web app serves it: its counts per département against the
+    /// corpus file's.
+    Atlas(atlas::Args),
 }
 
 /// Runs a parsed command line.
@@ -66,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DocCost(args) => doc_cost::run(&args),
         Command::Crash(args) => crash::run(&args),
         Command::Durability(args) => durability::run(&args),
+        Command::Atlas(args) => atlas::run(&args),
     }
 }

@@ -12,7 +12,7 @@ use atelier_core::clock::now_ms;
 /// What a page tells the frame about itself.
 pub struct PageMeta<'a> {
     pub title: &'a str,
-    /// `list`, `resource`, `edit`, `new`, `history`, `version`, `delete`, `lexicon`, `error`:
+    /// `list`, `atlas`, `resource`, `edit`, `new`, `history`, `version`, `delete`, `lexicon`, `error`:
     /// which live behaviour the script turns on.
     pub page: &'a str,
     /// The bare document id the page is about, if any.
@@ -24,6 +24,7 @@ pub struct PageMeta<'a> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
     List,
+    Atlas,
     New,
     Lexicon,
     Groups,
@@ -60,6 +61,7 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                     }
                     nav aria-label="Navigation principale" {
                         a href="/" aria-current=[current(Nav::List)] { "Toutes les fiches" }
+                        a href="/atlas" aria-current=[current(Nav::Atlas)] { "Atlas" }
                         a href="/ressources/nouvelle" aria-current=[current(Nav::New)] { "Ajouter une fiche" }
                         a href="/groupes" aria-current=[current(Nav::Groups)] { "Groupes" }
                         a href="/publications" aria-current=[current(Nav::Publications)] { "Publications" }

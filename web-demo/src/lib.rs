@@ -19,6 +19,7 @@
 //! accepts from the server's own origin. Without it, every page is the login page.
 
 pub mod api;
+pub mod atlas;
 pub mod auth;
 pub mod counts;
 pub mod error;
@@ -280,6 +281,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::list::page))
         .route("/fragments/resultats", get(pages::list::fragment))
+        .route("/atlas", get(pages::atlas::page))
         .route(
             "/ressources/nouvelle",
             get(pages::edit::new_form).post(pages::edit::create),

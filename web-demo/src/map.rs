@@ -2,7 +2,9 @@
 //! resource's coordinates, as inline SVG (no tiles, no script, works offline).
 //!
 //! Outlines: IGN Admin Express COG 2018, Licence Ouverte / Etalab, via france-geojson (96
-//! metropolitan départements, simplified); the map shows that credit.
+//! metropolitan départements, simplified, and the five overseas ones); the map shows that
+//! credit. The outlines, the projection ([`Frame`]) and the point-in-outline test are shared
+//! with the atlas (`atlas.rs`).
 
 use std::sync::OnceLock;
 
@@ -15,22 +17,150 @@ pub const CREDIT: &str =
 /// Drawing size in SVG units.
 const SIZE: f64 = 320.0;
 
-struct Dept {
-    code: String,
-    name: String,
+/// One département's outline, as the shipped GeoJSON gives it.
+pub(crate) struct Dept {
+    pub code: String,
+    pub name: String,
     /// Rings of (lon, lat).
     rings: Vec<Vec<(f64, f64)>>,
-    bbox: [f64; 4],
+    /// `[min lon, min lat, max lon, max lat]`.
+    pub bbox: [f64; 4],
 }
 
-fn departements() -> &'static [Dept] {
+/// The 96 metropolitan départements.
+pub(crate) fn departements() -> &'static [Dept] {
     static D: OnceLock<Vec<Dept>> = OnceLock::new();
-    D.get_or_init(|| {
-        let v: Value =
-            serde_json::from_slice(crate::assets::DEPARTEMENTS_GEOJSON).unwrap_or(Value::Null);
-        let features = v["features"].as_array().cloned().unwrap_or_default();
-        features.iter().filter_map(parse_feature).collect()
-    })
+    D.get_or_init(|| parse_collection(crate::assets::DEPARTEMENTS_GEOJSON))
+}
+
+/// The five overseas départements (971 Guadeloupe, 972 Martinique, 973 Guyane, 974 La Réunion,
+/// 976 Mayotte), drawn as insets by the atlas.
+pub(crate) fn overseas() -> &'static [Dept] {
+    static D: OnceLock<Vec<Dept>> = OnceLock::new();
+    D.get_or_init(|| parse_collection(crate::assets::DEPARTEMENTS_OUTRE_MER_GEOJSON))
+}
+
+/// The département whose outline holds a point, metropolitan or overseas.
+pub(crate) fn departement_at(lon: f64, lat: f64) -> Option<&'static Dept> {
+    departements()
+        .iter()
+        .chain(overseas())
+        .find(|d| contains(d, lon, lat))
+}
+
+/// The smallest box around every outline of `depts`.
+pub(crate) fn bbox_of(depts: &[Dept]) -> [f64; 4] {
+    depts
+        .iter()
+        .fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, d| {
+            [
+                b[0].min(d.bbox[0]),
+                b[1].min(d.bbox[1]),
+                b[2].max(d.bbox[2]),
+                b[3].max(d.bbox[3]),
+            ]
+        })
+}
+
+/// A box grown by `ratio` of its longest side on every side.
+pub(crate) fn grown(bbox: [f64; 4], ratio: f64) -> [f64; 4] {
+    let [x0, y0, x1, y1] = bbox;
+    let m = ratio * (x1 - x0).max(y1 - y0);
+    [x0 - m, y0 - m, x1 + m, y1 + m]
+}
+
+/// Where a box of (lon, lat) lands in SVG units: an equirectangular projection corrected for
+/// the latitude of the box's middle, so shapes are not stretched.
+pub(crate) struct Frame {
+    x0: f64,
+    y1: f64,
+    /// Cosine of the middle latitude.
+    k: f64,
+    scale: f64,
+    /// Where the box's top left corner is drawn.
+    left: f64,
+    top: f64,
+    /// Drawn size of the box.
+    pub width: f64,
+    pub height: f64,
+}
+
+impl Frame {
+    /// `bbox` drawn from (0, 0) with its longest side `size` units long.
+    pub fn fit(bbox: [f64; 4], size: f64) -> Frame {
+        Frame::placed(bbox, 0.0, 0.0, size, size, false)
+    }
+
+    /// `bbox` drawn as large as fits in the `w` × `h` box at (`left`, `top`), centred in it.
+    pub fn centred(bbox: [f64; 4], left: f64, top: f64, w: f64, h: f64) -> Frame {
+        Frame::placed(bbox, left, top, w, h, true)
+    }
+
+    fn placed(bbox: [f64; 4], left: f64, top: f64, w: f64, h: f64, centre: bool) -> Frame {
+        let [x0, y0, x1, y1] = bbox;
+        let k = ((y0 + y1) / 2.0).to_radians().cos();
+        let (dx, dy) = (((x1 - x0) * k).max(1e-9), (y1 - y0).max(1e-9));
+        let scale = (w / dx).min(h / dy);
+        let (width, height) = (dx * scale, dy * scale);
+        let (left, top) = if centre {
+            (left + (w - width) / 2.0, top + (h - height) / 2.0)
+        } else {
+            (left, top)
+        };
+        Frame {
+            x0,
+            y1,
+            k,
+            scale,
+            left,
+            top,
+            width,
+            height,
+        }
+    }
+
+    /// A point in SVG units.
+    pub fn project(&self, lon: f64, lat: f64) -> (f64, f64) {
+        (
+            self.left + (lon - self.x0) * self.k * self.scale,
+            self.top + (self.y1 - lat) * self.scale,
+        )
+    }
+
+    /// Whether a projected point falls inside the drawn box.
+    pub fn holds(&self, (x, y): (f64, f64)) -> bool {
+        x >= self.left
+            && x <= self.left + self.width
+            && y >= self.top
+            && y <= self.top + self.height
+    }
+
+    /// The SVG path of a département's outline (points that land on the same tenth of a unit
+    /// as the previous one are dropped: at atlas scale most of the outline's points do).
+    pub fn path(&self, d: &Dept) -> String {
+        let mut s = String::new();
+        for ring in &d.rings {
+            let mut last = String::new();
+            for (i, (lon, lat)) in ring.iter().enumerate() {
+                let (x, y) = self.project(*lon, *lat);
+                let at = format!("{x:.1},{y:.1}");
+                if at == last {
+                    continue;
+                }
+                s.push(if i == 0 { 'M' } else { 'L' });
+                s.push_str(&at);
+                last = at;
+            }
+            s.push('Z');
+        }
+        s
+    }
+}
+
+fn parse_collection(bytes: &[u8]) -> Vec<Dept> {
+    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let features = v["features"].as_array().cloned().unwrap_or_default();
+    features.iter().filter_map(parse_feature).collect()
 }
 
 fn parse_feature(f: &Value) -> Option<Dept> {
@@ -79,25 +209,11 @@ pub fn render(departement: Option<&str>, point: Option<(f64, f64)>) -> Option<Ma
     let dept = departement
         .and_then(|code| all.iter().find(|d| d.code == code))
         .or_else(|| point.and_then(|(lon, lat)| all.iter().find(|d| contains(d, lon, lat))))?;
-    let [x0, y0, x1, y1] = dept.bbox;
-    let margin = 0.12 * (x1 - x0).max(y1 - y0);
-    let (x0, y0, x1, y1) = (x0 - margin, y0 - margin, x1 + margin, y1 + margin);
-    // Equirectangular projection corrected for latitude, so shapes are not stretched.
-    let k = ((y0 + y1) / 2.0).to_radians().cos();
-    let scale = SIZE / ((x1 - x0) * k).max(y1 - y0);
-    let (w, h) = ((x1 - x0) * k * scale, (y1 - y0) * scale);
-    let project = |lon: f64, lat: f64| ((lon - x0) * k * scale, (y1 - lat) * scale);
-    let path = |d: &Dept| -> String {
-        let mut s = String::new();
-        for ring in &d.rings {
-            for (i, (lon, lat)) in ring.iter().enumerate() {
-                let (x, y) = project(*lon, *lat);
-                s.push_str(&format!("{}{x:.1},{y:.1}", if i == 0 { "M" } else { "L" }));
-            }
-            s.push('Z');
-        }
-        s
-    };
+    let [x0, y0, x1, y1] = grown(dept.bbox, 0.12);
+    let frame = Frame::fit([x0, y0, x1, y1], SIZE);
+    let (w, h) = (frame.width, frame.height);
+    let project = |lon: f64, lat: f64| frame.project(lon, lat);
+    let path = |d: &Dept| frame.path(d);
     let neighbours: Vec<&Dept> = all
         .iter()
         .filter(|d| {
@@ -139,7 +255,7 @@ pub fn render(departement: Option<&str>, point: Option<(f64, f64)>) -> Option<Ma
 }
 
 /// Even-odd point-in-polygon over every ring.
-fn contains(d: &Dept, lon: f64, lat: f64) -> bool {
+pub(crate) fn contains(d: &Dept, lon: f64, lat: f64) -> bool {
     if lon < d.bbox[0] || lon > d.bbox[2] || lat < d.bbox[1] || lat > d.bbox[3] {
         return false;
     }

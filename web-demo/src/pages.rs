@@ -2,6 +2,7 @@
 //! several share: how a resource's fields read, badges. Numbers and dates are written by
 //! `atelier_core::fr`, field labels come from `atelier_core::fields`.
 
+pub mod atlas;
 pub mod delete;
 pub mod edit;
 pub mod gallery;

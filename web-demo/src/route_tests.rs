@@ -1,5 +1,6 @@
 //! Router-level tests: every route through `tower::ServiceExt::oneshot`, good and bad input.
 
+mod atlas;
 mod media;
 mod publication;
 mod work;

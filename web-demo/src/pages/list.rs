@@ -31,7 +31,7 @@ pub const PAGE_SIZE: usize = 24;
 
 /// What the address asks for.
 #[derive(Debug, Default, Clone)]
-struct Params {
+pub(crate) struct Params {
     text: String,
     /// Facet → chosen codes.
     chosen: BTreeMap<String, Vec<String>>,
@@ -43,7 +43,7 @@ struct Params {
 }
 
 impl Params {
-    fn parse(pairs: Vec<(String, String)>) -> Self {
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Self {
         let mut p = Params {
             page: 1,
             ..Params::default()
@@ -63,7 +63,7 @@ impl Params {
         p
     }
 
-    fn query(&self) -> SearchQuery {
+    pub(crate) fn query(&self) -> SearchQuery {
         let get = |f: &str| self.chosen.get(f).cloned().unwrap_or_default();
         let mut q = SearchQuery {
             text: self.text.clone(),
@@ -105,7 +105,22 @@ impl Params {
         next.href()
     }
 
-    fn href(&self) -> String {
+    /// The list page's address for these parameters.
+    pub(crate) fn href(&self) -> String {
+        format!("/{}", self.query_string())
+    }
+
+    /// The atlas of the same search and filters (no page, never the deleted resources).
+    pub(crate) fn atlas_href(&self) -> String {
+        let mut all = self.clone();
+        all.page = 1;
+        all.deleted = false;
+        all.just_deleted = None;
+        format!("/atlas{}", all.query_string())
+    }
+
+    /// `?q=…&kind=…`, or nothing when there is nothing to say.
+    fn query_string(&self) -> String {
         let mut parts = Vec::new();
         if !self.text.is_empty() {
             parts.push(format!("q={}", encode_query(&self.text)));
@@ -122,10 +137,27 @@ impl Params {
             parts.push(format!("page={}", self.page));
         }
         if parts.is_empty() {
-            "/".into()
+            String::new()
         } else {
-            format!("/?{}", parts.join("&"))
+            format!("?{}", parts.join("&"))
         }
+    }
+
+    /// Whether a search or a filter narrows the corpus.
+    pub(crate) fn narrows(&self) -> bool {
+        !self.text.trim().is_empty() || self.chosen.values().any(|v| !v.is_empty())
+    }
+
+    /// The French labels of the chosen filters.
+    pub(crate) fn filter_labels(&self) -> Vec<String> {
+        self.chosen
+            .iter()
+            .flat_map(|(facet, values)| values.iter().map(|v| value_label(facet, v)))
+            .collect()
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     fn is_chosen(&self, facet: &str, value: &str) -> bool {
@@ -227,25 +259,11 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
     let just_deleted = params.just_deleted.clone();
     state
         .blocking(move |r| {
-            let backend = backend.filter(|_| !deleted_view);
-            let catching_up = backend.as_ref().and_then(|b| b.catching_up());
-            let results = match backend.filter(|_| catching_up.is_none()) {
-                Some(b) => b.search(&query).or_else(|e| {
-                    tracing::error!(error = %e, "search failed, using the plain listing filter");
-                    let entries = r.list(&ListFilter::default())?;
-                    Ok::<_, WebError>(fallback(&entries, &query))
-                })?,
-                None => {
-                    let mut entries = r.list(&ListFilter {
-                        include_deleted: deleted_view,
-                        ..ListFilter::default()
-                    })?;
-                    if deleted_view {
-                        entries.retain(|e| e.deleted);
-                    }
-                    fallback(&entries, &query)
-                }
-            };
+            let catching_up = backend
+                .as_ref()
+                .filter(|_| !deleted_view)
+                .and_then(|b| b.catching_up());
+            let results = search(r, backend.as_ref(), &query, deleted_view)?;
             let mut cards = Vec::with_capacity(results.hits.len());
             for hit in &results.hits {
                 let Ok(id) = hit.id.parse::<DocumentId>() else {
@@ -298,6 +316,36 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
         .await
 }
 
+/// The hits of `query`: through the search backend, or the plain listing filter when there is
+/// none, when it fails, or for the deleted resources (which the index does not hold). The list
+/// page and the atlas both search here, so their filters are the same.
+pub(crate) fn search(
+    r: &atelier_core::replica::Replica,
+    backend: Option<&std::sync::Arc<dyn crate::SearchBackend>>,
+    query: &SearchQuery,
+    deleted_view: bool,
+) -> Result<SearchResults, WebError> {
+    // While the index takes a large backlog, the listing answers (the page says so).
+    let backend = backend.filter(|b| !deleted_view && b.catching_up().is_none());
+    Ok(match backend {
+        Some(b) => b.search(query).or_else(|e| {
+            tracing::error!(error = %e, "search failed, using the plain listing filter");
+            let entries = r.list(&ListFilter::default())?;
+            Ok::<_, WebError>(fallback(&entries, query))
+        })?,
+        None => {
+            let mut entries = r.list(&ListFilter {
+                include_deleted: deleted_view,
+                ..ListFilter::default()
+            })?;
+            if deleted_view {
+                entries.retain(|e| e.deleted);
+            }
+            fallback(&entries, query)
+        }
+    })
+}
+
 /// `#resultats`; `data-annonce` is what the script reads out after replacing it.
 fn results_section(params: &Params, found: &Found) -> Markup {
     html! {
@@ -322,7 +370,12 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
                 " "
                 span.count { (count_text(results.total)) }
             }
-            @if !params.deleted { a.button.primary href="/ressources/nouvelle" { "+ Ajouter une fiche" } }
+            @if !params.deleted {
+                div.results-actions {
+                    @if results.total > 0 { a.button href=(params.atlas_href()) { "Voir sur l'atlas" } }
+                    a.button.primary href="/ressources/nouvelle" { "+ Ajouter une fiche" }
+                }
+            }
         }
         @if params.chosen.values().any(|v| !v.is_empty()) {
             p.chips {
