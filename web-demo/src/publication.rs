@@ -10,7 +10,7 @@
 
 pub mod zip;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atelier_core::fields;
 use atelier_core::media::{BlobHash, Media, MediaKind, Tier};
@@ -19,6 +19,7 @@ use atelier_core::resource::Resource;
 use atelier_core::{fr, vocab, DocumentId};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+use crate::atlas::AtlasPoint;
 use crate::glossary;
 
 /// The stylesheet of every publication, inlined in its `<head>`.
@@ -175,7 +176,7 @@ pub fn render(a: &Assembled, src: ImageSrc<'_>) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="generator" content="Atelier";
                 title { (p.title) }
-                style { (PreEscaped(CSS)) }
+                style { (PreEscaped(CSS)) (PreEscaped(crate::atlas::STYLE)) }
             }
             body {
                 a.skip href="#contenu" { "Aller au contenu" }
@@ -270,16 +271,8 @@ fn section_body(a: &Assembled, i: usize, src: ImageSrc<'_>) -> Markup {
             points, matched, ..
         } => html! {
             (heading)
-            (map_figure(&s.id, points))
             p.meta { (count_line(*matched, points.len())) }
-            ol.points {
-                @for p in points {
-                    li id=(point_anchor(&s.id, &p.entry.id)) {
-                        strong { (p.entry.title) }
-                        @if let Some(place) = place(p) { " — " (place) }
-                    }
-                }
-            }
+            (map_figure(a, &s.id, points))
         },
         Body::Theme {
             group,
@@ -317,31 +310,41 @@ fn count_line(matched: usize, shown: usize) -> String {
     line
 }
 
-fn point_anchor(section: &str, id: &DocumentId) -> String {
-    format!("m-{section}-{}", id.to_base58())
-}
-
-fn place(p: &MapPoint) -> Option<String> {
-    match (&p.entry.commune, &p.entry.departement) {
-        (Some(c), Some(d)) => Some(format!("{c}, {}", fr::departement_name(d))),
-        (Some(c), None) => Some(c.clone()),
-        (None, Some(d)) => Some(fr::departement_name(d)),
-        (None, None) => None,
-    }
-}
-
-/// The map of a map section: the département outlines around its points, drawn as SVG.
-fn map_figure(section: &str, points: &[MapPoint]) -> Markup {
-    let _ = section;
-    let located: Vec<(f64, f64)> = points
+/// The atlas of a map section (`atlas.rs`, the `/atlas` page's renderer): its element ids start
+/// with `carte-<section>`, so two map sections stay apart; a resource also shown in a section of
+/// its own links there, the others to their département in the atlas's list.
+fn map_figure(a: &Assembled, section: &str, points: &[MapPoint]) -> Markup {
+    let prefix = format!("carte-{section}");
+    let shown: BTreeMap<DocumentId, &str> = a
+        .sections
         .iter()
-        .filter_map(|p| Some((p.lon?, p.lat?)))
+        .filter_map(|s| match &s.body {
+            Body::Resource(res) => Some((res.0, s.id.as_str())),
+            _ => None,
+        })
         .collect();
-    let dept = points.iter().find_map(|p| p.entry.departement.as_deref());
-    match crate::map::render(dept, located.first().copied()) {
-        Some(map) => html! { div.map { (map) } },
-        None => html! {},
-    }
+    let atlas_points: Vec<AtlasPoint> = points
+        .iter()
+        .map(|p| AtlasPoint {
+            id: p.entry.id,
+            title: p.entry.title.clone(),
+            kind: p.entry.kind.clone(),
+            commune: p.entry.commune.clone(),
+            departement: p.entry.departement.clone(),
+            lon: p.lon,
+            lat: p.lat,
+        })
+        .collect();
+    let departements: BTreeMap<DocumentId, Option<&str>> = points
+        .iter()
+        .map(|p| (p.entry.id, p.entry.departement.as_deref()))
+        .collect();
+    let href = |id: &DocumentId| match (shown.get(id), departements.get(id).copied().flatten()) {
+        (Some(sid), _) => format!("#s-{sid}"),
+        (None, Some(d)) => format!("#{prefix}-d-{d}"),
+        (None, None) => format!("#s-{section}"),
+    };
+    crate::atlas::render_with_id(&prefix, &atlas_points, &href)
 }
 
 /// The photos and plans a resource section shows, in gallery order.

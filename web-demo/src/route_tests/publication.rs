@@ -127,6 +127,19 @@ async fn the_editor_creates_adds_moves_and_removes_sections_without_script() {
     .await;
     assert_eq!(down.status, StatusCode::SEE_OTHER);
     assert_eq!(sections(&app, &id), ["resource", "text", "map"]);
+    // The map is the atlas; its marker leads to the resource's own section of the page.
+    let preview = get(&app, &format!("{base}/apercu")).await;
+    let resource_section = app.replica.publication(&id).unwrap().sections[0].id.clone();
+    assert!(
+        preview
+            .body
+            .contains(&format!("<title id=\"carte-{map_id}-titre\">")),
+        "{}",
+        preview.body
+    );
+    assert!(preview
+        .body
+        .contains(&format!("href=\"#s-{resource_section}\"")));
     let gone = post_form(&app, &format!("{base}/sections/{map_id}/retirer"), &[]).await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
     assert_eq!(sections(&app, &id), ["resource", "text"]);
