@@ -19,10 +19,13 @@ use atelier_core::replica::{
     Added, ForYou, GroupSummary, ImportReport, ListFilter, ListingEntry, MediaStatus, NewMedia,
     Replica, ReplicaError, ToReview, Unreadable,
 };
+use atelier_core::replica::{PublicationSummary, SinceExport};
 use atelier_core::search::{IndexedSearch, SearchQuery, SEARCH_DIR};
 use atelier_core::store::StoreError;
 use atelier_core::work::group::{GroupEdit, NewGroup};
+use atelier_core::work::publication::{NewPublication, PublicationEdit};
 use atelier_core::{jsonl, DocumentId, OfficeId, Resource};
+use atelier_web::api::publication::{self, ExportBundle, PublicationView, SectionRequest};
 use atelier_web::api::work::{
     self as work, CommentRequest, Discussion, GroupPlan, GroupView, News, ReviewRequest,
     SubjectQuery, TaskView,
@@ -152,6 +155,26 @@ pub trait Backend {
     fn news(&self, since: Option<i64>) -> anyhow::Result<News>;
     /// « Marquer comme lu », now; returns the time recorded.
     fn mark_news_read(&self) -> anyhow::Result<i64>;
+
+    // Publications numériques: the shapes of `atelier_web::api::publication`.
+
+    fn publications(&self) -> anyhow::Result<Vec<PublicationSummary>>;
+    fn create_publication(&self, new: &NewPublication) -> anyhow::Result<DocumentId>;
+    /// `name`: its URL, id, title (or start of one), or its resource's ref.
+    fn publication(&self, name: &str) -> anyhow::Result<PublicationView>;
+    /// Applies the edits as one change (all or nothing); returns its id and the fields.
+    fn edit_publication(
+        &self,
+        name: &str,
+        edits: &[PublicationEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)>;
+    /// Adds a section; returns the publication's id and the section's.
+    fn add_section(&self, name: &str, req: &SectionRequest)
+        -> anyhow::Result<(DocumentId, String)>;
+    /// What changed since the last export.
+    fn publication_since(&self, name: &str) -> anyhow::Result<SinceExport>;
+    /// Exports (the snapshot is recorded).
+    fn export_publication(&self, name: &str, single_file: bool) -> anyhow::Result<ExportBundle>;
 }
 
 /// Opens the replica in `dir`, or reaches the server that holds it.
@@ -445,6 +468,64 @@ impl Backend for Local {
         let now = crate::now_ms();
         self.replica.mark_news_read(now)?;
         Ok(now)
+    }
+
+    fn publications(&self) -> anyhow::Result<Vec<PublicationSummary>> {
+        Ok(self.replica.publications()?)
+    }
+
+    fn create_publication(&self, new: &NewPublication) -> anyhow::Result<DocumentId> {
+        let mut rng = rand::thread_rng();
+        Ok(self
+            .replica
+            .create_publication(new, &mut rng, crate::now_ms())?)
+    }
+
+    fn publication(&self, name: &str) -> anyhow::Result<PublicationView> {
+        Ok(publication::publication_view(&self.replica, name)?)
+    }
+
+    fn edit_publication(
+        &self,
+        name: &str,
+        edits: &[PublicationEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)> {
+        let id = self.replica.resolve_publication(name)?;
+        Ok((
+            id,
+            self.replica.edit_publication(&id, edits, crate::now_ms())?,
+        ))
+    }
+
+    fn add_section(
+        &self,
+        name: &str,
+        req: &SectionRequest,
+    ) -> anyhow::Result<(DocumentId, String)> {
+        let mut rng = rand::thread_rng();
+        Ok(publication::add_section(
+            &self.replica,
+            name,
+            req,
+            &mut rng,
+            crate::now_ms(),
+        )?)
+    }
+
+    fn publication_since(&self, name: &str) -> anyhow::Result<SinceExport> {
+        let id = self.replica.resolve_publication(name)?;
+        Ok(self.replica.since_export(&id)?)
+    }
+
+    fn export_publication(&self, name: &str, single_file: bool) -> anyhow::Result<ExportBundle> {
+        let mut rng = rand::thread_rng();
+        Ok(publication::export_bundle(
+            &self.replica,
+            name,
+            single_file,
+            &mut rng,
+            crate::now_ms(),
+        )?)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod list;
 pub mod media;
 pub mod nouveautes;
 pub mod open;
+pub mod publication;
 pub mod reindex;
 pub mod relecture;
 pub mod restore;

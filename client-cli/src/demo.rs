@@ -10,6 +10,7 @@ use atelier_core::store::StoreError;
 use atelier_core::work::group::{GroupEdit, NewGroup, NewTask, TaskStatus, Theme};
 use atelier_core::work::new_key;
 use atelier_core::work::news::day_of;
+use atelier_core::work::publication::{Cover, NewPublication, PublicationEdit, SectionContent};
 use atelier_core::work::thread::{NewComment, Subject};
 use atelier_core::{jsonl, DocumentId, Resource};
 use serde_json::json;
@@ -37,6 +38,8 @@ pub struct Seeded {
     pub story: DocumentId,
     /// The working group « Massif central ».
     pub group: DocumentId,
+    /// The publication numérique « Bâtir avec ce qui est là ».
+    pub publication: DocumentId,
 }
 
 /// The sample resources, validated.
@@ -98,11 +101,71 @@ pub fn seed(replica: &Replica, now_ms: i64) -> anyhow::Result<Seeded> {
     )?;
     add_photos(replica, now_ms - HOUR_MS / 2)?;
     let group = seed_group(replica, &other, story, now_ms)?;
+    let publication = seed_publication(replica, &group, story, now_ms)?;
     Ok(Seeded {
         report,
         story,
         group,
+        publication,
     })
+}
+
+/// The publication « Bâtir avec ce qui est là » of the replica's office: the story resource
+/// (its first photo the cover), the group's theme on earth, a map of the corpus's réalisations
+/// in wood or earth, and a closing text.
+fn seed_publication(
+    replica: &Replica,
+    group: &DocumentId,
+    story: DocumentId,
+    now_ms: i64,
+) -> anyhow::Result<DocumentId> {
+    let mut rng = rand::thread_rng();
+    let id = replica.create_publication(
+        &NewPublication {
+            title: "Bâtir avec ce qui est là".into(),
+            subtitle: "Une sélection du groupe Massif central".into(),
+            introduction: "Des réalisations visitables, dans nos montagnes, avec la terre, le \
+                           bois et la pierre d'ici.\n\nPour les élus et les habitants."
+                .into(),
+        },
+        &mut rng,
+        now_ms - HOUR_MS / 4,
+    )?;
+    let g = replica.group(group)?;
+    let theme = g.themes.iter().find(|t| t.values == ["sectors:terre"]);
+    let mut sections = vec![
+        SectionContent::Resource { resource: story },
+        SectionContent::Map {
+            title: "Où les voir".into(),
+            filter: "kind=realisation&sector=bois&sector=terre".into(),
+        },
+    ];
+    if let Some(t) = theme {
+        sections.push(SectionContent::Theme {
+            group: *group,
+            theme: t.id.clone(),
+        });
+    }
+    sections.push(SectionContent::Text {
+        title: "Pour aller plus loin".into(),
+        text: "Les CAUE conseillent gratuitement les particuliers et les communes.".into(),
+    });
+    let mut edits: Vec<PublicationEdit> = sections
+        .into_iter()
+        .map(|section| PublicationEdit::AddSection {
+            id: new_key(&mut rng),
+            section,
+            index: None,
+        })
+        .collect();
+    if let Some(m) = replica.get(&story)?.resource.media.first() {
+        edits.push(PublicationEdit::Cover(Some(Cover {
+            resource: story,
+            hash: m.hash,
+        })));
+    }
+    replica.edit_publication(&id, &edits, now_ms - HOUR_MS / 4)?;
+    Ok(id)
 }
 
 /// The group « Massif central » of the replica's office and [`OTHER_OFFICE`], as their
@@ -392,9 +455,10 @@ mod tests {
             .map(|h| h.office)
             .collect();
         assert!(offices.contains(&Some(OTHER_OFFICE.to_string())));
+        // The sample, and the publication's own resource.
         assert_eq!(
             replica.list(&ListFilter::default()).unwrap().len(),
-            seeded.report.created
+            seeded.report.created + 1
         );
     }
 
@@ -419,6 +483,19 @@ mod tests {
             );
         }
         assert_eq!(g.tasks.len(), 6);
+        let p = replica.publication(&seeded.publication).unwrap();
+        let kinds: Vec<&str> = p.sections.iter().map(|s| s.content.kind()).collect();
+        assert_eq!(kinds, ["resource", "map", "theme", "text"]);
+        assert!(p.cover.is_some());
+        let a = replica.assemble(&seeded.publication).unwrap();
+        for s in &a.sections {
+            let shown = match &s.body {
+                atelier_core::replica::Body::Map { points, .. } => points.len(),
+                atelier_core::replica::Body::Theme { resources, .. } => resources.len(),
+                _ => 1,
+            };
+            assert!(shown > 0, "section {} shows resources", s.id);
+        }
         let today = day_of(NOW);
         assert_eq!(g.tasks.iter().filter(|t| t.is_late(&today)).count(), 1);
         assert_eq!(

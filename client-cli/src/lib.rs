@@ -106,6 +106,9 @@ pub enum Command {
     Open(cmd::open::Args),
     /// Groupes de travail : ligne éditoriale, thèmes, membres (creer, liste, voir, modifier, theme).
     Groupe(cmd::groupe::Args),
+    /// Publications numériques : assembler fiches, textes, cartes et thèmes ; exporter un site
+    /// lisible sans connexion (creer, liste, voir, modifier, section, export, regenerer).
+    Publication(cmd::publication::Args),
     /// Plan de charge : les tâches des groupes par office et par mois, la part de chacun, les retards.
     Taches(cmd::taches::ListArgs),
     /// Ajoute, modifie ou termine une tâche du plan de charge (add, set, done).
@@ -189,6 +192,7 @@ pub fn run_with(command: Command, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Res
         Command::Media(a) => cmd::media::run(a, ctx, out),
         Command::Open(a) => cmd::open::run(a, ctx, out),
         Command::Groupe(a) => cmd::groupe::run(a, ctx, out),
+        Command::Publication(a) => cmd::publication::run(a, ctx, out),
         Command::Taches(a) => cmd::taches::run_list(a, ctx, out),
         Command::Tache(a) => cmd::taches::run(a, ctx, out),
         Command::Relecture(a) => cmd::relecture::run(a, ctx, out),

@@ -18,6 +18,7 @@ mod import;
 mod listing;
 mod media;
 mod pending;
+mod publication;
 mod synced;
 mod work;
 
@@ -44,6 +45,10 @@ use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
 pub use media::{tier_of, Added, MediaStatus, NewMedia, MAX_PREPARE_THREADS};
 pub use pending::PendingDocs;
+pub use publication::{
+    Assembled, AssembledSection, Body, MapPoint, PublicationSummary, SinceExport, Source,
+    MAX_SECTION_RESOURCES, PUBLICATION_FIELD,
+};
 pub use synced::{PeerSync, RefusedDoc, SyncRecord, Unsynced, WatchState};
 pub use work::{AssignedTask, ForYou, GroupSummary, Mention, ToReview, NEWS_FIRST_VISIT_MS};
 

@@ -1,6 +1,6 @@
-//! Working together: a group's document (editorial line, themes, members, plan de charge) and
-//! the threads (discussion and review of a resource or a task), Automerge documents synced like
-//! resources; `news` reads what changed from the documents' own change history.
+//! Working together: a group's document (editorial line, themes, members, plan de charge),
+//! the threads (discussion and review of a resource or a task) and the publications
+//! numériques, Automerge documents synced like resources; `news` reads what changed from the documents' own change history.
 //!
 //! Every structure two offices may create at once is a map keyed by a fresh random id (tasks,
 //! themes, comments, review events) or by a value (members, publics, linked resources), so
@@ -11,6 +11,7 @@
 
 pub mod group;
 pub mod news;
+pub mod publication;
 pub mod thread;
 
 use automerge::transaction::Transactable;
@@ -19,12 +20,14 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::document::ChangeNote;
-use crate::ids::OfficeId;
+use crate::ids::{DocumentId, OfficeId};
 
 /// `@type` of a group's document.
 pub const GROUP_TYPE: &str = "atelier/groupe";
 /// `@type` of a thread's document.
 pub const THREAD_TYPE: &str = "atelier/fil";
+/// `@type` of a publication's document.
+pub const PUBLICATION_TYPE: &str = "atelier/publication";
 
 /// What indexes keep of a working-together document (see `card::Card::work`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +46,13 @@ pub enum WorkCard {
         mentions: Vec<String>,
         /// The office asked to review, while the request is open.
         review_asked: Option<String>,
+        updated_at: i64,
+    },
+    Publication {
+        title: String,
+        /// Its resource of kind `publication`.
+        resource: Option<DocumentId>,
+        sections: usize,
         updated_at: i64,
     },
 }
@@ -76,13 +86,24 @@ impl WorkCard {
                     updated_at,
                 })
             }
+            PUBLICATION_TYPE => {
+                let p = publication::read(doc).ok()?;
+                Some(Self::Publication {
+                    title: p.title,
+                    resource: p.resource,
+                    sections: p.sections.len(),
+                    updated_at,
+                })
+            }
             _ => None,
         }
     }
 
     pub fn updated_at(&self) -> i64 {
         match self {
-            Self::Group { updated_at, .. } | Self::Thread { updated_at, .. } => *updated_at,
+            Self::Group { updated_at, .. }
+            | Self::Thread { updated_at, .. }
+            | Self::Publication { updated_at, .. } => *updated_at,
         }
     }
 }

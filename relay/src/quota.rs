@@ -339,7 +339,7 @@ fn group_members(store: &DocStore, id: &DocumentId) -> Result<Option<Vec<String>
         .and_then(|v| serde_json::from_slice::<WorkCard>(&v).ok())
         .and_then(|card| match card {
             WorkCard::Group { members, .. } => Some(members),
-            WorkCard::Thread { .. } => None,
+            WorkCard::Thread { .. } | WorkCard::Publication { .. } => None,
         }))
 }
 

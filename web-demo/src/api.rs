@@ -26,6 +26,7 @@
 //! `{id}` is a document URL, a bare id, or a `ref`. Errors: `{"error": "<French message>"}`
 //! (plus `"fields": [{field, message}]` for validation errors) with a 4xx/5xx status.
 
+pub mod publication;
 pub mod work;
 
 use atelier_core::clock::now_ms;

@@ -28,6 +28,7 @@ pub enum Nav {
     New,
     Lexicon,
     Groups,
+    Publications,
     ForYou,
     News,
     None,
@@ -63,6 +64,7 @@ pub fn page(state: &AppState, meta: PageMeta<'_>, content: Markup) -> Markup {
                         a href="/atlas" aria-current=[current(Nav::Atlas)] { "Atlas" }
                         a href="/ressources/nouvelle" aria-current=[current(Nav::New)] { "Ajouter une fiche" }
                         a href="/groupes" aria-current=[current(Nav::Groups)] { "Groupes" }
+                        a href="/publications" aria-current=[current(Nav::Publications)] { "Publications" }
                         span #compteurs .nav-counts {
                             a href="/pour-vous" aria-current=[current(Nav::ForYou)] {
                                 "Pour vous" (count_badge(counts.for_you, "for_you", "élément", "éléments"))

@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod glossary;
 pub mod live;
+pub mod publication;
 pub mod search;
 pub mod sync_status;
 
@@ -270,6 +271,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media-status", get(api::media_status))
         .route("/login-link", post(auth::mint_link))
         .merge(api::work::routes())
+        .merge(api::publication::routes())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -355,12 +357,15 @@ pub fn router(state: AppState) -> Router {
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
+    // A route that set a stricter policy of its own (a publication's preview) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

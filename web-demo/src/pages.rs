@@ -189,7 +189,8 @@ pub fn details(r: &Resource) -> Markup {
                 dt { (label("ref")) }
                 dd { code { (reference) } }
             }
-            @for (k, v) in &r.extra {
+            // A publication's resource names its document: the page links to it instead.
+            @for (k, v) in r.extra.iter().filter(|(k, _)| k.as_str() != atelier_core::replica::PUBLICATION_FIELD) {
                 dt { (k) }
                 dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) }
             }

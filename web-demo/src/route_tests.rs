@@ -2,6 +2,7 @@
 
 mod atlas;
 mod media;
+mod publication;
 mod work;
 
 use std::sync::Arc;

@@ -23,8 +23,11 @@ use atelier_core::replica::{
     Added, ForYou, GroupSummary, ListFilter, ListingEntry, MediaStatus, NewMedia, SyncRecord,
     ToReview, Unreadable,
 };
+use atelier_core::replica::{PublicationSummary, SinceExport};
 use atelier_core::work::group::{GroupEdit, NewGroup};
+use atelier_core::work::publication::{NewPublication, PublicationEdit};
 use atelier_core::{DocumentId, OfficeId, Resource};
+use atelier_web::api::publication::{ExportBundle, PublicationView, SectionRequest};
 use atelier_web::api::work::{
     CommentRequest, Discussion, GroupPlan, GroupView, News, ReviewRequest, SubjectQuery, TaskView,
 };
@@ -561,6 +564,73 @@ impl Backend for Remote {
         }
         let read: Read = self.json("POST", "/api/news/read", None)?;
         Ok(read.read_at)
+    }
+
+    fn publications(&self) -> anyhow::Result<Vec<PublicationSummary>> {
+        self.json("GET", "/api/publications", None)
+    }
+
+    fn create_publication(&self, new: &NewPublication) -> anyhow::Result<DocumentId> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: DocumentId,
+        }
+        let body = Body::Json(serde_json::to_value(new)?);
+        let created: Created = self.json("POST", "/api/publications", Some(body))?;
+        Ok(created.id)
+    }
+
+    fn publication(&self, name: &str) -> anyhow::Result<PublicationView> {
+        self.json("GET", &format!("/api/publications/{}", encode(name)), None)
+    }
+
+    fn edit_publication(
+        &self,
+        name: &str,
+        edits: &[PublicationEdit],
+    ) -> anyhow::Result<(DocumentId, Vec<String>)> {
+        #[derive(Deserialize)]
+        struct Edited {
+            id: DocumentId,
+            fields: Vec<String>,
+        }
+        let body = Body::Json(json!({ "edits": edits }));
+        let path = format!("/api/publications/{}/edits", encode(name));
+        let edited: Edited = self.json("POST", &path, Some(body))?;
+        Ok((edited.id, edited.fields))
+    }
+
+    fn add_section(
+        &self,
+        name: &str,
+        req: &SectionRequest,
+    ) -> anyhow::Result<(DocumentId, String)> {
+        #[derive(Deserialize)]
+        struct Added {
+            id: DocumentId,
+            section: String,
+        }
+        let body = Body::Json(serde_json::to_value(req)?);
+        let path = format!("/api/publications/{}/sections", encode(name));
+        let added: Added = self.json("POST", &path, Some(body))?;
+        Ok((added.id, added.section))
+    }
+
+    fn publication_since(&self, name: &str) -> anyhow::Result<SinceExport> {
+        self.json(
+            "GET",
+            &format!("/api/publications/{}/since", encode(name)),
+            None,
+        )
+    }
+
+    fn export_publication(&self, name: &str, single_file: bool) -> anyhow::Result<ExportBundle> {
+        let path = format!(
+            "/api/publications/{}/export{}",
+            encode(name),
+            if single_file { "?un_fichier=1" } else { "" }
+        );
+        self.json("POST", &path, None)
     }
 }
 

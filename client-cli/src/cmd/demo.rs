@@ -63,6 +63,14 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     for line in description.lines() {
         writeln!(out, "  {line}")?;
     }
+    let publication = replica.publication(&seeded.publication)?;
+    writeln!(
+        out,
+        "\nPublication numérique « {} » : {} ; voyez « atelier publication voir \"{}\" » et « publication export … --out DOSSIER ».",
+        publication.title,
+        atelier_core::fr::count(publication.sections.len() as u64, "section"),
+        publication.title
+    )?;
     let group = local.group(&seeded.group.to_string())?;
     let late: usize = group.shares.iter().map(|s| s.late).sum();
     writeln!(

@@ -593,6 +593,8 @@ impl Replica {
                     };
                     (DocKind::Thread, subject, title)
                 }
+                // A publication's changes show through its resource of kind `publication`.
+                WorkCard::Publication { .. } => continue,
             };
             for mut item in news::of_document(&id, &mut doc, kind, since_ms, &me) {
                 item.subject = subject.clone();

@@ -120,6 +120,15 @@ pub async fn render(
                     @if !stored.deleted { a.button.danger href={ (path) "/supprimer" } { "Supprimer" } }
                 }
             }
+            @if let Some(pid) = r.extra.get(atelier_core::replica::PUBLICATION_FIELD).and_then(|v| v.as_str()).and_then(|u| u.parse::<DocumentId>().ok()) {
+                @let ppath = crate::pages::work::publications::publication_path(&pid);
+                section.notice.publication-link aria-label="Publication assemblée" {
+                    "Cette fiche est une publication assemblée dans Atelier. "
+                    a href=(ppath) { "Ouvrir l'éditeur" } " · "
+                    a href={ (ppath) "/apercu" } { "Aperçu" } " · "
+                    a href={ (ppath) "/regenerer" } { "Exporter ou régénérer" }
+                }
+            }
             (gallery(&id, &r.media, &present, !stored.deleted))
             (article(r))
         }

@@ -1,6 +1,7 @@
 //! Working together, in pages: groups (`groups`), their plan de charge and tasks (`plan`), the
-//! review and discussion of a resource or a task (`discussion`), and what asks for this
-//! office's attention (`news`: « À relire », « Pour vous », « Quoi de neuf »).
+//! review and discussion of a resource or a task (`discussion`), what asks for this
+//! office's attention (`news`: « À relire », « Pour vous », « Quoi de neuf »), and the
+//! publications numériques (`publications`).
 //!
 //! Everything is read and written through `Replica`'s working-together methods; core's
 //! `WorkError::field` says which input a refusal belongs next to, and the form is drawn again
@@ -11,6 +12,7 @@ pub mod discussion;
 pub mod groups;
 pub mod news;
 pub mod plan;
+pub mod publications;
 
 use atelier_core::ids::OfficeId;
 use atelier_core::replica::ReplicaError;
@@ -54,6 +56,36 @@ pub fn routes() -> Router<AppState> {
         .route("/a-relire", get(news::to_review))
         .route("/pour-vous", get(news::for_you))
         .route("/nouveautes", get(news::page).post(news::mark_read))
+        .route(
+            "/publications",
+            get(publications::list).post(publications::create),
+        )
+        .route(
+            "/publications/{id}",
+            get(publications::editor).post(publications::save),
+        )
+        .route("/publications/{id}/sections", post(publications::add))
+        .route(
+            "/publications/{id}/sections/{section}/deplacer",
+            post(publications::move_section),
+        )
+        .route(
+            "/publications/{id}/sections/{section}/retirer",
+            post(publications::remove_section),
+        )
+        .route(
+            "/publications/{id}/sections/{section}/modifier",
+            post(publications::set_section),
+        )
+        .route("/publications/{id}/apercu", get(publications::preview))
+        .route(
+            "/publications/{id}/exporter",
+            post(publications::export_download),
+        )
+        .route(
+            "/publications/{id}/regenerer",
+            get(publications::regenerate),
+        )
 }
 
 /// The page of a group.

@@ -9,7 +9,7 @@ use super::*;
 const BOUNDARY: &str = "----atelier-test-boundary";
 
 /// A real JPEG, `w` × `h`, drawn here (a gradient, so it compresses like a photo).
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
+pub(super) fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 120])
     });
