@@ -1,6 +1,7 @@
 //! Router-level tests: every route through `tower::ServiceExt::oneshot`, good and bad input.
 
 mod media;
+mod opendata;
 mod work;
 
 use std::sync::Arc;

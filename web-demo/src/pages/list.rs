@@ -31,7 +31,7 @@ pub const PAGE_SIZE: usize = 24;
 
 /// What the address asks for.
 #[derive(Debug, Default, Clone)]
-struct Params {
+pub(crate) struct Params {
     text: String,
     /// Facet → chosen codes.
     chosen: BTreeMap<String, Vec<String>>,
@@ -43,7 +43,7 @@ struct Params {
 }
 
 impl Params {
-    fn parse(pairs: Vec<(String, String)>) -> Self {
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Self {
         let mut p = Params {
             page: 1,
             ..Params::default()
@@ -63,7 +63,7 @@ impl Params {
         p
     }
 
-    fn query(&self) -> SearchQuery {
+    pub(crate) fn query(&self) -> SearchQuery {
         let get = |f: &str| self.chosen.get(f).cloned().unwrap_or_default();
         let mut q = SearchQuery {
             text: self.text.clone(),
@@ -126,6 +126,18 @@ impl Params {
         } else {
             format!("/?{}", parts.join("&"))
         }
+    }
+
+    /// The search and filters as a query string (no page), for the download links.
+    fn search_query(&self) -> String {
+        let mut all = self.clone();
+        all.page = 1;
+        all.deleted = false;
+        all.just_deleted = None;
+        all.href()
+            .trim_start_matches('/')
+            .trim_start_matches('?')
+            .to_string()
     }
 
     fn is_chosen(&self, facet: &str, value: &str) -> bool {
@@ -369,9 +381,41 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
                 @if params.page < pages { a href=(params.at_page(params.page + 1)) rel="next" { "Page suivante →" } }
             }
         }
+        @if !params.deleted && results.total > 0 {
+            (downloads(params))
+        }
         p.more-links {
+            @if !params.deleted { a href="/import" { "Importer un tableur" } " · " }
             @if params.deleted { a href="/" { "← Revenir aux fiches" } }
             @else { a href="/?supprimees=1" { "Voir les fiches supprimées" } }
+        }
+    }
+}
+
+/// « Télécharger ces fiches »: the current search and filters in each export format.
+fn downloads(params: &Params) -> Markup {
+    let q = params.search_query();
+    let with = |path: &str, extra: &str| {
+        let parts: Vec<&str> = [q.as_str(), extra]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", parts.join("&"))
+        }
+    };
+    html! {
+        nav.downloads aria-label="Télécharger ces fiches" {
+            span { "Télécharger ces fiches : " }
+            a href=(with("/export.geojson", "")) download title="Pour QGIS, uMap : un point par fiche" { "GeoJSON" }
+            " · "
+            a href=(with("/export.csv", "")) download title="Séparateur virgule, pour les portails de données ouvertes" { "CSV" }
+            " · "
+            a href=(with("/export.csv", "separateur=%3B")) download title="Séparateur point-virgule, pour Excel ou LibreOffice en français" { "CSV (;)" }
+            " · "
+            a href=(with("/export.jsonl", "")) download title="Le format d'échange complet d'Atelier" { "JSON Lines" }
         }
     }
 }
