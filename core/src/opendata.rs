@@ -314,7 +314,8 @@ pub struct Writer<W: Write> {
 
 enum Inner<W: Write> {
     Jsonl(W),
-    Csv(csv::Writer<W>, Separator),
+    // Boxed: the CSV writer holds its buffers, the other variants a writer alone.
+    Csv(Box<csv::Writer<W>>, Separator),
     GeoJson { out: W, written: usize },
 }
 
@@ -332,7 +333,7 @@ impl<W: Write> Writer<W> {
                     .from_writer(out);
                 w.write_record(COLUMNS.iter().map(|c| c.name))
                     .map_err(io::Error::other)?;
-                Inner::Csv(w, sep)
+                Inner::Csv(Box::new(w), sep)
             }
             Format::GeoJson => {
                 out.write_all(b"{\"type\":\"FeatureCollection\",\"features\":[\n")?;

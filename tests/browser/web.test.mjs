@@ -11,6 +11,7 @@
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run as opendataSteps } from './steps/opendata.mjs';
 
 const opts = {};
 for (let i = 2; i < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -669,6 +670,8 @@ try {
     await pa.locator('button', { hasText: 'Marquer comme lu' }).click();
     await waitText(pa, '.notice', 'Tout est marqué comme lu.');
   });
+
+  await opendataSteps({ step, check, pa, pb, A, B, shot, shotBoth, axeCheck, waitText, noSidewaysScroll });
 
   await step('no script error on any page', async () => {
     check(pageErrors.length === 0, pageErrors.join('\n'));

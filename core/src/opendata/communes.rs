@@ -191,7 +191,7 @@ pub fn find(name: &str, departement: Option<&str>, postcode: Option<&str>) -> Fo
             None => Found::Unknown(Vec::new()),
         },
         _ => {
-            fitting.sort_by(|a, b| b.population.cmp(&a.population));
+            fitting.sort_by_key(|c| std::cmp::Reverse(c.population));
             Found::Ambiguous(fitting)
         }
     }

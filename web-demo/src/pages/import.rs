@@ -195,7 +195,7 @@ fn preview(sheet: &Sheet, plan: &Plan, text: &str, geojson: bool) -> Markup {
             }
             @if !plan.notes.is_empty() {
                 h2 { "Remarques" }
-                ul.import-notes { @for note in &plan.notes { li { (note.to_string()) } } }
+                ul.import-notes { @for note in &plan.notes { li { (capitalise(&note.to_string())) } } }
             }
             (first_rows(sheet, plan))
             div.form-actions {
@@ -273,7 +273,7 @@ fn first_rows(sheet: &Sheet, plan: &Plan) -> Markup {
             table.data.import-rows {
                 thead { tr {
                     th scope="col" { "Ligne" }
-                    @for c in &plan.columns { th scope="col" { (c.describe()) br; span.help { (c.target.label()) } } }
+                    @for c in &plan.columns { th scope="col" { (capitalise(&c.describe())) br; span.help { (c.target.label()) } } }
                 } }
                 tbody {
                     @for r in &rows {
