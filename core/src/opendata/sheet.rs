@@ -115,6 +115,7 @@ pub fn read_csv(bytes: &[u8]) -> Result<Sheet, SheetError> {
         .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
+    let mut lines = LineCounter::new(text.as_bytes());
     for record in reader.records() {
         let record = record.map_err(|e| SheetError::Csv {
             line: e.position().map_or(0, |p| p.line()),
@@ -134,7 +135,7 @@ pub fn read_csv(bytes: &[u8]) -> Result<Sheet, SheetError> {
         }
         let line = record
             .position()
-            .map_or(0, |p| line_at(text.as_bytes(), p.byte() as usize));
+            .map_or(0, |p| lines.line_at(p.byte() as usize));
         rows.push(Row { line, cells });
     }
     if rows.is_empty() {
@@ -163,18 +164,42 @@ pub fn read_csv(bytes: &[u8]) -> Result<Sheet, SheetError> {
     })
 }
 
-/// The line of the record that starts at byte `at` (the csv crate counts a CRLF's `\n` as
-/// the next record's, so its own line numbers are one short after a Windows line end).
-fn line_at(text: &[u8], at: usize) -> usize {
-    let start = at
-        + text[at.min(text.len())..]
-            .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'))
-            .count();
-    1 + text[..start.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
+/// Line numbers of record starts, counted forward from the previous record (records come in
+/// order), so a file is scanned once. The csv crate counts a CRLF's `\n` as the next record's,
+/// so its own line numbers are one short after a Windows line end.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// Bytes counted so far, and the line number at that byte.
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record that starts at byte `start` (line ends before it skipped).
+    fn line_at(&mut self, start: usize) -> usize {
+        let start = start.min(self.text.len());
+        let start = start
+            + self.text[start..]
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+        if start > self.at {
+            self.line += self.text[self.at..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.at = start;
+        }
+        self.line
+    }
 }
 
 /// The separator of the first lines: the one of `;`, tab and `,` seen most outside quotes.
