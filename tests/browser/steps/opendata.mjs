@@ -26,6 +26,9 @@ export async function run(t) {
     const text = await csv.text();
     check(text.startsWith('\ufeffref;type;titre;'), text.slice(0, 80));
     check(text.includes('École en pisé de Thiers') && !text.includes('Balade des toits'), 'only the réalisations');
+    // Words go through the search index, as the list does.
+    const words = await (await pa.request.get(`${A}/export.jsonl?q=pis%C3%A9`)).text();
+    check(words.includes('École en pisé de Thiers') && !words.includes('Guide des enduits'), `search export: ${words.slice(0, 200)}`);
     const geo = await (await pa.request.get(`${A}/export.geojson?kind=realisation`)).json();
     check(geo.type === 'FeatureCollection' && geo.features.every((f) => f.properties.type === 'realisation'), 'GeoJSON of réalisations');
   });

@@ -13,6 +13,13 @@ use crate::cmd::{write_json, FileFormat};
 use crate::{backend, Ctx, UsageError};
 
 pub fn run(args: Args, format: FileFormat, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.media.is_some() {
+        return Err(UsageError(
+            "--media s'emploie avec un fichier JSON Lines (les tableurs n'ont pas de médias)"
+                .into(),
+        )
+        .into());
+    }
     let name = args.file.display().to_string();
     let mut bytes = Vec::new();
     if args.file.as_os_str() == "-" {
