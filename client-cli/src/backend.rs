@@ -109,9 +109,9 @@ pub trait Backend {
         resources: &[Resource],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<ImportCounts>;
-    /// Writes every live resource as FORMAT.md JSON Lines; returns the resources left out
-    /// because their documents cannot be read (the others are all written).
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>>;
+    /// Writes every live resource `filter` lists as FORMAT.md JSON Lines; returns the
+    /// resources left out because their documents cannot be read (the others are all written).
+    fn export(&self, filter: &ListFilter, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>>;
     /// Rebuilds the derived indexes; returns the number of documents read.
     fn reindex(&self) -> anyhow::Result<usize>;
     /// Full-text search with facets (`atelier_core::search::SearchResults` as JSON).
@@ -323,17 +323,17 @@ impl Backend for Local {
         Ok(report.into())
     }
 
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
+    fn export(&self, filter: &ListFilter, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
         let mut failed = None;
-        let unreadable =
-            self.replica
-                .export_each(|item| match jsonl::write_line(&mut &mut *out, &item) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                })?;
+        let unreadable = self.replica.export_matching(filter, |item| {
+            match jsonl::write_line(&mut &mut *out, &item) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
         match failed {
             Some(e) => Err(e).context("écriture de l'export"),
             None => Ok(unreadable),

@@ -51,6 +51,28 @@ pub(crate) fn codes(vocabulary: &'static str) -> PossibleValuesParser {
     )
 }
 
+/// The file formats of `export` and `import`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// JSON Lines du format d'échange (FORMAT.md) : tous les champs.
+    Jsonl,
+    /// CSV en UTF-8, une ligne d'en-tête, une fiche par ligne.
+    Csv,
+    /// GeoJSON (RFC 7946), un objet par fiche : QGIS, uMap.
+    Geojson,
+}
+
+impl FileFormat {
+    pub fn core(self) -> atelier_core::opendata::Format {
+        use atelier_core::opendata::Format;
+        match self {
+            FileFormat::Jsonl => Format::Jsonl,
+            FileFormat::Csv => Format::Csv,
+            FileFormat::Geojson => Format::GeoJson,
+        }
+    }
+}
+
 /// Writes `value` as indented JSON followed by a newline (`--json`).
 pub(crate) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value).context("écriture du JSON")?;

@@ -81,9 +81,9 @@ pub enum Command {
     Rm(cmd::rm::Args),
     /// Affiche l'historique des modifications d'une ressource.
     History(cmd::history::Args),
-    /// Importe un fichier JSON Lines (tout ou rien).
+    /// Importe un fichier JSON Lines, un tableur CSV ou un GeoJSON (tout ou rien).
     Import(cmd::import::Args),
-    /// Exporte toutes les ressources en JSON Lines.
+    /// Exporte les ressources en JSON Lines, CSV ou GeoJSON.
     Export(cmd::export::Args),
     /// Reconstruit les index dérivés (liste, références, recherche) et complète le catalogue.
     Reindex(cmd::reindex::Args),

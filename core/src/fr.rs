@@ -169,6 +169,28 @@ pub fn sort_key(text: &str) -> String {
     key.trim().to_string()
 }
 
+/// Edit distance with adjacent transpositions counted as one edit (optimal string alignment),
+/// the measure of the search's typo automaton and of the near misses a spreadsheet import
+/// suggests (« Rehabilitaton » → « Réhabilitation »).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        prev2 = std::mem::replace(&mut prev, cur);
+    }
+    prev[b.len()]
+}
+
 /// Combining diacritical marks: decomposed input (`e` + U+0301) folds like precomposed `é`.
 pub(crate) fn is_combining_mark(c: char) -> bool {
     ('\u{0300}'..='\u{036F}').contains(&c)

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod jsonl;
 pub mod media;
 pub mod mutex;
+pub mod opendata;
 pub mod par;
 pub mod replica;
 pub mod repo_wire;

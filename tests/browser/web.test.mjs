@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as atlasSteps from './steps/atlas.mjs';
 import { run as publicationSteps } from './steps/publication.mjs';
+import { run as opendataSteps } from './steps/opendata.mjs';
 
 const opts = {};
 for (let i = 2; i < process.argv.length; i += 2) opts[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -674,6 +675,7 @@ try {
 
   await atlasSteps.run({ step, check, pa, pb, shotBoth, axeCheck, waitText, A, B });
   await publicationSteps({ step, check, pa, pb, A, B, shot, shotBoth, axeCheck, waitText, control, opts });
+  await opendataSteps({ step, check, pa, pb, A, B, shot, shotBoth, axeCheck, waitText, noSidewaysScroll });
 
   await step('no script error on any page', async () => {
     check(pageErrors.length === 0, pageErrors.join('\n'));

@@ -4,6 +4,7 @@ mod access_live;
 mod blobs_s3;
 mod cli;
 mod cli_media;
+mod cli_opendata;
 mod cli_publication;
 mod cli_work;
 mod crash;

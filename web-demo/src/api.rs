@@ -10,7 +10,7 @@
 //! | `DELETE /api/resources/{id}` | | `{"id": URL, "deleted": true}` |
 //! | `GET /api/resources/{id}/history` | | `[HistoryEntry]` |
 //! | `POST /api/import` | JSON Lines | `ImportReport`, or 422 and nothing imported |
-//! | `GET /api/export` | | JSON Lines |
+//! | `GET /api/export` | the filters of `GET /api/resources` | JSON Lines |
 //! | `GET /api/sync`, `POST /api/sync` | | the sync indicator's state; ask for a sync round |
 //! | `GET /api/sync-record` | | `SyncRecord`: last syncs, a running `sync --watch` (for `atelier status`) |
 //! | `POST /api/resources/{id}/media` | [`MEDIA_UPLOAD_TYPE`] body | `[Added]`, or 422 and nothing added |
@@ -193,12 +193,21 @@ pub async fn import(
 /// documents cannot be read (the log says why); absent when there are none.
 pub const UNREADABLE_HEADER: &str = "x-atelier-unreadable";
 
-pub async fn export(State(state): State<AppState>) -> Result<Response, WebError> {
+/// `GET /api/export[?kind=&office=&departement=&theme=&sector=&status=]`: the resources the
+/// same query of `GET /api/resources` lists, as JSON Lines.
+pub async fn export(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let filter = ListFilter {
+        include_deleted: false,
+        ..q.filter()
+    };
     let (body, unreadable) = state
-        .blocking(|r| {
+        .blocking(move |r| {
             // Written line by line: the body, not a tree of JSON values, is what is held.
             let mut out = Vec::new();
-            let unreadable = r.export_each(|item| {
+            let unreadable = r.export_matching(&filter, |item| {
                 // Writing into a Vec cannot fail.
                 let _ = jsonl::write_line(&mut out, &item);
                 true

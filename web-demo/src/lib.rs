@@ -282,6 +282,15 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::list::page))
         .route("/fragments/resultats", get(pages::list::fragment))
         .route("/atlas", get(pages::atlas::page))
+        .route("/export.csv", get(pages::export::csv))
+        .route("/export.geojson", get(pages::export::geojson))
+        .route("/export.jsonl", get(pages::export::jsonl))
+        .route(
+            "/import",
+            get(pages::import::page)
+                .post(pages::import::submit)
+                .layer(DefaultBodyLimit::max(pages::import::MAX_UPLOAD_BYTES)),
+        )
         .route(
             "/ressources/nouvelle",
             get(pages::edit::new_form).post(pages::edit::create),

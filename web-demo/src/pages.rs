@@ -5,8 +5,10 @@
 pub mod atlas;
 pub mod delete;
 pub mod edit;
+pub mod export;
 pub mod gallery;
 pub mod history;
+pub mod import;
 pub mod lexicon;
 pub mod list;
 pub mod media;

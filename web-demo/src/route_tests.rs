@@ -2,6 +2,7 @@
 
 mod atlas;
 mod media;
+mod opendata;
 mod publication;
 mod work;
 

@@ -7,7 +7,7 @@
 //! `POST /api/resources/{id}/edits` `{"edits":[Edit…]}` → `{"fields":[…]}`;
 //! `DELETE /api/resources/{id}`; `GET /api/resources/{id}/history` → `[HistoryEntry]`;
 //! `POST /api/import` (JSONL text) → `{"created","updated","unchanged"}`, or 422;
-//! `GET /api/export` → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`);
+//! `GET /api/export` (the filters of `GET /api/resources`) → JSONL; `GET /api/sync-record` → `SyncRecord` (for `status`);
 //! `POST /api/login-link` `{"suite"}` → `{"path","expires_in_s"}` (for `open`); working together:
 //! the routes of `atelier_web::api::work`. Errors are `{"error":"<French message>"}` with a 4xx/5xx status.
 
@@ -313,28 +313,7 @@ impl Backend for Remote {
     }
 
     fn list(&self, filter: &ListFilter) -> anyhow::Result<Vec<ListingEntry>> {
-        let mut query = Vec::new();
-        for (key, value) in [
-            ("kind", &filter.kind),
-            ("office", &filter.office),
-            ("departement", &filter.departement),
-            ("theme", &filter.theme),
-            ("sector", &filter.sector),
-            ("status", &filter.status),
-        ] {
-            if let Some(v) = value {
-                query.push(format!("{key}={}", encode(v)));
-            }
-        }
-        if filter.include_deleted {
-            query.push("deleted=1".into());
-        }
-        let path = if query.is_empty() {
-            "/api/resources".to_string()
-        } else {
-            format!("/api/resources?{}", query.join("&"))
-        };
-        self.json("GET", &path, None)
+        self.json("GET", &with_filter("/api/resources", filter), None)
     }
 
     fn import(
@@ -348,8 +327,8 @@ impl Backend for Remote {
         Ok(counts)
     }
 
-    fn export(&self, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
-        let mut response = self.send("GET", "/api/export", None)?;
+    fn export(&self, filter: &ListFilter, out: &mut dyn Write) -> anyhow::Result<Vec<Unreadable>> {
+        let mut response = self.send("GET", &with_filter("/api/export", filter), None)?;
         // The web app names the resources it left out in a header (ids only: header values
         // are ASCII) and logs why.
         let unreadable = response
@@ -631,6 +610,31 @@ impl Backend for Remote {
             if single_file { "?un_fichier=1" } else { "" }
         );
         self.json("POST", &path, None)
+    }
+}
+
+/// `path` with the listing filter as its query (`?kind=…&departement=…`).
+fn with_filter(path: &str, filter: &ListFilter) -> String {
+    let mut query = Vec::new();
+    for (key, value) in [
+        ("kind", &filter.kind),
+        ("office", &filter.office),
+        ("departement", &filter.departement),
+        ("theme", &filter.theme),
+        ("sector", &filter.sector),
+        ("status", &filter.status),
+    ] {
+        if let Some(v) = value {
+            query.push(format!("{key}={}", encode(v)));
+        }
+    }
+    if filter.include_deleted {
+        query.push("deleted=1".into());
+    }
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
     }
 }
 

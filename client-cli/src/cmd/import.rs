@@ -1,4 +1,5 @@
-//! `atelier import`: a FORMAT.md JSON Lines file, validated whole before anything is written.
+//! `atelier import`: a FORMAT.md JSON Lines file, a spreadsheet (CSV) or a GeoJSON file,
+//! validated whole before anything is written.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -7,17 +8,21 @@ use anyhow::Context as _;
 use atelier_core::{fr, jsonl};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::write_json;
+mod sheet;
+
+use super::{write_json, FileFormat};
 use crate::backend::ImportCounts;
 use crate::{backend, media_folder, Ctx, UsageError};
 
 /// Imports of fewer resources than this finish in well under a second: no progress bar.
 const PROGRESS_MIN: usize = 200;
 
-/// Importe un fichier JSON Lines du format d'échange (FORMAT.md). Tout le fichier est vérifié
-/// d'abord : si une ligne est invalide, rien n'est importé et les lignes fautives sont
-/// indiquées. Une référence (« ref ») déjà présente met à jour sa ressource, sans doublon ; les
-/// champs inconnus du format sont gardés.
+/// Importe un fichier JSON Lines du format d'échange (FORMAT.md), un tableur enregistré en CSV
+/// ou un fichier GeoJSON. Tout le fichier est vérifié d'abord : au moindre problème, rien
+/// n'est importé et chaque problème est indiqué par ligne (et colonne). Une référence (« ref »)
+/// déjà présente met à jour sa ressource, sans doublon ; les champs inconnus du format sont
+/// gardés. Pour un tableur, les colonnes sont reconnues à leur en-tête (« Maître d'ouvrage »,
+/// « Année de livraison », « Commune »…) ou données par --mapping ; essayez d'abord --apercu.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Fichier à importer (« - » : l'entrée standard).
@@ -29,12 +34,34 @@ pub struct Args {
     #[arg(long, value_name = "DOSSIER")]
     pub media: Option<PathBuf>,
     /// Affiche le résultat en JSON : {"created", "updated", "unchanged"}, et
-    /// "media": {"imported", "missing"} quand les fiches citent des médias.
+    /// "media": {"imported", "missing"} quand les fiches citent des médias ; avec --apercu,
+    /// {"columns", "problems", "notes", "ready"}.
     #[arg(long)]
     pub json: bool,
+    /// Format du fichier : jsonl, csv ou geojson. Par défaut, d'après son extension (.csv,
+    /// .geojson ; jsonl sinon).
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    /// Correspondance des colonnes d'un tableur, des valeurs par défaut et des valeurs à lire
+    /// comme un code (fichier TOML, décrit dans docs/OPENDATA.md).
+    #[arg(long, value_name = "FICHIER")]
+    pub mapping: Option<PathBuf>,
+    /// Montre les colonnes reconnues, les remarques et tous les problèmes, sans rien importer.
+    #[arg(long)]
+    pub apercu: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    let format = args.format.unwrap_or_else(|| by_extension(&args.file));
+    if format != FileFormat::Jsonl {
+        return sheet::run(args, format, ctx, out);
+    }
+    if args.mapping.is_some() || args.apercu {
+        return Err(UsageError(
+            "--mapping et --apercu s'emploient avec --format csv ou geojson".into(),
+        )
+        .into());
+    }
     let name = args.file.display().to_string();
     let text = read(&args.file).with_context(|| format!("lecture de « {name} »"))?;
     let resources = jsonl::parse(text.as_bytes()).with_context(|| format!("« {name} » refusé"))?;
@@ -91,6 +118,20 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The format a file's extension says.
+fn by_extension(path: &Path) -> FileFormat {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => FileFormat::Csv,
+        Some("geojson") => FileFormat::Geojson,
+        _ => FileFormat::Jsonl,
+    }
+}
+
 fn read(path: &Path) -> std::io::Result<String> {
     let mut text = String::new();
     if path.as_os_str() == "-" {
@@ -102,7 +143,7 @@ fn read(path: &Path) -> std::io::Result<String> {
 }
 
 /// A bar on standard error for long imports, hidden when standard error is not a terminal.
-fn progress_bar(len: usize) -> ProgressBar {
+pub(super) fn progress_bar(len: usize) -> ProgressBar {
     if len < PROGRESS_MIN || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -113,7 +154,7 @@ fn progress_bar(len: usize) -> ProgressBar {
     bar
 }
 
-fn describe(c: &ImportCounts) -> String {
+pub(super) fn describe(c: &ImportCounts) -> String {
     let s = |n: usize| fr::plural_s(n as u64);
     format!(
         "{} créée{}, {} mise{} à jour, {} inchangée{}",

@@ -148,9 +148,19 @@ impl Replica {
     /// a failing database still ends it.
     pub fn export_each(
         &self,
+        each: impl FnMut(serde_json::Value) -> bool,
+    ) -> Result<Vec<Unreadable>, ReplicaError> {
+        self.export_matching(&ListFilter::default(), each)
+    }
+
+    /// [`Self::export_each`] for the resources `filter` lists (`atelier export --departement 15`,
+    /// the web list's download links).
+    pub fn export_matching(
+        &self,
+        filter: &ListFilter,
         mut each: impl FnMut(serde_json::Value) -> bool,
     ) -> Result<Vec<Unreadable>, ReplicaError> {
-        let mut entries = self.list(&ListFilter::default())?;
+        let mut entries = self.list(filter)?;
         entries.sort_by(|a, b| (&a.ref_, &a.title).cmp(&(&b.ref_, &b.title)));
         let mut unreadable = Vec::new();
         for e in &entries {

@@ -738,7 +738,7 @@ impl Builder<'_> {
         let mut v: Vec<(String, u64, u8)> = found
             .into_iter()
             .map(|(t, df)| {
-                let d = edit_distance(text, &t).clamp(1, usize::from(distance)) as u8;
+                let d = crate::fr::edit_distance(text, &t).clamp(1, usize::from(distance)) as u8;
                 (t, df, d)
             })
             .collect();
@@ -750,27 +750,6 @@ impl Builder<'_> {
         v.truncate(MAX_FUZZY_TERMS);
         Ok(v.into_iter().map(|(t, _, d)| (t, d)).collect())
     }
-}
-
-/// Edit distance with adjacent transpositions counted as one edit (optimal string alignment),
-/// the measure of the typo automaton.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                cur[j] = cur[j].min(prev2[j - 2] + 1);
-            }
-        }
-        prev2 = std::mem::replace(&mut prev, cur);
-    }
-    prev[b.len()]
 }
 
 /// How many edits a typed word may carry: none for short words, where one edit already lands
@@ -940,11 +919,11 @@ mod tests {
 
     #[test]
     fn edit_distances() {
-        assert_eq!(edit_distance("lauzze", "lauze"), 1);
-        assert_eq!(edit_distance("resaturer", "restaurer"), 1);
-        assert_eq!(edit_distance("aurilac", "aurillac"), 1);
-        assert_eq!(edit_distance("terrasseme", "terrasses"), 2);
-        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(crate::fr::edit_distance("lauzze", "lauze"), 1);
+        assert_eq!(crate::fr::edit_distance("resaturer", "restaurer"), 1);
+        assert_eq!(crate::fr::edit_distance("aurilac", "aurillac"), 1);
+        assert_eq!(crate::fr::edit_distance("terrasseme", "terrasses"), 2);
+        assert_eq!(crate::fr::edit_distance("", "abc"), 3);
     }
 
     #[test]

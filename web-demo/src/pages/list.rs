@@ -160,6 +160,18 @@ impl Params {
         &self.text
     }
 
+    /// The search and filters as a query string (no page), for the download links.
+    fn search_query(&self) -> String {
+        let mut all = self.clone();
+        all.page = 1;
+        all.deleted = false;
+        all.just_deleted = None;
+        all.href()
+            .trim_start_matches('/')
+            .trim_start_matches('?')
+            .to_string()
+    }
+
     fn is_chosen(&self, facet: &str, value: &str) -> bool {
         self.chosen
             .get(facet)
@@ -433,9 +445,41 @@ fn results_block(params: &Params, results: &SearchResults, cards: &[Card]) -> Ma
                 @if params.page < pages { a href=(params.at_page(params.page + 1)) rel="next" { "Page suivante →" } }
             }
         }
+        @if !params.deleted && results.total > 0 {
+            (downloads(params))
+        }
         p.more-links {
+            @if !params.deleted { a href="/import" { "Importer un tableur" } " · " }
             @if params.deleted { a href="/" { "← Revenir aux fiches" } }
             @else { a href="/?supprimees=1" { "Voir les fiches supprimées" } }
+        }
+    }
+}
+
+/// « Télécharger ces fiches »: the current search and filters in each export format.
+fn downloads(params: &Params) -> Markup {
+    let q = params.search_query();
+    let with = |path: &str, extra: &str| {
+        let parts: Vec<&str> = [q.as_str(), extra]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", parts.join("&"))
+        }
+    };
+    html! {
+        nav.downloads aria-label="Télécharger ces fiches" {
+            span { "Télécharger ces fiches : " }
+            a href=(with("/export.geojson", "")) download title="Pour QGIS, uMap : un point par fiche" { "GeoJSON" }
+            " · "
+            a href=(with("/export.csv", "")) download title="Séparateur virgule, pour les portails de données ouvertes" { "CSV" }
+            " · "
+            a href=(with("/export.csv", "separateur=%3B")) download title="Séparateur point-virgule, pour Excel ou LibreOffice en français" { "CSV (;)" }
+            " · "
+            a href=(with("/export.jsonl", "")) download title="Le format d'échange complet d'Atelier" { "JSON Lines" }
         }
     }
 }

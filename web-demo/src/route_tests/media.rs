@@ -6,7 +6,7 @@ use atelier_core::media::{BlobHash, MediaKind};
 
 use super::*;
 
-const BOUNDARY: &str = "----atelier-test-boundary";
+pub(super) const BOUNDARY: &str = "----atelier-test-boundary";
 
 /// A real JPEG, `w` × `h`, drawn here (a gradient, so it compresses like a photo).
 pub(super) fn jpeg(w: u32, h: u32) -> Vec<u8> {
@@ -25,12 +25,12 @@ fn pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec()
 }
 
-enum Part<'a> {
+pub(super) enum Part<'a> {
     Text(&'a str, &'a str),
     File(&'a str, &'a [u8]),
 }
 
-fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+pub(super) fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for p in parts {
         body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
