@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod crash;
 pub mod doc_cost;
 pub mod durability;
+pub mod fanout;
 pub mod import;
 pub mod loopback;
 pub mod media;
@@ -56,6 +57,9 @@ pub enum Command {
     /// The atlas of a corpus as the web app serves it: its counts per département against the
     /// corpus file's.
     Atlas(atlas::Args),
+    /// One edit to many live devices (separate QUIC endpoints in several processes) through
+    /// one relay, and their idle cost on the relay; against automerge-repo's sync server.
+    Fanout(fanout::Args),
 }
 
 /// Runs a parsed command line.
@@ -71,5 +75,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crash(args) => crash::run(&args),
         Command::Durability(args) => durability::run(&args),
         Command::Atlas(args) => atlas::run(&args),
+        Command::Fanout(args) => fanout::run(&args),
     }
 }
