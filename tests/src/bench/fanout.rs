@@ -626,7 +626,12 @@ async fn worker() -> anyhow::Result<()> {
         let mut session = Session::new(store, Role::Initiator);
         session.start()?;
         sessions.spawn(async move {
-            let _ = drive(session, stream, Mode::Live(changes), |_| {}).await;
+            // A live session ends only when its connection does: say why, since the device
+            // then misses every later edit.
+            match drive(session, stream, Mode::Live(changes), |_| {}).await {
+                Ok(_) => eprintln!("device {d}: the relay ended the live session"),
+                Err(e) => eprintln!("device {d}: live session lost: {e}"),
+            }
             connection.close(CloseCode::Done.code(), b"done");
         });
     }
