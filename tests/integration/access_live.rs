@@ -198,10 +198,12 @@ async fn a_bad_token_flood_reads_nothing_and_a_valid_client_still_connects() {
         "{ATTEMPTS} bad-token upgrades refused in {:?}",
         start.elapsed()
     );
-    assert_eq!(
-        access.store().loads(),
-        loads,
-        "a token check read access.json"
+    // The relay's access poll may still be taking in the token's write (it and the harness
+    // both notice it; each reads the file once): at most that one read, never one per attempt.
+    let reads = access.store().loads() - loads;
+    assert!(
+        reads <= 1,
+        "{reads} reads of access.json during {ATTEMPTS} token checks"
     );
     let (repo, _) = samod::dial(&relay, &token, "caue-63/navigateur").await;
     repo.stop().await;

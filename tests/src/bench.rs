@@ -5,6 +5,7 @@ pub mod corpus;
 pub mod crash;
 pub mod doc_cost;
 pub mod durability;
+pub mod fanout;
 pub mod import;
 pub mod loopback;
 pub mod media;
@@ -60,6 +61,9 @@ pub enum Command {
     /// A remote one-character edit of a long description, applied by the receiving office:
     /// load, apply, save, card, and the whole store write.
     Splice(splice::Args),
+    /// One edit to many live devices (separate QUIC endpoints in several processes) through
+    /// one relay, and their idle cost on the relay; against automerge-repo's sync server.
+    Fanout(fanout::Args),
 }
 
 /// Runs a parsed command line.
@@ -76,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Durability(args) => durability::run(&args),
         Command::Atlas(args) => atlas::run(&args),
         Command::Splice(args) => splice::run(&args),
+        Command::Fanout(args) => fanout::run(&args),
     }
 }

@@ -360,7 +360,7 @@ pub fn own_cpu_s() -> f64 {
 }
 
 /// CPU seconds (user and system) of a `/proc/…/stat` file (0 where unreadable).
-fn process_cpu_s(path: &str) -> f64 {
+pub fn process_cpu_s(path: &str) -> f64 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| cpu_ticks(&s))

@@ -434,13 +434,13 @@ fn js_steps(
     result
 }
 
-fn path(p: &Path) -> String {
+pub fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
 /// Installs the baseline's npm packages once (`npm ci` in `tests/js/bench`).
 /// Runs `node client.mjs ARGS` within `limit`; returns its JSON line.
-fn node(args: &[&str], limit: Duration) -> anyhow::Result<Value> {
+pub fn node(args: &[&str], limit: Duration) -> anyhow::Result<Value> {
     let mut child = Command::new("node")
         .arg(JS_BENCH.script("client.mjs"))
         .args(args)
