@@ -46,12 +46,7 @@ impl IndexedSearch {
     /// The search engine over `replica`'s index (in [`SEARCH_DIR`]), recreated if it is missing
     /// or unreadable; it catches up with changes made since its last use at its next search.
     pub fn open(replica: Arc<Replica>) -> Result<Self, IndexedSearchError> {
-        let path = replica.dir().join(SEARCH_DIR);
-        let index =
-            SearchIndex::open_or_create(&path).map_err(|source| IndexedSearchError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let index = open_index(&replica)?;
         Self::new(replica, index)
     }
 
@@ -59,12 +54,7 @@ impl IndexedSearch {
     /// imported or pulled since its last use) is left for [`Self::refresh_some`] to take in
     /// slices: a web app answers its pages at once and says search is catching up.
     pub fn open_deferred(replica: Arc<Replica>) -> Result<Self, IndexedSearchError> {
-        let path = replica.dir().join(SEARCH_DIR);
-        let index =
-            SearchIndex::open_or_create(&path).map_err(|source| IndexedSearchError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let index = open_index(&replica)?;
         Self::new_deferred(replica, index)
     }
 
@@ -154,6 +144,12 @@ impl IndexedSearch {
         // The index is a cache: a panic mid-write leaves at worst a stale entry.
         crate::mutex::lock(&self.index)
     }
+}
+
+/// The index in the replica's folder ([`SEARCH_DIR`]), recreated if missing or unreadable.
+fn open_index(replica: &Replica) -> Result<SearchIndex, IndexedSearchError> {
+    let path = replica.dir().join(SEARCH_DIR);
+    SearchIndex::open_or_create(&path).map_err(|source| IndexedSearchError::Open { path, source })
 }
 
 /// The search document of a resource, with the French labels of its codes as weak text.
