@@ -246,6 +246,31 @@ impl Remote {
             .with_context(|| format!("réponse illisible de l'application web ({path})"))
     }
 
+    /// POSTs a new work document (a group, a publication) and returns the id it was given.
+    fn create_work(&self, path: &str, new: serde_json::Value) -> anyhow::Result<DocumentId> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: DocumentId,
+        }
+        let created: Created = self.json("POST", path, Some(Body::Json(new)))?;
+        Ok(created.id)
+    }
+
+    /// POSTs edits to a work document; returns its id and the fields that changed.
+    fn edit_work(
+        &self,
+        path: &str,
+        edits: serde_json::Value,
+    ) -> anyhow::Result<(DocumentId, Vec<String>)> {
+        #[derive(Deserialize)]
+        struct Edited {
+            id: DocumentId,
+            fields: Vec<String>,
+        }
+        let edited: Edited = self.json("POST", path, Some(Body::Json(edits)))?;
+        Ok((edited.id, edited.fields))
+    }
+
     fn transport_error(&self, e: ureq::Error) -> anyhow::Error {
         match e {
             ureq::Error::Io(_)
@@ -436,13 +461,7 @@ impl Backend for Remote {
     }
 
     fn create_group(&self, new: &NewGroup) -> anyhow::Result<DocumentId> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: DocumentId,
-        }
-        let body = Body::Json(serde_json::to_value(new)?);
-        let created: Created = self.json("POST", "/api/groups", Some(body))?;
-        Ok(created.id)
+        self.create_work("/api/groups", serde_json::to_value(new)?)
     }
 
     fn group(&self, group: &str) -> anyhow::Result<GroupView> {
@@ -454,15 +473,8 @@ impl Backend for Remote {
         group: &str,
         edits: &[GroupEdit],
     ) -> anyhow::Result<(DocumentId, Vec<String>)> {
-        #[derive(Deserialize)]
-        struct Edited {
-            id: DocumentId,
-            fields: Vec<String>,
-        }
-        let body = Body::Json(json!({ "edits": edits }));
         let path = format!("/api/groups/{}/edits", encode(group));
-        let edited: Edited = self.json("POST", &path, Some(body))?;
-        Ok((edited.id, edited.fields))
+        self.edit_work(&path, json!({ "edits": edits }))
     }
 
     fn plans(&self, group: Option<&str>, office: Option<&str>) -> anyhow::Result<Vec<GroupPlan>> {
@@ -550,13 +562,7 @@ impl Backend for Remote {
     }
 
     fn create_publication(&self, new: &NewPublication) -> anyhow::Result<DocumentId> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: DocumentId,
-        }
-        let body = Body::Json(serde_json::to_value(new)?);
-        let created: Created = self.json("POST", "/api/publications", Some(body))?;
-        Ok(created.id)
+        self.create_work("/api/publications", serde_json::to_value(new)?)
     }
 
     fn publication(&self, name: &str) -> anyhow::Result<PublicationView> {
@@ -568,15 +574,8 @@ impl Backend for Remote {
         name: &str,
         edits: &[PublicationEdit],
     ) -> anyhow::Result<(DocumentId, Vec<String>)> {
-        #[derive(Deserialize)]
-        struct Edited {
-            id: DocumentId,
-            fields: Vec<String>,
-        }
-        let body = Body::Json(json!({ "edits": edits }));
         let path = format!("/api/publications/{}/edits", encode(name));
-        let edited: Edited = self.json("POST", &path, Some(body))?;
-        Ok((edited.id, edited.fields))
+        self.edit_work(&path, json!({ "edits": edits }))
     }
 
     fn add_section(
