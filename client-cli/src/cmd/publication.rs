@@ -412,21 +412,37 @@ fn cover(backend: &dyn backend::Backend, text: &str) -> anyhow::Result<Cover> {
 /// The section a user named: its 1-based number, or its id (or a unique start of it).
 fn section_of(view: &PublicationView, text: &str) -> Result<(usize, String), UsageError> {
     let sections = &view.publication.sections;
-    if let Ok(n) = text.trim().parse::<usize>() {
-        if n >= 1 && n <= sections.len() {
-            return Ok((n - 1, sections[n - 1].id.clone()));
-        }
-    }
-    let found: Vec<usize> = (0..sections.len())
-        .filter(|i| sections[*i].id.starts_with(text.trim()) && !text.trim().is_empty())
-        .collect();
-    match found[..] {
-        [i] => Ok((i, sections[i].id.clone())),
-        _ => Err(UsageError(format!(
+    let ids: Vec<&str> = sections.iter().map(|s| s.id.as_str()).collect();
+    match section_index(&ids, text) {
+        Some(i) => Ok((i, sections[i].id.clone())),
+        None => Err(UsageError(format!(
             "« {} » ne désigne pas une section (numéro entre 1 et {}, ou identifiant)",
             text.trim(),
             sections.len()
         ))),
+    }
+}
+
+/// Which of `ids` the user's `text` names. A number is a position and never the start of an
+/// id: ids are random, and « 9 » out of range must not quietly pick a section whose id begins
+/// with a 9.
+fn section_index(ids: &[&str], text: &str) -> Option<usize> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<usize>() {
+            Ok(n) if n >= 1 && n <= ids.len() => Some(n - 1),
+            _ => ids.iter().position(|id| *id == text),
+        };
+    }
+    let found: Vec<usize> = (0..ids.len())
+        .filter(|i| ids[*i].starts_with(text))
+        .collect();
+    match found[..] {
+        [i] => Some(i),
+        _ => None,
     }
 }
 
@@ -578,4 +594,24 @@ fn show(out: &mut dyn Write, v: &PublicationView) -> anyhow::Result<()> {
         )?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section_index;
+
+    #[test]
+    fn a_section_is_named_by_position_or_by_the_start_of_its_id() {
+        let ids = ["9f3a", "b71c", "b7d0"];
+        assert_eq!(section_index(&ids, "2"), Some(1));
+        assert_eq!(section_index(&ids, " 3 "), Some(2));
+        assert_eq!(section_index(&ids, "b71"), Some(1));
+        // Out of range stays refused even though an id starts with 9.
+        assert_eq!(section_index(&ids, "9"), None);
+        assert_eq!(section_index(&ids, "0"), None);
+        // An ambiguous start, or nothing, names no section.
+        assert_eq!(section_index(&ids, "b7"), None);
+        assert_eq!(section_index(&ids, ""), None);
+        assert_eq!(section_index(&ids, "9f"), Some(0));
+    }
 }
