@@ -43,12 +43,132 @@ pub struct Card {
     pub work: Option<WorkCard>,
 }
 
-/// What a replica's listing and import need of a resource document.
+/// What a replica's listing, import and search need of a resource document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceCard {
     pub listing: ListingEntry,
     /// [`content_hash`] of the resource, hex.
     pub content: String,
+    /// What search reads beyond the listing, so that a fresh replica indexes what it pulled
+    /// without loading each document; absent from cards written before it existed and for
+    /// resources whose text passes [`MAX_SEARCH_CARD_BYTES`] (their receiver loads them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchCard>,
+}
+
+/// Most bytes of text a card's [`SearchCard`] may carry. Cards of one frame inflate to at most
+/// [`MAX_CARDS_INFLATED`]; a description past this (a few pages of prose; the generated
+/// corpus's longest is 20 KB) travels without it, and its receiver loads that one document to
+/// index it.
+pub const MAX_SEARCH_CARD_BYTES: usize = 64 * 1024;
+
+/// The fields of a resource that search indexes and its listing entry lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SearchCard {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub materials: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Designers' names (search reads no roles).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub designers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervention: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub building_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+}
+
+impl SearchCard {
+    /// What search needs of `r` beyond its listing; `None` past [`MAX_SEARCH_CARD_BYTES`].
+    pub fn of(r: &Resource) -> Option<Self> {
+        let strings = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+        let text = r.description.len()
+            + strings(&r.materials)
+            + strings(&r.audiences)
+            + strings(&r.keywords)
+            + r.client.as_ref().map_or(0, String::len)
+            + r.designers.iter().map(|d| d.name.len()).sum::<usize>();
+        if text > MAX_SEARCH_CARD_BYTES {
+            return None;
+        }
+        let location = r.location.as_ref();
+        Some(Self {
+            description: r.description.clone(),
+            materials: r.materials.clone(),
+            audiences: r.audiences.clone(),
+            keywords: r.keywords.clone(),
+            client: r.client.clone(),
+            designers: r.designers.iter().map(|d| d.name.clone()).collect(),
+            intervention: r.intervention.clone(),
+            building_type: r.building_type.clone(),
+            tool_type: r.tool_type.clone(),
+            action_type: r.action_type.clone(),
+            lat: location.and_then(|l| l.lat),
+            lon: location.and_then(|l| l.lon),
+        })
+    }
+
+    /// The resource as search sees it, from its listing entry and this card: every field search
+    /// reads is filled in, the others (links, media, costs, roles) are left empty.
+    pub fn resource(&self, listing: &ListingEntry) -> Resource {
+        let location = (listing.commune.is_some()
+            || listing.departement.is_some()
+            || self.lat.is_some()
+            || self.lon.is_some())
+        .then(|| crate::resource::Location {
+            commune: listing.commune.clone(),
+            departement: listing.departement.clone(),
+            lat: self.lat,
+            lon: self.lon,
+            ..Default::default()
+        });
+        Resource {
+            ref_: listing.ref_.clone(),
+            kind: listing.kind.clone(),
+            title: listing.title.clone(),
+            summary: listing.summary.clone(),
+            description: self.description.clone(),
+            office: listing.office.clone(),
+            status: listing.status.clone(),
+            axes: listing.axes.clone(),
+            themes: listing.themes.clone(),
+            sectors: listing.sectors.clone(),
+            materials: self.materials.clone(),
+            audiences: self.audiences.clone(),
+            keywords: self.keywords.clone(),
+            location,
+            year: listing.year,
+            client: self.client.clone(),
+            designers: self
+                .designers
+                .iter()
+                .map(|name| crate::resource::Designer {
+                    role: String::new(),
+                    name: name.clone(),
+                })
+                .collect(),
+            intervention: self.intervention.clone(),
+            building_type: self.building_type.clone(),
+            tool_type: self.tool_type.clone(),
+            action_type: self.action_type.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// What lists and filters read: derived from each resource document with its card (a card
@@ -135,6 +255,7 @@ impl Card {
             listing.updated_at = updated_at;
             ResourceCard {
                 content: hex::encode(content_hash(&stored.resource)),
+                search: SearchCard::of(&stored.resource),
                 listing,
             }
         });

@@ -190,7 +190,7 @@ impl Replica {
     /// resource it lacks (a lost shard is written again); `now_ms` dates those catalog changes.
     pub fn reindex(&self, now_ms: i64) -> Result<usize, ReplicaError> {
         let mut stale = Batch::default();
-        for prefix in [keys::LISTING, keys::REFS, keys::CONTENT] {
+        for prefix in [keys::LISTING, keys::REFS, keys::CONTENT, keys::SEARCH_CARD] {
             self.kv.for_each_prefix(&[prefix], &mut |k, _| {
                 stale.remove(k.to_vec());
                 true

@@ -4,7 +4,8 @@
 pub use crate::card::ListingEntry;
 use crate::card::{self, Card};
 use crate::ids::DocumentId;
-use crate::store::keys::{self, content_key, listing_key, ref_key, work_key};
+use crate::resource::Resource;
+use crate::store::keys::{self, content_key, listing_key, ref_key, search_card_key, work_key};
 use crate::store::{Batch, Indexer, Kv, StoreError};
 
 use super::{pending, Replica, ReplicaError};
@@ -83,6 +84,30 @@ impl Replica {
             .and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
+    /// A live resource as search indexes it (`None` for a deleted document or one that is not
+    /// a resource): from its listing entry and search card when it has both, as a document
+    /// received with its card does, else from the loaded document. A fresh replica indexes what
+    /// it pulled this way without loading documents (half a millisecond each).
+    pub fn searchable(&self, id: &DocumentId) -> Result<Option<Resource>, ReplicaError> {
+        if let Some(entry) = self.listing(id)? {
+            if entry.deleted {
+                return Ok(None);
+            }
+            let search = self
+                .kv
+                .get(&search_card_key(id))?
+                .and_then(|v| serde_json::from_slice::<card::SearchCard>(&v).ok());
+            if let Some(search) = search {
+                return Ok(Some(search.resource(&entry)));
+            }
+        }
+        match self.get(id) {
+            Ok(s) if !s.deleted => Ok(Some(s.resource)),
+            Ok(_) | Err(ReplicaError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Names the owner office of a document from the listing index, for the sync summary
     /// (documents received during the sync are indexed as they are written, so they count).
     pub fn office_lookup(&self) -> crate::sync::OfficeLookup {
@@ -106,6 +131,7 @@ impl Indexer for ListingIndexer {
             // Not a resource (a catalog shard, a group or thread, a foreign document): nothing
             // to list, and no content for an import to compare with.
             batch.remove(content_key(id));
+            batch.remove(search_card_key(id));
             if let Some(work) = &card.work {
                 batch.put(work_key(id), serde_json::to_vec(work).unwrap_or_default());
             }
@@ -123,6 +149,13 @@ impl Indexer for ListingIndexer {
         );
         if let Some(reference) = &entry.ref_ {
             batch.put(ref_key(reference), id.as_bytes().to_vec());
+        }
+        match &resource.search {
+            Some(search) => batch.put(
+                search_card_key(id),
+                serde_json::to_vec(search).unwrap_or_default(),
+            ),
+            None => batch.remove(search_card_key(id)),
         }
         pending::mark(id, card, batch);
         Ok(())
@@ -145,12 +178,14 @@ impl Indexer for ListingIndexer {
         let Some(content) = kv.get(&content_key(id))? else {
             return Ok(None);
         };
-        // The listing entry is stored as `serde_json` wrote it: splice it in as it is.
-        let json = card::splice_object(&[
-            ("listing", &listing),
-            ("content", &card::hex_json(&content)),
-        ]);
-        Ok(Some(json))
+        // The entries are stored as `serde_json` wrote them: splice them in as they are.
+        let content = card::hex_json(&content);
+        let search = kv.get(&search_card_key(id))?;
+        let mut fields: Vec<(&str, &[u8])> = vec![("listing", &listing), ("content", &content)];
+        if let Some(search) = &search {
+            fields.push(("search", search));
+        }
+        Ok(Some(card::splice_object(&fields)))
     }
 }
 

@@ -116,12 +116,13 @@ impl IndexedSearch {
     }
 
     fn index_ids(&self, ids: &[DocumentId]) -> Result<(), IndexedSearchError> {
-        // Loading documents is most of the work when there are many (a fresh replica's first
-        // search indexes all of them): share it among threads.
+        // A resource received with its search card is read from the replica's entries; one
+        // without (written before search cards, or too long for one) is loaded, which is most of
+        // the work when there are many: share it among threads.
         let threads = par::threads_for(ids.len(), MAX_LOAD_THREADS, MIN_LOADS_PER_THREAD);
         let load = |id: &DocumentId| -> Result<SearchDoc, String> {
-            match self.replica.get(id) {
-                Ok(s) if !s.deleted => Ok(search_doc(id, &s.resource)),
+            match self.replica.searchable(id) {
+                Ok(Some(r)) => Ok(search_doc(id, &r)),
                 _ => Err(id.url()),
             }
         };
@@ -285,6 +286,91 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// A resource with every field search reads, and a bare one.
+    fn searchable_resources() -> Vec<Resource> {
+        [
+            json!({"ref":"r-1","kind":"realisation","title":"Maison en pisé","office":"caue-63",
+                "summary":"Une maison","description":"Murs en **terre crue**, charpente en mélèze.",
+                "status":"publie","axes":["architecture_integree"],"themes":["habitat"],"sectors":["terre"],
+                "materials":["pisé","chaux"],"audiences":["particuliers"],"keywords":["enduit"],
+                "location":{"commune":"Thiers","insee":"63430","departement":"63","lat":45.85,"lon":3.55},
+                "year":2019,"client":"Commune de Thiers",
+                "designers":[{"role":"architecte","name":"Atelier Terre"}],
+                "intervention":"construction_neuve","building_type":"logement_individuel",
+                "links":[{"url":"https://example.org"}]}),
+            json!({"kind":"outil","title":"Guide","office":"caue-15","tool_type":"guide"}),
+        ]
+        .iter()
+        .map(|v| Resource::from_json(v).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn a_search_card_indexes_exactly_what_the_document_would() {
+        for r in searchable_resources() {
+            let id = DocumentId::derived(&r.title);
+            let stored = crate::document::Stored {
+                resource: r.clone(),
+                created_at: 5,
+                deleted: false,
+            };
+            let listing = crate::card::ListingEntry::of(&id, &stored);
+            let card = crate::card::SearchCard::of(&r).expect("short texts have a card");
+            assert_eq!(
+                search_doc(&id, &card.resource(&listing)),
+                search_doc(&id, &r),
+                "{}",
+                r.title
+            );
+        }
+        let mut long = searchable_resources().remove(1);
+        long.description = "x".repeat(crate::card::MAX_SEARCH_CARD_BYTES + 1);
+        assert_eq!(crate::card::SearchCard::of(&long), None);
+    }
+
+    #[test]
+    fn a_received_document_is_indexed_from_its_card_without_loading_it() {
+        let sender = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let r = searchable_resources().remove(0);
+        let id = sender.create(&r, &mut rng, 0).unwrap();
+        let bytes = sender.store().saved(&id).unwrap().unwrap();
+        let card: crate::card::Card =
+            serde_json::from_slice(&sender.store().card_json(&id).unwrap().unwrap()).unwrap();
+        let search = card.resource.as_ref().unwrap().search.as_ref().unwrap();
+        assert_eq!(search.description, r.description, "the sender's card carries it");
+
+        // An honest card matches its document; this one says « douglas » where the document
+        // says « mélèze », which shows what the index read.
+        let mut told = card.clone();
+        if let Some(rc) = told.resource.as_mut() {
+            rc.search.as_mut().unwrap().description = "Charpente en douglas.".into();
+        }
+        let receiver = Arc::new(Replica::in_memory("caue-15".parse().unwrap()));
+        receiver
+            .store()
+            .apply_bytes_with_card(&id, &bytes, Some(&told))
+            .unwrap();
+        let s = IndexedSearch::new(receiver.clone(), SearchIndex::in_memory().unwrap()).unwrap();
+        assert_eq!(s.search(&SearchQuery::text("douglas")).unwrap().total, 1);
+        assert_eq!(s.search(&SearchQuery::text("mélèze")).unwrap().total, 0);
+        assert_eq!(s.search(&SearchQuery::text("Thiers")).unwrap().total, 1);
+
+        // Once written here, the card is derived from the document again.
+        receiver
+            .edit(
+                &id,
+                &[crate::document::Edit::Set {
+                    field: "title".into(),
+                    value: json!("Maison en pisé à Thiers"),
+                }],
+                1,
+            )
+            .unwrap();
+        assert_eq!(s.search(&SearchQuery::text("mélèze")).unwrap().total, 1);
+        assert_eq!(s.search(&SearchQuery::text("douglas")).unwrap().total, 0);
     }
 
     #[test]

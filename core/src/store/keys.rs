@@ -26,6 +26,9 @@ pub const PENDING: u8 = b'p';
 /// SHA-256 of each resource document's FORMAT.md JSON: `x` + id → 32 bytes (see
 /// `card::content_hash`).
 pub const CONTENT: u8 = b'x';
+/// A replica's search cards: `t` + id → the `card::SearchCard` of a resource, JSON (what search
+/// indexes beyond the listing entry).
+pub const SEARCH_CARD: u8 = b't';
 /// The relay record: `s` + id → the heads hash the relay held at the last sync.
 pub const SYNCED: u8 = b's';
 
@@ -134,6 +137,10 @@ pub fn content_key(id: &DocumentId) -> Vec<u8> {
     of_document(CONTENT, id)
 }
 
+pub fn search_card_key(id: &DocumentId) -> Vec<u8> {
+    of_document(SEARCH_CARD, id)
+}
+
 pub fn synced_key(id: &DocumentId) -> Vec<u8> {
     of_document(SYNCED, id)
 }
@@ -159,6 +166,7 @@ mod tests {
             REFS,
             PENDING,
             CONTENT,
+            SEARCH_CARD,
             SYNCED,
             MEDIA_OUTBOX,
             QUOTA_OWNER,

@@ -79,6 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     );
     let export = t.elapsed();
     let rss_peak = peak_rss_kb();
+    let steps = steps(&resources, now);
 
     let n = resources.len();
     let per_sec = |d: Duration| n as f64 / d.as_secs_f64();
@@ -101,6 +102,7 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             "peak_rss_kb_after_parse": rss_parsed,
             "peak_rss_kb_after_import": rss_imported,
             "peak_rss_kb": rss_peak,
+            "steps_us": steps.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(std::process::ExitCode::SUCCESS);
@@ -171,8 +173,58 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         "peak RSS (VmHWM, end)",
         format!("{:.0} MB", rss_peak as f64 / 1e3),
     );
+    println!();
+    println!("Where one new resource's write goes (one thread, µs per resource, median of the corpus):");
+    println!();
+    println!("| {:<34} | {:>10} |", "step", "µs");
+    println!("|{}|{}|", "-".repeat(36), "-".repeat(12));
+    for (step, us) in &steps {
+        println!("| {step:<34} | {us:>10.0} |");
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
+
+/// Times the steps of writing a new resource, on this thread, for at most [`STEP_SAMPLE`]
+/// resources: the mapping into a new Automerge document, its commit, the snapshot saved, the
+/// card derived from the document, and the whole store write as an import does it. Medians.
+fn steps(resources: &[atelier_core::Resource], now: i64) -> Vec<(&'static str, f64)> {
+    use atelier_core::card::Card;
+    use atelier_core::document;
+    use atelier_core::store::HeadsHash;
+
+    let mut create = Vec::new();
+    let mut save = Vec::new();
+    let mut card = Vec::new();
+    for (i, r) in resources.iter().take(STEP_SAMPLE).enumerate() {
+        let id = atelier_core::DocumentId::derived(&format!("steps/{i}"));
+        let t = Instant::now();
+        let mut doc = document::new_doc();
+        if document::create(&mut doc, r, "caue-63", now).is_err() {
+            continue;
+        }
+        create.push(t.elapsed());
+        let t = Instant::now();
+        let bytes = doc.save();
+        save.push(t.elapsed());
+        std::hint::black_box(bytes);
+        let heads = HeadsHash::of(&doc.get_heads());
+        let t = Instant::now();
+        std::hint::black_box(Card::of(&id, &mut doc, heads));
+        card.push(t.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    vec![
+        ("map + commit (document::create)", median(&mut create)),
+        ("save the snapshot", median(&mut save)),
+        ("derive the card (Card::of)", median(&mut card)),
+    ]
+}
+
+/// How many resources the step breakdown times: enough for a stable median.
+const STEP_SAMPLE: usize = 500;
 
 /// Bytes of every file under `dir`.
 fn dir_size(dir: &Path) -> anyhow::Result<u64> {
