@@ -1,6 +1,6 @@
-//! A document's card: its heads hash and what a replica lists of it, sent with saved documents so
-//! that a replica receiving thousands of documents stores, lists and reconciles them without
-//! loading each one.
+//! A document's card: its heads hash, what a replica lists of it and what search indexes of it,
+//! sent with saved documents so that a replica receiving thousands of documents stores, lists,
+//! reconciles and indexes them without loading each one.
 //!
 //! Loading an Automerge document with collaborative `Text` costs about half a millisecond
 //! (`atelier-bench doc-cost`); a fresh replica pulling 10,000 resources would spend most of its

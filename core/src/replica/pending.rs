@@ -24,6 +24,22 @@ pub struct PendingDocs {
     marks: Vec<Vec<u8>>,
 }
 
+impl PendingDocs {
+    /// These documents in runs of at most `n` (at least 1), each indexed and cleared on its own.
+    pub fn into_slices(self, n: usize) -> Vec<PendingDocs> {
+        let n = n.max(1);
+        let marks = self.marks.chunks(n).map(<[_]>::to_vec);
+        self.ids
+            .chunks(n)
+            .zip(marks)
+            .map(|(ids, marks)| PendingDocs {
+                ids: ids.to_vec(),
+                marks,
+            })
+            .collect()
+    }
+}
+
 impl Deref for PendingDocs {
     type Target = [DocumentId];
 
@@ -135,5 +151,29 @@ mod tests {
             r.clear_pending(&left).unwrap();
             assert!(!r.pending().unwrap().contains(&a));
         }
+    }
+
+    #[test]
+    fn slices_of_the_pending_list_clear_each_their_own_documents() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        for i in 0..5 {
+            let v = json!({"kind":"outil","title":format!("Fiche {i}"),"office":"caue-63"});
+            r.create(&resource(v), &mut rng, 0).unwrap();
+        }
+        let all = r.pending().unwrap();
+        let ids: Vec<DocumentId> = all.to_vec();
+        let slices = all.into_slices(2);
+        assert_eq!(
+            slices.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        r.clear_pending(&slices[0]).unwrap();
+        let left = r.pending().unwrap();
+        assert_eq!(&left[..], &ids[2..], "only the first slice is taken");
+        for slice in &slices[1..] {
+            r.clear_pending(slice).unwrap();
+        }
+        assert!(r.pending().unwrap().is_empty());
     }
 }

@@ -21,6 +21,11 @@ pub const SEARCH_DIR: &str = "search";
 const MAX_LOAD_THREADS: usize = 4;
 /// Fewer documents than this per thread are loaded on the calling thread alone.
 const MIN_LOADS_PER_THREAD: usize = 64;
+/// Documents indexed per index commit when there are many (a fresh replica's first search takes
+/// 100,000): their search documents are held in memory until the commit, a few KB each, so
+/// memory stays within tens of MB whatever the backlog, and an interrupted build keeps what it
+/// committed.
+const INDEX_SLICE: usize = 5_000;
 
 /// Errors of a replica's search engine.
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +100,12 @@ impl IndexedSearch {
             usize::MAX => self.replica.pending()?,
             _ => self.replica.pending_at_most(limit)?,
         };
-        if pending.is_empty() {
-            return Ok(0);
+        let taken = pending.len();
+        for slice in pending.into_slices(INDEX_SLICE) {
+            self.index_ids(&slice)?;
+            self.replica.clear_pending(&slice)?;
         }
-        self.index_ids(&pending)?;
-        self.replica.clear_pending(&pending)?;
-        Ok(pending.len())
+        Ok(taken)
     }
 
     /// How many documents the index has yet to take, counting at most `limit` (a cheap check
@@ -340,7 +345,10 @@ mod tests {
         let card: crate::card::Card =
             serde_json::from_slice(&sender.store().card_json(&id).unwrap().unwrap()).unwrap();
         let search = card.resource.as_ref().unwrap().search.as_ref().unwrap();
-        assert_eq!(search.description, r.description, "the sender's card carries it");
+        assert_eq!(
+            search.description, r.description,
+            "the sender's card carries it"
+        );
 
         // An honest card matches its document; this one says « douglas » where the document
         // says « mélèze », which shows what the index read.

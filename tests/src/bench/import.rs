@@ -174,7 +174,9 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         format!("{:.0} MB", rss_peak as f64 / 1e3),
     );
     println!();
-    println!("Where one new resource's write goes (one thread, µs per resource, median of the corpus):");
+    println!(
+        "Where one new resource's write goes (one thread, µs per resource, median of the corpus):"
+    );
     println!();
     println!("| {:<34} | {:>10} |", "step", "µs");
     println!("|{}|{}|", "-".repeat(36), "-".repeat(12));

@@ -303,7 +303,11 @@ fn serve(
         &config,
         format!(
             "listen = \"{listen}\"\nws_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \".\"\n\
-             log_level = \"warn\"\n"
+             log_level = \"warn\"\n\
+             # One office uploads a whole benchmark corpus (100,000 resources), which no real\n\
+             # office does: the per-office quotas are raised past it.\n\
+             [quotas]\nmax_documents = 10_000_000\nmax_bytes = 1_000_000_000_000\n\
+             max_changes_per_minute = 100_000_000\n"
         ),
     )?;
     let mut child = Command::new(bin)

@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::replica::ListFilter;
+use atelier_core::search::{IndexedSearch, SearchQuery};
 use atelier_core::sync::{Role, Session};
 use atelier_core::{DocumentId, Resource};
 use atelier_relay::client;
@@ -103,6 +104,12 @@ struct Pull {
     udp_bytes: u64,
     rounds: u32,
     peak_rss_kb: u64,
+    /// From the pull's end to the first search answered with complete results (the index
+    /// built from nothing, as `atelier search` does after `atelier sync`).
+    first_search_s: f64,
+    /// Resources that search found, to check it saw the whole corpus.
+    first_search_total: usize,
+    peak_rss_kb_after_search: u64,
 }
 
 /// What the JavaScript baseline did at one corpus size; `None` for a step that failed or ran
@@ -226,6 +233,13 @@ async fn atelier_run(
             resources.len()
         );
     }
+    let live = listed.iter().filter(|e| !e.deleted).count();
+    if pull.first_search_total != live {
+        bail!(
+            "the first search after the pull found {} resources, the replica lists {live}",
+            pull.first_search_total
+        );
+    }
     let t = Instant::now();
     let (resync, udp) = b.sync(&relay).await?;
     let resync_s = t.elapsed().as_secs_f64();
@@ -278,13 +292,23 @@ async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::R
     let (stats, udp_bytes) = office.sync_to(addr, fp).await?;
     office.replica.record_synced()?;
     let secs = t.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_kb();
+    let t = Instant::now();
+    let search = IndexedSearch::open(office.replica.clone())?;
+    let mut everything = SearchQuery::text("");
+    everything.limit = 10;
+    let first_search_total = search.search(&everything)?.total;
+    let first_search_s = t.elapsed().as_secs_f64();
     Ok(Pull {
         secs,
+        first_search_s,
+        first_search_total,
+        peak_rss_kb_after_search: peak_rss_kb(),
         docs_received: stats.docs_received,
         payload_bytes: stats.bytes_sent + stats.bytes_received,
         udp_bytes,
         rounds: stats.rounds,
-        peak_rss_kb: peak_rss_kb(),
+        peak_rss_kb: peak_rss,
     })
 }
 
@@ -528,6 +552,21 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
             j.and_then(|j| j.pull_peak_rss_kb)
                 .map(rss)
                 .unwrap_or("—".into()),
+            "—".into(),
+        );
+        row(
+            "  first search after the pull (index build)",
+            format!(
+                "{:.2} s ({} found)",
+                a.pull.first_search_s, a.pull.first_search_total
+            ),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  peak RSS, pulling process after it",
+            rss(a.pull.peak_rss_kb_after_search),
+            "—".into(),
             "—".into(),
         );
         row(
