@@ -251,6 +251,10 @@ pub struct Session {
     /// answered as equal rather than with its entries (a scan of the whole heads index, for
     /// every live device). Forgotten when notices were missed.
     pushed_states: BTreeMap<usize, VecDeque<[u8; 16]>>,
+    /// Responder: our digests when the peer's last summary showed them all (or only crossed
+    /// pushes): what the peer held for a bucket before its first push since, which
+    /// `pushed_states` does not hold. Forgotten when notices were missed.
+    settled_digests: Option<Vec<[u8; 16]>>,
     /// Documents counted in `docs_received` since the last settled round.
     received: BTreeSet<DocumentId>,
     /// Received changes whose dependencies have not arrived yet. Automerge would queue them in
@@ -298,6 +302,7 @@ impl Session {
             out_sync_bytes: 0,
             from_peer: BTreeMap::new(),
             pushed_states: BTreeMap::new(),
+            settled_digests: None,
             received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
             round_failure: None,
@@ -419,6 +424,7 @@ impl Session {
     pub fn handle_missed_changes(&mut self) {
         // Some changes were not pushed: no remembered state stands for what the peer will hold.
         self.pushed_states.clear();
+        self.settled_digests = None;
         match self.role {
             Role::Initiator => self.confirm_later(),
             Role::Responder => self.queue_frame(Message::Resync.encode()),
@@ -569,6 +575,12 @@ impl Session {
         let differing: Vec<usize> = (0..BUCKETS)
             .filter(|b| ours[*b] != digests[*b] && !self.crossed_pushes(*b, &digests[*b]))
             .collect();
+        if differing.is_empty() {
+            // The peer holds (or, once it applied what precedes this answer, will hold) our
+            // digests: earlier states are of no more use.
+            self.pushed_states.clear();
+            self.settled_digests = Some(ours.clone());
+        }
         let entries = self.store.entries_of_buckets(&differing)?;
         let mut buckets = Vec::new();
         let mut count = 0;
@@ -771,12 +783,17 @@ impl Session {
         states.push_back(digests[bucket]);
     }
 
-    /// Whether the peer's digest for `bucket` is one we had right after a push to it: the
-    /// peer's summary left before that push's successors arrived, and they are on their way.
+    /// Whether the peer's digest for `bucket` is one we had right after a push to it, or at the
+    /// last settled round: the peer's summary left before the later pushes arrived, and they
+    /// are on their way (every change since was pushed, or `handle_missed_changes` forgot).
     fn crossed_pushes(&self, bucket: usize, theirs: &[u8; 16]) -> bool {
         self.pushed_states
             .get(&bucket)
             .is_some_and(|states| states.contains(theirs))
+            || self
+                .settled_digests
+                .as_ref()
+                .is_some_and(|settled| settled.get(bucket) == Some(theirs))
     }
 
     fn keep_unpublished(&mut self, id: DocumentId) {
@@ -1692,6 +1709,14 @@ mod tests {
         // "in sync" without listing the bucket's entries.
         let s = stores(2);
         put(&s[0], "r", "v", "1");
+        // Another document, in another bucket, not pushed since the office settled.
+        let q = (0..)
+            .map(|i| format!("q{i}"))
+            .find(|q| {
+                DocumentId::derived(q).bucket(BUCKETS) != DocumentId::derived("r").bucket(BUCKETS)
+            })
+            .unwrap();
+        put(&s[0], &q, "v", "1");
         let mut office = Session::new(s[1].clone(), Role::Initiator);
         let mut relay = Session::new(s[0].clone(), Role::Responder);
         office.start().unwrap();
@@ -1711,10 +1736,12 @@ mod tests {
         let summary = office.poll_transmit().expect("a confirmation round");
         assert!(matches!(Message::decode(&summary), Ok(Message::Summary { .. })));
 
-        // The next change reaches the relay before that summary does.
+        // The next changes reach the relay before that summary does.
         put(&s[0], "r", "v", "3");
-        let second = crate::mutex::lock(&notices).remove(0);
-        relay.handle_local_change(&second);
+        put(&s[0], &q, "v", "2");
+        for change in std::mem::take(&mut *crate::mutex::lock(&notices)) {
+            relay.handle_local_change(&change);
+        }
         relay.handle_frame(&summary).unwrap();
         let mut kinds = Vec::new();
         while let Some(f) = relay.poll_transmit() {
@@ -1726,8 +1753,9 @@ mod tests {
             });
             office.handle_frame(&f).unwrap();
         }
-        // The change first, then "in sync": the relay knows the office's digest for that
-        // bucket as the one it had right after the previous push, so no entries (no scan).
+        // The changes first, then "in sync": the relay knows the office's digests for those
+        // buckets, as it had them right after the previous push to one and when the office
+        // last settled for the other, so no entries (no scan).
         assert_eq!(kinds, ["docs", "end of entries"]);
         while let Some(f) = office.poll_transmit() {
             assert!(
