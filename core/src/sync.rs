@@ -1734,7 +1734,10 @@ mod tests {
             office.handle_frame(&f).unwrap();
         }
         let summary = office.poll_transmit().expect("a confirmation round");
-        assert!(matches!(Message::decode(&summary), Ok(Message::Summary { .. })));
+        assert!(matches!(
+            Message::decode(&summary),
+            Ok(Message::Summary { .. })
+        ));
 
         // The next changes reach the relay before that summary does.
         put(&s[0], "r", "v", "3");
