@@ -53,6 +53,12 @@ pub const MAX_PEER_SYNCS: usize = 4096;
 pub const MAX_ROUNDS: u32 = 8;
 /// Threads that load received documents at once (see `apply_all`).
 pub const MAX_APPLY_THREADS: usize = 4;
+/// Digests a responder remembers per bucket for a live peer (see `Session::pushed_states`):
+/// a confirmation round crosses at most the few changes pushed while it was on its way.
+const PUSHED_STATES_PER_BUCKET: usize = 4;
+/// Buckets a responder remembers pushed states for before it starts over: a burst of changes
+/// wider than this is answered with entries, as before. 64 × 4 digests, 4 KB per session.
+const PUSHED_STATES_BUCKETS: usize = 64;
 /// Below this many documents in a frame, applying them on one thread is cheaper.
 const PARALLEL_APPLY_MIN: usize = 16;
 /// Heads applied from the peer remembered to avoid echoing its own changes back to it.
@@ -238,6 +244,17 @@ pub struct Session {
     /// Heads we reached by applying the peer's changes: a local-change notice with these heads
     /// is the peer's own change coming back, not worth sending.
     from_peer: BTreeMap<DocumentId, HeadsHash>,
+    /// Responder, live: per bucket, its digests right after each change pushed to the peer
+    /// (the last `PUSHED_STATES_PER_BUCKET`). A peer's summary showing one of them for a
+    /// bucket is a confirmation round that crossed later pushes of that bucket: once it has
+    /// applied them (they precede the answer) it holds the bucket as we do, so the bucket is
+    /// answered as equal rather than with its entries (a scan of the whole heads index, for
+    /// every live device). Forgotten when notices were missed.
+    pushed_states: BTreeMap<usize, VecDeque<[u8; 16]>>,
+    /// Responder: our digests when the peer's last summary showed them all (or only crossed
+    /// pushes): what the peer held for a bucket before its first push since, which
+    /// `pushed_states` does not hold. Forgotten when notices were missed.
+    settled_digests: Option<Vec<[u8; 16]>>,
     /// Documents counted in `docs_received` since the last settled round.
     received: BTreeSet<DocumentId>,
     /// Received changes whose dependencies have not arrived yet. Automerge would queue them in
@@ -284,6 +301,8 @@ impl Session {
             out_sync: Vec::new(),
             out_sync_bytes: 0,
             from_peer: BTreeMap::new(),
+            pushed_states: BTreeMap::new(),
+            settled_digests: None,
             received: BTreeSet::new(),
             waiting_deps: BTreeMap::new(),
             round_failure: None,
@@ -403,6 +422,9 @@ impl Session {
     /// Live mode: some local change notices were lost (the driver's buffer overflowed), so
     /// pushes may be missing. A reconciliation round finds them; the responder asks for one.
     pub fn handle_missed_changes(&mut self) {
+        // Some changes were not pushed: no remembered state stands for what the peer will hold.
+        self.pushed_states.clear();
+        self.settled_digests = None;
         match self.role {
             Role::Initiator => self.confirm_later(),
             Role::Responder => self.queue_frame(Message::Resync.encode()),
@@ -422,6 +444,9 @@ impl Session {
             },
             None,
         );
+        if self.role == Role::Responder {
+            self.remember_pushed_state(change.id.bucket(BUCKETS));
+        }
         // The responder flushes before answering a round, so a settled confirmation round
         // means the change is safe on the other side.
         self.confirm_later();
@@ -467,6 +492,15 @@ impl Session {
             }
             return None;
         }
+    }
+
+    /// Whether the next [`Session::poll_transmit`] may read the store: documents the peer asked
+    /// for are loaded as their frame is built, and an initiator may start a round (its digests).
+    /// Otherwise it only encodes what is already queued, in microseconds, and a driver on an
+    /// async runtime need not move it off the async threads (a relay pushing one live change to
+    /// hundreds of sessions spent more on that hand-off than on the frames).
+    pub fn transmit_reads_store(&self) -> bool {
+        !self.to_send.is_empty() || self.role == Role::Initiator
     }
 
     /// Whether a responder holds so much work for its peer (ids wanted, frames not yet taken
@@ -531,10 +565,22 @@ impl Session {
                 digests.len()
             )));
         }
+        // Live changes queued for the peer go out before the answer: a summary that crossed
+        // them then finds them applied when the answer arrives, instead of differing and
+        // starting an Automerge sync of each (which loads the document on both sides).
+        self.flush_docs();
         // Everything received so far is on disk before we tell the peer what we hold.
         self.store.flush()?;
         let ours = self.store.bucket_digests()?;
-        let differing: Vec<usize> = (0..BUCKETS).filter(|b| ours[*b] != digests[*b]).collect();
+        let differing: Vec<usize> = (0..BUCKETS)
+            .filter(|b| ours[*b] != digests[*b] && !self.crossed_pushes(*b, &digests[*b]))
+            .collect();
+        if differing.is_empty() {
+            // The peer holds (or, once it applied what precedes this answer, will hold) our
+            // digests: earlier states are of no more use.
+            self.pushed_states.clear();
+            self.settled_digests = Some(ours.clone());
+        }
         let entries = self.store.entries_of_buckets(&differing)?;
         let mut buckets = Vec::new();
         let mut count = 0;
@@ -714,6 +760,40 @@ impl Session {
         if self.stats.skipped.len() < MAX_SKIPPED_DOCS {
             self.stats.skipped.insert(id, reason);
         }
+    }
+
+    /// Notes the bucket's digest as it is once a change to it was queued for the peer. Read
+    /// after the change is stored, it may include later changes of the bucket too: those were
+    /// broadcast and are pushed before any answer (the driver takes notices before frames), or
+    /// the peer's summary cannot match it.
+    fn remember_pushed_state(&mut self, bucket: usize) {
+        let Ok(digests) = self.store.bucket_digests() else {
+            self.pushed_states.clear();
+            return;
+        };
+        if self.pushed_states.len() >= PUSHED_STATES_BUCKETS
+            && !self.pushed_states.contains_key(&bucket)
+        {
+            self.pushed_states.clear();
+        }
+        let states = self.pushed_states.entry(bucket).or_default();
+        if states.len() >= PUSHED_STATES_PER_BUCKET {
+            states.pop_front();
+        }
+        states.push_back(digests[bucket]);
+    }
+
+    /// Whether the peer's digest for `bucket` is one we had right after a push to it, or at the
+    /// last settled round: the peer's summary left before the later pushes arrived, and they
+    /// are on their way (every change since was pushed, or `handle_missed_changes` forgot).
+    fn crossed_pushes(&self, bucket: usize, theirs: &[u8; 16]) -> bool {
+        self.pushed_states
+            .get(&bucket)
+            .is_some_and(|states| states.contains(theirs))
+            || self
+                .settled_digests
+                .as_ref()
+                .is_some_and(|settled| settled.get(bucket) == Some(theirs))
     }
 
     fn keep_unpublished(&mut self, id: DocumentId) {
@@ -1617,6 +1697,81 @@ mod tests {
             net.delivered - rounds_before
         );
         assert!(net.errors.is_empty(), "{:?}", net.errors);
+    }
+
+    #[test]
+    fn a_confirmation_round_that_crossed_a_live_change_finds_it_applied() {
+        // A relay (responder) and an office in sync, live. The office confirms a change it
+        // received; before its summary reaches the relay, another change to the same document
+        // arrives there. The relay pushes that change before answering the summary, so the
+        // office has it when the answer comes: no Automerge sync starts (each would load the
+        // document on both sides, for every live device of a relay), and the relay answers
+        // "in sync" without listing the bucket's entries.
+        let s = stores(2);
+        put(&s[0], "r", "v", "1");
+        // Another document, in another bucket, not pushed since the office settled.
+        let q = (0..)
+            .map(|i| format!("q{i}"))
+            .find(|q| {
+                DocumentId::derived(q).bucket(BUCKETS) != DocumentId::derived("r").bucket(BUCKETS)
+            })
+            .unwrap();
+        put(&s[0], &q, "v", "1");
+        let mut office = Session::new(s[1].clone(), Role::Initiator);
+        let mut relay = Session::new(s[0].clone(), Role::Responder);
+        office.start().unwrap();
+        exchange(&mut office, &mut relay, 50);
+        assert!(office.is_converged());
+        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+
+        // A change the office receives and confirms: its summary is now on its way.
+        put(&s[0], "r", "v", "2");
+        let first = crate::mutex::lock(&notices).remove(0);
+        relay.handle_local_change(&first);
+        while let Some(f) = relay.poll_transmit() {
+            office.handle_frame(&f).unwrap();
+        }
+        let summary = office.poll_transmit().expect("a confirmation round");
+        assert!(matches!(
+            Message::decode(&summary),
+            Ok(Message::Summary { .. })
+        ));
+
+        // The next changes reach the relay before that summary does.
+        put(&s[0], "r", "v", "3");
+        put(&s[0], &q, "v", "2");
+        for change in std::mem::take(&mut *crate::mutex::lock(&notices)) {
+            relay.handle_local_change(&change);
+        }
+        relay.handle_frame(&summary).unwrap();
+        let mut kinds = Vec::new();
+        while let Some(f) = relay.poll_transmit() {
+            kinds.push(match Message::decode(&f).unwrap() {
+                Message::Docs { .. } => "docs",
+                Message::Entries { buckets, .. } if buckets.is_empty() => "end of entries",
+                Message::Entries { .. } => "entries",
+                _ => "other",
+            });
+            office.handle_frame(&f).unwrap();
+        }
+        // The changes first, then "in sync": the relay knows the office's digests for those
+        // buckets, as it had them right after the previous push to one and when the office
+        // last settled for the other, so no entries (no scan).
+        assert_eq!(kinds, ["docs", "end of entries"]);
+        while let Some(f) = office.poll_transmit() {
+            assert!(
+                !matches!(Message::decode(&f), Ok(Message::Sync { .. })),
+                "the office started an Automerge sync for a change it already had"
+            );
+            relay.handle_frame(&f).unwrap();
+            while let Some(f) = relay.poll_transmit() {
+                office.handle_frame(&f).unwrap();
+            }
+        }
+        assert!(office.is_converged());
+        assert_eq!(snapshot(&s[1]), snapshot(&s[0]));
     }
 
     /// Runs a client and a responder against each other until neither has a frame to send;

@@ -3,7 +3,8 @@
 //! A reader task turns the receiving half into frames, a writer task writes frames out, and the
 //! session loop in between feeds one to the other. Reading and writing proceed independently, so
 //! two peers pushing large batches at each other never wait on each other. Store work (sled,
-//! Automerge) is synchronous and runs under `block_in_place`.
+//! Automerge) is synchronous and runs under `block_in_place`; taking a live change and encoding
+//! a frame of what is queued touch no store and run inline (see [`drive`]).
 
 use std::sync::Arc;
 
@@ -173,7 +174,13 @@ pub async fn drive_metered(
     let mut pending: Option<Vec<u8>> = None;
     let result = loop {
         if pending.is_none() {
-            pending = tokio::task::block_in_place(|| session.poll_transmit());
+            // Moving this worker off the runtime costs more than encoding a queued frame: only
+            // building a frame from the store does so.
+            pending = if session.transmit_reads_store() {
+                tokio::task::block_in_place(|| session.poll_transmit())
+            } else {
+                session.poll_transmit()
+            };
         }
         if converge && pending.is_none() {
             if session.is_converged() {
@@ -195,6 +202,11 @@ pub async fn drive_metered(
             }
             frame = incoming.recv(), if !backlogged => match frame {
                 Some(Ok(Some((frame, _room)))) => {
+                    // Changes already announced go out before the answer to this frame: a
+                    // peer's confirmation round that crossed a newer change then finds that
+                    // change applied when the answer arrives, instead of starting an Automerge
+                    // sync for it (which loads the document here, for every such peer).
+                    drain_live(&mut session, &mut live);
                     let handled = tokio::task::block_in_place(|| {
                         session.handle_frame(&frame)?;
                         // Applying a frame can notify thousands of changes at once: take them
@@ -214,11 +226,12 @@ pub async fn drive_metered(
                 Some(Err(e)) if !converge && closed_when_done(&e) => break Ok(()),
                 Some(Err(e)) => break Err(e.into()),
             },
+            // Queuing a live change touches no store: inline, not under `block_in_place`.
             change = recv_live(&mut live), if live.is_some() && !backlogged => match change {
-                Ok(change) => tokio::task::block_in_place(|| {
+                Ok(change) => {
                     session.handle_local_change(&change);
                     drain_live(&mut session, &mut live);
-                }),
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => session.handle_missed_changes(),
                 Err(broadcast::error::RecvError::Closed) => live = None,
             },
