@@ -2,8 +2,9 @@
 //! `tests/js/bench`, `tests/browser`): Node checked, their dependencies installed once with
 //! `npm ci`, and child processes waited for within a bound.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -105,5 +106,34 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         // A child process gives no event to wait on without a runtime; a short poll costs
         // nothing next to the runs waited for (seconds).
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts the JavaScript baseline's automerge-repo sync server (`sync-server.mjs`) storing in
+/// `dir`; returns the process and its `ws://` URL, read from the first line it prints. The
+/// caller kills the process when done; if the server never says its port, it is killed here.
+pub fn start_js_sync_server(dir: &Path) -> anyhow::Result<(Child, String)> {
+    let mut server = Command::new("node")
+        .arg(JS_BENCH.script("sync-server.mjs"))
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("node is required for the baseline")?;
+    let port = (|| {
+        let stdout = server.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        serde_json::from_str::<serde_json::Value>(&line)?["port"]
+            .as_u64()
+            .context("the sync server did not say its port")
+    })();
+    match port {
+        Ok(port) => Ok((server, format!("ws://127.0.0.1:{port}"))),
+        Err(e) => {
+            let _ = server.kill();
+            let _ = server.wait();
+            Err(e)
+        }
     }
 }

@@ -44,7 +44,7 @@ use super::loopback::{
     load, process_cpu_s, relay_bin, status_kb, Office, RelayChild, SYNC_TIMEOUT,
 };
 use super::sync::{node, path};
-use crate::node::{wait_for, JS_BENCH};
+use crate::node::{start_js_sync_server, wait_for, JS_BENCH};
 
 /// Bound on one edit reaching every device.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -697,23 +697,10 @@ fn js_steps(args: &Args, run: &mut Run) -> anyhow::Result<()> {
     JS_BENCH.ensure()?;
     let tmp = tempfile::tempdir()?;
     let urls = tmp.path().join("urls");
-    let mut server = Command::new("node")
-        .arg(JS_BENCH.script("sync-server.mjs"))
-        .arg(tmp.path().join("server"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("node is required for the baseline")?;
+    let (mut server, url) = start_js_sync_server(&tmp.path().join("server"))?;
     let (tx, rx) = std_mpsc::channel();
     let mut children: Vec<Speaker> = Vec::new();
     let result = (|| {
-        let stdout = server.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port = serde_json::from_str::<Value>(&line)?["port"]
-            .as_u64()
-            .context("the sync server did not say its port")?;
-        let url = format!("ws://127.0.0.1:{port}");
         node(
             &[
                 "seed",

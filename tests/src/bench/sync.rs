@@ -9,7 +9,7 @@
 //! p99). The fresh pull runs in a child process of this benchmark (this binary again, with the
 //! hidden `--pull-into`), so its peak RSS is that of a replica doing nothing else.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use super::loopback::{
     in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, status_kb, ChildPull, Office, RelayChild,
 };
-use crate::node::{wait_for, JS_BENCH};
+use crate::node::{start_js_sync_server, wait_for, JS_BENCH};
 
 /// Bound on one edit reaching the other office.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -412,21 +412,8 @@ fn js_steps(
         tmp.path().join("client"),
         tmp.path().join("urls"),
     );
-    let mut server = Command::new("node")
-        .arg(JS_BENCH.script("sync-server.mjs"))
-        .arg(&server_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("node is required for the baseline")?;
+    let (mut server, url) = start_js_sync_server(&server_dir)?;
     let result = (|| {
-        let stdout = server.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port = serde_json::from_str::<Value>(&line)?["port"]
-            .as_u64()
-            .context("the sync server did not say its port")?;
-        let url = format!("ws://127.0.0.1:{port}");
         let seed = node(
             &["seed", &url, &path(corpus), &n.to_string(), &path(&urls)],
             limit,
