@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::StoreError;
-use sled_files::SledFiles;
+use sled_files::{ReleaseOnDrop, SledFiles};
 
 /// Writes applied atomically together.
 #[derive(Default, Debug)]
@@ -76,6 +76,8 @@ pub struct SledKv {
     /// every answer, mostly with nothing to write).
     applied: AtomicU64,
     durable: AtomicU64,
+    /// Last field, so dropped last: waits until sled has let go of the database.
+    _release: ReleaseOnDrop,
 }
 
 impl SledKv {
@@ -97,6 +99,7 @@ impl SledKv {
             files,
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
+            _release: ReleaseOnDrop::new(path),
         })
     }
 
@@ -256,5 +259,21 @@ mod tests {
             Err(other) => panic!("expected InUse, got {other}"),
             Ok(_) => panic!("second open succeeded"),
         }
+    }
+
+    #[test]
+    fn a_dropped_database_opens_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20u32 {
+            let kv = SledKv::open(dir.path()).unwrap();
+            let mut b = Batch::default();
+            for i in 0..50u32 {
+                b.put(format!("{round}/{i}").into_bytes(), vec![round as u8; 2048]);
+            }
+            kv.apply(b).unwrap();
+            kv.flush().unwrap();
+        }
+        let kv = SledKv::open(dir.path()).unwrap();
+        assert_eq!(kv.get(b"19/49").unwrap(), Some(vec![19; 2048]));
     }
 }

@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::fs::sync_dir;
 use crate::mutex::lock;
@@ -27,6 +28,51 @@ use crate::mutex::lock;
 /// sled's files in its database directory (names fixed by sled 0.34's `Config`).
 const LOG_FILE: &str = "db";
 const BLOBS_DIR: &str = "blobs";
+
+/// How long dropping a database waits for sled's background writes to let go of its lock.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits, when dropped, until sled's lock on its log is released.
+///
+/// sled 0.34 hands log writes and file truncations to its own thread pool, and each task holds
+/// the database's configuration, hence the locked log file. Such a task can outlive the `Db`,
+/// so an open of the same directory right after the drop (the next command in the same
+/// process, a test reopening a replica) would see the database still in use. Declared after the
+/// `Db` in `SledKv`, this guard is dropped after it and waits for those tasks to end.
+pub(super) struct ReleaseOnDrop {
+    log: PathBuf,
+}
+
+impl ReleaseOnDrop {
+    pub(super) fn new(dir: &Path) -> Self {
+        Self {
+            log: dir.join(LOG_FILE),
+        }
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let Ok(file) = File::open(&self.log) else {
+            return;
+        };
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return, // the lock goes with `file`
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < RELEASE_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    tracing::warn!(log = %self.log.display(), "sled database not released: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// sled's files, held to make its flushes durable.
 pub(super) struct SledFiles {
