@@ -257,12 +257,12 @@ pub struct ChangeNote {
 /// (changes made by foreign clients, such as a browser's automerge-repo, record none).
 /// Only the `office` key is read, so a message that names an office without the rest of a note
 /// still counts as naming it.
-pub fn recorded_office(change: &automerge::Change) -> Option<String> {
+pub fn recorded_office(message: Option<&str>) -> Option<String> {
     #[derive(Deserialize)]
     struct Recorded {
         office: String,
     }
-    let recorded: Recorded = serde_json::from_str(change.message()?).ok()?;
+    let recorded: Recorded = serde_json::from_str(message?).ok()?;
     Some(recorded.office)
 }
 

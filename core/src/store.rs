@@ -249,6 +249,19 @@ impl DocStore {
         bytes: &[u8],
         card: Option<&Card>,
     ) -> Result<Written, StoreError> {
+        self.apply_bytes_loaded(id, bytes, card, None)
+    }
+
+    /// [`Self::apply_bytes_with_card`], given `bytes` already loaded into `loaded` (with
+    /// [`new_doc`]'s settings), as a relay's gate leaves them: a new document is then not
+    /// loaded a second time.
+    pub fn apply_bytes_loaded(
+        &self,
+        id: &DocumentId,
+        bytes: &[u8],
+        card: Option<&Card>,
+        loaded: Option<AutoCommit>,
+    ) -> Result<Written, StoreError> {
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(StoreError::TooLarge {
                 id: *id,
@@ -261,7 +274,7 @@ impl DocStore {
                 // A saved document is at least one chunk: no card stands for nothing.
                 return match card.filter(|c| c.fits(id) && !bytes.is_empty()) {
                     Some(card) => self.insert_carded(id, bytes, card),
-                    None => self.insert_loaded(id, bytes),
+                    None => self.insert_loaded(id, bytes, loaded),
                 };
             }
         }
@@ -297,16 +310,27 @@ impl DocStore {
         })
     }
 
-    /// A new document, loaded to learn its heads and card.
-    fn insert_loaded(&self, id: &DocumentId, bytes: &[u8]) -> Result<Written, StoreError> {
-        // `load_incremental` rather than `load`: changes whose dependencies have not arrived
-        // yet are queued instead of failing the whole input.
-        let mut doc = new_doc();
-        doc.load_incremental(bytes)
-            .map_err(|e| StoreError::Corrupt {
-                id: *id,
-                reason: e.to_string(),
-            })?;
+    /// A new document, loaded (unless `loaded` already holds `bytes`) to learn its heads and card.
+    fn insert_loaded(
+        &self,
+        id: &DocumentId,
+        bytes: &[u8],
+        loaded: Option<AutoCommit>,
+    ) -> Result<Written, StoreError> {
+        let mut doc = match loaded {
+            Some(doc) => doc,
+            None => {
+                // `load_incremental` rather than `load`: changes whose dependencies have not
+                // arrived yet are queued instead of failing the whole input.
+                let mut doc = new_doc();
+                doc.load_incremental(bytes)
+                    .map_err(|e| StoreError::Corrupt {
+                        id: *id,
+                        reason: e.to_string(),
+                    })?;
+                doc
+            }
+        };
         let heads = doc.get_heads();
         let complete = doc.get_missing_deps(&[]).is_empty();
         if heads.is_empty() {
@@ -683,6 +707,46 @@ mod tests {
     fn card_of(store: &DocStore, id: &DocumentId) -> Option<Card> {
         let json = store.card_json(id).unwrap()?;
         Some(serde_json::from_slice(&json).unwrap())
+    }
+
+    #[test]
+    fn a_new_document_already_loaded_by_a_gate_is_stored_from_that_document() {
+        let from = DocStore::in_memory();
+        let id = DocumentId::derived("a");
+        for i in 0..3 {
+            set(&from, &id, "n", i);
+        }
+        let bytes = from.saved(&id).unwrap().unwrap();
+        let loaded = || {
+            let mut doc = new_doc();
+            doc.load_incremental(&bytes).unwrap();
+            doc
+        };
+
+        let to = DocStore::in_memory();
+        let written = to
+            .apply_bytes_loaded(&id, &bytes, None, Some(loaded()))
+            .unwrap();
+        assert!(written.changed && !written.missing_deps);
+        assert_eq!(written.heads, from.heads_hash(&id).unwrap().unwrap());
+        assert_eq!(card_of(&to, &id), card_of(&from, &id));
+        assert_eq!(to.saved(&id).unwrap(), Some(bytes.clone()));
+
+        // The card is derived from the document handed over, not from loading the bytes again.
+        let mut other = loaded();
+        other.put(automerge::ROOT, "n", 99).unwrap();
+        other.commit();
+        let trusting = DocStore::in_memory();
+        let written = trusting
+            .apply_bytes_loaded(&id, &bytes, None, Some(other.clone()))
+            .unwrap();
+        assert_eq!(written.heads, HeadsHash::of(&other.get_heads()));
+
+        // A document already held is updated as before: the loaded one is not needed.
+        let again = to
+            .apply_bytes_loaded(&id, &bytes, None, Some(other))
+            .unwrap();
+        assert!(!again.changed);
     }
 
     #[test]

@@ -815,15 +815,21 @@ impl Session {
             self.wanted.remove(&id);
             if !self.accept_changes {
                 self.stats.refused_changes += 1;
-            } else if self.admitted(&id, &[&d.bytes]) {
+            } else {
                 accepted.push((id, d.bytes, card));
             }
         }
-        let written = apply_all(&self.store, &accepted);
+        // The gate runs beside the write, on the same threads: on a relay it decodes every
+        // uploaded document, as costly as the write itself.
+        let written = apply_all(&self.store, self.gate.as_deref(), &accepted);
         let mut changed = false;
         for ((id, bytes, _), written) in accepted.into_iter().zip(written) {
             let written = match written {
-                Ok(written) => written,
+                Ok(Some(written)) => written,
+                Ok(None) => {
+                    self.stats.refused_changes += 1;
+                    continue;
+                }
                 // A document we cannot take is left out; the others of the frame go on.
                 Err(e) => {
                     self.or_skip(Err(e))?;
@@ -1167,17 +1173,27 @@ impl Session {
     }
 }
 
-/// Checks and applies received documents, on up to `MAX_APPLY_THREADS` threads: loading an
+/// Checks received documents (their chunks, then the gate if any: `Ok(None)` is a refusal) and
+/// applies them, on up to `MAX_APPLY_THREADS` threads: loading an
 /// Automerge document costs about half a millisecond per kilobyte of text, and a fresh replica
 /// receives thousands. A document's bytes always go to the same thread, in order. Results come
 /// back in input order.
 fn apply_all(
     store: &DocStore,
+    gate: Option<&dyn ChangeGate>,
     docs: &[(DocumentId, Vec<u8>, Option<Card>)],
-) -> Vec<Result<crate::store::Written, SyncError>> {
+) -> Vec<Result<Option<crate::store::Written>, SyncError>> {
     let apply = |(id, bytes, card): &(DocumentId, Vec<u8>, Option<Card>)| {
         crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::bad_document(id, e))?;
-        guarded(id, || store.apply_bytes_with_card(id, bytes, card.as_ref()))
+        let loaded = match gate.map(|g| g.admit(id, &[bytes])) {
+            Some(Err(_)) => return Ok(None),
+            Some(Ok(loaded)) => loaded,
+            None => None,
+        };
+        guarded(id, || {
+            store.apply_bytes_loaded(id, bytes, card.as_ref(), loaded)
+        })
+        .map(Some)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -23,6 +23,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::AutoCommit;
 use thiserror::Error;
 
+use crate::document::new_doc;
 use crate::store::MAX_DOCUMENT_BYTES;
 
 /// Largest sync message accepted. A version 2 message carries a whole saved document, so the
@@ -158,13 +159,33 @@ pub fn load_document(bytes: &[u8]) -> Result<AutoCommit, GuardError> {
     guarded(|| AutoCommit::load(bytes))?.map_err(|e| GuardError::Automerge(e.to_string()))
 }
 
+/// What a relay reads of one change a peer sends: its hash and its commit message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub hash: automerge::ChangeHash,
+    pub message: Option<String>,
+}
+
+/// What [`changes_of`] read from peer bytes.
+pub struct Decoded {
+    pub changes: Vec<ChangeRecord>,
+    /// The document, when the bytes are exactly one saved document (which had to be loaded to
+    /// read its changes), loaded as the store loads one (`document::new_doc`).
+    pub document: Option<AutoCommit>,
+}
+
 /// The changes carried by peer bytes (a saved document, or change chunks as `Docs` and sync
 /// messages carry them), decoded one by one after [`check_chunk`]: what a relay reads to know
-/// who a change says it is from before storing it. Bundle chunks, which Automerge's sync never
-/// sends, are refused: their changes could not be told apart without their dependencies.
-pub fn changes_of(bytes: &[u8]) -> Result<Vec<automerge::Change>, GuardError> {
+/// who a change says it is from before storing it. A saved document's changes are read from
+/// its change graph (`get_changes_meta`), not re-encoded from its operations: for a resource
+/// with a thousand characters of text that was most of the relay's work per uploaded document.
+/// Bundle chunks, which Automerge's sync never sends, are refused: their changes could not be
+/// told apart without their dependencies.
+pub fn changes_of(bytes: &[u8]) -> Result<Decoded, GuardError> {
     check_chunk(bytes)?;
     let mut changes = Vec::new();
+    let mut documents = Vec::new();
+    let mut chunks = 0;
     let mut r = Reader::new(bytes);
     while r.remaining() > 0 {
         let rest = r.bytes;
@@ -172,20 +193,39 @@ pub fn changes_of(bytes: &[u8]) -> Result<Vec<automerge::Change>, GuardError> {
         let chunk_type = r.byte()?;
         r.length_prefixed()?;
         let chunk = &rest[..rest.len() - r.remaining()];
+        chunks += 1;
         match chunk_type {
-            CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => changes.push(
-                guarded(|| automerge::Change::try_from(chunk))?
-                    .map_err(|e| GuardError::Automerge(e.to_string()))?,
-            ),
-            CHUNK_DOCUMENT => {
-                let mut doc = guarded(|| AutoCommit::load(chunk))?
+            CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => {
+                let change = guarded(|| automerge::Change::try_from(chunk))?
                     .map_err(|e| GuardError::Automerge(e.to_string()))?;
-                changes.extend(guarded(|| doc.get_changes(&[]))?);
+                changes.push(ChangeRecord {
+                    hash: change.hash(),
+                    message: change.message().map(str::to_owned),
+                });
+            }
+            CHUNK_DOCUMENT => {
+                let mut doc = new_doc();
+                guarded(|| doc.load_incremental(chunk))?
+                    .map_err(|e| GuardError::Automerge(e.to_string()))?;
+                changes.extend(guarded(|| {
+                    doc.get_changes_meta(&[])
+                        .into_iter()
+                        .map(|meta| ChangeRecord {
+                            hash: meta.hash,
+                            message: meta.message.map(|m| m.into_owned()),
+                        })
+                        .collect::<Vec<_>>()
+                })?);
+                documents.push(doc);
             }
             _ => return Err(GuardError::Malformed("bundle chunks are not accepted")),
         }
     }
-    Ok(changes)
+    let document = match (chunks, documents.pop()) {
+        (1, Some(doc)) => Some(doc),
+        _ => None,
+    };
+    Ok(Decoded { changes, document })
 }
 
 /// Runs `f`, turning a panic into an error carrying the panic message.
@@ -480,6 +520,51 @@ mod tests {
             doc.commit();
         }
         doc
+    }
+
+    #[test]
+    fn changes_of_reads_each_change_and_hands_back_a_lone_saved_document() {
+        let mut doc = crate::document::new_doc();
+        for (i, office) in ["caue-63", "caue-15"].iter().enumerate() {
+            doc.put(automerge::ROOT, "n", i as i64).unwrap();
+            doc.commit_with(
+                automerge::transaction::CommitOptions::default()
+                    .with_message(format!(r#"{{"office":"{office}","fields":["n"]}}"#)),
+            );
+        }
+        let expected: Vec<ChangeRecord> = doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| ChangeRecord {
+                hash: c.hash(),
+                message: c.message().map(str::to_owned),
+            })
+            .collect();
+        let saved = doc.save();
+
+        let decoded = changes_of(&saved).unwrap();
+        assert_eq!(decoded.changes, expected);
+        let mut loaded = decoded
+            .document
+            .expect("a lone saved document is handed back");
+        assert_eq!(loaded.get_heads(), doc.get_heads());
+        assert_eq!(loaded.text_encoding(), doc.text_encoding());
+
+        let last = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let decoded = changes_of(&last).unwrap();
+        assert_eq!(decoded.changes, expected[1..]);
+        assert!(
+            decoded.document.is_none(),
+            "change chunks are not a document"
+        );
+
+        let both = [saved.as_slice(), last.as_slice()].concat();
+        let decoded = changes_of(&both).unwrap();
+        assert_eq!(decoded.changes.len(), 3);
+        assert!(
+            decoded.document.is_none(),
+            "a document and more is not a lone document"
+        );
     }
 
     /// Hostile input 2 of SYNC.md: input 1 with a 1-entry filter of 10 bits and a huge probe count.

@@ -217,15 +217,34 @@ impl Quotas {
         chunks: &[&[u8]],
         now: Instant,
     ) -> Result<(), Refusal> {
+        self.check_decoded(office, id, chunks, now).map(drop)
+    }
+
+    /// [`Self::check`], handing back the document when `chunks` are one saved document (which
+    /// the check loads to read its changes), for the write to reuse.
+    fn check_decoded(
+        &self,
+        office: &str,
+        id: &DocumentId,
+        chunks: &[&[u8]],
+        now: Instant,
+    ) -> Result<Option<AutoCommit>, Refusal> {
         let store = &self.inner.store;
         let invalid = |e: &dyn std::fmt::Display| Refusal::Invalid(e.to_string());
         let mut changes = Vec::new();
+        let mut document = None;
         for chunk in chunks {
-            changes.extend(sync_guard::changes_of(chunk).map_err(|e| invalid(&e))?);
+            let decoded = sync_guard::changes_of(chunk).map_err(|e| invalid(&e))?;
+            changes.extend(decoded.changes);
+            document = decoded.document.filter(|_| chunks.len() == 1);
         }
         let forged = changes
             .iter()
-            .filter_map(|c| recorded_office(c).filter(|o| o != office).map(|o| (c, o)))
+            .filter_map(|c| {
+                recorded_office(c.message.as_deref())
+                    .filter(|o| o != office)
+                    .map(|o| (c, o))
+            })
             .collect::<Vec<_>>();
         let members = group_members(store, id).map_err(|e| invalid(&e))?;
         let outsider = members
@@ -241,7 +260,7 @@ impl Quotas {
             // Changes the relay already holds are being re-sent, not forged by this office.
             current
                 .as_mut()
-                .is_none_or(|doc| doc.get_change_by_hash(&c.hash()).is_none())
+                .is_none_or(|doc| doc.get_change_meta_by_hash(&c.hash).is_none())
         }) {
             return Err(Refusal::ForgedOffice {
                 office: office.to_owned(),
@@ -254,7 +273,7 @@ impl Quotas {
             && changes.iter().any(|c| {
                 current
                     .as_mut()
-                    .is_none_or(|doc| doc.get_change_by_hash(&c.hash()).is_none())
+                    .is_none_or(|doc| doc.get_change_meta_by_hash(&c.hash).is_none())
             })
         {
             return Err(Refusal::NotAMember {
@@ -270,7 +289,8 @@ impl Quotas {
             }
             check_catalog_write(id, &before, &after).map_err(Refusal::Catalog)?;
         }
-        self.charge(office, id, chunks, changes.len() as u64, now)
+        self.charge(office, id, chunks, changes.len() as u64, now)?;
+        Ok(document)
     }
 
     /// Checks the quotas and counts the write.
@@ -354,9 +374,9 @@ struct OfficeGate {
 }
 
 impl ChangeGate for OfficeGate {
-    fn admit(&self, id: &DocumentId, chunks: &[&[u8]]) -> Result<(), String> {
+    fn admit(&self, id: &DocumentId, chunks: &[&[u8]]) -> Result<Option<AutoCommit>, String> {
         self.quotas
-            .check(&self.office, id, chunks, Instant::now())
+            .check_decoded(&self.office, id, chunks, Instant::now())
             .map_err(|refusal| {
                 tracing::warn!(office = %self.office, doc = %id.to_base58(), %refusal, "write refused");
                 if let Some(m) = self.quotas.inner.metrics.get() {
