@@ -21,6 +21,11 @@ use crate::sync::Refusal;
 
 use super::{Replica, ReplicaError};
 
+/// Entries `record_synced` writes per batch. sled keeps every tree node a batch replaces until
+/// the batch ends: after a fresh pull of 100,000 resources, one batch of every entry took the
+/// puller from ~300 MB to 858 MB of peak memory (heaptrack of `atelier-bench sync`).
+const SYNCED_BATCH: usize = 5_000;
+
 /// How a document differs from what the relay held at the last sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,15 +137,29 @@ impl Replica {
     /// sync with the relay converged, with no other writer in between (a write in between
     /// would be recorded as being on the relay).
     pub fn record_synced(&self) -> Result<(), ReplicaError> {
+        self.record_synced_in_batches(SYNCED_BATCH)
+    }
+
+    /// [`Self::record_synced`], writing at most `per_batch` entries per batch. The entries are
+    /// written first and the digests last: an entry alone only says what the relay holds (true
+    /// once the sync converged), and until the digests are written the buckets count as moved,
+    /// so a crash in between leaves them to be recorded again.
+    fn record_synced_in_batches(&self, per_batch: usize) -> Result<(), ReplicaError> {
         let digests = self.store.bucket_digests()?;
         let moved = self.buckets_moved_since_sync(&digests)?;
         if moved.is_empty() {
             return Ok(());
         }
         let mut batch = Batch::default();
+        let mut in_batch = 0;
         for (_, entries) in self.store.entries_of_buckets(&moved)? {
             for (id, hash) in entries {
                 batch.put(synced_key(&id), hash.0.to_vec());
+                in_batch += 1;
+                if in_batch == per_batch {
+                    self.kv.apply(std::mem::take(&mut batch))?;
+                    in_batch = 0;
+                }
             }
         }
         batch.put(META_SYNCED_DIGESTS.to_vec(), digests.concat());
@@ -257,6 +276,42 @@ mod tests {
     use crate::document::Edit;
     use rand::SeedableRng;
     use serde_json::json;
+
+    #[test]
+    fn a_sync_recorded_in_small_batches_records_every_document_and_the_digests() {
+        for per_batch in [1, 3, usize::MAX] {
+            let r = Replica::in_memory("caue-63".parse().unwrap());
+            let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+            for i in 0..7 {
+                let title = format!("Fiche {i}");
+                r.create(
+                    &resource(json!({"kind":"outil","title":title,"office":"caue-63"})),
+                    &mut rng,
+                    i,
+                )
+                .unwrap();
+            }
+            assert!(!r.unsynced().unwrap().is_empty());
+            r.record_synced_in_batches(per_batch).unwrap();
+            assert_eq!(r.unsynced().unwrap(), [], "{per_batch} per batch");
+            let mut recorded = 0;
+            for (_, entries) in r
+                .store()
+                .entries_of_buckets(&(0..crate::store::BUCKETS).collect::<Vec<_>>())
+                .unwrap()
+            {
+                for (id, hash) in entries {
+                    let synced = r.kv.get(&synced_key(&id)).unwrap();
+                    assert!(synced == Some(hash.0.to_vec()), "{per_batch} per batch");
+                    recorded += 1;
+                }
+            }
+            assert_eq!(recorded, r.store().len().unwrap());
+            let digests = r.store().bucket_digests().unwrap().concat();
+            let recorded_digests = r.kv.get(META_SYNCED_DIGESTS).unwrap();
+            assert!(recorded_digests == Some(digests), "{per_batch} per batch");
+        }
+    }
 
     #[test]
     fn relay_record_lists_what_the_relay_lacks_and_follows_syncs() {

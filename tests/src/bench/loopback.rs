@@ -97,8 +97,20 @@ impl ChildPull {
 
 /// Runs this benchmark binary again with `args` (a measuring child: its peak RSS is its own)
 /// and reads the JSON it prints.
+///
+/// With `ATELIER_BENCH_CHILD_WRAPPER` set (e.g. `heaptrack`), the child runs under that
+/// command, to profile the measured process itself.
 pub fn in_child<T: DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {
-    let out = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let mut command = match std::env::var_os("ATELIER_BENCH_CHILD_WRAPPER") {
+        Some(wrapper) => {
+            let mut c = Command::new(wrapper);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let out = command
         .args(args)
         .stderr(Stdio::inherit())
         .output()
