@@ -202,6 +202,13 @@ pub struct ListingEntry {
     /// loading documents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<BlobRef>,
+    /// Each office whose changes name it (their commit message), with the time of its newest
+    /// change (seconds, as Automerge keeps them): « Quoi de neuf » skips, without loading it, a
+    /// document no other office changed since a visit (an office's own import of 100,000
+    /// resources would otherwise be loaded whole for the header's count). Empty in entries
+    /// written before this existed and for documents no note names: those are loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_by: Vec<(String, i64)>,
 }
 
 impl ListingEntry {
@@ -231,8 +238,31 @@ impl ListingEntry {
                 .find(|m| m.kind != MediaKind::Document)
                 .and_then(|m| m.image_at(Tier::Thumb)),
             media: r.media.iter().flat_map(Media::blobs).collect(),
+            changed_by: Vec::new(),
         }
     }
+}
+
+/// [`ListingEntry::changed_by`] of a loaded document: its changes' metadata only (each change's
+/// office, read from the `office` key of its message, and its time).
+pub fn changed_by(doc: &mut AutoCommit) -> Vec<(String, i64)> {
+    #[derive(Deserialize)]
+    struct Recorded {
+        office: String,
+    }
+    let mut newest: std::collections::BTreeMap<String, i64> = Default::default();
+    for change in doc.get_changes_meta(&[]) {
+        let Some(recorded) = change
+            .message
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Recorded>(m).ok())
+        else {
+            continue;
+        };
+        let at = newest.entry(recorded.office).or_insert(change.timestamp);
+        *at = (*at).max(change.timestamp);
+    }
+    newest.into_iter().collect()
 }
 
 /// Why the cards of a frame were refused (a peer's error, logged and sent back to it).
@@ -253,6 +283,7 @@ impl Card {
         let resource = document::read(doc).ok().map(|stored| {
             let mut listing = ListingEntry::of(id, &stored);
             listing.updated_at = updated_at;
+            listing.changed_by = changed_by(doc);
             ResourceCard {
                 content: hex::encode(content_hash(&stored.resource)),
                 search: SearchCard::of(&stored.resource),

@@ -9,12 +9,13 @@
 //!
 //! This file holds the replica itself and the operations on one resource; each other concern
 //! has a module of its own: `listing` (the listing and ref indexes, and the indexer that keeps
-//! them), `catalog` (the catalog documents for automerge-repo clients), `import` (import, its
+//! them), `listed` (the listing kept in memory for servers, current with every write), `catalog` (the catalog documents for automerge-repo clients), `import` (import, its
 //! journal, export, reindex), `synced` (what the relay held at the last sync, and the sync record: when
 //! the last syncs happened, a running watch) and `pending` (the search index's to-do list).
 
 mod catalog;
 mod import;
+mod listed;
 mod listing;
 mod media;
 mod pending;
@@ -41,6 +42,7 @@ pub use catalog::{
 };
 use import::Upsert;
 pub use import::{ImportReport, Unreadable};
+pub use listed::{Listed, ListedEntry, MAX_CHANGED_NOTED};
 use listing::ListingIndexer;
 pub use listing::{ListFilter, ListingEntry};
 pub use media::{tier_of, Added, MediaStatus, NewMedia, MAX_PREPARE_THREADS};
@@ -110,6 +112,8 @@ pub struct Replica {
     /// Serialises read-modify-writes of the sync record (the watch's hooks and its shutdown
     /// run on different threads).
     sync_record_lock: std::sync::Mutex<()>,
+    /// The listing in memory, for servers (see `listed`); empty until first asked for.
+    listing_cache: Arc<listed::ListingCache>,
 }
 
 impl Replica {
@@ -182,6 +186,9 @@ impl Replica {
         if let Ok(Some(actor)) = kv.get(META_ACTOR) {
             store = store.with_actor(automerge::ActorId::from(actor));
         }
+        let listing_cache = Arc::new(listed::ListingCache::default());
+        let noted = listing_cache.clone();
+        store.observe(Box::new(move |id| noted.changed(id)));
         let store = Arc::new(store);
         // An in-memory replica (tests, simulations) keeps its blobs in a temporary folder.
         let media_tmp = dir
@@ -201,6 +208,7 @@ impl Replica {
             _media_tmp: media_tmp,
             kv,
             sync_record_lock: std::sync::Mutex::new(()),
+            listing_cache,
         }
     }
 

@@ -185,7 +185,9 @@ impl DocStore {
         }
     }
 
-    /// Derives one stored document's card and index entries again.
+    /// Derives one stored document's card and index entries again. Observers hear of it (the
+    /// document is unchanged, its entries may not be: whoever keeps them in memory reads them
+    /// again); change observers do not, as there is no change to send.
     pub fn reindex(&self, id: &DocumentId) -> Result<(), StoreError> {
         let Some(mut doc) = self.load(id)? else {
             return Ok(());
@@ -194,7 +196,11 @@ impl DocStore {
         let mut batch = Batch::default();
         self.indexer
             .index(id, &Card::of(id, &mut doc, heads), &mut batch)?;
-        self.kv.apply(batch)
+        self.kv.apply(batch)?;
+        for o in lock(&self.observers).iter() {
+            o(id);
+        }
+        Ok(())
     }
 
     /// A document's card as JSON, from the heads index and the indexer's entries, without

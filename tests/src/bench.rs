@@ -14,6 +14,7 @@ pub mod search_eval;
 pub mod search_try;
 pub mod splice;
 pub mod sync;
+pub mod webstart;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,9 @@ pub enum Command {
     /// One edit to many live devices (separate QUIC endpoints in several processes) through
     /// one relay, and their idle cost on the relay; against automerge-repo's sync server.
     Fanout(fanout::Args),
+    /// The web app's first start after importing a corpus (first page, search catching up),
+    /// then its list page's latency with facets.
+    Webstart(webstart::Args),
 }
 
 /// Runs a parsed command line.
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Atlas(args) => atlas::run(&args),
         Command::Splice(args) => splice::run(&args),
         Command::Fanout(args) => fanout::run(&args),
+        Command::Webstart(args) => webstart::run(&args),
     }
 }

@@ -295,10 +295,7 @@ pub async fn search(
     let results = state
         .blocking(move |r| match backend {
             Some(b) => b.search(&query).map_err(WebError::internal),
-            None => Ok(crate::search::fallback(
-                &r.list(&ListFilter::default())?,
-                &query,
-            )),
+            None => Ok(crate::search::fallback(&*r.listed()?, &query, false)),
         })
         .await?;
     Ok(Json(results).into_response())

@@ -62,10 +62,18 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let replica = Arc::new(
         Replica::open(&args.dir)
             .with_context(|| format!("ouverture du réplica « {} »", args.dir.display()))?,
     );
+    // The list page reads the whole listing while search catches up, and so does marking a
+    // rebuild below: read it once, here, and keep it current (`Replica::listed`).
+    let opened = started.elapsed();
+    let listed = replica
+        .listed()
+        .with_context(|| format!("lecture des fiches du réplica « {} »", args.dir.display()))?;
+    tracing::info!(?opened, entries = listed.len(), elapsed = ?started.elapsed(), "replica opened, listing read");
     let search = match CatchingUp::open(replica.clone()) {
         Ok(s) => Some(Arc::new(s) as Arc<dyn atelier_web::SearchBackend>),
         Err(e) => {
@@ -73,6 +81,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             None
         }
     };
+    tracing::info!(elapsed = ?started.elapsed(), "search opened");
     let config = WebConfig {
         listen: args.listen,
         search,

@@ -629,6 +629,29 @@ async fn a_large_search_backlog_is_taken_in_the_background_while_pages_answer() 
 }
 
 #[tokio::test]
+async fn list_cards_come_from_the_listing_without_loading_documents() {
+    let app = app();
+    let before = get(&app, "/").await;
+    // Its chunks gone, the document cannot be loaded: its card must not need it.
+    let mut batch = atelier_core::store::Batch::default();
+    batch.remove(atelier_core::store::keys::chunk_key(&app.ecole, 0));
+    app.replica.store().kv().apply(batch).unwrap();
+    assert!(app.replica.get(&app.ecole).is_err());
+    let after = get(&app, "/").await;
+    assert_eq!(after.status, StatusCode::OK);
+    for shown in [
+        "École en pisé",
+        "Thiers (63)",
+        "Une école en terre crue.",
+        "(2 fiches)",
+    ] {
+        assert!(after.body.contains(shown), "{shown}: {}", after.body);
+    }
+    let cards = |html: &str| html[html.find("<ol class=\"cards\"").unwrap()..].to_string();
+    assert_eq!(cards(&after.body), cards(&before.body));
+}
+
+#[tokio::test]
 async fn every_page_but_the_list_has_the_search_box_in_its_header() {
     let app = app();
     let p = page_of(&app.ecole);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use atelier_core::fr::fold;
-use atelier_core::replica::{ListingEntry, Replica};
+use atelier_core::replica::{Listed, ListingEntry, Replica};
 use atelier_core::search::{
     Filters, Hit, IndexedSearch, IndexedSearchError, SearchQuery, SearchResults,
 };
@@ -147,99 +147,128 @@ pub const FACETS: &[&str] = &[
     "sector",
 ];
 
-/// Plain search over the listing index: every word of `text` (case and accents ignored) must
-/// appear in the title, summary, commune or ref. Sorted by title.
-pub fn fallback(entries: &[ListingEntry], query: &SearchQuery) -> SearchResults {
+/// Plain search over the listing in memory ([`Replica::listed`]): every word of `text` (case and
+/// accents ignored) must appear in the title, summary, commune or ref; only deleted resources
+/// when `deleted`, else only live ones. Sorted by title.
+///
+/// One pass over the entries: an entry that passes every filter is a hit and counts in every
+/// facet; one that fails a single facet's filter counts in that facet only (a facet is counted
+/// without its own filter); the words are looked for in each entry's folded text, folded once
+/// per snapshot.
+pub fn fallback(listed: &Listed, query: &SearchQuery, deleted: bool) -> SearchResults {
     let words: Vec<String> = fold(&query.text)
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let text_ok: Vec<&ListingEntry> = entries
-        .iter()
-        .filter(|e| {
-            if words.is_empty() {
-                return true;
-            }
-            let hay = fold(&format!(
-                "{} {} {} {}",
-                e.title,
-                e.summary,
-                e.commune.as_deref().unwrap_or_default(),
-                e.ref_.as_deref().unwrap_or_default()
-            ));
-            words.iter().all(|w| hay.contains(w.as_str()))
-        })
-        .collect();
-    let f = &query.filters;
-    let matching: Vec<&ListingEntry> = text_ok
-        .iter()
-        .copied()
-        .filter(|e| matches(e, f, None))
-        .collect();
-    let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for facet in FACETS {
-        let counts = facets.entry(facet.to_string()).or_default();
-        for e in text_ok.iter().filter(|e| matches(e, f, Some(facet))) {
-            for v in values(e, facet) {
-                *counts.entry(v.to_string()).or_default() += 1;
+    let wanted = wanted(&query.filters);
+    let mut counts: [BTreeMap<&str, u64>; FACETS.len()] = Default::default();
+    let mut total = 0;
+    let mut hits = Vec::new();
+    for listed in listed.entries() {
+        let e = &listed.entry;
+        if e.deleted != deleted {
+            continue;
+        }
+        if !words.is_empty() {
+            let text = listed.folded_text();
+            if !words.iter().all(|w| text.contains(w.as_str())) {
+                continue;
             }
         }
+        // The facet whose filter `e` fails, if only one does.
+        let mut failing = None;
+        let mut failures = 0;
+        for (facet, want) in wanted.iter().enumerate() {
+            if !want.is_empty() && !values(e, facet).any(|v| want.iter().any(|w| w == v)) {
+                failures += 1;
+                failing = Some(facet);
+                if failures > 1 {
+                    break;
+                }
+            }
+        }
+        match (failures, failing) {
+            (0, _) => {
+                for (facet, into) in counts.iter_mut().enumerate() {
+                    count_values(into, e, facet);
+                }
+                if total >= query.offset && hits.len() < query.limit {
+                    hits.push(hit(e));
+                }
+                total += 1;
+            }
+            (1, Some(facet)) => count_values(&mut counts[facet], e, facet),
+            _ => {}
+        }
     }
-    let hits = matching
+    let facets = FACETS
         .iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .map(|e| Hit {
-            id: e.id.url(),
-            ref_: e.ref_.clone(),
-            title: e.title.clone(),
-            kind: e.kind.clone(),
-            office: e.office.clone(),
-            score: 0.0,
-            snippet: e.summary.clone(),
-            snippet_html: String::new(),
+        .zip(counts)
+        .map(|(facet, counts)| {
+            let counts = counts
+                .into_iter()
+                .map(|(v, n)| (v.to_string(), n))
+                .collect();
+            (facet.to_string(), counts)
         })
         .collect();
     SearchResults {
-        total: matching.len(),
+        total,
         hits,
         facets,
         relaxed: false,
     }
 }
 
-fn values<'a>(e: &'a ListingEntry, facet: &str) -> Vec<&'a str> {
-    let one = |v: &'a str| vec![v];
-    match facet {
-        "kind" => one(&e.kind),
-        "status" => one(&e.status),
-        "office" => one(&e.office),
-        "departement" => e.departement.as_deref().map(one).unwrap_or_default(),
-        "axe" => e.axes.iter().map(String::as_str).collect(),
-        "theme" => e.themes.iter().map(String::as_str).collect(),
-        "sector" => e.sectors.iter().map(String::as_str).collect(),
-        _ => Vec::new(),
+fn hit(e: &ListingEntry) -> Hit {
+    Hit {
+        id: e.id.url(),
+        ref_: e.ref_.clone(),
+        title: e.title.clone(),
+        kind: e.kind.clone(),
+        office: e.office.clone(),
+        score: 0.0,
+        snippet: e.summary.clone(),
+        snippet_html: String::new(),
     }
 }
 
-/// Whether `e` passes every filter but `except`'s.
-fn matches(e: &ListingEntry, f: &Filters, except: Option<&str>) -> bool {
-    let lists: [(&str, &Vec<String>); 7] = [
-        ("kind", &f.kind),
-        ("status", &f.status),
-        ("office", &f.office),
-        ("departement", &f.departement),
-        ("axe", &f.axe),
-        ("theme", &f.theme),
-        ("sector", &f.sector),
-    ];
-    lists.iter().all(|(facet, wanted)| {
-        Some(*facet) == except
-            || wanted.is_empty()
-            || values(e, facet)
-                .iter()
-                .any(|v| wanted.iter().any(|w| w == v))
-    })
+/// The chosen values of each facet, in [`FACETS`] order.
+fn wanted(f: &Filters) -> [&[String]; FACETS.len()] {
+    [
+        &f.kind,
+        &f.status,
+        &f.office,
+        &f.departement,
+        &f.axe,
+        &f.theme,
+        &f.sector,
+    ]
+}
+
+/// The values of the facet `FACETS[facet]` an entry has.
+fn values(e: &ListingEntry, facet: usize) -> impl Iterator<Item = &str> {
+    let (one, many): (Option<&str>, &[String]) = match facet {
+        0 => (Some(&e.kind), &[]),
+        1 => (Some(&e.status), &[]),
+        2 => (Some(&e.office), &[]),
+        3 => (e.departement.as_deref(), &[]),
+        4 => (None, &e.axes),
+        5 => (None, &e.themes),
+        _ => (None, &e.sectors),
+    };
+    one.into_iter().chain(many.iter().map(String::as_str))
+}
+
+fn count_values<'a>(into: &mut BTreeMap<&'a str, u64>, e: &'a ListingEntry, facet: usize) {
+    for v in values(e, facet) {
+        match into.get_mut(v) {
+            Some(n) => *n += 1,
+            None => {
+                into.insert(v, 1);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -267,13 +296,13 @@ mod tests {
     #[test]
     fn fallback_filters_words_and_counts_facets_without_their_own_filter() {
         let r = replica();
-        let all = r.list(&ListFilter::default()).unwrap();
+        let all = r.listed().unwrap();
         let mut q = SearchQuery {
             limit: 10,
             ..SearchQuery::default()
         };
         q.filters.kind = vec!["realisation".into()];
-        let res = fallback(&all, &q);
+        let res = fallback(&all, &q, false);
         assert_eq!(res.total, 2);
         assert_eq!(
             res.facets["kind"]["outil"], 1,
@@ -281,6 +310,141 @@ mod tests {
         );
         assert_eq!(res.facets["sector"].get("pierre"), None);
         q.text = "ECOLE thiers".into();
-        assert_eq!(fallback(&all, &q).hits[0].title, "École en pisé");
+        assert_eq!(fallback(&all, &q, false).hits[0].title, "École en pisé");
+    }
+
+    /// The fallback as it was before the listing in memory: entries parsed for each page,
+    /// every facet counted in a pass of its own. The one-pass filter must find the same.
+    fn reference(entries: &[ListingEntry], query: &SearchQuery) -> SearchResults {
+        let words: Vec<String> = fold(&query.text)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let text_ok: Vec<&ListingEntry> = entries
+            .iter()
+            .filter(|e| {
+                let hay = fold(&format!(
+                    "{} {} {} {}",
+                    e.title,
+                    e.summary,
+                    e.commune.as_deref().unwrap_or_default(),
+                    e.ref_.as_deref().unwrap_or_default()
+                ));
+                words.iter().all(|w| hay.contains(w.as_str()))
+            })
+            .collect();
+        let wanted = wanted(&query.filters);
+        let passes = |e: &ListingEntry, except: Option<usize>| {
+            (0..FACETS.len()).all(|f| {
+                Some(f) == except
+                    || wanted[f].is_empty()
+                    || values(e, f).any(|v| wanted[f].iter().any(|w| w == v))
+            })
+        };
+        let matching: Vec<&ListingEntry> = text_ok
+            .iter()
+            .copied()
+            .filter(|e| passes(e, None))
+            .collect();
+        let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (i, facet) in FACETS.iter().enumerate() {
+            let counts = facets.entry(facet.to_string()).or_default();
+            for e in text_ok.iter().filter(|e| passes(e, Some(i))) {
+                for v in values(e, i) {
+                    *counts.entry(v.to_string()).or_default() += 1;
+                }
+            }
+        }
+        SearchResults {
+            total: matching.len(),
+            hits: matching
+                .iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .map(|e| hit(e))
+                .collect(),
+            facets,
+            relaxed: false,
+        }
+    }
+
+    #[test]
+    fn the_one_pass_fallback_finds_what_the_reference_finds() {
+        use rand::seq::SliceRandom;
+        use rand::Rng;
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let kinds = ["realisation", "outil", "action"];
+        let offices = ["caue-63", "caue-15", "caue-07"];
+        let sectors = ["terre", "pierre", "bois", "fibres_vegetales"];
+        let themes = ["habitat", "paysage", "patrimoine"];
+        let words = ["école", "Maison", "pisé", "lauze", "grange", "Thiers"];
+        let departements = ["63", "15"];
+        let mut ids = Vec::new();
+        for i in 0..120 {
+            let (n_sectors, n_themes) = (rng.gen_range(0..3), rng.gen_range(0..3));
+            let title = format!(
+                "{} {} {i}",
+                words.choose(&mut rng).unwrap(),
+                words.choose(&mut rng).unwrap()
+            );
+            let v = json!({
+                "kind": kinds.choose(&mut rng).unwrap(),
+                "title": title,
+                "summary": words.choose(&mut rng).unwrap(),
+                "office": offices.choose(&mut rng).unwrap(),
+                "sectors": sectors.choose_multiple(&mut rng, n_sectors).collect::<Vec<_>>(),
+                "themes": themes.choose_multiple(&mut rng, n_themes).collect::<Vec<_>>(),
+                "location": {"departement": departements.choose(&mut rng).unwrap()},
+            });
+            ids.push(
+                r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                    .unwrap(),
+            );
+        }
+        for id in ids.iter().step_by(9) {
+            r.delete(id, 1).unwrap();
+        }
+        let listed = r.listed().unwrap();
+        let live = r.list(&ListFilter::default()).unwrap();
+        let mut deleted = r
+            .list(&ListFilter {
+                include_deleted: true,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        deleted.retain(|e| e.deleted);
+        for round in 0..200 {
+            let mut q = SearchQuery {
+                limit: rng.gen_range(1..30),
+                offset: rng.gen_range(0..20),
+                ..SearchQuery::default()
+            };
+            if rng.gen_bool(0.5) {
+                q.text = words.choose(&mut rng).unwrap().to_uppercase();
+            }
+            if rng.gen_bool(0.5) {
+                q.filters.kind = vec![kinds.choose(&mut rng).unwrap().to_string()];
+            }
+            if rng.gen_bool(0.5) {
+                q.filters.sector = sectors
+                    .choose_multiple(&mut rng, 2)
+                    .map(|s| s.to_string())
+                    .collect();
+            }
+            if rng.gen_bool(0.3) {
+                q.filters.departement = vec!["63".into()];
+            }
+            if rng.gen_bool(0.3) {
+                q.filters.theme = vec![themes.choose(&mut rng).unwrap().to_string()];
+            }
+            let view_deleted = round % 4 == 0;
+            let entries = if view_deleted { &deleted } else { &live };
+            let (got, want) = (fallback(&listed, &q, view_deleted), reference(entries, &q));
+            assert_eq!(got.total, want.total, "{q:?}");
+            assert_eq!(got.facets, want.facets, "{q:?}");
+            let ids = |r: &SearchResults| r.hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&want), "{q:?}");
+        }
     }
 }

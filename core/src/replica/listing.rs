@@ -60,8 +60,25 @@ impl Replica {
         }
     }
 
-    /// Listing entries matching `filter`, sorted by title, read from the listing index only.
+    /// Listing entries matching `filter`, sorted by title, read from the listing index only
+    /// (from the listing in memory, [`Replica::listed`], once a server asked for it).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ListingEntry>, ReplicaError> {
+        if let Some(listed) = self.listed_if_kept()? {
+            return Ok(listed
+                .entries()
+                .iter()
+                .filter(|e| filter.matches(&e.entry))
+                .map(|e| e.entry.clone())
+                .collect());
+        }
+        self.list_from_index(filter)
+    }
+
+    /// [`Self::list`], parsing the listing index.
+    pub(super) fn list_from_index(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<Vec<ListingEntry>, ReplicaError> {
         let mut out = Vec::new();
         self.kv.for_each_prefix(&[keys::LISTING], &mut |_, v| {
             if let Ok(e) = serde_json::from_slice::<ListingEntry>(v) {

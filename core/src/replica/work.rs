@@ -566,8 +566,14 @@ impl Replica {
         let me = self.office.to_string();
         let floor = since_ms.div_euclid(1000) * 1000;
         let mut items = Vec::new();
+        let since_s = since_ms.div_euclid(1000);
         for entry in self.list(&super::ListFilter::default())? {
             if entry.updated_at < floor {
+                continue;
+            }
+            // No other office changed it since: nothing to show, no need to load it.
+            let others_since = |(office, at): &(String, i64)| *office != me && *at >= since_s;
+            if !entry.changed_by.is_empty() && !entry.changed_by.iter().any(others_since) {
                 continue;
             }
             let mut doc = self.load(&entry.id)?;
@@ -636,6 +642,7 @@ mod tests {
     use super::*;
     use crate::ids::OfficeId;
     use crate::resource::Resource;
+    use crate::store::Batch;
     use rand::{rngs::StdRng, SeedableRng};
 
     const NOW: i64 = 1_780_000_000_000;
@@ -749,6 +756,53 @@ mod tests {
         assert!(
             a.news(NOW).unwrap().is_empty(),
             "one's own changes are not news"
+        );
+    }
+
+    #[test]
+    fn news_does_not_load_a_document_no_other_office_changed_since() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let (a, b) = (replica("caue-63"), replica("caue-15"));
+        let mine = resource(&a, &mut rng, "À nous");
+        let theirs = resource(&b, &mut rng, "À eux");
+        sync(&b, &a);
+        let changed_by = |id| a.listing(&id).unwrap().unwrap().changed_by;
+        let s = NOW / 1000;
+        assert_eq!(changed_by(mine), [("caue-63".to_string(), s)]);
+        assert_eq!(changed_by(theirs), [("caue-15".to_string(), s)]);
+        // Its chunks gone, `mine` cannot be loaded: news must not try.
+        let saved = a.store().saved(&mine).unwrap().unwrap();
+        let mut batch = Batch::default();
+        batch.remove(crate::store::keys::chunk_key(&mine, 0));
+        a.kv.apply(batch).unwrap();
+        let news = a.news(NOW - 1000).unwrap();
+        assert_eq!(
+            news.iter().map(|n| n.doc).collect::<Vec<_>>(),
+            [theirs],
+            "only the other office's resource is news"
+        );
+
+        // Once another office changes it, it is loaded and shown.
+        b.store().apply_bytes(&mine, &saved).unwrap();
+        let edit = Edit::Set {
+            field: "title".into(),
+            value: json!("À nous, relu"),
+        };
+        b.edit(&mine, &[edit], NOW + 5000).unwrap();
+        let mut batch = Batch::default();
+        batch.put(crate::store::keys::chunk_key(&mine, 0), saved);
+        a.kv.apply(batch).unwrap();
+        sync(&b, &a);
+        assert_eq!(
+            changed_by(mine),
+            [("caue-15".to_string(), s + 5), ("caue-63".to_string(), s)]
+        );
+        let news = a.news(NOW + 4000).unwrap();
+        assert_eq!(
+            news.iter()
+                .map(|n| (n.doc, n.office.as_str()))
+                .collect::<Vec<_>>(),
+            [(mine, "caue-15")]
         );
     }
 }

@@ -1020,6 +1020,7 @@ mod tests {
             deleted: false,
             cover: None,
             media: vec![],
+            changed_by: vec![],
         };
         assert!(f.matches(&entry));
         assert!(!MapFilter::parse("kind=outil").unwrap().matches(&entry));

@@ -5,7 +5,6 @@
 //! every one of them; with words, the search index's pages, up to [`MAX_SEARCH_EXPORT`].
 
 use atelier_core::opendata::{Format, Separator, Writer};
-use atelier_core::replica::ListFilter;
 use atelier_core::search::{SearchQuery, MAX_LIMIT, MAX_OFFSET};
 use atelier_core::DocumentId;
 use axum::extract::{Query, State};
@@ -113,9 +112,8 @@ fn matching(
             Ok(out)
         }
         None => {
-            let entries = r.list(&ListFilter::default())?;
             query.limit = usize::MAX;
-            Ok(ids(&fallback(&entries, &query).hits))
+            Ok(ids(&fallback(&*r.listed()?, &query, false).hits))
         }
     }
 }

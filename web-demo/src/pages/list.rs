@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use atelier_core::card::ListingEntry;
 use atelier_core::media::{Media, Tier};
-use atelier_core::replica::ListFilter;
 use atelier_core::search::{SearchQuery, SearchResults};
 use atelier_core::{fr, vocab, DocumentId};
 use axum::extract::{Query, State};
@@ -281,34 +280,7 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
                 let Ok(id) = hit.id.parse::<DocumentId>() else {
                     continue;
                 };
-                let Ok(stored) = r.get(&id) else { continue };
-                let res = &stored.resource;
-                let place = match (res.commune(), res.departement()) {
-                    (Some(c), Some(d)) => Some(format!("{c} ({d})")),
-                    (Some(c), None) => Some(c.to_string()),
-                    (None, Some(d)) => Some(fr::departement_name(d)),
-                    _ => None,
-                };
-                let cover = ListingEntry::of(&id, &stored).cover.and_then(|hash| {
-                    let m = res
-                        .media
-                        .iter()
-                        .find(|m| m.image_at(Tier::Thumb) == Some(hash))?;
-                    let present = Presence::of(r, std::slice::from_ref(m));
-                    Some((m.clone(), present))
-                });
-                cards.push(Card {
-                    cover,
-                    id,
-                    title: res.title.clone(),
-                    kind: res.kind.clone(),
-                    office: res.office.clone(),
-                    status: res.status.clone(),
-                    place,
-                    summary: res.summary.clone(),
-                    snippet_html: hit.snippet_html.clone(),
-                    deleted: stored.deleted,
-                });
+                cards.extend(card(r, id, hit));
             }
             let undo = just_deleted
                 .and_then(|raw| r.resolve(&raw).ok())
@@ -328,6 +300,53 @@ async fn find(state: &AppState, params: &Params) -> Result<Found, WebError> {
         .await
 }
 
+/// A hit's card, from its listing entry: a document is loaded only for its cover's media (its
+/// size, caption, kind), which the entry names by hash only.
+fn card(
+    r: &atelier_core::replica::Replica,
+    id: DocumentId,
+    hit: &atelier_core::search::Hit,
+) -> Option<Card> {
+    let entry = r.listing(&id).ok().flatten()?;
+    let place = match (entry.commune.as_deref(), entry.departement.as_deref()) {
+        (Some(c), Some(d)) => Some(format!("{c} ({d})")),
+        (Some(c), None) => Some(c.to_string()),
+        (None, Some(d)) => Some(fr::departement_name(d)),
+        _ => None,
+    };
+    let cover = entry.cover.and_then(|hash| {
+        let stored = r.get(&id).ok()?;
+        let m = stored
+            .resource
+            .media
+            .iter()
+            .find(|m| m.image_at(Tier::Thumb) == Some(hash))?;
+        let present = Presence::of(r, std::slice::from_ref(m));
+        Some((m.clone(), present))
+    });
+    let ListingEntry {
+        title,
+        kind,
+        office,
+        status,
+        summary,
+        deleted,
+        ..
+    } = entry;
+    Some(Card {
+        cover,
+        id,
+        title,
+        kind,
+        office,
+        status,
+        place,
+        summary,
+        snippet_html: hit.snippet_html.clone(),
+        deleted,
+    })
+}
+
 /// The hits of `query`: through the search backend, or the plain listing filter when there is
 /// none, when it fails, or for the deleted resources (which the index does not hold). The list
 /// page and the atlas both search here, so their filters are the same.
@@ -342,19 +361,9 @@ pub(crate) fn search(
     Ok(match backend {
         Some(b) => b.search(query).or_else(|e| {
             tracing::error!(error = %e, "search failed, using the plain listing filter");
-            let entries = r.list(&ListFilter::default())?;
-            Ok::<_, WebError>(fallback(&entries, query))
+            Ok::<_, WebError>(fallback(&*r.listed()?, query, false))
         })?,
-        None => {
-            let mut entries = r.list(&ListFilter {
-                include_deleted: deleted_view,
-                ..ListFilter::default()
-            })?;
-            if deleted_view {
-                entries.retain(|e| e.deleted);
-            }
-            fallback(&entries, query)
-        }
+        None => fallback(&*r.listed()?, query, deleted_view),
     })
 }
 
