@@ -246,20 +246,12 @@ impl ListingEntry {
 /// [`ListingEntry::changed_by`] of a loaded document: its changes' metadata only (each change's
 /// office, read from the `office` key of its message, and its time).
 pub fn changed_by(doc: &mut AutoCommit) -> Vec<(String, i64)> {
-    #[derive(Deserialize)]
-    struct Recorded {
-        office: String,
-    }
     let mut newest: std::collections::BTreeMap<String, i64> = Default::default();
     for change in doc.get_changes_meta(&[]) {
-        let Some(recorded) = change
-            .message
-            .as_deref()
-            .and_then(|m| serde_json::from_str::<Recorded>(m).ok())
-        else {
+        let Some(office) = document::recorded_office(change.message.as_deref()) else {
             continue;
         };
-        let at = newest.entry(recorded.office).or_insert(change.timestamp);
+        let at = newest.entry(office).or_insert(change.timestamp);
         *at = (*at).max(change.timestamp);
     }
     newest.into_iter().collect()
