@@ -68,6 +68,10 @@ const MAX_WRITER_THREADS: usize = 4;
 /// File beside the index holding [`SCHEMA_VERSION`].
 const VERSION_FILE: &str = "atelier-search-version";
 
+/// Present while a recreated index waits for its caller to record what to reindex
+/// ([`SearchIndex::rebuild_marked`]): an open that finds it reports `needs_rebuild` again.
+const REBUILD_MARKER: &str = "atelier-search-rebuild";
+
 /// Errors of the search index.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -271,6 +275,8 @@ pub struct SearchIndex {
     reader: IndexReader,
     analysis: Analysis,
     needs_rebuild: bool,
+    /// Where a recreated index writes its version file once its rebuild is marked.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl SearchIndex {
@@ -305,9 +311,33 @@ impl SearchIndex {
             Index::create_in_dir(dir, fields.schema.clone()).map_err(|e| lock_error(dir, e))?;
         let mut search =
             Self::with_index(index, fields, Analysis::French).map_err(|e| lock_error(dir, e))?;
+        // The rebuild marker first, then the version: until `rebuild_marked` removes the
+        // marker, every open reports the index as needing a rebuild, so a crash before the
+        // caller recorded what to reindex cannot leave an index that looks whole.
+        crate::fs::write_atomic(&dir.join(REBUILD_MARKER), b"", None).map_err(io)?;
         std::fs::write(dir.join(VERSION_FILE), SCHEMA_VERSION.to_string()).map_err(io)?;
+        search.dir = Some(dir.to_path_buf());
         search.needs_rebuild = true;
         Ok(search)
+    }
+
+    /// Records that the caller durably noted every resource to reindex (its pending list):
+    /// removes the rebuild marker, so the next open keeps this index as it is. Until then
+    /// every open reports it in [`needs_rebuild`](Self::needs_rebuild).
+    pub fn rebuild_marked(&mut self) -> Result<(), SearchError> {
+        if let Some(dir) = &self.dir {
+            let io = |source| SearchError::Io {
+                path: dir.clone(),
+                source,
+            };
+            match std::fs::remove_file(dir.join(REBUILD_MARKER)) {
+                Ok(()) => crate::fs::sync_dir(dir).map_err(io)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        self.needs_rebuild = false;
+        Ok(())
     }
 
     /// A new, empty index in memory.
@@ -464,6 +494,7 @@ impl SearchIndex {
             reader,
             analysis,
             needs_rebuild: false,
+            dir: None,
         })
     }
 
@@ -479,7 +510,11 @@ impl SearchIndex {
         if index.schema() != fields.schema {
             return Ok(None);
         }
-        let search = Self::with_index(index, fields, Analysis::French)?;
+        let mut search = Self::with_index(index, fields, Analysis::French)?;
+        if dir.join(REBUILD_MARKER).exists() {
+            search.dir = Some(dir.to_path_buf());
+            search.needs_rebuild = true;
+        }
         // Opening reads the segment metadata only: touch every segment's postings, columns
         // and store so that damaged files show up now rather than in the first search.
         let searcher = search.reader.searcher();
@@ -1127,6 +1162,15 @@ mod tests {
             let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
             assert!(index.needs_rebuild(), "a new index must be filled");
             index.upsert(&[doc("a", "Grange en pierre")]).unwrap();
+        }
+        {
+            // The rebuild was never marked (a crash before the caller noted what to reindex):
+            // it is still to do.
+            let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+            assert!(index.needs_rebuild());
+            assert_eq!(find(&index, "grange"), ["a"]);
+            index.rebuild_marked().unwrap();
+            assert!(!index.needs_rebuild());
         }
         {
             let index = SearchIndex::open_or_create(dir.path()).unwrap();

@@ -80,20 +80,26 @@ impl Replica {
     }
 
     /// Marks every resource (deleted ones too) pending, with its current heads: what a search
-    /// index recreated empty must take. The marks are written in one batch, so a crash while
-    /// the index takes them leaves the rest pending rather than an index that looks complete.
+    /// index recreated empty must take. The marks are durable when this returns; the index is
+    /// kept only once they are (`SearchIndex::rebuild_marked`), so a crash while marking
+    /// recreates the index and marks again, and a crash while the index takes them leaves the
+    /// rest pending rather than an index that looks complete. Written in batches of
+    /// [`MARK_BATCH`]: sled holds every node a batch replaces until the batch ends.
     pub fn mark_all_pending(&self) -> Result<usize, ReplicaError> {
         let all = self.list(&super::ListFilter {
             include_deleted: true,
             ..super::ListFilter::default()
         })?;
-        let mut batch = Batch::default();
-        for e in &all {
-            if let Some(heads) = self.store.heads_hash(&e.id)? {
-                batch.put(pending_key(&e.id), heads.0.to_vec());
+        for chunk in all.chunks(MARK_BATCH) {
+            let mut batch = Batch::default();
+            for e in chunk {
+                if let Some(heads) = self.store.heads_hash(&e.id)? {
+                    batch.put(pending_key(&e.id), heads.0.to_vec());
+                }
             }
+            self.kv.apply(batch)?;
         }
-        self.kv.apply(batch)?;
+        self.kv.flush()?;
         Ok(all.len())
     }
 
@@ -106,6 +112,9 @@ impl Replica {
         Ok(())
     }
 }
+
+/// Pending marks `mark_all_pending` writes per batch (as `record_synced` does, for memory).
+const MARK_BATCH: usize = 5_000;
 
 /// Marks a document pending, in the batch that writes it (called by the listing's indexer).
 pub(super) fn mark(id: &DocumentId, card: &Card, batch: &mut Batch) {

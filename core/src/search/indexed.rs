@@ -84,6 +84,7 @@ impl IndexedSearch {
         };
         if search.lock().needs_rebuild() {
             search.replica.mark_all_pending()?;
+            search.lock().rebuild_marked()?;
         }
         Ok(search)
     }
@@ -403,5 +404,30 @@ mod tests {
         let s = IndexedSearch::open(Arc::new(r)).unwrap();
         assert!(dir.path().join(SEARCH_DIR).is_dir());
         assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
+    }
+
+    #[test]
+    fn an_index_recreated_before_a_crash_is_rebuilt_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Arc::new(Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for title in ["Guide de la lauze", "Fiche lauze et ardoise"] {
+            let v = json!({"kind":"outil","title":title,"office":"caue-63"});
+            r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
+                .unwrap();
+        }
+        IndexedSearch::open(r.clone()).unwrap();
+        // The index is found damaged and recreated, and the process dies before the replica
+        // noted what to reindex (nothing is pending: everything had been indexed).
+        std::fs::write(dir.path().join(SEARCH_DIR).join("meta.json"), "{ abîmé").unwrap();
+        assert!(r.pending().unwrap().is_empty());
+        drop(open_index(&r).unwrap());
+        assert!(r.pending().unwrap().is_empty());
+
+        let s = IndexedSearch::open(r.clone()).unwrap();
+        assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 2);
+        drop(s);
+        // Marked and rebuilt: the next open keeps the index.
+        assert!(!open_index(&r).unwrap().needs_rebuild());
     }
 }
