@@ -14,6 +14,7 @@ pub mod search_eval;
 pub mod search_try;
 pub mod splice;
 pub mod sync;
+pub mod web_client;
 pub mod webstart;
 
 use std::process::ExitCode;

@@ -14,6 +14,8 @@ use atelier_core::replica::Replica;
 use atelier_web::{IndexedSearch, WebConfig};
 use serde_json::Value;
 
+use super::web_client::WebClient;
+
 /// How long one page may take to come back: the atlas of a large corpus reads every resource.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The list group of resources with no place (`data-departement=""`).
@@ -184,33 +186,9 @@ fn expected(text: &str) -> anyhow::Result<Expected> {
 
 /// Logs in through the one-time link and fetches the page it opens.
 fn fetch(login_url: &str, base: &str) -> anyhow::Result<Shown> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(PAGE_TIMEOUT))
-        .build()
-        .into();
-    let login = agent.get(login_url).call()?;
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("the login link set no cookie")?
-        .to_string();
+    let client = WebClient::login(login_url, PAGE_TIMEOUT)?;
     let t = Instant::now();
-    let mut page = agent
-        .get(format!("{base}/atlas"))
-        .header("Cookie", &cookie)
-        .call()?;
-    if page.status() != 200 {
-        bail!("/atlas answered {}", page.status());
-    }
-    let html = page
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_string()?;
+    let html = client.get(base, "/atlas")?;
     let fetch = t.elapsed();
     if html.contains("premières fiches sur") {
         bail!(

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::loopback::status_kb;
+use super::web_client::WebClient;
 use crate::node::wait_for;
 
 /// Bound on one page: the fallback over 100,000 entries took seconds before this benchmark.
@@ -230,7 +231,7 @@ fn measure(app: &mut WebChild, args: &Args) -> anyhow::Result<Measured> {
     let link = app.login_link()?;
     let listening = app.started.elapsed();
     let base = link[..link[7..].find('/').context("a link without a path")? + 7].to_string();
-    let client = Client::login(&link)?;
+    let client = WebClient::login(&link, PAGE_TIMEOUT)?;
     let search_path = format!("/?q={}", encode(&args.query));
 
     let t = Instant::now();
@@ -346,48 +347,6 @@ fn print(args: &Args, m: &Measured) {
         "| web app peak RSS | {} MB |",
         (m.peak_rss_kb as f64 / 1024.0).round()
     );
-}
-
-/// An agent holding the session cookie of a redeemed login link.
-struct Client {
-    agent: ureq::Agent,
-    cookie: String,
-}
-
-impl Client {
-    fn login(link: &str) -> anyhow::Result<Self> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(PAGE_TIMEOUT))
-            .build()
-            .into();
-        let login = agent.get(link).call()?;
-        let cookie = login
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .context("the login link set no cookie")?
-            .to_string();
-        Ok(Self { agent, cookie })
-    }
-
-    fn get(&self, base: &str, path: &str) -> anyhow::Result<String> {
-        let mut page = self
-            .agent
-            .get(format!("{base}{path}"))
-            .header("Cookie", &self.cookie)
-            .call()?;
-        if page.status() != 200 {
-            bail!("{path} answered {}", page.status());
-        }
-        Ok(page
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_string()?)
-    }
 }
 
 /// The results count a list page shows (« (12 345 fiches) »).
