@@ -76,30 +76,61 @@ pub struct SledKv {
     /// every answer, mostly with nothing to write).
     applied: AtomicU64,
     durable: AtomicU64,
-    /// Last field, so dropped last: waits until sled has let go of the database.
-    _release: ReleaseOnDrop,
+    /// Bytes applied since the open: past `snapshot_after` ([`SNAPSHOT_AFTER_BYTES`]), the
+    /// drop leaves a snapshot.
+    written: AtomicU64,
+    snapshot_after: u64,
+    /// Last field, so dropped last: waits until sled has let go of the database (and reopens it
+    /// once when asked to, see [`SNAPSHOT_AFTER_BYTES`]).
+    release: ReleaseOnDrop,
+}
+
+/// Bytes written in one opening of the database past which closing it reopens it once, so
+/// that sled takes its snapshot then. sled 0.34 writes a snapshot only when it opens, after
+/// replaying the whole log written since the last one: after an import or a pull of 100,000
+/// resources that replay took 0.65 s, paid by whoever opened next (the web app, before its
+/// first page). The process that wrote that much pays it instead, at its end; below this size
+/// the next open replays in tens of milliseconds.
+pub const SNAPSHOT_AFTER_BYTES: u64 = 64 << 20;
+
+/// sled's configuration for the database in `path` (what every open of it uses).
+fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(64 * 1024 * 1024)
+}
+
+impl Drop for SledKv {
+    fn drop(&mut self) {
+        // The fields drop after this: the `Db`, then `release`, which reopens if asked.
+        self.release.reopen = *self.written.get_mut() >= self.snapshot_after;
+    }
 }
 
 impl SledKv {
     /// Opens (or creates) the database; a database held by another process is `StoreError::InUse`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if is_lock_error(&io) => {
-                    StoreError::InUse(path.display().to_string())
-                }
-                other => StoreError::Db(other.to_string()),
-            })?;
+        Self::open_with_snapshot_after(path, SNAPSHOT_AFTER_BYTES)
+    }
+
+    /// [`Self::open`], leaving a snapshot at the drop past `snapshot_after` bytes written
+    /// (tests write a few MB, not [`SNAPSHOT_AFTER_BYTES`]).
+    fn open_with_snapshot_after(path: &Path, snapshot_after: u64) -> Result<Self, StoreError> {
+        let db = sled_config(path).open().map_err(|e| match e {
+            sled::Error::Io(io) if is_lock_error(&io) => {
+                StoreError::InUse(path.display().to_string())
+            }
+            other => StoreError::Db(other.to_string()),
+        })?;
         let files = SledFiles::open(path).map_err(|e| io_err(path, e))?;
         Ok(Self {
             db,
             files,
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
-            _release: ReleaseOnDrop::new(path),
+            written: AtomicU64::new(0),
+            snapshot_after,
+            release: ReleaseOnDrop::new(path),
         })
     }
 
@@ -136,12 +167,15 @@ impl Kv for SledKv {
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
+        let mut bytes = 0;
         for (k, v) in batch.ops {
+            bytes += k.len() + v.as_ref().map_or(0, Vec::len);
             match v {
                 Some(v) => b.insert(k, v),
                 None => b.remove(k),
             }
         }
+        self.written.fetch_add(bytes as u64, Ordering::Relaxed);
         self.applied.fetch_add(1, Ordering::SeqCst);
         self.db.apply_batch(b).map_err(db_err)
     }
@@ -275,5 +309,56 @@ mod tests {
         }
         let kv = SledKv::open(dir.path()).unwrap();
         assert_eq!(kv.get(b"19/49").unwrap(), Some(vec![19; 2048]));
+    }
+
+    /// The names of sled's snapshot files (`snap.<lsn>`), the log position each covers.
+    fn snapshots(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("snap."))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn closing_after_a_large_write_leaves_a_snapshot_for_the_next_open() {
+        const SNAPSHOT_AFTER: u64 = 4 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let open = || SledKv::open_with_snapshot_after(dir.path(), SNAPSHOT_AFTER);
+        let kv = open().unwrap();
+        let opened = snapshots(dir.path());
+        let mut b = Batch::default();
+        b.put(b"small".to_vec(), vec![1; 1024]);
+        kv.apply(b).unwrap();
+        drop(kv);
+        assert_eq!(
+            snapshots(dir.path()),
+            opened,
+            "a small write leaves the replay to the next open"
+        );
+
+        let kv = open().unwrap();
+        let value = vec![7u8; 16 * 1024];
+        let mut written = 0;
+        let mut i = 0u32;
+        while written < SNAPSHOT_AFTER {
+            let mut b = Batch::default();
+            for _ in 0..64 {
+                b.put(i.to_be_bytes().to_vec(), value.clone());
+                written += (4 + value.len()) as u64;
+                i += 1;
+            }
+            kv.apply(b).unwrap();
+        }
+        kv.flush().unwrap();
+        let before_close = snapshots(dir.path());
+        drop(kv);
+        let after_close = snapshots(dir.path());
+        assert_ne!(after_close, before_close, "the close took a new snapshot");
+        let kv = open().unwrap();
+        assert_eq!(kv.get(&(i - 1).to_be_bytes()).unwrap(), Some(value));
+        assert_eq!(kv.get(b"small").unwrap(), Some(vec![1; 1024]));
     }
 }

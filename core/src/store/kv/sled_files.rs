@@ -40,19 +40,25 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// process, a test reopening a replica) would see the database still in use. Declared after the
 /// `Db` in `SledKv`, this guard is dropped after it and waits for those tasks to end.
 pub(super) struct ReleaseOnDrop {
+    dir: PathBuf,
     log: PathBuf,
+    /// Set by `SledKv` when it wrote enough that the next open would replay for long: the
+    /// database is then opened once more after its release, which takes sled's snapshot
+    /// (`SNAPSHOT_AFTER_BYTES`).
+    pub(super) reopen: bool,
 }
 
 impl ReleaseOnDrop {
     pub(super) fn new(dir: &Path) -> Self {
         Self {
+            dir: dir.to_path_buf(),
             log: dir.join(LOG_FILE),
+            reopen: false,
         }
     }
-}
 
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
+    /// Waits, at most [`RELEASE_WAIT`], until the log's lock can be taken.
+    fn wait_released(&self) {
         let Ok(file) = File::open(&self.log) else {
             return;
         };
@@ -69,6 +75,24 @@ impl Drop for ReleaseOnDrop {
                     tracing::warn!(log = %self.log.display(), "sled database not released: {e}");
                     return;
                 }
+            }
+        }
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.wait_released();
+        if self.reopen {
+            let started = Instant::now();
+            match super::sled_config(&self.dir).open() {
+                Ok(db) => {
+                    drop(db);
+                    self.wait_released();
+                    tracing::debug!(elapsed = ?started.elapsed(), "sled snapshot taken at close");
+                }
+                // Nothing lost: the next open replays the log, as it would have.
+                Err(e) => tracing::warn!(dir = %self.dir.display(), "sled snapshot not taken: {e}"),
             }
         }
     }
