@@ -79,6 +79,21 @@ impl Replica {
         Ok(out)
     }
 
+    /// How many resources (deleted ones too) the replica lists, counting at most `limit`.
+    pub fn resources_at_most(&self, limit: usize) -> Result<usize, ReplicaError> {
+        if let Some(listed) = self.listed_if_kept()? {
+            return Ok(listed.len().min(limit));
+        }
+        let mut n = 0;
+        if limit > 0 {
+            self.kv.for_each_prefix(&[keys::LISTING], &mut |_, _| {
+                n += 1;
+                n < limit
+            })?;
+        }
+        Ok(n)
+    }
+
     /// Marks every resource (deleted ones too) pending, with its current heads: what a search
     /// index recreated empty must take. The marks are durable when this returns; the index is
     /// kept only once they are (`SearchIndex::rebuild_marked`), so a crash while marking
@@ -86,21 +101,30 @@ impl Replica {
     /// rest pending rather than an index that looks complete. Written in batches of
     /// [`MARK_BATCH`]: sled holds every node a batch replaces until the batch ends.
     pub fn mark_all_pending(&self) -> Result<usize, ReplicaError> {
-        let all = self.list(&super::ListFilter {
-            include_deleted: true,
-            ..super::ListFilter::default()
+        // Two scans in key order, no point reads and no parsing: the listing index's keys name
+        // every resource, the heads index gives each one's heads.
+        let mut listed = Vec::new();
+        self.kv.for_each_prefix(&[keys::LISTING], &mut |k, _| {
+            listed.extend(keys::document_of(k));
+            true
         })?;
-        for chunk in all.chunks(MARK_BATCH) {
+        listed.sort_unstable();
+        let mut marks = Vec::with_capacity(listed.len());
+        self.store.for_each_heads(&mut |id, heads| {
+            if listed.binary_search(&id).is_ok() {
+                marks.push((id, heads));
+            }
+            true
+        })?;
+        for chunk in marks.chunks(MARK_BATCH) {
             let mut batch = Batch::default();
-            for e in chunk {
-                if let Some(heads) = self.store.heads_hash(&e.id)? {
-                    batch.put(pending_key(&e.id), heads.0.to_vec());
-                }
+            for (id, heads) in chunk {
+                batch.put(pending_key(id), heads.0.to_vec());
             }
             self.kv.apply(batch)?;
         }
         self.kv.flush()?;
-        Ok(all.len())
+        Ok(listed.len())
     }
 
     /// Forgets pending documents once the search index holds them, except those written again

@@ -71,22 +71,34 @@ impl IndexedSearch {
         Ok(search)
     }
 
-    /// Wraps `index`; if it was recreated empty, every resource is marked pending (durably:
-    /// a crash halfway through the rebuild leaves the rest to do, not a partial index that
-    /// looks whole), to be taken by the next refresh.
+    /// Wraps `index` without reading the replica: an index recreated empty is filled by the
+    /// refreshes to come (the first one marks every resource pending, see
+    /// [`Self::refresh_some`]), so a server opens at once however large the replica.
     pub fn new_deferred(
         replica: Arc<Replica>,
         index: SearchIndex,
     ) -> Result<Self, IndexedSearchError> {
-        let search = Self {
+        Ok(Self {
             replica,
             index: Mutex::new(index),
-        };
-        if search.lock().needs_rebuild() {
-            search.replica.mark_all_pending()?;
-            search.lock().rebuild_marked()?;
+        })
+    }
+
+    /// If the index was recreated empty, marks every resource pending, durably (a crash
+    /// halfway through the rebuild leaves the rest to do, not a partial index that looks
+    /// whole), then lets the index forget its rebuild marker. Under the index's lock, so a
+    /// concurrent refresh waits for the marks rather than finding none.
+    fn mark_rebuild(&self) -> Result<(), IndexedSearchError> {
+        let mut index = self.lock();
+        if index.needs_rebuild() {
+            let marked = self.replica.mark_all_pending()?;
+            index.rebuild_marked()?;
+            tracing::debug!(
+                marked,
+                "search index rebuild: every resource marked pending"
+            );
         }
-        Ok(search)
+        Ok(())
     }
 
     /// Takes the replica's pending changes into the index.
@@ -97,6 +109,7 @@ impl IndexedSearch {
     /// Takes at most `limit` of the replica's pending changes into the index; returns how many
     /// it took (0: the index is up to date).
     pub fn refresh_some(&self, limit: usize) -> Result<usize, IndexedSearchError> {
+        self.mark_rebuild()?;
         let pending = match limit {
             usize::MAX => self.replica.pending()?,
             _ => self.replica.pending_at_most(limit)?,
@@ -112,6 +125,10 @@ impl IndexedSearch {
     /// How many documents the index has yet to take, counting at most `limit` (a cheap check
     /// however large the backlog).
     pub fn backlog_at_most(&self, limit: usize) -> Result<usize, IndexedSearchError> {
+        if self.lock().needs_rebuild() {
+            // Not marked yet: the whole listing is to do.
+            return Ok(self.replica.resources_at_most(limit)?);
+        }
         Ok(self.replica.pending_at_most(limit)?.len())
     }
 
@@ -271,9 +288,24 @@ mod tests {
         // Taken by the replica's own writes, as if a previous index had held them.
         r.clear_pending(&r.pending().unwrap()).unwrap();
         let s = IndexedSearch::new_deferred(r.clone(), index).unwrap();
+        assert!(
+            r.pending().unwrap().is_empty(),
+            "opening deferred reads nothing: the first refresh marks the rebuild"
+        );
         assert_eq!(
             s.backlog_at_most(100).unwrap(),
             3,
+            "before the marks, the backlog is every listed resource"
+        );
+        assert_eq!(
+            s.backlog_at_most(2).unwrap(),
+            2,
+            "counting stops at the limit"
+        );
+        assert_eq!(s.refresh_some(1).unwrap(), 1);
+        assert_eq!(
+            s.backlog_at_most(100).unwrap(),
+            2,
             "the rebuild marks all three"
         );
         assert_eq!(
@@ -282,8 +314,6 @@ mod tests {
             "counting stops at the limit"
         );
         assert_eq!(s.refresh_some(2).unwrap(), 2);
-        assert_eq!(s.backlog_at_most(100).unwrap(), 1);
-        assert_eq!(s.refresh_some(2).unwrap(), 1);
         assert_eq!(s.refresh_some(2).unwrap(), 0);
         for (text, n) in [("lauze", 1), ("pisé", 1), ("paille", 1)] {
             assert_eq!(
@@ -423,6 +453,10 @@ mod tests {
         assert!(r.pending().unwrap().is_empty());
         drop(open_index(&r).unwrap());
         assert!(r.pending().unwrap().is_empty());
+        // A server opens it deferred and stops before its catch-up marked anything.
+        drop(IndexedSearch::open_deferred(r.clone()).unwrap());
+        assert!(r.pending().unwrap().is_empty());
+        assert!(open_index(&r).unwrap().needs_rebuild(), "still to rebuild");
 
         let s = IndexedSearch::open(r.clone()).unwrap();
         assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 2);
