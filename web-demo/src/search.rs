@@ -160,6 +160,9 @@ pub fn fallback(listed: &Listed, query: &SearchQuery, deleted: bool) -> SearchRe
         .split_whitespace()
         .map(str::to_string)
         .collect();
+    if !words.is_empty() {
+        listed.fold_all();
+    }
     let wanted = wanted(&query.filters);
     let mut counts: [BTreeMap<&str, u64>; FACETS.len()] = Default::default();
     let mut total = 0;

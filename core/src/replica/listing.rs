@@ -63,15 +63,27 @@ impl Replica {
     /// Listing entries matching `filter`, sorted by title, read from the listing index only
     /// (from the listing in memory, [`Replica::listed`], once a server asked for it).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<ListingEntry>, ReplicaError> {
+        self.list_where(filter, |_| true)
+    }
+
+    /// [`Self::list`], keeping only the entries `keep` accepts: with the listing kept in memory,
+    /// the others are never copied (« Quoi de neuf » looks at every entry and keeps a few).
+    pub fn list_where(
+        &self,
+        filter: &ListFilter,
+        keep: impl Fn(&ListingEntry) -> bool,
+    ) -> Result<Vec<ListingEntry>, ReplicaError> {
         if let Some(listed) = self.listed_if_kept()? {
             return Ok(listed
                 .entries()
                 .iter()
-                .filter(|e| filter.matches(&e.entry))
+                .filter(|e| filter.matches(&e.entry) && keep(&e.entry))
                 .map(|e| e.entry.clone())
                 .collect());
         }
-        self.list_from_index(filter)
+        let mut all = self.list_from_index(filter)?;
+        all.retain(keep);
+        Ok(all)
     }
 
     /// [`Self::list`], parsing the listing index.

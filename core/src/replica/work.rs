@@ -567,15 +567,14 @@ impl Replica {
         let floor = since_ms.div_euclid(1000) * 1000;
         let mut items = Vec::new();
         let since_s = since_ms.div_euclid(1000);
-        for entry in self.list(&super::ListFilter::default())? {
-            if entry.updated_at < floor {
-                continue;
-            }
-            // No other office changed it since: nothing to show, no need to load it.
-            let others_since = |(office, at): &(String, i64)| *office != me && *at >= since_s;
-            if !entry.changed_by.is_empty() && !entry.changed_by.iter().any(others_since) {
-                continue;
-            }
+        // Unchanged since, or changed by no other office since: nothing to show, no need to
+        // load it (nor, with the listing in memory, to copy its entry).
+        let others_since = |(office, at): &(String, i64)| *office != me && *at >= since_s;
+        let changed = self.list_where(&super::ListFilter::default(), |entry| {
+            entry.updated_at >= floor
+                && (entry.changed_by.is_empty() || entry.changed_by.iter().any(others_since))
+        })?;
+        for entry in changed {
             let mut doc = self.load(&entry.id)?;
             for mut item in news::of_document(&entry.id, &mut doc, DocKind::Resource, since_ms, &me)
             {
