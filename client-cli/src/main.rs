@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // Before any thread starts (see `atelier_core::malloc`).
+    atelier_core::malloc::limit_arenas();
     let cli = match atelier_cli::Cli::from_env() {
         Ok(cli) => cli,
         Err(e) => return atelier_cli::usage_exit(e),

@@ -12,6 +12,7 @@ pub mod fr;
 pub mod fs;
 pub mod ids;
 pub mod jsonl;
+pub mod malloc;
 pub mod media;
 pub mod mutex;
 pub mod opendata;

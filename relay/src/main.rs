@@ -5,8 +5,14 @@ use std::process::ExitCode;
 use atelier_relay::cli::{self, Cli};
 use clap::Parser;
 
+fn main() -> ExitCode {
+    // Before tokio starts its threads (see `atelier_core::malloc`).
+    atelier_core::malloc::limit_arenas();
+    start()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn start() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

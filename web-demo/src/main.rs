@@ -43,8 +43,14 @@ struct Args {
     version: Option<bool>,
 }
 
+fn main() -> std::process::ExitCode {
+    // Before tokio starts its threads (see `atelier_core::malloc`).
+    atelier_core::malloc::limit_arenas();
+    start()
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn start() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // As the binaries it measures: its child processes stand for `atelier sync`.
+    atelier_core::malloc::limit_arenas();
     let cli = atelier_tests::bench::Cli::parse();
     match atelier_tests::bench::run(cli) {
         Ok(code) => code,
