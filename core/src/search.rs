@@ -48,7 +48,7 @@ use tantivy::{
     TantivyError, Term,
 };
 
-use self::facets::{FacetCollector, FacetCounts};
+use self::facets::{FacetCollector, FacetCounts, FacetTables, SearcherFacets};
 use self::fields::{Facet, Fields, TextGroup, SCHEMA_VERSION, TITLE_SORT, YEAR};
 pub use self::indexed::{search_doc, IndexedSearch, IndexedSearchError, SEARCH_DIR};
 use self::query::Highlight;
@@ -275,6 +275,8 @@ pub struct SearchIndex {
     reader: IndexReader,
     analysis: Analysis,
     needs_rebuild: bool,
+    /// Per-segment facet tables, shared by the searches.
+    facet_tables: FacetTables,
     /// Where a recreated index writes its version file once its rebuild is marked.
     dir: Option<std::path::PathBuf>,
 }
@@ -403,6 +405,7 @@ impl SearchIndex {
     /// Runs a search.
     pub fn search(&self, q: &SearchQuery) -> Result<SearchResults, SearchError> {
         let searcher = self.reader.searcher();
+        let tables = self.facet_tables.of(&searcher)?;
         let text = self.text_query(&q.text, &searcher)?;
         let filters = filter_queries(&self.fields, &q.filters);
         let mut relaxed = false;
@@ -413,6 +416,7 @@ impl SearchIndex {
             &combine(text_query.as_deref(), &filters, None),
             q,
             by_score,
+            &tables,
         )?;
         if page.0 == 0 {
             if let Some(or_query) = text.relaxed {
@@ -421,6 +425,7 @@ impl SearchIndex {
                     &combine(Some(&*or_query), &filters, None),
                     q,
                     by_score,
+                    &tables,
                 )?;
                 if or_page.0 > 0 {
                     page = or_page;
@@ -433,14 +438,8 @@ impl SearchIndex {
         // A facet being filtered on is counted without its own filter.
         for (key, _) in &filters {
             let collector = match key {
-                FilterKey::Facet(f) => FacetCollector {
-                    facets: vec![*f],
-                    year: false,
-                },
-                FilterKey::Year => FacetCollector {
-                    facets: Vec::new(),
-                    year: true,
-                },
+                FilterKey::Facet(f) => FacetCollector::facet(&tables, *f),
+                FilterKey::Year => FacetCollector::year(&tables),
                 FilterKey::BBox => continue,
             };
             let query = combine(text_query.as_deref(), &filters, Some(*key));
@@ -494,6 +493,7 @@ impl SearchIndex {
             reader,
             analysis,
             needs_rebuild: false,
+            facet_tables: FacetTables::default(),
             dir: None,
         })
     }
@@ -518,7 +518,10 @@ impl SearchIndex {
         // Opening reads the segment metadata only: touch every segment's postings, columns
         // and store so that damaged files show up now rather than in the first search.
         let searcher = search.reader.searcher();
-        searcher.search(&AllQuery, &(Count, FacetCollector::all()))?;
+        // Reading the facet tables reads every facet column whole (and keeps the tables for
+        // the first search).
+        let tables = search.facet_tables.of(&searcher)?;
+        searcher.search(&AllQuery, &(Count, FacetCollector::all(&tables)))?;
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             for g in TextGroup::ALL {
                 segment.inverted_index(search.fields.exact(g))?;
@@ -579,6 +582,7 @@ impl SearchIndex {
         query: &dyn Query,
         q: &SearchQuery,
         by_score: bool,
+        tables: &SearcherFacets,
     ) -> Result<Page, SearchError> {
         let limit = if q.offset > MAX_OFFSET {
             0
@@ -586,12 +590,13 @@ impl SearchIndex {
             q.limit.min(MAX_LIMIT)
         };
         if limit == 0 {
-            let (total, facets) = searcher.search(query, &(Count, FacetCollector::all()))?;
+            let facets = FacetCollector::all(tables);
+            let (total, facets) = searcher.search(query, &(Count, facets))?;
             return Ok((total, Vec::new(), facets));
         }
         let top = TopDocs::with_limit(limit).and_offset(q.offset);
         if by_score {
-            return run(searcher, query, top.order_by_score(), |s| s);
+            return run(searcher, query, top.order_by_score(), tables, |s| s);
         }
         match q.sort {
             Sort::Date => run(
@@ -601,12 +606,14 @@ impl SearchIndex {
                     (SortByStaticFastValue::<i64>::for_field(YEAR), Order::Desc),
                     (SortByString::for_field(TITLE_SORT), Order::Asc),
                 )),
+                tables,
                 |_| 0.0,
             ),
             Sort::Relevance | Sort::Title => run(
                 searcher,
                 query,
                 top.order_by_string_fast_field(TITLE_SORT, Order::Asc),
+                tables,
                 |_| 0.0,
             ),
         }
@@ -741,13 +748,15 @@ fn run<K, C>(
     searcher: &Searcher,
     query: &dyn Query,
     top: C,
+    tables: &SearcherFacets,
     score: impl Fn(K) -> f32,
 ) -> Result<Page, SearchError>
 where
     C: Collector<Fruit = Vec<(K, DocAddress)>>,
     K: 'static,
 {
-    let (total, top, facets) = searcher.search(query, &(Count, top, FacetCollector::all()))?;
+    let facets = FacetCollector::all(tables);
+    let (total, top, facets) = searcher.search(query, &(Count, top, facets))?;
     let top = top.into_iter().map(|(k, a)| (score(k), a)).collect();
     Ok((total, top, facets))
 }
@@ -1031,6 +1040,46 @@ mod tests {
         assert_eq!(r.facets["departement"]["63"], 1);
         assert_eq!(r.facets["departement"]["15"], 1);
         assert!(!r.facets["kind"].contains_key("zzz"));
+    }
+
+    #[test]
+    fn facet_counts_follow_writes() {
+        // The facet tables are kept per segment between searches: every write must show.
+        let mut index = faceted();
+        let count = |index: &SearchIndex, facet: &str, value: &str| {
+            let r = index.search(&SearchQuery::default()).unwrap();
+            r.facets[facet].get(value).copied().unwrap_or(0)
+        };
+        assert_eq!(count(&index, "kind", "realisation"), 2);
+        assert_eq!(count(&index, "sector", "bois"), 1);
+        assert_eq!(count(&index, "year", "2020-2029"), 1);
+        // An update moves the resource from one value to another.
+        let mut changed = doc("r63", "Grange A");
+        changed.kind = "outil".into();
+        changed.sectors = vec!["pierre".into()];
+        changed.year = Some(2024);
+        changed.departement = Some("63".into());
+        index.upsert(&[changed]).unwrap();
+        assert_eq!(count(&index, "kind", "realisation"), 1);
+        assert_eq!(count(&index, "kind", "outil"), 2);
+        assert_eq!(count(&index, "sector", "bois"), 0);
+        assert_eq!(count(&index, "sector", "pierre"), 2);
+        assert_eq!(count(&index, "year", "2020-2029"), 2);
+        // A delete, and counts under a filter (its own facet counted without it).
+        index.delete(&["r15".to_string()]).unwrap();
+        assert_eq!(count(&index, "sector", "pierre"), 1);
+        let f = Filters {
+            kind: vec!["outil".into()],
+            ..Filters::default()
+        };
+        let r = index.search(&filtered("", f)).unwrap();
+        assert_eq!(r.total, 2);
+        assert_eq!(r.facets["kind"]["action"], 1);
+        assert_eq!(r.facets["departement"]["63"], 2);
+        assert!(!r.facets["departement"].contains_key("15"));
+        index.clear().unwrap();
+        let r = index.search(&SearchQuery::default()).unwrap();
+        assert!(r.facets["kind"].is_empty());
     }
 
     #[test]

@@ -246,15 +246,33 @@ impl TokenStream for FrenchTokenStream {
 
 fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::new();
-    let mut chars = text.char_indices().peekable();
     let mut position = 0;
+    for_each_word(text, |from, to, folded| {
+        tokens.push(Token {
+            offset_from: from,
+            offset_to: to,
+            position,
+            text: std::mem::take(folded),
+            position_length: 1,
+        });
+        position += 1;
+    });
+    tokens
+}
+
+/// Calls `f` with the byte range and the folded form of each word of `text`, as the analyzers
+/// cut it, without allocating a string per word (snippets scan whole descriptions). `f` may
+/// take the folded word.
+pub fn for_each_word(text: &str, mut f: impl FnMut(usize, usize, &mut String)) {
+    let mut chars = text.char_indices().peekable();
+    let mut folded = String::new();
     while let Some(&(start, c)) = chars.peek() {
         if !is_word_char(c) {
             chars.next();
             continue;
         }
         let mut end = start;
-        let mut folded = String::new();
+        folded.clear();
         while let Some(&(i, c)) = chars.peek() {
             if !is_word_char(c) {
                 break;
@@ -273,16 +291,8 @@ fn tokenize(text: &str) -> Vec<Token> {
         if elided || folded.is_empty() || folded.len() > MAX_TOKEN_BYTES {
             continue;
         }
-        tokens.push(Token {
-            offset_from: start,
-            offset_to: end,
-            position,
-            text: folded,
-            position_length: 1,
-        });
-        position += 1;
+        f(start, end, &mut folded);
     }
-    tokens
 }
 
 /// Makes the plural in `-aux` and the singular in `-au`/`-al` meet after Snowball, which

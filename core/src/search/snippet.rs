@@ -60,19 +60,19 @@ fn matches(text: &str, hl: &Highlight) -> Vec<(usize, usize)> {
         .unwrap_or(0)
         .min(HEAD_CHARS);
     let heads: HashSet<&str> = hl.stem.iter().map(|s| head(s, n)).collect();
-    let mut stemmer = analysis::stem_analyzer();
-    analysis::exact_words(text)
-        .into_iter()
-        .filter(|w| !is_stop_word(&w.exact))
-        .filter(|w| {
-            hl.exact.contains(&w.exact)
-                || (heads.contains(head(&w.exact, n))
-                    && hl
-                        .stem
-                        .contains(&analysis::stem_word(&mut stemmer, &w.exact)))
-        })
-        .map(|w| (w.from, w.to))
-        .collect()
+    let mut stemmer = None;
+    let mut out = Vec::new();
+    analysis::for_each_word(text, |from, to, exact| {
+        let found = hl.exact.contains(exact.as_str())
+            || (heads.contains(head(exact, n)) && {
+                let stemmer = stemmer.get_or_insert_with(analysis::stem_analyzer);
+                hl.stem.contains(&analysis::stem_word(stemmer, exact))
+            });
+        if found && !is_stop_word(exact) {
+            out.push((from, to));
+        }
+    });
+    out
 }
 
 /// Letters of a word compared before stemming it.

@@ -36,6 +36,10 @@ pub struct Args {
     /// Print the measures as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also list this many of the slowest queries (text, filters, time, hits), to see where
+    /// the tail comes from.
+    #[arg(long, default_value_t = 0)]
+    pub slowest: usize,
 }
 
 /// Runs the benchmark.
@@ -66,31 +70,50 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         index.search(q)?;
     }
     let queries = mixed_queries(&docs, args.queries, &mut rng);
-    let mut timings: Vec<(Mix, Duration, usize)> = Vec::with_capacity(queries.len());
-    for (mix, q) in &queries {
+    let mut timings: Vec<Timing> = Vec::with_capacity(queries.len());
+    for (i, (mix, q)) in queries.iter().enumerate() {
         let t = Instant::now();
         let results = index.search(q)?;
-        timings.push((*mix, t.elapsed(), results.total));
+        timings.push(Timing {
+            query: i,
+            mix: *mix,
+            took: t.elapsed(),
+            total: results.total,
+        });
     }
 
-    let groups = [
-        ("all", None),
-        ("text", Some(Mix::Text)),
-        ("text + facet filters", Some(Mix::TextFiltered)),
-        ("facet browsing", Some(Mix::Browse)),
+    let groups: [Group; 4] = [
+        ("all", |_| true),
+        ("text", |m| matches!(m, Mix::Text(_))),
+        ("text + facet filters", |m| {
+            matches!(m, Mix::TextFiltered(_))
+        }),
+        ("facet browsing", |m| m == Mix::Browse),
     ];
-    let stats: Vec<(&str, Stats)> = groups
+    let mut stats: Vec<(&str, Stats)> = groups
         .iter()
-        .map(|(name, mix)| {
+        .map(|(name, in_group)| {
             let mut d: Vec<Duration> = timings
                 .iter()
-                .filter(|(m, _, _)| mix.is_none_or(|x| x == *m))
-                .map(|(_, d, _)| *d)
+                .filter(|t| in_group(t.mix))
+                .map(|t| t.took)
                 .collect();
             (*name, Stats::of(&mut d))
         })
         .collect();
-    let empty = timings.iter().filter(|(_, _, total)| *total == 0).count();
+    // The text queries (with or without filters) by the form of their text.
+    for form in TextForm::ALL {
+        let mut d: Vec<Duration> = timings
+            .iter()
+            .filter(|t| queries[t.query].0.form() == Some(form))
+            .map(|t| t.took)
+            .collect();
+        stats.push((form.name(), Stats::of(&mut d)));
+    }
+    let empty = timings.iter().filter(|t| t.total == 0).count();
+    let mut slowest: Vec<&Timing> = timings.iter().collect();
+    slowest.sort_by_key(|t| std::cmp::Reverse(t.took));
+    slowest.truncate(args.slowest);
     if args.json {
         let out = serde_json::json!({
             "documents": docs.len(),
@@ -102,6 +125,9 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             "latency_ms": stats.iter().map(|(name, s)| (name.to_string(), serde_json::json!({
                 "count": s.count, "p50": ms(s.p50), "p99": ms(s.p99), "mean": ms(s.mean), "max": ms(s.max),
             }))).collect::<serde_json::Map<_, _>>(),
+            "slowest": slowest.iter().map(|t| serde_json::json!({
+                "ms": ms(t.took), "hits": t.total, "query": describe(&queries[t.query].1),
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -121,7 +147,10 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
             "{:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
             "latency (ms)", "count", "p50", "p99", "mean", "max"
         );
-        for (name, s) in &stats {
+        for (i, (name, s)) in stats.iter().enumerate() {
+            if i == groups.len() {
+                println!("text queries by form:");
+            }
             println!(
                 "{:<22} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
                 name,
@@ -132,19 +161,106 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
                 ms(s.max)
             );
         }
+        if !slowest.is_empty() {
+            println!("slowest queries (ms, hits, query):");
+        }
+        for t in &slowest {
+            println!(
+                "{:>9.2} {:>7}  {}",
+                ms(t.took),
+                t.total,
+                describe(&queries[t.query].1)
+            );
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A line of the latency table: its name, and which queries it holds.
+type Group = (&'static str, fn(Mix) -> bool);
+
+/// One timed query: its index in the mix, kind, time and number of hits.
+struct Timing {
+    query: usize,
+    mix: Mix,
+    took: Duration,
+    total: usize,
 }
 
 /// Kind of query in the mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mix {
     /// Text only.
-    Text,
+    Text(TextForm),
     /// Text and one or two facet filters (facets being filtered are counted again).
-    TextFiltered,
+    TextFiltered(TextForm),
     /// No text, facet filters, sorted by date.
     Browse,
+}
+
+impl Mix {
+    fn form(self) -> Option<TextForm> {
+        match self {
+            Mix::Text(f) | Mix::TextFiltered(f) => Some(f),
+            Mix::Browse => None,
+        }
+    }
+}
+
+/// What the text of a query is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextForm {
+    /// One or more whole words of a title (or a material, or a commune).
+    Words,
+    /// A word with one typo.
+    Typo,
+    /// A word, then the first letters of another (completions).
+    Prefix,
+    /// A département number and a material.
+    Departement,
+    /// Two words in quotes.
+    Phrase,
+}
+
+impl TextForm {
+    const ALL: [TextForm; 5] = [
+        TextForm::Words,
+        TextForm::Typo,
+        TextForm::Prefix,
+        TextForm::Departement,
+        TextForm::Phrase,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            TextForm::Words => "  words",
+            TextForm::Typo => "  typo",
+            TextForm::Prefix => "  word + prefix",
+            TextForm::Departement => "  département + word",
+            TextForm::Phrase => "  \"phrase\"",
+        }
+    }
+}
+
+/// A query as one line: its text, filters and sort.
+fn describe(q: &SearchQuery) -> String {
+    let f = &q.filters;
+    let mut parts = vec![format!("{:?}", q.text)];
+    for (name, values) in [
+        ("kind", &f.kind),
+        ("office", &f.office),
+        ("departement", &f.departement),
+        ("sector", &f.sector),
+    ] {
+        if !values.is_empty() {
+            parts.push(format!("{name}={}", values.join(",")));
+        }
+    }
+    if f.year_from.is_some() || f.year_to.is_some() {
+        parts.push(format!("years={:?}..={:?}", f.year_from, f.year_to));
+    }
+    parts.push(format!("sort={:?}", q.sort));
+    parts.join(" ")
 }
 
 /// `n` queries: about half text only, a third text with filters, the rest browsing.
@@ -153,19 +269,20 @@ fn mixed_queries(docs: &[SearchDoc], n: usize, rng: &mut Rng) -> Vec<(Mix, Searc
         .map(|_| {
             let doc = &docs[rng.below(docs.len())];
             let roll = rng.below(100);
-            let mix = if roll < 50 {
-                Mix::Text
-            } else if roll < 85 {
-                Mix::TextFiltered
+            // The kind is decided before the text is drawn: the random sequence, hence the
+            // queries, are those of the earlier versions of this benchmark.
+            let (mix, text) = if roll < 85 {
+                let (form, text) = query_text(doc, rng);
+                let mix = if roll < 50 {
+                    Mix::Text(form)
+                } else {
+                    Mix::TextFiltered(form)
+                };
+                (mix, text)
             } else {
-                Mix::Browse
+                (Mix::Browse, String::new())
             };
-            let text = if mix == Mix::Browse {
-                String::new()
-            } else {
-                query_text(doc, rng)
-            };
-            let filters = if mix == Mix::Text {
+            let filters = if let Mix::Text(_) = mix {
                 Filters::default()
             } else {
                 filters(doc, rng)
@@ -186,8 +303,8 @@ fn mixed_queries(docs: &[SearchDoc], n: usize, rng: &mut Rng) -> Vec<(Mix, Searc
         .collect()
 }
 
-/// A text a user could type to find `doc` (or documents like it).
-fn query_text(doc: &SearchDoc, rng: &mut Rng) -> String {
+/// A text a user could type to find `doc` (or documents like it), and its form.
+fn query_text(doc: &SearchDoc, rng: &mut Rng) -> (TextForm, String) {
     let words: Vec<&str> = doc
         .title
         .split(|c: char| !c.is_alphanumeric())
@@ -201,26 +318,35 @@ fn query_text(doc: &SearchDoc, rng: &mut Rng) -> String {
         }
     };
     match rng.below(9) {
-        0 => analysis::fold(&word(rng)),
-        1 => format!("{} {}", word(rng), word(rng)),
-        2 => doc.materials.first().cloned().unwrap_or_else(|| word(rng)),
-        3 => typo(&analysis::fold(&word(rng)), rng),
+        0 => (TextForm::Words, analysis::fold(&word(rng))),
+        1 => (TextForm::Words, format!("{} {}", word(rng), word(rng))),
+        2 => (
+            TextForm::Words,
+            doc.materials.first().cloned().unwrap_or_else(|| word(rng)),
+        ),
+        3 => (TextForm::Typo, typo(&analysis::fold(&word(rng)), rng)),
         4 => {
             let w = analysis::fold(&word(rng));
             let cut = w.char_indices().nth(4).map_or(w.len(), |(i, _)| i);
-            format!("{} {}", word(rng), &w[..cut])
+            (TextForm::Prefix, format!("{} {}", word(rng), &w[..cut]))
         }
         5 => match (&doc.departement, doc.materials.first()) {
-            (Some(d), Some(m)) => format!("{d} {m}"),
-            _ => word(rng),
+            (Some(d), Some(m)) => (TextForm::Departement, format!("{d} {m}")),
+            _ => (TextForm::Words, word(rng)),
         },
         6 => {
             let start = rng.below(words.len().max(1));
             let phrase: Vec<&str> = words.iter().skip(start).take(2).copied().collect();
-            format!("\"{}\"", phrase.join(" "))
+            (TextForm::Phrase, format!("\"{}\"", phrase.join(" ")))
         }
-        7 => doc.commune.clone().unwrap_or_else(|| word(rng)),
-        _ => format!("{} {} {}", word(rng), word(rng), word(rng)),
+        7 => (
+            TextForm::Words,
+            doc.commune.clone().unwrap_or_else(|| word(rng)),
+        ),
+        _ => (
+            TextForm::Words,
+            format!("{} {} {}", word(rng), word(rng), word(rng)),
+        ),
     }
 }
 
