@@ -720,10 +720,11 @@ mod tests {
         }
 
         // Inflating the bomb would peak past 800 MB; the guard inflates into a 64 KiB buffer.
-        // Other tests of this binary run in parallel, hence the generous bound.
+        // The peak is the whole test process's, and other tests of this binary run in parallel
+        // (525-542 MB seen with this bound at 500 MB): a bound below what inflating alone takes.
         if let Some(peak) = peak_rss() {
             assert!(
-                peak < 500 * 1024 * 1024,
+                peak < 750 * 1024 * 1024,
                 "peak resident memory {peak} bytes"
             );
         }
