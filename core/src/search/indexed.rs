@@ -115,6 +115,11 @@ impl IndexedSearch {
             _ => self.replica.pending_at_most(limit)?,
         };
         let taken = pending.len();
+        if taken > INDEX_SLICE {
+            // A large build (a fresh pull, an import): start it from the memory in use, not
+            // from what the work before it freed but the process kept.
+            crate::malloc::trim();
+        }
         for slice in pending.into_slices(INDEX_SLICE) {
             self.index_ids(&slice)?;
             self.replica.clear_pending(&slice)?;
