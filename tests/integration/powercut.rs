@@ -2,10 +2,8 @@
 //! replica acknowledged to its user, and every change a relay acknowledged to an office, is
 //! still there after the cut, in a store that opens.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 
 use atelier_core::replica::Replica;
 use atelier_core::{DocumentId, OfficeId};
@@ -116,7 +114,7 @@ fn write_then_cut(
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = lines_of(&mut child);
+    let lines = atelier_tests::node::stdout_lines(&mut child).unwrap();
     let mut acked = Vec::new();
     while acked.len() < wanted {
         let line = match lines.recv_timeout(WAIT) {
@@ -140,19 +138,4 @@ fn write_then_cut(
     let lost = fs.power_on(cut).unwrap();
     eprintln!("power cut {more} write requests after the last acknowledgement: {lost:?}");
     acked
-}
-
-/// The child's stdout, line by line, from a reader thread (ends at the child's death).
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }

@@ -109,6 +109,35 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Asks `child` to stop with `signal` (`"-TERM"`, `"-INT"`), waits at most `limit`, then kills it.
+pub fn stop(child: &mut Child, signal: &str, limit: Duration) {
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    if wait_for(child, limit).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The child's stdout, line by line, from a reader thread (ends at the child's death).
+pub fn stdout_lines(child: &mut Child) -> anyhow::Result<std::sync::mpsc::Receiver<String>> {
+    let stdout = child
+        .stdout
+        .take()
+        .context("the child's stdout is not piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
 /// Starts the JavaScript baseline's automerge-repo sync server (`sync-server.mjs`) storing in
 /// `dir`; returns the process and its `ws://` URL, read from the first line it prints. The
 /// caller kills the process when done; if the server never says its port, it is killed here.

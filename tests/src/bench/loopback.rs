@@ -293,13 +293,7 @@ impl RelayChild {
     }
 
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        if wait_for(&mut self.child, RELAY_STOP).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::node::stop(&mut self.child, "-INT", RELAY_STOP);
     }
 }
 

@@ -8,7 +8,6 @@
 //! importing 100,000 resources takes minutes and the first start must find a search index that
 //! was never built.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -18,7 +17,7 @@ use anyhow::{bail, Context};
 
 use super::loopback::status_kb;
 use super::web_client::WebClient;
-use crate::node::wait_for;
+use crate::node::{stdout_lines, stop};
 
 /// Bound on one page: the fallback over 100,000 entries took seconds before this benchmark.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,16 +160,7 @@ impl WebChild {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child)?;
         Ok(Self {
             child,
             started,
@@ -200,13 +190,7 @@ impl WebChild {
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        if wait_for(&mut self.child, STOP_TIMEOUT).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop(&mut self.child, "-TERM", STOP_TIMEOUT);
     }
 }
 
