@@ -15,9 +15,8 @@
 
 pub use crate::fr::fold;
 use crate::fr::{is_combining_mark, push_folded};
-use tantivy::tokenizer::{
-    Language, Stemmer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
-};
+use std::collections::HashMap;
+use tantivy::tokenizer::{TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
 /// Name under which the exact-folded analyzer is registered in the index.
 pub const EXACT: &str = "fr_exact";
@@ -28,6 +27,11 @@ pub const STEM: &str = "fr_stem";
 /// runs of digits: nobody searches them, and they would bloat the term dictionary.
 pub const MAX_TOKEN_BYTES: usize = 64;
 
+/// Distinct words one stemming filter remembers with their stem. An index build stems every
+/// word of every resource, and Snowball was a fifth of it; French descriptions use a few tens
+/// of thousands of distinct words. Past this many the filter forgets them all and starts again.
+const STEM_CACHE_WORDS: usize = 32_768;
+
 /// Builds the exact-folded analyzer.
 pub fn exact_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(FrenchTokenizer).build()
@@ -36,8 +40,7 @@ pub fn exact_analyzer() -> TextAnalyzer {
 /// Builds the stemmed analyzer.
 pub fn stem_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(FrenchTokenizer)
-        .filter(Stemmer::new(Language::French))
-        .filter(PluralFix)
+        .filter(FrenchStem)
         .build()
 }
 
@@ -208,55 +211,56 @@ fn is_word_char(c: char) -> bool {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FrenchTokenizer;
 
-/// Token stream of [`FrenchTokenizer`]; tokens are computed up front (texts are small).
-pub struct FrenchTokenStream {
-    tokens: Vec<Token>,
-    next: usize,
+/// Token stream of [`FrenchTokenizer`]: one word at a time into one reused token, so indexing
+/// allocates nothing per word (it did, and the allocator was a third of an index build).
+pub struct FrenchTokenStream<'a> {
+    words: Words<'a>,
+    token: Token,
 }
 
 impl Tokenizer for FrenchTokenizer {
-    type TokenStream<'a> = FrenchTokenStream;
+    type TokenStream<'a> = FrenchTokenStream<'a>;
 
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> FrenchTokenStream {
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> FrenchTokenStream<'a> {
         FrenchTokenStream {
-            tokens: tokenize(text),
-            next: 0,
+            words: Words::new(text),
+            token: Token::default(),
         }
     }
 }
 
-impl TokenStream for FrenchTokenStream {
+impl TokenStream for FrenchTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        if self.next < self.tokens.len() {
-            self.next += 1;
-            true
-        } else {
-            false
+        let token = &mut self.token;
+        match self.words.next_into(&mut token.text) {
+            Some((from, to)) => {
+                token.offset_from = from;
+                token.offset_to = to;
+                // `Token::default()` starts at `usize::MAX`: the first word is position 0.
+                token.position = token.position.wrapping_add(1);
+                token.position_length = 1;
+                true
+            }
+            None => false,
         }
     }
 
     fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
+        &self.token
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
+        &mut self.token
     }
 }
 
 fn tokenize(text: &str) -> Vec<Token> {
     let mut tokens = Vec::new();
-    let mut position = 0;
-    for_each_word(text, |from, to, folded| {
-        tokens.push(Token {
-            offset_from: from,
-            offset_to: to,
-            position,
-            text: std::mem::take(folded),
-            position_length: 1,
-        });
-        position += 1;
-    });
+    let mut tokenizer = FrenchTokenizer;
+    let mut stream = tokenizer.token_stream(text);
+    while let Some(token) = stream.next() {
+        tokens.push(token.clone());
+    }
     tokens
 }
 
@@ -264,88 +268,145 @@ fn tokenize(text: &str) -> Vec<Token> {
 /// cut it, without allocating a string per word (snippets scan whole descriptions). `f` may
 /// take the folded word.
 pub fn for_each_word(text: &str, mut f: impl FnMut(usize, usize, &mut String)) {
-    let mut chars = text.char_indices().peekable();
+    let mut words = Words::new(text);
     let mut folded = String::new();
-    while let Some(&(start, c)) = chars.peek() {
-        if !is_word_char(c) {
-            chars.next();
-            continue;
-        }
-        let mut end = start;
-        folded.clear();
-        while let Some(&(i, c)) = chars.peek() {
-            if !is_word_char(c) {
-                break;
-            }
-            push_folded(c, &mut folded);
-            end = i + c.len_utf8();
-            chars.next();
-        }
-        // An elided article is a word glued to the next one by an apostrophe: « l'église ».
-        let elided = matches!(chars.peek(), Some(&(_, c)) if is_apostrophe(c))
-            && text[end..]
-                .chars()
-                .nth(1)
-                .is_some_and(|next| next.is_alphabetic())
-            && ELISIONS.contains(&folded.as_str());
-        if elided || folded.is_empty() || folded.len() > MAX_TOKEN_BYTES {
-            continue;
-        }
-        f(start, end, &mut folded);
+    while let Some((from, to)) = words.next_into(&mut folded) {
+        f(from, to, &mut folded);
     }
 }
 
-/// Makes the plural in `-aux` and the singular in `-au`/`-al` meet after Snowball, which
-/// leaves `materiaux` and `materiau` apart (and `chevaux`/`cheval`, `locaux`/`local`).
+/// The words of a text as the analyzers cut them, one at a time.
+struct Words<'a> {
+    text: &'a str,
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+}
+
+impl<'a> Words<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            chars: text.char_indices().peekable(),
+        }
+    }
+
+    /// The next word's byte range, its folded form written into `folded` (cleared first).
+    fn next_into(&mut self, folded: &mut String) -> Option<(usize, usize)> {
+        while let Some(&(start, c)) = self.chars.peek() {
+            if !is_word_char(c) {
+                self.chars.next();
+                continue;
+            }
+            let mut end = start;
+            folded.clear();
+            while let Some(&(i, c)) = self.chars.peek() {
+                if !is_word_char(c) {
+                    break;
+                }
+                push_folded(c, folded);
+                end = i + c.len_utf8();
+                self.chars.next();
+            }
+            // An elided article is a word glued to the next one by an apostrophe: « l'église ».
+            let elided = matches!(self.chars.peek(), Some(&(_, c)) if is_apostrophe(c))
+                && self.text[end..]
+                    .chars()
+                    .nth(1)
+                    .is_some_and(|next| next.is_alphabetic())
+                && ELISIONS.contains(&folded.as_str());
+            if elided || folded.is_empty() || folded.len() > MAX_TOKEN_BYTES {
+                continue;
+            }
+            return Some((start, end));
+        }
+        folded.clear();
+        None
+    }
+}
+
+/// The French Snowball stemmer, then a plural fix Snowball lacks: it leaves `materiaux` and
+/// `materiau` apart (and `chevaux`/`cheval`, `locaux`/`local`), so `-aux` and `-au` both end in
+/// `-al`. Each filter remembers the stems it computed ([`STEM_CACHE_WORDS`]).
 #[derive(Clone, Copy, Debug)]
-struct PluralFix;
+struct FrenchStem;
 
 #[derive(Clone)]
-struct PluralFixFilter<T>(T);
+struct FrenchStemFilter<T> {
+    inner: T,
+    stems: HashMap<Box<str>, Box<str>>,
+}
 
-struct PluralFixStream<S>(S);
+struct FrenchStemStream<'a, S> {
+    tail: S,
+    stems: &'a mut HashMap<Box<str>, Box<str>>,
+}
 
-impl TokenFilter for PluralFix {
-    type Tokenizer<T: Tokenizer> = PluralFixFilter<T>;
+impl TokenFilter for FrenchStem {
+    type Tokenizer<T: Tokenizer> = FrenchStemFilter<T>;
 
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> PluralFixFilter<T> {
-        PluralFixFilter(tokenizer)
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FrenchStemFilter<T> {
+        FrenchStemFilter {
+            inner: tokenizer,
+            stems: HashMap::new(),
+        }
     }
 }
 
-impl<T: Tokenizer> Tokenizer for PluralFixFilter<T> {
-    type TokenStream<'a> = PluralFixStream<T::TokenStream<'a>>;
+impl<T: Tokenizer> Tokenizer for FrenchStemFilter<T> {
+    type TokenStream<'a> = FrenchStemStream<'a, T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        PluralFixStream(self.0.token_stream(text))
+        FrenchStemStream {
+            tail: self.inner.token_stream(text),
+            stems: &mut self.stems,
+        }
     }
 }
 
-impl<S: TokenStream> TokenStream for PluralFixStream<S> {
+impl<S: TokenStream> TokenStream for FrenchStemStream<'_, S> {
     fn advance(&mut self) -> bool {
-        if !self.0.advance() {
+        if !self.tail.advance() {
             return false;
         }
-        let text = &mut self.0.token_mut().text;
-        if text.len() > 4 {
-            if text.ends_with("aux") {
-                text.truncate(text.len() - 2);
-                text.push('l');
-            } else if text.ends_with("au") {
-                text.truncate(text.len() - 1);
-                text.push('l');
-            }
+        let text = &mut self.tail.token_mut().text;
+        if let Some(stem) = self.stems.get(text.as_str()) {
+            text.clear();
+            text.push_str(stem);
+            return true;
         }
+        let stem = french_stem(text);
+        if self.stems.len() >= STEM_CACHE_WORDS {
+            self.stems.clear();
+        }
+        self.stems
+            .insert(text.as_str().into(), stem.as_str().into());
+        *text = stem;
         true
     }
 
     fn token(&self) -> &Token {
-        self.0.token()
+        self.tail.token()
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        self.0.token_mut()
+        self.tail.token_mut()
     }
+}
+
+/// The stem of one folded word: Snowball's, with `-aux` and `-au` turned into `-al`.
+fn french_stem(folded: &str) -> String {
+    let mut stem = frostem::Stemmer::new(frostem::Algorithm::French)
+        .stem(folded)
+        .into_owned();
+    if stem.len() > 4 {
+        if stem.ends_with("aux") {
+            stem.truncate(stem.len() - 2);
+            stem.push('l');
+        } else if stem.ends_with("au") {
+            stem.truncate(stem.len() - 1);
+            stem.push('l');
+        }
+    }
+    stem
 }
 
 #[cfg(test)]
@@ -452,5 +513,50 @@ mod tests {
             .iter()
             .all(|w| !is_stop_word(w) && crate::fr::fold(w) == *w));
         assert!(is_stop_word("de") && !is_stop_word("bois"));
+    }
+
+    /// The stems one analyzer gives a whole text, as an index build runs it.
+    fn stream_stems(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while let Some(t) = stream.next() {
+            out.push((t.position, t.text.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn remembered_stems_are_the_stems() {
+        let text = "Matériaux biosourcés : les matériaux, le matériau ; maisons, maison, chevaux.";
+        let mut analyzer = stem_analyzer();
+        let first = stream_stems(&mut analyzer, text);
+        // The second pass answers every word from the filter's memory.
+        assert_eq!(stream_stems(&mut analyzer, text), first);
+        let fresh: Vec<_> = words(text).into_iter().map(|w| w.stem).collect();
+        assert_eq!(
+            first.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
+            fresh
+        );
+        assert_eq!(first[0], (0, "material".to_string()));
+        assert_eq!(first[3].1, first[5].1, "matériaux and matériau meet");
+        assert_eq!(first[6].1, first[7].1, "maisons and maison meet");
+    }
+
+    #[test]
+    fn a_full_stem_memory_starts_again_with_the_same_stems() {
+        let mut analyzer = stem_analyzer();
+        let many: String = (0..STEM_CACHE_WORDS + 10)
+            .map(|i| format!("constructions{i}x "))
+            .collect();
+        assert_eq!(
+            stream_stems(&mut analyzer, &many).len(),
+            STEM_CACHE_WORDS + 10
+        );
+        let text = "constructions bâtiments";
+        assert_eq!(
+            stream_stems(&mut analyzer, text),
+            stream_stems(&mut stem_analyzer(), text)
+        );
+        assert_eq!(stems(text)[0], "construct");
     }
 }
