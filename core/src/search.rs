@@ -50,7 +50,7 @@ use tantivy::{
 
 use self::facets::{FacetCollector, FacetCounts, FacetTables, SearcherFacets};
 use self::fields::{Facet, Fields, TextGroup, SCHEMA_VERSION, TITLE_SORT, YEAR};
-pub use self::indexed::{search_doc, IndexedSearch, IndexedSearchError, SEARCH_DIR};
+pub use self::indexed::{search_doc, IndexedDuring, IndexedSearch, IndexedSearchError, SEARCH_DIR};
 use self::query::Highlight;
 pub use self::snippet::{MARK_CLOSE, MARK_OPEN, SNIPPET_CHARS};
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use atelier_core::fr;
 use atelier_core::replica::{PeerSync, RefusedDoc, Replica};
+use atelier_core::search::IndexedSearch;
 use atelier_core::sync::{Role, Session, SyncStats};
 use atelier_relay::agent;
 use atelier_relay::identity::{Fingerprint, Identity};
@@ -111,10 +112,20 @@ pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
     let bar = progress(args.json);
     bar.set_message(format!("connexion à {}…", net::describe(&target)));
     let started = Instant::now();
-    let converged = rt.block_on(converge(&replica, &identity, &target, |s| {
-        bar.set_message(progress_message(s));
-    }));
+    // A large pull (a fresh office's) fills the search index as documents arrive, so the
+    // first search after it answers at once instead of building the index then.
+    let (converged, indexed) = IndexedSearch::index_during(&replica, || {
+        let converged = rt.block_on(converge(&replica, &identity, &target, |s| {
+            bar.set_message(progress_message(s));
+        }));
+        bar.set_message("mise à jour de l'index de recherche…");
+        converged
+    });
     bar.finish_and_clear();
+    if let Err(e) = indexed {
+        // The documents are stored and still marked for the index: the next search takes them.
+        tracing::warn!(error = %e, "search index not updated during the sync");
+    }
     let converged = converged?;
     let mut report = Report::new(&target, started.elapsed(), converged.stats.clone());
     record(&replica, &target, &report.stats)?;

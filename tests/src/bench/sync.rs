@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use atelier_core::clock::now_ms;
 use atelier_core::document::Edit;
 use atelier_core::replica::ListFilter;
-use atelier_core::search::{IndexedSearch, SearchQuery};
+use atelier_core::search::{IndexedDuring, IndexedSearch, SearchQuery};
 use atelier_core::sync::{Role, Session};
 use atelier_core::{DocumentId, Resource};
 use atelier_relay::client;
@@ -31,7 +31,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::loopback::{
-    in_child, kb, load, mb, peak_rss_kb, relay_bin, rss, status_kb, ChildPull, Office, RelayChild,
+    in_child, kb, load, mb, own_cpu_s, peak_rss_kb, relay_bin, rss, status_kb, ChildPull, Office,
+    RelayChild,
 };
 use crate::node::{start_js_sync_server, wait_for, JS_BENCH};
 
@@ -72,6 +73,13 @@ pub struct Args {
     /// Print the measures as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also pull into a second fresh office that builds its search index after the pull, as
+    /// before `atelier sync` indexed during it: both ways side by side, one upload.
+    #[arg(long)]
+    pub compare_index_after: bool,
+    /// Internal: the child pulls, then builds the index (see `--compare-index-after`).
+    #[arg(long, hide = true)]
+    pub index_after: bool,
     #[command(flatten)]
     pub child: ChildPull,
 }
@@ -84,6 +92,8 @@ struct AtelierRun {
     documents: usize,
     upload_s: f64,
     pull: Pull,
+    /// The same pull with the index built after it (`--compare-index-after`).
+    pull_index_after: Option<Pull>,
     /// Peak RSS of the relay process up to the end of the pull (it also took the upload).
     relay_peak_rss_kb: u64,
     resync_s: f64,
@@ -99,13 +109,20 @@ struct AtelierRun {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Pull {
     secs: f64,
+    /// CPU time of the pulling process from the pull's start to the first search answered.
+    cpu_s: f64,
     docs_received: u64,
     payload_bytes: u64,
     udp_bytes: u64,
     rounds: u32,
+    /// Peak RSS at the end of the pull and of the index's rest.
     peak_rss_kb: u64,
-    /// From the pull's end to the first search answered with complete results (the index
-    /// built from nothing, as `atelier search` does after `atelier sync`).
+    /// Resources the index took while the pull ran, and once it ended.
+    indexed_during: usize,
+    indexed_after: usize,
+    /// From the pull's end to the first search answered with complete results: the index's
+    /// rest, as `atelier sync` takes it before returning, then `atelier search`'s open and
+    /// search.
     first_search_s: f64,
     /// Resources that search found, to check it saw the whole corpus.
     first_search_total: usize,
@@ -148,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if let Some((dir, addr, fp)) = args.child.target()? {
-        let pull = rt.block_on(pull_child(dir, addr, &fp))?;
+        let pull = pull_child(&rt, dir, addr, &fp, args.index_after)?;
         println!("{}", serde_json::to_string(&pull)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -168,7 +185,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut atelier = Vec::new();
     for &n in &sizes {
         eprintln!("atelier: {n} resources…");
-        atelier.push(rt.block_on(atelier_run(&relay_bin, &resources[..n], args.edits))?);
+        let run = atelier_run(
+            &relay_bin,
+            &resources[..n],
+            args.edits,
+            args.compare_index_after,
+        );
+        atelier.push(rt.block_on(run)?);
     }
     let large = match &args.large_corpus {
         Some(path) => {
@@ -204,6 +227,7 @@ async fn atelier_run(
     relay_bin: &Path,
     resources: &[Resource],
     edits: usize,
+    compare_index_after: bool,
 ) -> anyhow::Result<AtelierRun> {
     let relay = RelayChild::start(relay_bin)?;
     let tmp = tempfile::tempdir()?;
@@ -212,7 +236,15 @@ async fn atelier_run(
 
     let b_dir = tmp.path().join("b");
     drop(Office::create(&b_dir, "caue-15", &relay).await?);
-    let pull = pull_in_child(&b_dir, &relay)?;
+    let pull = pull_in_child(&b_dir, &relay, false)?;
+    let pull_index_after = match compare_index_after {
+        true => {
+            let c_dir = tmp.path().join("c");
+            drop(Office::create(&c_dir, "caue-07", &relay).await?);
+            Some(pull_in_child(&c_dir, &relay, true)?)
+        }
+        false => None,
+    };
     if pull.docs_received != documents as u64 {
         bail!(
             "the fresh replica received {} documents, office A holds {documents}",
@@ -234,11 +266,13 @@ async fn atelier_run(
         );
     }
     let live = listed.iter().filter(|e| !e.deleted).count();
-    if pull.first_search_total != live {
-        bail!(
-            "the first search after the pull found {} resources, the replica lists {live}",
-            pull.first_search_total
-        );
+    for p in std::iter::once(&pull).chain(&pull_index_after) {
+        if p.first_search_total != live {
+            bail!(
+                "the first search after the pull found {} resources, the replica lists {live}",
+                p.first_search_total
+            );
+        }
     }
     let t = Instant::now();
     let (resync, udp) = b.sync(&relay).await?;
@@ -253,6 +287,7 @@ async fn atelier_run(
         documents,
         upload_s,
         pull,
+        pull_index_after,
         relay_peak_rss_kb,
         resync_s,
         resync_payload_bytes: resync.bytes_sent + resync.bytes_received,
@@ -285,22 +320,44 @@ async fn large_resync(relay_bin: &Path, resources: &[Resource]) -> anyhow::Resul
     })
 }
 
-/// The child process's side of the fresh pull.
-async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::Result<Pull> {
+/// The child process's side of the fresh pull, as `atelier sync` runs it: the search index
+/// takes what arrives while the pull goes on (`IndexedSearch::index_during`); with
+/// `index_after`, as before, it is built from nothing by the first search.
+fn pull_child(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    addr: SocketAddr,
+    fp: &Fingerprint,
+    index_after: bool,
+) -> anyhow::Result<Pull> {
     let office = Office::open(dir)?;
+    let cpu = own_cpu_s();
     let t = Instant::now();
-    let (stats, udp_bytes) = office.sync_to(addr, fp).await?;
+    let pull = || {
+        let pulled = rt.block_on(office.sync_to(addr, fp));
+        (pulled, t.elapsed())
+    };
+    let ((pulled, pull_time), indexed) = match index_after {
+        true => (pull(), Ok(IndexedDuring::default())),
+        false => IndexedSearch::index_during(&office.replica, pull),
+    };
+    let (stats, udp_bytes) = pulled?;
+    let indexed = indexed?;
+    let index_rest = t.elapsed() - pull_time;
     office.replica.record_synced()?;
-    let secs = t.elapsed().as_secs_f64();
+    let secs = pull_time.as_secs_f64();
     let peak_rss = peak_rss_kb();
     let t = Instant::now();
     let search = IndexedSearch::open(office.replica.clone())?;
     let mut everything = SearchQuery::text("");
     everything.limit = 10;
     let first_search_total = search.search(&everything)?.total;
-    let first_search_s = t.elapsed().as_secs_f64();
+    let first_search_s = index_rest.as_secs_f64() + t.elapsed().as_secs_f64();
     Ok(Pull {
         secs,
+        cpu_s: own_cpu_s() - cpu,
+        indexed_during: indexed.during,
+        indexed_after: indexed.after,
         first_search_s,
         first_search_total,
         peak_rss_kb_after_search: peak_rss_kb(),
@@ -312,8 +369,12 @@ async fn pull_child(dir: &Path, addr: SocketAddr, fp: &Fingerprint) -> anyhow::R
     })
 }
 
-fn pull_in_child(dir: &Path, relay: &RelayChild) -> anyhow::Result<Pull> {
-    in_child(&ChildPull::args("sync", dir, relay))
+fn pull_in_child(dir: &Path, relay: &RelayChild, index_after: bool) -> anyhow::Result<Pull> {
+    let mut args = ChildPull::args("sync", dir, relay);
+    if index_after {
+        args.push("--index-after".into());
+    }
+    in_child(&args)
 }
 
 /// Times `edits` edits of office A until office B holds them, both live through the relay.
@@ -534,7 +595,7 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
             "—".into(),
         );
         row(
-            "  peak RSS, pulling process",
+            "  peak RSS, pulling process (pull + index)",
             rss(a.pull.peak_rss_kb),
             j.and_then(|j| j.pull_peak_rss_kb)
                 .map(rss)
@@ -542,7 +603,13 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
             "—".into(),
         );
         row(
-            "  first search after the pull (index build)",
+            "  indexed during the pull / after it",
+            format!("{} / {}", a.pull.indexed_during, a.pull.indexed_after),
+            "—".into(),
+            "—".into(),
+        );
+        row(
+            "  first search after the pull (index's rest)",
             format!(
                 "{:.2} s ({} found)",
                 a.pull.first_search_s, a.pull.first_search_total
@@ -551,11 +618,31 @@ fn print_table(atelier: &[AtelierRun], large: Option<&LargeResync>, js: &[JsRun]
             "—".into(),
         );
         row(
-            "  peak RSS, pulling process after it",
+            "  peak RSS, pulling process after the search",
             rss(a.pull.peak_rss_kb_after_search),
             "—".into(),
             "—".into(),
         );
+        row(
+            "  CPU of the pulling process, to the first search",
+            format!("{:.1} s", a.pull.cpu_s),
+            "—".into(),
+            "—".into(),
+        );
+        if let Some(p) = &a.pull_index_after {
+            row(
+                "  index built after the pull: pull, first search",
+                format!("{:.2} s, {:.2} s", p.secs, p.first_search_s),
+                "—".into(),
+                "—".into(),
+            );
+            row(
+                "  index built after the pull: peak RSS, CPU",
+                format!("{}, {:.1} s", rss(p.peak_rss_kb_after_search), p.cpu_s),
+                "—".into(),
+                "—".into(),
+            );
+        }
         row(
             "  peak RSS, relay (upload + pull)",
             rss(a.relay_peak_rss_kb),
