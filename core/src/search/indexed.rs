@@ -228,8 +228,11 @@ fn index_during_every<T>(
                 }
                 Ok::<_, IndexedSearchError>((engine, during))
             });
-        let out = work();
-        written.finish();
+        let out = {
+            // Even if `work` panics: the scope waits for the thread, which waits for this.
+            let _finish = FinishOnDrop(&written);
+            work()
+        };
         let indexed = match indexer {
             Ok(thread) => thread
                 .join()
@@ -249,6 +252,15 @@ fn index_during_every<T>(
         });
         (out, indexed)
     })
+}
+
+/// Tells [`Written`] the work is over when dropped.
+struct FinishOnDrop<'a>(&'a Written);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 /// Documents [`IndexedSearch::index_during`] indexed while the work ran, and after it.
@@ -464,6 +476,21 @@ mod tests {
         q.limit = 1;
         assert_eq!(s.search(&q).unwrap().total, 5);
         assert_eq!(s.search(&SearchQuery::text("lauze")).unwrap().total, 1);
+    }
+
+    #[test]
+    fn a_work_that_panics_ends_the_indexing_thread_too() {
+        let r = replica();
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            || IndexedSearch::new_deferred(r.clone(), SearchIndex::open_or_create(dir.path())?);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            index_during_every(&r, 1_000, open, || panic!("the pull failed"))
+        }));
+        assert!(
+            panicked.is_err(),
+            "the panic is the caller's, and nothing hangs"
+        );
     }
 
     #[test]
