@@ -69,15 +69,16 @@ pub fn words(text: &str) -> Vec<Word> {
 
 /// Analyzes `text` into words with their exact form only (`stem` left empty).
 pub fn exact_words(text: &str) -> Vec<Word> {
-    tokenize(text)
-        .into_iter()
-        .map(|t| Word {
-            from: t.offset_from,
-            to: t.offset_to,
-            exact: t.text,
+    let mut out = Vec::new();
+    for_each_word(text, |from, to, folded| {
+        out.push(Word {
+            from,
+            to,
+            exact: std::mem::take(folded),
             stem: String::new(),
-        })
-        .collect()
+        });
+    });
+    out
 }
 
 /// Stems one already folded word.
@@ -252,16 +253,6 @@ impl TokenStream for FrenchTokenStream<'_> {
     fn token_mut(&mut self) -> &mut Token {
         &mut self.token
     }
-}
-
-fn tokenize(text: &str) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    let mut tokenizer = FrenchTokenizer;
-    let mut stream = tokenizer.token_stream(text);
-    while let Some(token) = stream.next() {
-        tokens.push(token.clone());
-    }
-    tokens
 }
 
 /// Calls `f` with the byte range and the folded form of each word of `text`, as the analyzers
