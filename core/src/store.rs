@@ -550,6 +550,17 @@ impl DocStore {
         self.kv.flush()
     }
 
+    /// Whether [`Self::flush`] would find nothing to write (see [`Kv::is_flushed`]).
+    pub fn is_flushed(&self) -> bool {
+        self.kv.is_flushed()
+    }
+
+    /// Whether the bucket digests are in memory, so that reading them touches no disk (the
+    /// first reader scans the heads index).
+    pub fn has_buckets_loaded(&self) -> bool {
+        lock(&self.buckets).is_some()
+    }
+
     /// Every document id with its heads hash, in id order, without loading documents.
     pub fn for_each_heads(
         &self,

@@ -396,9 +396,38 @@ impl Session {
 
     /// Handles one frame from the peer.
     pub fn handle_frame(&mut self, frame: &[u8]) -> Result<(), SyncError> {
+        let message = self.decode_frame(frame)?;
+        self.handle_message(message)
+    }
+
+    /// Decodes one frame from the peer, counted as received; [`Session::handle_message`] then
+    /// acts on it. A driver on an async runtime decodes first to learn, with
+    /// [`Session::handling_blocks`], whether acting needs to leave the async threads.
+    pub fn decode_frame(&mut self, frame: &[u8]) -> Result<Message, SyncError> {
         self.stats.frames_received += 1;
         self.stats.bytes_received += frame.len() as u64;
-        match Message::decode(frame)? {
+        Message::decode(frame)
+    }
+
+    /// Whether handling `message` may wait on the store: writing or flushing documents, loading
+    /// them, or scanning the heads index. The rest of a live session's traffic (a round's
+    /// summary when everything is already durable, the empty answer that settles it, wants and
+    /// resyncs) takes microseconds: moving a runtime's worker off its thread for it cost a relay
+    /// serving hundreds of live devices more than the work itself.
+    pub fn handling_blocks(&self, message: &Message) -> bool {
+        let buckets_ready = self.store.has_buckets_loaded();
+        match message {
+            Message::Docs { .. } | Message::Sync { .. } => true,
+            Message::Summary { .. } => !(buckets_ready && self.store.is_flushed()),
+            // Differing entries may start Automerge syncs, which load documents.
+            Message::Entries { buckets, .. } => !buckets.is_empty() || !buckets_ready,
+            Message::Want { .. } | Message::Resync => false,
+        }
+    }
+
+    /// Acts on one decoded frame from the peer.
+    pub fn handle_message(&mut self, message: Message) -> Result<(), SyncError> {
+        match message {
             Message::Summary { round, digests } => self.on_summary(round, digests),
             Message::Entries { round, buckets } => self.on_entries(round, buckets),
             Message::Want { ids } => {
@@ -495,12 +524,13 @@ impl Session {
     }
 
     /// Whether the next [`Session::poll_transmit`] may read the store: documents the peer asked
-    /// for are loaded as their frame is built, and an initiator may start a round (its digests).
-    /// Otherwise it only encodes what is already queued, in microseconds, and a driver on an
+    /// for are loaded as their frame is built, and an initiator may start a round (its digests,
+    /// read from the heads index the first time). Otherwise it only encodes what is already queued, in microseconds, and a driver on an
     /// async runtime need not move it off the async threads (a relay pushing one live change to
     /// hundreds of sessions spent more on that hand-off than on the frames).
     pub fn transmit_reads_store(&self) -> bool {
-        !self.to_send.is_empty() || self.role == Role::Initiator
+        !self.to_send.is_empty()
+            || (self.role == Role::Initiator && !self.store.has_buckets_loaded())
     }
 
     /// Whether a responder holds so much work for its peer (ids wanted, frames not yet taken
@@ -1683,6 +1713,48 @@ mod tests {
         assert!(net.all_converged());
         assert_eq!(net.delivered - frames, 2, "summary + empty entries");
         assert!(net.bytes - bytes < 5_000, "{} bytes", net.bytes - bytes);
+    }
+
+    #[test]
+    fn only_store_work_is_handled_off_the_async_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = crate::store::SledKv::open(dir.path()).unwrap();
+        let store = Arc::new(DocStore::new(Arc::new(kv)));
+        let relay = Session::new(store.clone(), Role::Responder);
+        let office = Session::new(store.clone(), Role::Initiator);
+        let summary = Message::Summary {
+            round: 1,
+            digests: vec![[0; 16]; BUCKETS],
+        };
+        // The first round scans the heads index.
+        assert!(relay.handling_blocks(&summary));
+        assert!(office.transmit_reads_store());
+        store.bucket_digests().unwrap();
+        assert!(!relay.handling_blocks(&summary));
+        assert!(!office.transmit_reads_store());
+        // A write not yet durable: answering a round flushes it first.
+        put(&store, "r1", "v", "x");
+        assert!(relay.handling_blocks(&summary));
+        store.flush().unwrap();
+        assert!(!relay.handling_blocks(&summary));
+        // Documents are written whatever their size; wants and resyncs only queue.
+        let docs = Message::Docs {
+            docs: Vec::new(),
+            cards: Vec::new(),
+        };
+        assert!(relay.handling_blocks(&docs));
+        assert!(relay.handling_blocks(&Message::Sync { msgs: Vec::new() }));
+        assert!(!relay.handling_blocks(&Message::Want { ids: vec![[1; 16]] }));
+        assert!(!office.handling_blocks(&Message::Resync));
+        // The empty answer that settles a round is in memory; listed entries may start
+        // Automerge syncs, which load documents.
+        let entries = |buckets| Message::Entries { round: 1, buckets };
+        assert!(!office.handling_blocks(&entries(Vec::new())));
+        let listed = BucketEntries {
+            bucket: 0,
+            entries: Vec::new(),
+        };
+        assert!(office.handling_blocks(&entries(vec![listed])));
     }
 
     #[test]

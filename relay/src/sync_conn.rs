@@ -3,14 +3,15 @@
 //! A reader task turns the receiving half into frames, a writer task writes frames out, and the
 //! session loop in between feeds one to the other. Reading and writing proceed independently, so
 //! two peers pushing large batches at each other never wait on each other. Store work (sled,
-//! Automerge) is synchronous and runs under `block_in_place`; taking a live change and encoding
-//! a frame of what is queued touch no store and run inline (see [`drive`]).
+//! Automerge) is synchronous and runs under `block_in_place`; taking a live change, encoding a
+//! frame of what is queued and a live round's small talk touch no disk and run inline (see
+//! [`drive`], `Session::handling_blocks`).
 
 use std::sync::Arc;
 
 use atelier_core::store::{DocChange, DocStore};
 use atelier_core::sync::{
-    Role, Session, SyncError, SyncStats, BATCH_BYTES, MAX_FRAME_SIZE, MAX_QUEUED_BYTES,
+    Message, Role, Session, SyncError, SyncStats, BATCH_BYTES, MAX_FRAME_SIZE, MAX_QUEUED_BYTES,
     MAX_QUEUED_WANTS, WANT_BATCH,
 };
 use futures::FutureExt;
@@ -207,12 +208,13 @@ pub async fn drive_metered(
                     // change applied when the answer arrives, instead of starting an Automerge
                     // sync for it (which loads the document here, for every such peer).
                     drain_live(&mut session, &mut live);
-                    let handled = tokio::task::block_in_place(|| {
-                        session.handle_frame(&frame)?;
-                        // Applying a frame can notify thousands of changes at once: take them
-                        // now, before the channel overflows.
-                        drain_live(&mut session, &mut live);
-                        Ok::<_, SyncError>(())
+                    // Store work leaves the async threads; a live round's small talk does not.
+                    let handled = session.decode_frame(&frame).and_then(|m| {
+                        if session.handling_blocks(&m) {
+                            tokio::task::block_in_place(|| handle(&mut session, &mut live, m))
+                        } else {
+                            handle(&mut session, &mut live, m)
+                        }
                     });
                     if let Err(e) = handled {
                         break Err(e.into());
@@ -265,6 +267,18 @@ fn closed_when_done(e: &FrameError) -> bool {
         FrameError::Read(ReadError::ConnectionLost(ConnectionError::LocallyClosed)) => true,
         _ => false,
     }
+}
+
+/// Acts on a frame's message, then takes the change notices it caused: applying a frame can
+/// notify thousands of changes at once, taken now before the channel overflows.
+fn handle(
+    session: &mut Session,
+    live: &mut Option<broadcast::Receiver<DocChange>>,
+    message: Message,
+) -> Result<(), SyncError> {
+    session.handle_message(message)?;
+    drain_live(session, live);
+    Ok(())
 }
 
 /// Hands every change notice already waiting to the session.

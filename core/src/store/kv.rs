@@ -62,6 +62,11 @@ pub trait Kv: Send + Sync {
     /// Makes every applied batch durable: once it returns, the batches survive a crash of the
     /// process and a power cut (what acknowledging a write to a user or a peer relies on).
     fn flush(&self) -> Result<(), StoreError>;
+    /// Whether every applied batch is already durable, so that [`Kv::flush`] would write
+    /// nothing. A store that cannot tell says `false`.
+    fn is_flushed(&self) -> bool {
+        false
+    }
 }
 
 /// sled, in one tree, so that one batch covers a document's chunks and its index entries.
@@ -208,6 +213,10 @@ impl Kv for SledKv {
         self.durable.fetch_max(applied, Ordering::SeqCst);
         Ok(())
     }
+
+    fn is_flushed(&self) -> bool {
+        self.applied.load(Ordering::SeqCst) <= self.durable.load(Ordering::SeqCst)
+    }
 }
 
 fn db_err(e: sled::Error) -> StoreError {
@@ -271,6 +280,10 @@ impl Kv for MemKv {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn is_flushed(&self) -> bool {
+        true
     }
 }
 
