@@ -311,6 +311,13 @@ pub async fn connect(identity: &Identity, target: &Target) -> Result<Opened, Con
     Ok(client::open(identity, addr, &target.fingerprint).await?)
 }
 
+/// [`connect`] for a live session, which watches the link at an idle device's pace
+/// ([`crate::transport::LinkKind::Live`]).
+pub async fn connect_live(identity: &Identity, target: &Target) -> Result<Opened, ConnectError> {
+    let addr = target.url.resolve().await.map_err(ConnectError::Resolve)?;
+    Ok(client::open_live(identity, addr, &target.fingerprint).await?)
+}
+
 /// Closes a sync connection once the session is over.
 pub fn close(opened: &Opened) {
     opened
@@ -522,7 +529,7 @@ impl Agent {
             .on_change
             .as_deref()
             .map(|f| (f, self.live.subscribe()));
-        let opened = connect(&self.identity, &self.target).await?;
+        let opened = connect_live(&self.identity, &self.target).await?;
         let mut session = self.hooks.new_session(&self.store, opened.read_only);
         if let Err(e) = session.start() {
             close(&opened);

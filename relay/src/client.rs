@@ -13,7 +13,7 @@ use crate::handshake::{
 };
 use crate::identity::{Fingerprint, Identity};
 use crate::server::HANDSHAKE_TIMEOUT;
-use crate::transport::{self, TransportError};
+use crate::transport::{self, LinkKind, TransportError};
 
 /// The answer to a successful enrolment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +104,27 @@ pub async fn open(
     addr: SocketAddr,
     server_fp: &Fingerprint,
 ) -> Result<Opened, ClientError> {
+    open_as(identity, addr, server_fp, LinkKind::Sync).await
+}
+
+/// [`open`] for a session that stays live while idle (see [`LinkKind::Live`]).
+pub async fn open_live(
+    identity: &Identity,
+    addr: SocketAddr,
+    server_fp: &Fingerprint,
+) -> Result<Opened, ClientError> {
+    open_as(identity, addr, server_fp, LinkKind::Live).await
+}
+
+async fn open_as(
+    identity: &Identity,
+    addr: SocketAddr,
+    server_fp: &Fingerprint,
+    kind: LinkKind,
+) -> Result<Opened, ClientError> {
     let endpoint = transport::client_endpoint(unspecified_for(addr))?;
     // The connection keeps the endpoint's driver running after this handle is dropped.
-    open_on(&endpoint, identity, addr, server_fp).await
+    open_on_as(&endpoint, identity, addr, server_fp, kind).await
 }
 
 /// [`enrol`] from an existing endpoint (a peer's server endpoint, for instance).
@@ -120,8 +138,15 @@ pub async fn enrol_on(
     let request = ClientHandshake::Join {
         token: token.to_owned(),
     };
-    let (connection, _stream, reply) =
-        with_timeout(exchange(endpoint, identity, addr, server_fp, &request)).await?;
+    let (connection, _stream, reply) = with_timeout(exchange(
+        endpoint,
+        identity,
+        addr,
+        server_fp,
+        &request,
+        LinkKind::Sync,
+    ))
+    .await?;
     match reply {
         ServerHandshake::Enrolled {
             office,
@@ -152,12 +177,23 @@ pub async fn open_on(
     addr: SocketAddr,
     server_fp: &Fingerprint,
 ) -> Result<Opened, ClientError> {
+    open_on_as(endpoint, identity, addr, server_fp, LinkKind::Sync).await
+}
+
+async fn open_on_as(
+    endpoint: &Endpoint,
+    identity: &Identity,
+    addr: SocketAddr,
+    server_fp: &Fingerprint,
+    kind: LinkKind,
+) -> Result<Opened, ClientError> {
     let (connection, stream, reply) = with_timeout(exchange(
         endpoint,
         identity,
         addr,
         server_fp,
         &ClientHandshake::Hello,
+        kind,
     ))
     .await?;
     match reply {
@@ -187,8 +223,9 @@ async fn exchange(
     addr: SocketAddr,
     server_fp: &Fingerprint,
     request: &ClientHandshake,
+    kind: LinkKind,
 ) -> Result<(Connection, FramedStream, ServerHandshake), ClientError> {
-    let connection = transport::connect(endpoint, identity, addr, server_fp).await?;
+    let connection = transport::connect_as(endpoint, identity, addr, server_fp, kind).await?;
     let (send, recv) = connection.open_bi().await?;
     let mut stream = FramedStream::new(send, recv);
     stream.send(&request.encode()?).await?;

@@ -488,7 +488,7 @@ async fn atelier_phases(
     let changes = LiveChanges::attach(&store).subscribe();
     let client::Opened {
         connection, stream, ..
-    } = client::open(&editor.identity()?, relay.addr, &relay.fingerprint).await?;
+    } = client::open_live(&editor.identity()?, relay.addr, &relay.fingerprint).await?;
     let mut session = Session::new(store, Role::Initiator);
     session.start()?;
     let live = tokio::spawn(async move {
@@ -549,6 +549,21 @@ async fn atelier_phases(
         .map(|(n, ms)| format!("#{n} {ms:.1} ms"))
         .collect();
     eprintln!("slowest edits to the last device: {}", slowest.join(", "));
+    // Each edit's cost grows with its document (every device applies it and derives its card):
+    // the edited documents by mean time to the last device, with their saved size.
+    let rounds = (last.len() / ids.len()).max(1);
+    let mut by_doc = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let saved = editor.replica.store().saved(id)?.map_or(0, |b| b.len());
+        let mean = last.iter().skip(i).step_by(ids.len()).sum::<f64>() / rounds as f64;
+        by_doc.push((mean, i, saved));
+    }
+    by_doc.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let docs: Vec<String> = by_doc
+        .iter()
+        .map(|(ms, i, saved)| format!("doc {i} ({saved} B) {ms:.0} ms"))
+        .collect();
+    eprintln!("edited documents, slowest first: {}", docs.join(", "));
     summarize(run, last, all);
     Ok(())
 }
@@ -632,7 +647,7 @@ async fn worker() -> anyhow::Result<()> {
         let changes = LiveChanges::attach(&store).subscribe();
         let client::Opened {
             connection, stream, ..
-        } = client::open(identity, plan.addr, &plan.fingerprint)
+        } = client::open_live(identity, plan.addr, &plan.fingerprint)
             .await
             .with_context(|| format!("opening device {d}'s session"))?;
         let mut session = Session::new(store, Role::Initiator);
