@@ -1,5 +1,6 @@
-//! `splice`: what a remote one-character edit of a long description costs the office that
-//! receives it, step by step (load, apply, save, card), and through the store as sync applies it.
+//! `splice`: what a remote one-character edit of a long description (or, with `--title`, of the
+//! title beside it) costs the office that receives it, step by step (load, apply, save, card),
+//! and through the store as sync applies it.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,10 @@ pub struct Args {
     /// Print the measures as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Set the title instead: a live edit that leaves the description as it was, yet whose
+    /// card is derived from the whole document.
+    #[arg(long)]
+    pub title: bool,
 }
 
 /// One step's timings, in seconds.
@@ -81,11 +86,17 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
     for i in 0..args.edits {
         let before = author.get_heads();
         let pos = (i * 7919) % args.chars;
-        let edit = Edit::Splice {
-            field: "description".into(),
-            pos,
-            delete: 0,
-            insert: "x".into(),
+        let edit = match args.title {
+            true => Edit::Set {
+                field: "title".into(),
+                value: json!(format!("Maison de bourg n° {i}")),
+            },
+            false => Edit::Splice {
+                field: "description".into(),
+                pos,
+                delete: 0,
+                insert: "x".into(),
+            },
         };
         document::apply_edits(&mut author, &[edit], "caue-15", now + i as i64)?;
         let change = author.save_after(&before);
@@ -113,8 +124,12 @@ pub fn run(args: &Args) -> anyhow::Result<std::process::ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
+    let what = match args.title {
+        true => "A remote title change of a resource with",
+        false => "A remote one-character insertion in",
+    };
     println!(
-        "A remote one-character insertion in a {}-character description, {} edits, one thread.",
+        "{what} a {}-character description, {} edits, one thread.",
         args.chars, args.edits
     );
     println!();
