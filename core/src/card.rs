@@ -17,6 +17,7 @@ use automerge::AutoCommit;
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use serde::{Deserialize, Serialize};
 
+use crate::document::text_memo::TextMemo;
 use crate::document::{self, Stored};
 use crate::ids::{DocumentId, HeadsHash};
 use crate::media::{BlobHash, BlobRef, Media, MediaKind, Tier};
@@ -271,8 +272,18 @@ pub enum CardError {
 impl Card {
     /// The card of a loaded document whose heads hash is `heads`.
     pub fn of(id: &DocumentId, doc: &mut AutoCommit, heads: HeadsHash) -> Self {
+        Self::of_memoized(id, doc, heads, &mut TextMemo::default())
+    }
+
+    /// [`Card::of`], its texts taken from `memo` where it has them (see `text_memo`).
+    pub fn of_memoized(
+        id: &DocumentId,
+        doc: &mut AutoCommit,
+        heads: HeadsHash,
+        memo: &mut TextMemo,
+    ) -> Self {
         let updated_at = updated_ms(doc);
-        let resource = document::read(doc).ok().map(|stored| {
+        let resource = document::read_memoized(doc, memo).ok().map(|stored| {
             let mut listing = ListingEntry::of(id, &stored);
             listing.updated_at = updated_at;
             listing.changed_by = changed_by(doc);

@@ -11,12 +11,14 @@ use automerge::{AutoCommit, ChangeHash, ReadDoc};
 use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile, Text};
 
 mod lenient;
+pub mod text_memo;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
 use crate::media::{self, BlobHash, Media, Rendition};
 use crate::resource::{self, Dates, Designer, Link, Location, Resource, ValidationErrors};
+use text_memo::TextMemo;
 
 /// The `@type` marker of a resource document, so that other documents (the catalog) and
 /// foreign documents opened by an automerge-repo client are told apart.
@@ -438,6 +440,15 @@ pub fn read(doc: &AutoCommit) -> Result<Stored, DocumentError> {
     Ok(from_doc(&hydrate_doc(doc)?))
 }
 
+/// [`read`], taking the texts from `memo` where it has them and leaving there those it reads.
+pub fn read_memoized(doc: &AutoCommit, memo: &mut TextMemo) -> Result<Stored, DocumentError> {
+    let via = text_memo::Memoized {
+        doc,
+        memo: std::cell::RefCell::new(memo),
+    };
+    Ok(from_doc(&hydrate_doc_via(doc, &via)?))
+}
+
 /// Reads the resource as it was at `heads` (an earlier version).
 pub fn read_at(doc: &mut AutoCommit, heads: &[ChangeHash]) -> Result<Stored, DocumentError> {
     let old = doc.fork_at(heads)?;
@@ -490,10 +501,18 @@ fn commit(doc: &mut AutoCommit, office: &str, fields: Vec<String>, now_ms: i64) 
 }
 
 fn hydrate_doc(doc: &AutoCommit) -> Result<ResourceDoc, DocumentError> {
+    hydrate_doc_via(doc, doc)
+}
+
+/// The resource of `doc`, read through `via` (the document itself, or a view of it).
+fn hydrate_doc_via<D: autosurgeon::ReadDoc>(
+    doc: &AutoCommit,
+    via: &D,
+) -> Result<ResourceDoc, DocumentError> {
     if !is_resource(doc) {
         return Err(DocumentError::NotAResource("pas de marqueur @type".into()));
     }
-    let d: ResourceDoc = hydrate(doc).map_err(|e| DocumentError::NotAResource(e.to_string()))?;
+    let d: ResourceDoc = hydrate(via).map_err(|e| DocumentError::NotAResource(e.to_string()))?;
     if d.schema > SCHEMA {
         return Err(DocumentError::NotAResource(format!(
             "schéma {} plus récent que celui de cette version ({SCHEMA})",

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::card::{self, Card};
+use crate::document::text_memo::TextMemo;
 pub use crate::document::{new_doc, TEXT_ENCODING};
 use crate::ids::DocumentId;
 pub use crate::ids::HeadsHash;
@@ -465,10 +466,10 @@ impl DocStore {
         let mut stored = blake3::Hasher::new();
         stored.update(&saved);
         let kept = lock(&self.loaded).take(id, stored.finalize().as_bytes());
-        let mut doc = match kept {
-            Some(doc) => doc,
-            None if chunks.is_empty() => new_doc(),
-            None => decode(id, &saved)?,
+        let (mut doc, mut texts) = match kept {
+            Some(kept) => kept,
+            None if chunks.is_empty() => (new_doc(), TextMemo::default()),
+            None => (decode(id, &saved)?, TextMemo::default()),
         };
         let saved_len = saved.len();
         drop(saved);
@@ -481,7 +482,7 @@ impl DocStore {
         let heads = doc.get_heads();
         if heads == old_heads && batch.is_empty() {
             if !chunks.is_empty() {
-                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc);
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, texts);
             }
             return Ok((
                 result,
@@ -522,12 +523,14 @@ impl DocStore {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
             }
             let old_hash = self.heads_hash(id)?;
-            let card = Card::of(id, &mut doc, HeadsHash::of(&heads));
+            // The texts these changes touched are read again; the others come from the memo.
+            texts.forget_touched(&mut doc, &old_heads);
+            let card = Card::of_memoized(id, &mut doc, HeadsHash::of(&heads), &mut texts);
             self.commit(id, batch, old_hash, &card, || doc.save_after(&old_heads))?;
-            lock(&self.loaded).keep(*id, written, size, doc);
+            lock(&self.loaded).keep(*id, written, size, doc, texts);
         } else {
             if !chunks.is_empty() {
-                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc);
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, texts);
             }
             self.kv.apply(batch)?;
             for o in lock(&self.observers).iter() {
@@ -724,6 +727,69 @@ mod tests {
     fn card_of(store: &DocStore, id: &DocumentId) -> Option<Card> {
         let json = store.card_json(id).unwrap()?;
         Some(serde_json::from_slice(&json).unwrap())
+    }
+
+    #[test]
+    fn cards_derived_with_remembered_texts_are_the_cards_of_the_document() {
+        use crate::document::{self, Edit};
+        use serde_json::json;
+        let r = crate::Resource::from_json(&json!({
+            "kind": "realisation", "title": "Maison de bourg", "office": "caue-63",
+            "summary": "Une maison en pierre.",
+            "description": "Les murs en basalte sont rejointoyés à la chaux. ".repeat(40),
+        }))
+        .unwrap();
+        let id = DocumentId::derived("memo");
+        let mut author = new_doc();
+        document::create(&mut author, &r, "caue-63", 1_750_000_000_000).unwrap();
+        let receiver = DocStore::in_memory();
+        receiver.apply_bytes(&id, &author.save()).unwrap();
+        let splice = |field: &str, pos, insert: &str| Edit::Splice {
+            field: field.into(),
+            pos,
+            delete: 1,
+            insert: insert.into(),
+        };
+        let set = |field: &str, value: &str| Edit::Set {
+            field: field.into(),
+            value: json!(value),
+        };
+        // Changes that leave the texts alone, then touch each of them, then replace one whole.
+        let edits = [
+            set("title", "Maison de bourg rénovée"),
+            set("title", "Maison de bourg, Aurillac"),
+            splice("description", 5, "M"),
+            set("title", "Maison de bourg"),
+            splice("summary", 0, "L"),
+            set("status", "publie"),
+            set("description", "Un autre texte."),
+            set("title", "Maison"),
+            splice("description", 0, "D"),
+        ];
+        for (i, edit) in edits.into_iter().enumerate() {
+            let before = author.get_heads();
+            document::apply_edits(
+                &mut author,
+                &[edit],
+                "caue-15",
+                1_750_000_000_000 + i as i64,
+            )
+            .unwrap();
+            receiver
+                .apply_bytes(&id, &author.save_after(&before))
+                .unwrap();
+            let mut fresh = decode(&id, &receiver.saved(&id).unwrap().unwrap()).unwrap();
+            let heads = HeadsHash::of(&fresh.get_heads());
+            assert_eq!(
+                card_of(&receiver, &id),
+                Some(Card::of(&id, &mut fresh, heads)),
+                "after edit {i}"
+            );
+        }
+        let read = document::read(&author).unwrap().resource;
+        let card = card_of(&receiver, &id).unwrap().resource.unwrap();
+        assert_eq!(card.search.unwrap().description, "Dn autre texte.");
+        assert_eq!(card.listing.summary, read.summary);
     }
 
     #[test]

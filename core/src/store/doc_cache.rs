@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use automerge::AutoCommit;
 
+use crate::document::text_memo::TextMemo;
 use crate::ids::DocumentId;
 
 /// Documents kept loaded. A replica edits a handful at once and a relay forwards live edits of
@@ -29,7 +30,10 @@ pub type Fingerprint = [u8; 32];
 struct Entry {
     fingerprint: Fingerprint,
     doc: AutoCommit,
-    saved_len: usize,
+    /// Its texts as last read (`document::text_memo`), current for `doc`.
+    texts: TextMemo,
+    /// What it counts against [`DOC_CACHE_BYTES`]: its saved size and its memo's texts.
+    cost: usize,
     used: u64,
 }
 
@@ -42,29 +46,35 @@ pub struct DocCache {
 }
 
 impl DocCache {
-    /// Takes out the document loaded from exactly the bytes of `fingerprint`, if kept.
-    pub fn take(&mut self, id: &DocumentId, fingerprint: &Fingerprint) -> Option<AutoCommit> {
+    /// Takes out the document loaded from exactly the bytes of `fingerprint`, if kept, with its
+    /// texts' memo.
+    pub fn take(
+        &mut self,
+        id: &DocumentId,
+        fingerprint: &Fingerprint,
+    ) -> Option<(AutoCommit, TextMemo)> {
         let entry = self.entries.remove(id)?;
-        self.bytes -= entry.saved_len;
-        (entry.fingerprint == *fingerprint).then_some(entry.doc)
+        self.bytes -= entry.cost;
+        (entry.fingerprint == *fingerprint).then_some((entry.doc, entry.texts))
     }
 
     /// Forgets a document (its stored bytes changed some other way).
     pub fn forget(&mut self, id: &DocumentId) {
         if let Some(e) = self.entries.remove(id) {
-            self.bytes -= e.saved_len;
+            self.bytes -= e.cost;
         }
     }
 
-    /// Keeps `doc`, loaded state of stored bytes `fingerprint` (`saved_len` long); the least
-    /// recently kept entries go to make room. A document larger than an eighth of the budget
-    /// is not kept: it would push out many small live ones.
+    /// Keeps `doc`, loaded state of stored bytes `fingerprint` (`saved_len` long), and the memo
+    /// of its texts; the least recently kept entries go to make room. A document larger than
+    /// an eighth of the budget is not kept: it would push out many small live ones.
     pub fn keep(
         &mut self,
         id: DocumentId,
         fingerprint: Fingerprint,
         saved_len: usize,
         mut doc: AutoCommit,
+        texts: TextMemo,
     ) {
         self.forget(&id);
         if saved_len > DOC_CACHE_BYTES / 8 || !doc.get_missing_deps(&[]).is_empty() {
@@ -72,7 +82,8 @@ impl DocCache {
             // stored bytes do not: it is decoded from those bytes next time.
             return;
         }
-        while self.entries.len() >= DOC_CACHE_ENTRIES || self.bytes + saved_len > DOC_CACHE_BYTES {
+        let cost = saved_len + texts.bytes();
+        while self.entries.len() >= DOC_CACHE_ENTRIES || self.bytes + cost > DOC_CACHE_BYTES {
             let Some(oldest) = self
                 .entries
                 .iter()
@@ -84,13 +95,14 @@ impl DocCache {
             self.forget(&oldest);
         }
         self.clock += 1;
-        self.bytes += saved_len;
+        self.bytes += cost;
         self.entries.insert(
             id,
             Entry {
                 fingerprint,
                 doc,
-                saved_len,
+                texts,
+                cost,
                 used: self.clock,
             },
         );
@@ -120,10 +132,10 @@ mod tests {
     #[test]
     fn an_entry_is_given_back_only_for_the_bytes_it_was_loaded_from() {
         let mut c = DocCache::default();
-        c.keep(id(1), [1; 32], 10, AutoCommit::new());
+        c.keep(id(1), [1; 32], 10, AutoCommit::new(), TextMemo::default());
         assert!(c.take(&id(1), &[2; 32]).is_none(), "other bytes");
         assert!(c.is_empty(), "a mismatch drops the entry");
-        c.keep(id(1), [1; 32], 10, AutoCommit::new());
+        c.keep(id(1), [1; 32], 10, AutoCommit::new(), TextMemo::default());
         assert!(c.take(&id(1), &[1; 32]).is_some());
         assert!(c.take(&id(1), &[1; 32]).is_none(), "taken out, not copied");
     }
@@ -132,7 +144,13 @@ mod tests {
     fn the_least_recently_kept_go_first_and_the_budget_holds() {
         let mut c = DocCache::default();
         for n in 0..(DOC_CACHE_ENTRIES + 3) {
-            c.keep(id(n as u8), [n as u8; 32], 100, AutoCommit::new());
+            c.keep(
+                id(n as u8),
+                [n as u8; 32],
+                100,
+                AutoCommit::new(),
+                TextMemo::default(),
+            );
         }
         assert_eq!(c.len(), DOC_CACHE_ENTRIES);
         assert!(c.take(&id(0), &[0; 32]).is_none(), "the oldest went");
@@ -141,10 +159,16 @@ mod tests {
         let mut c = DocCache::default();
         let big = DOC_CACHE_BYTES / 8;
         for n in 0..9 {
-            c.keep(id(n), [n; 32], big, AutoCommit::new());
+            c.keep(id(n), [n; 32], big, AutoCommit::new(), TextMemo::default());
         }
         assert!(c.bytes <= DOC_CACHE_BYTES);
-        c.keep(id(99), [9; 32], big + 1, AutoCommit::new());
+        c.keep(
+            id(99),
+            [9; 32],
+            big + 1,
+            AutoCommit::new(),
+            TextMemo::default(),
+        );
         assert!(c.take(&id(99), &[9; 32]).is_none(), "too large to keep");
     }
 }
