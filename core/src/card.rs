@@ -11,9 +11,10 @@
 //! already trusts with the documents' content; the first write of a document reloads it and
 //! derives its card again.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use automerge::AutoCommit;
+use automerge::{AutoCommit, ChangeHash};
 use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
 use serde::{Deserialize, Serialize};
 
@@ -247,15 +248,56 @@ impl ListingEntry {
 /// [`ListingEntry::changed_by`] of a loaded document: its changes' metadata only (each change's
 /// office, read from the `office` key of its message, and its time).
 pub fn changed_by(doc: &mut AutoCommit) -> Vec<(String, i64)> {
-    let mut newest: std::collections::BTreeMap<String, i64> = Default::default();
-    for change in doc.get_changes_meta(&[]) {
+    let mut newest = BTreeMap::new();
+    add_changes(&mut newest, doc, &[]);
+    newest.into_iter().collect()
+}
+
+/// Adds the offices and times of `doc`'s changes since `before` to `newest`.
+fn add_changes(newest: &mut BTreeMap<String, i64>, doc: &mut AutoCommit, before: &[ChangeHash]) {
+    for change in doc.get_changes_meta(before) {
         let Some(office) = document::recorded_office(change.message.as_deref()) else {
             continue;
         };
         let at = newest.entry(office).or_insert(change.timestamp);
         *at = (*at).max(change.timestamp);
     }
-    newest.into_iter().collect()
+}
+
+/// What deriving a card read from a loaded document and can read again from here: its texts
+/// (`document::text_memo`) and who changed it when. The store keeps one beside each document
+/// it keeps loaded, and brings it up to every change it applies ([`CardMemo::follow`]), so a
+/// device applying someone's one-field edit re-reads neither the long description nor the
+/// whole history.
+#[derive(Default)]
+pub struct CardMemo {
+    texts: TextMemo,
+    changed_by: Option<BTreeMap<String, i64>>,
+}
+
+impl CardMemo {
+    /// Brings the memo up to the changes applied to `doc` since `before`: the texts they touch
+    /// are forgotten, their offices and times added.
+    pub fn follow(&mut self, doc: &mut AutoCommit, before: &[ChangeHash]) {
+        self.texts.forget_touched(doc, before);
+        if let Some(newest) = &mut self.changed_by {
+            add_changes(newest, doc, before);
+        }
+    }
+
+    /// Bytes the memo holds, roughly.
+    pub fn bytes(&self) -> usize {
+        self.texts.bytes() + self.changed_by.as_ref().map_or(0, |m| m.len() * 32)
+    }
+
+    fn changed_by(&mut self, doc: &mut AutoCommit) -> Vec<(String, i64)> {
+        let newest = self.changed_by.get_or_insert_with(|| {
+            let mut newest = BTreeMap::new();
+            add_changes(&mut newest, doc, &[]);
+            newest
+        });
+        newest.iter().map(|(o, t)| (o.clone(), *t)).collect()
+    }
 }
 
 /// Why the cards of a frame were refused (a peer's error, logged and sent back to it).
@@ -272,27 +314,29 @@ pub enum CardError {
 impl Card {
     /// The card of a loaded document whose heads hash is `heads`.
     pub fn of(id: &DocumentId, doc: &mut AutoCommit, heads: HeadsHash) -> Self {
-        Self::of_memoized(id, doc, heads, &mut TextMemo::default())
+        Self::of_memoized(id, doc, heads, &mut CardMemo::default())
     }
 
-    /// [`Card::of`], its texts taken from `memo` where it has them (see `text_memo`).
+    /// [`Card::of`], reading what `memo` remembers of the document rather than the document.
     pub fn of_memoized(
         id: &DocumentId,
         doc: &mut AutoCommit,
         heads: HeadsHash,
-        memo: &mut TextMemo,
+        memo: &mut CardMemo,
     ) -> Self {
         let updated_at = updated_ms(doc);
-        let resource = document::read_memoized(doc, memo).ok().map(|stored| {
-            let mut listing = ListingEntry::of(id, &stored);
-            listing.updated_at = updated_at;
-            listing.changed_by = changed_by(doc);
-            ResourceCard {
-                content: hex::encode(content_hash(&stored.resource)),
-                search: SearchCard::of(&stored.resource),
-                listing,
-            }
-        });
+        let resource = document::read_memoized(doc, &mut memo.texts)
+            .ok()
+            .map(|stored| {
+                let mut listing = ListingEntry::of(id, &stored);
+                listing.updated_at = updated_at;
+                listing.changed_by = memo.changed_by(doc);
+                ResourceCard {
+                    content: hex::encode(content_hash(&stored.resource)),
+                    search: SearchCard::of(&stored.resource),
+                    listing,
+                }
+            });
         let work = match resource {
             Some(_) => None,
             None => WorkCard::of(doc, updated_at),

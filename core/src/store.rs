@@ -19,8 +19,7 @@ use automerge::AutoCommit;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::card::{self, Card};
-use crate::document::text_memo::TextMemo;
+use crate::card::{self, Card, CardMemo};
 pub use crate::document::{new_doc, TEXT_ENCODING};
 use crate::ids::DocumentId;
 pub use crate::ids::HeadsHash;
@@ -466,10 +465,10 @@ impl DocStore {
         let mut stored = blake3::Hasher::new();
         stored.update(&saved);
         let kept = lock(&self.loaded).take(id, stored.finalize().as_bytes());
-        let (mut doc, mut texts) = match kept {
+        let (mut doc, mut memo) = match kept {
             Some(kept) => kept,
-            None if chunks.is_empty() => (new_doc(), TextMemo::default()),
-            None => (decode(id, &saved)?, TextMemo::default()),
+            None if chunks.is_empty() => (new_doc(), CardMemo::default()),
+            None => (decode(id, &saved)?, CardMemo::default()),
         };
         let saved_len = saved.len();
         drop(saved);
@@ -482,7 +481,7 @@ impl DocStore {
         let heads = doc.get_heads();
         if heads == old_heads && batch.is_empty() {
             if !chunks.is_empty() {
-                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, texts);
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, memo);
             }
             return Ok((
                 result,
@@ -523,14 +522,14 @@ impl DocStore {
                 return Err(StoreError::TooLarge { id: *id, size }.into());
             }
             let old_hash = self.heads_hash(id)?;
-            // The texts these changes touched are read again; the others come from the memo.
-            texts.forget_touched(&mut doc, &old_heads);
-            let card = Card::of_memoized(id, &mut doc, HeadsHash::of(&heads), &mut texts);
+            // What these changes touched is read again; the rest comes from the memo.
+            memo.follow(&mut doc, &old_heads);
+            let card = Card::of_memoized(id, &mut doc, HeadsHash::of(&heads), &mut memo);
             self.commit(id, batch, old_hash, &card, || doc.save_after(&old_heads))?;
-            lock(&self.loaded).keep(*id, written, size, doc, texts);
+            lock(&self.loaded).keep(*id, written, size, doc, memo);
         } else {
             if !chunks.is_empty() {
-                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, texts);
+                lock(&self.loaded).keep(*id, *stored.finalize().as_bytes(), saved_len, doc, memo);
             }
             self.kv.apply(batch)?;
             for o in lock(&self.observers).iter() {
@@ -730,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn cards_derived_with_remembered_texts_are_the_cards_of_the_document() {
+    fn cards_derived_from_the_memo_are_the_cards_of_the_document() {
         use crate::document::{self, Edit};
         use serde_json::json;
         let r = crate::Resource::from_json(&json!({
@@ -768,13 +767,10 @@ mod tests {
         ];
         for (i, edit) in edits.into_iter().enumerate() {
             let before = author.get_heads();
-            document::apply_edits(
-                &mut author,
-                &[edit],
-                "caue-15",
-                1_750_000_000_000 + i as i64,
-            )
-            .unwrap();
+            // Several offices, so that who changed it when moves too.
+            let office = ["caue-15", "caue-07", "caue-63"][i % 3];
+            let at = 1_750_000_000_000 + 1_000 * i as i64;
+            document::apply_edits(&mut author, &[edit], office, at).unwrap();
             receiver
                 .apply_bytes(&id, &author.save_after(&before))
                 .unwrap();

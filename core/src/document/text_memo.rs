@@ -4,9 +4,9 @@
 //! Automerge builds a `Text`'s string character by character: for a resource with a long
 //! description, that was a fifth of what a device spent applying someone's title change (the
 //! fan-out benchmark's slowest edits). The store keeps a memo beside each document it keeps
-//! loaded (`store::doc_cache`); before deriving a card it forgets the texts that the changes
-//! just applied touch, read from those changes' operations, so a remembered text is always the
-//! text's current value.
+//! loaded (in `card::CardMemo`, see `store::doc_cache`); before deriving a card it forgets the
+//! texts that the changes just applied touch, read from those changes' operations, so a
+//! remembered text is always the text's current value.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};

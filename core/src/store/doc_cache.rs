@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use automerge::AutoCommit;
 
-use crate::document::text_memo::TextMemo;
+use crate::card::CardMemo;
 use crate::ids::DocumentId;
 
 /// Documents kept loaded. A replica edits a handful at once and a relay forwards live edits of
@@ -30,9 +30,9 @@ pub type Fingerprint = [u8; 32];
 struct Entry {
     fingerprint: Fingerprint,
     doc: AutoCommit,
-    /// Its texts as last read (`document::text_memo`), current for `doc`.
-    texts: TextMemo,
-    /// What it counts against [`DOC_CACHE_BYTES`]: its saved size and its memo's texts.
+    /// What its card last read (`card::CardMemo`), current for `doc`.
+    memo: CardMemo,
+    /// What it counts against [`DOC_CACHE_BYTES`]: its saved size and its memo.
     cost: usize,
     used: u64,
 }
@@ -47,15 +47,15 @@ pub struct DocCache {
 
 impl DocCache {
     /// Takes out the document loaded from exactly the bytes of `fingerprint`, if kept, with its
-    /// texts' memo.
+    /// card's memo.
     pub fn take(
         &mut self,
         id: &DocumentId,
         fingerprint: &Fingerprint,
-    ) -> Option<(AutoCommit, TextMemo)> {
+    ) -> Option<(AutoCommit, CardMemo)> {
         let entry = self.entries.remove(id)?;
         self.bytes -= entry.cost;
-        (entry.fingerprint == *fingerprint).then_some((entry.doc, entry.texts))
+        (entry.fingerprint == *fingerprint).then_some((entry.doc, entry.memo))
     }
 
     /// Forgets a document (its stored bytes changed some other way).
@@ -65,8 +65,8 @@ impl DocCache {
         }
     }
 
-    /// Keeps `doc`, loaded state of stored bytes `fingerprint` (`saved_len` long), and the memo
-    /// of its texts; the least recently kept entries go to make room. A document larger than
+    /// Keeps `doc`, loaded state of stored bytes `fingerprint` (`saved_len` long), and its
+    /// card's memo; the least recently kept entries go to make room. A document larger than
     /// an eighth of the budget is not kept: it would push out many small live ones.
     pub fn keep(
         &mut self,
@@ -74,7 +74,7 @@ impl DocCache {
         fingerprint: Fingerprint,
         saved_len: usize,
         mut doc: AutoCommit,
-        texts: TextMemo,
+        memo: CardMemo,
     ) {
         self.forget(&id);
         if saved_len > DOC_CACHE_BYTES / 8 || !doc.get_missing_deps(&[]).is_empty() {
@@ -82,7 +82,7 @@ impl DocCache {
             // stored bytes do not: it is decoded from those bytes next time.
             return;
         }
-        let cost = saved_len + texts.bytes();
+        let cost = saved_len + memo.bytes();
         while self.entries.len() >= DOC_CACHE_ENTRIES || self.bytes + cost > DOC_CACHE_BYTES {
             let Some(oldest) = self
                 .entries
@@ -101,7 +101,7 @@ impl DocCache {
             Entry {
                 fingerprint,
                 doc,
-                texts,
+                memo,
                 cost,
                 used: self.clock,
             },
@@ -132,10 +132,10 @@ mod tests {
     #[test]
     fn an_entry_is_given_back_only_for_the_bytes_it_was_loaded_from() {
         let mut c = DocCache::default();
-        c.keep(id(1), [1; 32], 10, AutoCommit::new(), TextMemo::default());
+        c.keep(id(1), [1; 32], 10, AutoCommit::new(), CardMemo::default());
         assert!(c.take(&id(1), &[2; 32]).is_none(), "other bytes");
         assert!(c.is_empty(), "a mismatch drops the entry");
-        c.keep(id(1), [1; 32], 10, AutoCommit::new(), TextMemo::default());
+        c.keep(id(1), [1; 32], 10, AutoCommit::new(), CardMemo::default());
         assert!(c.take(&id(1), &[1; 32]).is_some());
         assert!(c.take(&id(1), &[1; 32]).is_none(), "taken out, not copied");
     }
@@ -149,7 +149,7 @@ mod tests {
                 [n as u8; 32],
                 100,
                 AutoCommit::new(),
-                TextMemo::default(),
+                CardMemo::default(),
             );
         }
         assert_eq!(c.len(), DOC_CACHE_ENTRIES);
@@ -159,7 +159,7 @@ mod tests {
         let mut c = DocCache::default();
         let big = DOC_CACHE_BYTES / 8;
         for n in 0..9 {
-            c.keep(id(n), [n; 32], big, AutoCommit::new(), TextMemo::default());
+            c.keep(id(n), [n; 32], big, AutoCommit::new(), CardMemo::default());
         }
         assert!(c.bytes <= DOC_CACHE_BYTES);
         c.keep(
@@ -167,7 +167,7 @@ mod tests {
             [9; 32],
             big + 1,
             AutoCommit::new(),
-            TextMemo::default(),
+            CardMemo::default(),
         );
         assert!(c.take(&id(99), &[9; 32]).is_none(), "too large to keep");
     }
