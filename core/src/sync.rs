@@ -525,9 +525,10 @@ impl Session {
 
     /// Whether the next [`Session::poll_transmit`] may read the store: documents the peer asked
     /// for are loaded as their frame is built, and an initiator may start a round (its digests,
-    /// read from the heads index the first time). Otherwise it only encodes what is already queued, in microseconds, and a driver on an
-    /// async runtime need not move it off the async threads (a relay pushing one live change to
-    /// hundreds of sessions spent more on that hand-off than on the frames).
+    /// read from the heads index the first time). Otherwise it only encodes what is already
+    /// queued, in microseconds, and a driver on an async runtime need not move it off the async
+    /// threads (a relay pushing one live change to hundreds of sessions spent more on that
+    /// hand-off than on the frames).
     pub fn transmit_reads_store(&self) -> bool {
         !self.to_send.is_empty()
             || (self.role == Role::Initiator && !self.store.has_buckets_loaded())

@@ -2,8 +2,8 @@
 //! that touched none of them does not rebuild them out of Automerge.
 //!
 //! Automerge builds a `Text`'s string character by character: for a resource with a long
-//! description, that was a fifth of what a device spent applying someone's title change (the
-//! fan-out benchmark's slowest edits). The store keeps a memo beside each document it keeps
+//! description, that was over a quarter of what a device spent applying someone's title change
+//! (the fan-out benchmark's slowest edits). The store keeps a memo beside each document it keeps
 //! loaded (in `card::CardMemo`, see `store::doc_cache`); before deriving a card it forgets the
 //! texts that the changes just applied touch, read from those changes' operations, so a
 //! remembered text is always the text's current value.
@@ -53,16 +53,6 @@ impl TextMemo {
     /// Bytes of text remembered.
     pub fn bytes(&self) -> usize {
         self.texts.values().map(String::len).sum()
-    }
-
-    /// Remembered texts.
-    pub fn len(&self) -> usize {
-        self.texts.len()
-    }
-
-    /// Whether no text is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
     }
 }
 
