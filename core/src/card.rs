@@ -58,6 +58,24 @@ pub struct ResourceCard {
     pub search: Option<SearchCard>,
 }
 
+impl ResourceCard {
+    fn of(
+        id: &DocumentId,
+        stored: &Stored,
+        updated_at: i64,
+        changed_by: Vec<(String, i64)>,
+    ) -> Self {
+        let mut listing = ListingEntry::of(id, stored);
+        listing.updated_at = updated_at;
+        listing.changed_by = changed_by;
+        Self {
+            content: hex::encode(content_hash(&stored.resource)),
+            search: SearchCard::of(&stored.resource),
+            listing,
+        }
+    }
+}
+
 /// Most bytes of text a card's [`SearchCard`] may carry. Cards of one frame inflate to at most
 /// [`MAX_CARDS_INFLATED`]; a description past this (a few pages of prose; the generated
 /// corpus's longest is 20 KB) travels without it, and its receiver loads that one document to
@@ -327,16 +345,7 @@ impl Card {
         let updated_at = updated_ms(doc);
         let resource = document::read_memoized(doc, &mut memo.texts)
             .ok()
-            .map(|stored| {
-                let mut listing = ListingEntry::of(id, &stored);
-                listing.updated_at = updated_at;
-                listing.changed_by = memo.changed_by(doc);
-                ResourceCard {
-                    content: hex::encode(content_hash(&stored.resource)),
-                    search: SearchCard::of(&stored.resource),
-                    listing,
-                }
-            });
+            .map(|stored| ResourceCard::of(id, &stored, updated_at, memo.changed_by(doc)));
         let work = match resource {
             Some(_) => None,
             None => WorkCard::of(doc, updated_at),
@@ -345,6 +354,29 @@ impl Card {
             heads,
             resource,
             work,
+        }
+    }
+
+    /// The card of a new document holding one change by `office` at `time` (seconds), that
+    /// reads back as `stored` (`document::create_encoded`): what [`Card::of`] derives from it,
+    /// without loading it.
+    pub fn of_created(
+        id: &DocumentId,
+        stored: &Stored,
+        office: &str,
+        time: i64,
+        heads: HeadsHash,
+    ) -> Self {
+        let changed_by = vec![(office.to_string(), time)];
+        Self {
+            heads,
+            resource: Some(ResourceCard::of(
+                id,
+                stored,
+                time.saturating_mul(1000),
+                changed_by,
+            )),
+            work: None,
         }
     }
 

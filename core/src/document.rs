@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use automerge::{AutoCommit, ChangeHash, ReadDoc};
 use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile, Text};
 
+pub mod first_change;
 mod lenient;
 pub mod text_memo;
 use serde::{Deserialize, Serialize};
@@ -288,8 +289,28 @@ pub fn create(
 ) -> Result<(), DocumentError> {
     let d = to_doc(r, now_ms, false, None);
     reconcile(doc, &d)?;
-    commit(doc, office, vec!["(création)".into()], now_ms);
+    commit(doc, office, vec![CREATED_NOTE.into()], now_ms);
     Ok(())
+}
+
+/// The change [`create`] commits, by `actor`, encoded directly rather than built in an
+/// Automerge document (`first_change`: an import's new documents), with the resource as a
+/// document holding that change reads back.
+pub fn create_encoded(
+    r: &Resource,
+    office: &str,
+    now_ms: i64,
+    actor: &automerge::ActorId,
+) -> Result<(first_change::Encoded, Stored), DocumentError> {
+    let d = to_doc(r, now_ms, false, None);
+    let root = match first_change::Tree::of(&d) {
+        Ok(Some(first_change::Tree::Map(root))) => root,
+        _ => return Err(DocumentError::Automerge("valeur initiale illisible".into())),
+    };
+    let message = note(office, vec![CREATED_NOTE.into()]);
+    let encoded = first_change::encode(&root, actor, now_ms / 1000, &message)
+        .map_err(|e| DocumentError::Automerge(e.to_string()))?;
+    Ok((encoded, from_doc(&d)))
 }
 
 /// Replaces the resource's fields with `r` (an import of the same `ref`): text fields are
@@ -487,12 +508,20 @@ pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
         .collect()
 }
 
-fn commit(doc: &mut AutoCommit, office: &str, fields: Vec<String>, now_ms: i64) {
+/// What a creation's [`ChangeNote`] lists as its fields.
+const CREATED_NOTE: &str = "(création)";
+
+/// A change's commit message.
+fn note(office: &str, fields: Vec<String>) -> String {
     let note = ChangeNote {
         office: office.to_string(),
         fields,
     };
-    let message = serde_json::to_string(&note).unwrap_or_default();
+    serde_json::to_string(&note).unwrap_or_default()
+}
+
+fn commit(doc: &mut AutoCommit, office: &str, fields: Vec<String>, now_ms: i64) {
+    let message = note(office, fields);
     doc.commit_with(
         automerge::transaction::CommitOptions::default()
             .with_message(message)

@@ -298,6 +298,34 @@ impl DocStore {
         })
     }
 
+    /// Writes a new document made whole by this replica (`document::create_encoded`, an
+    /// import's new resources): `make` is given the actor its change must be authored by and
+    /// returns the change's bytes and the document's card, which are stored as they are.
+    /// `None`, with nothing written, if the store already holds the document.
+    pub fn create<E: From<StoreError>>(
+        &self,
+        id: &DocumentId,
+        make: impl FnOnce(&automerge::ActorId) -> Result<(Vec<u8>, Card), E>,
+    ) -> Result<Option<Written>, E> {
+        let _guard = lock(&self.stripes[id.bucket(LOCK_STRIPES)]);
+        if self.contains(id)? {
+            return Ok(None);
+        }
+        let actor = self
+            .actor
+            .clone()
+            .unwrap_or_else(automerge::ActorId::random);
+        let (bytes, card) = make(&actor)?;
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(StoreError::TooLarge {
+                id: *id,
+                size: bytes.len(),
+            }
+            .into());
+        }
+        Ok(Some(self.insert_carded(id, &bytes, &card)?))
+    }
+
     /// A new document, stored as received, described by its peer's card.
     fn insert_carded(
         &self,

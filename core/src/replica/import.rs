@@ -11,9 +11,9 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::card::content_hash;
+use crate::card::{content_hash, Card};
 use crate::document;
-use crate::ids::DocumentId;
+use crate::ids::{DocumentId, HeadsHash};
 use crate::par;
 use crate::resource::Resource;
 use crate::store::keys::{self, content_key, META_IMPORT_JOURNAL};
@@ -265,6 +265,18 @@ impl Replica {
             }
         }
         let office = self.office.to_string();
+        // A new document is encoded directly, without Automerge building it (`first_change`).
+        if !self.store.contains(id)? {
+            let created = self.store.create(id, |actor| {
+                let (change, stored) = document::create_encoded(r, &office, now_ms, actor)?;
+                let heads = HeadsHash::of(&[change.hash]);
+                let card = Card::of_created(id, &stored, &office, now_ms / 1000, heads);
+                Ok::<_, ReplicaError>((change.bytes, card))
+            })?;
+            if created.is_some() {
+                return Ok(Upsert::Created);
+            }
+        }
         let (outcome, _) = self.store.update(id, |doc, _| {
             if document::is_resource(doc) {
                 let fields = document::replace(doc, r, &office, now_ms)?;
@@ -495,5 +507,57 @@ mod tests {
         assert_eq!(r.reindex(9).unwrap(), documents);
         assert_eq!(r.store().len().unwrap(), documents + 1, "the shard is back");
         assert_eq!(catalogued(&r, &ids), ids.len());
+    }
+
+    #[test]
+    fn an_imported_document_is_encoded_by_the_replica_and_edits_like_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::init(dir.path(), "caue-63".parse().unwrap()).unwrap();
+        let v1 = resource(
+            json!({"ref":"enc","kind":"realisation","title":"Maison en pisé",
+            "office":"caue-63","description":"Une maison en terre crue, rénovée en 2020.",
+            "keywords":["pisé","terre"],"year":2020}),
+        );
+        assert_eq!(
+            r.import(std::slice::from_ref(&v1), 5_000, &mut |_| {})
+                .unwrap()
+                .created,
+            1
+        );
+        let id = ref_id("enc");
+        let mut doc = r.load(&id).unwrap();
+        let heads = crate::store::HeadsHash::of(&doc.get_heads());
+        let sent: Card =
+            serde_json::from_slice(&r.store().card_json(&id).unwrap().unwrap()).unwrap();
+        assert_eq!(sent, Card::of(&id, &mut doc, heads));
+        assert_eq!(r.get(&id).unwrap().resource, v1);
+
+        let edit = crate::document::Edit::Append {
+            field: "description".into(),
+            text: " Visite en mai.".into(),
+        };
+        r.edit(&id, &[edit], 6_000).unwrap();
+        let v2 = resource(
+            json!({"ref":"enc","kind":"realisation","title":"Maison en pisé",
+            "office":"caue-63","description":"Une maison en terre crue, rénovée en 2020. Visite en mai.",
+            "keywords":["pisé","terre"],"year":2020}),
+        );
+        assert_eq!(r.get(&id).unwrap().resource, v2);
+        let changes = r.load(&id).unwrap().get_changes(&[]);
+        assert_eq!(
+            changes[0].actor_id(),
+            changes[1].actor_id(),
+            "one actor per replica"
+        );
+        assert_eq!(
+            r.import(std::slice::from_ref(&v2), 7_000, &mut |_| {})
+                .unwrap()
+                .unchanged,
+            1
+        );
+        drop(r);
+        let r = Replica::open(dir.path()).unwrap();
+        assert_eq!(r.get(&id).unwrap().resource, v2);
+        assert_eq!(r.history(&id).unwrap().len(), 2);
     }
 }
