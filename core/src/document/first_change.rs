@@ -11,10 +11,9 @@
 //! - their one change, encoded only for its hash (a change's hash is its identity);
 //! - the saved document: that change's metadata and the operations, as columns.
 //!
-//! Each column is encoded with `hexane`, the crate Automerge encodes its columns with. Tests
-//! hold both the change and the document to Automerge's own bytes, byte for byte. The document
-//! is stored with its long columns deflated (faster than Automerge's default level, which only
-//! changes the compressed bytes), and loads like one Automerge saved.
+//! Each column is encoded with `hexane`, the crate Automerge encodes its columns with, and long
+//! columns are deflated at the same level. Tests hold the change and the saved document to
+//! Automerge's own bytes, byte for byte.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -408,8 +407,7 @@ impl Columns<'_> {
     }
 
     /// Writes the columns' count, specifications and lengths to `meta` and their data to
-    /// `data`, deflating those of at least `deflate_from` bytes (unless that does not shrink
-    /// them).
+    /// `data`, deflating those of at least `deflate_from` bytes.
     fn write(&self, meta: &mut Vec<u8>, data: &mut Vec<u8>, deflate_from: usize) {
         uleb(meta, self.0.len() as u64);
         for (spec, column) in &self.0 {
@@ -469,18 +467,18 @@ fn scalar(value: &ScalarValue) -> Result<Scalar<'_>, Unsupported> {
     })
 }
 
-/// `data` deflated, if that makes it smaller. Each thread keeps its compressor: setting one up
-/// (its window and tables) costs more than deflating a resource.
+/// `data` deflated as Automerge deflates a column. Each thread keeps its compressor: setting
+/// one up (its window and tables) costs more than deflating a resource.
 fn deflated(data: &[u8]) -> Option<Vec<u8>> {
     thread_local! {
-        static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), false));
+        static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), false));
     }
     DEFLATE.with_borrow_mut(|deflate| {
         deflate.reset();
-        let mut out = Vec::with_capacity(data.len());
+        // Room for incompressible data: deflate adds a few bytes per stored block.
+        let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
         match deflate.compress_vec(data, &mut out, FlushCompress::Finish) {
             Ok(Status::StreamEnd) => Some(out),
-            // Out of room: it would not have been smaller.
             _ => None,
         }
     })
@@ -655,6 +653,11 @@ mod tests {
             expected_change.raw_bytes()
         );
         assert_eq!(loaded.save_nocompress(), expected.save_nocompress());
+        assert_eq!(
+            encoded.bytes,
+            expected.save(),
+            "deflated as Automerge deflates"
+        );
         let mut doc = new_doc();
         doc.load_incremental(&encoded.bytes).unwrap();
         assert_eq!(document::read(&doc).unwrap(), stored);
@@ -683,13 +686,24 @@ mod tests {
             encoded.bytes.len(),
             uncompressed.len()
         );
-        let short = Columns(vec![(spec::VALUE, Cow::Borrowed(&b"court"[..]))]);
+        let long = "une maison en pierre ".repeat(20);
+        let columns = Columns(vec![
+            (spec::KEY_STR, Cow::Borrowed(&b"court"[..])),
+            (spec::VALUE, Cow::Borrowed(long.as_bytes())),
+        ]);
         let (mut meta, mut data) = (Vec::new(), Vec::new());
-        short.write(&mut meta, &mut data, 1);
+        columns.write(&mut meta, &mut data, DEFLATE_MIN_SIZE);
+        let mut expected_meta = vec![2];
+        uleb(&mut expected_meta, u64::from(spec::KEY_STR));
+        uleb(&mut expected_meta, 5);
+        uleb(&mut expected_meta, u64::from(spec::VALUE | spec::DEFLATED));
         assert_eq!(
-            data, b"court",
-            "a column deflate does not shrink is kept as it is"
+            &meta[..expected_meta.len()],
+            expected_meta,
+            "only the long one deflated"
         );
+        assert_eq!(&data[..5], b"court");
+        assert!(data.len() < 5 + long.len());
     }
 
     #[test]
