@@ -17,6 +17,8 @@ pub const CATALOG_SHARDS: usize = 64;
 pub const CATALOG_ROOT_NAME: &str = "atelier/catalog/v1";
 pub const CATALOG_TYPE: &str = "atelier.catalog";
 pub const CATALOG_SHARD_TYPE: &str = "atelier.catalog-shard";
+/// Most threads writing catalog shards at once.
+const CATALOG_THREADS: usize = 4;
 
 impl Replica {
     /// The catalog's root document id (the URL an automerge-repo client starts from).
@@ -81,32 +83,45 @@ impl Replica {
                 .or_default()
                 .push(entry);
         }
-        for (shard, metas) in by_shard {
-            self.store.update(&shard, |doc, _| {
-                if doc.get(automerge::ROOT, "@type").ok().flatten().is_none() {
-                    doc.put(automerge::ROOT, "@type", CATALOG_SHARD_TYPE)?;
-                }
-                for (id, s) in &metas {
-                    let key = id.url();
-                    if doc
-                        .get(automerge::ROOT, key.as_str())
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    {
-                        continue;
+        // Shards are independent documents: an import touching many writes them on several
+        // threads.
+        let shards: Vec<_> = by_shard.into_iter().collect();
+        let threads = crate::par::threads_for(shards.len(), CATALOG_THREADS, 1);
+        let written = crate::par::map(
+            &shards,
+            threads,
+            |(shard, metas)| {
+                self.store.update(shard, |doc, _| {
+                    if doc.get(automerge::ROOT, "@type").ok().flatten().is_none() {
+                        doc.put(automerge::ROOT, "@type", CATALOG_SHARD_TYPE)?;
                     }
-                    let entry =
-                        doc.put_object(automerge::ROOT, key.as_str(), automerge::ObjType::Map)?;
-                    doc.put(&entry, "kind", s.kind.as_str())?;
-                    doc.put(&entry, "office", s.office.as_str())?;
-                    doc.put(&entry, "title", s.title.as_str())?;
-                    doc.put(&entry, "created", s.created)?;
-                    doc.put(&entry, "deleted", s.deleted)?;
-                }
-                commit_note(doc, &office, "catalogue", now_ms);
-                Ok::<_, ReplicaError>(())
-            })?;
+                    for (id, s) in metas {
+                        let key = id.url();
+                        if doc
+                            .get(automerge::ROOT, key.as_str())
+                            .ok()
+                            .flatten()
+                            .is_some()
+                        {
+                            continue;
+                        }
+                        let entry =
+                            doc.put_object(automerge::ROOT, key.as_str(), automerge::ObjType::Map)?;
+                        doc.put(&entry, "kind", s.kind.as_str())?;
+                        doc.put(&entry, "office", s.office.as_str())?;
+                        doc.put(&entry, "title", s.title.as_str())?;
+                        doc.put(&entry, "created", s.created)?;
+                        doc.put(&entry, "deleted", s.deleted)?;
+                    }
+                    commit_note(doc, &office, "catalogue", now_ms);
+                    Ok::<_, ReplicaError>(())
+                })
+            },
+            // The first failure stops the others.
+            |result| result.is_ok(),
+        );
+        for result in written.into_iter().flatten() {
+            result?;
         }
         Ok(())
     }
