@@ -22,7 +22,7 @@ use std::ops::Range;
 
 use automerge::{ActorId, ChangeHash, ScalarValue};
 use flate2::{Compress, Compression, FlushCompress, Status};
-use hexane::EncoderApi;
+use hexane::{Codec, EncoderApi, Leb128};
 use sha2::{Digest, Sha256};
 
 mod tree;
@@ -502,28 +502,13 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn uleb(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+/// Unsigned and signed LEB128, with Automerge's codec.
+fn uleb(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&Leb128::encode_unsigned(v));
 }
 
-fn sleb(out: &mut Vec<u8>, mut v: i64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if (v == 0 && byte & 0x40 == 0) || (v == -1 && byte & 0x40 != 0) {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+fn sleb(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&Leb128::encode_signed(v));
 }
 
 #[cfg(test)]
