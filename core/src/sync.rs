@@ -269,6 +269,10 @@ pub struct Session {
     /// either side: the peer refused it, and it is skipped (`Refusal::ByPeer`).
     tried: BTreeMap<DocumentId, Tried>,
     tried_before: BTreeMap<DocumentId, Tried>,
+    /// Initiator, live: changes received from the peer hold the confirmation round they call
+    /// for until the driver releases it (see [`Session::hold_received_confirmations`]).
+    hold_received: bool,
+    confirmation_held: bool,
     stats: SyncStats,
 }
 
@@ -308,8 +312,32 @@ impl Session {
             round_failure: None,
             tried: BTreeMap::new(),
             tried_before: BTreeMap::new(),
+            hold_received: false,
+            confirmation_held: false,
             stats: SyncStats::default(),
         }
+    }
+
+    /// Live mode: once the session has settled, the confirmation round that changes received
+    /// from the peer call for waits until [`Session::release_confirmation`] (the driver
+    /// releases it after a moment). A relay
+    /// fanning one change out to hundreds of devices otherwise answers the rounds of the first
+    /// devices while it is still delivering the change to the others, and a device receiving
+    /// several changes in a row confirms them with one round. The round that confirms this
+    /// side's own changes (that the peer holds them, durably) is never held.
+    pub fn hold_received_confirmations(mut self) -> Self {
+        self.hold_received = true;
+        self
+    }
+
+    /// Whether a confirmation round waits for [`Session::release_confirmation`].
+    pub fn confirmation_held(&self) -> bool {
+        self.confirmation_held
+    }
+
+    /// Lets the held confirmation round start (at the next [`Session::poll_transmit`]).
+    pub fn release_confirmation(&mut self) {
+        self.confirmation_held = false;
     }
 
     /// A session whose peer may read but not write: its changes are ignored.
@@ -477,8 +505,9 @@ impl Session {
             self.remember_pushed_state(change.id.bucket(BUCKETS));
         }
         // The responder flushes before answering a round, so a settled confirmation round
-        // means the change is safe on the other side.
+        // means the change is safe on the other side: that one is not held.
         self.confirm_later();
+        self.confirmation_held = false;
     }
 
     /// The next frame to send, if any. Call until `None` after every input.
@@ -505,6 +534,7 @@ impl Session {
             if self.role == Role::Initiator
                 && self.round > 0
                 && !self.converged
+                && !self.confirmation_held
                 && self.is_idle()
                 && self.rounds_unsettled() < MAX_ROUNDS
                 && self.round_failure.is_none()
@@ -885,6 +915,10 @@ impl Session {
         if changed {
             self.store.flush()?;
             self.confirm_later();
+            // Only once settled: the rounds of a first catch-up are not held.
+            if self.hold_received && self.role == Role::Initiator && self.settled_at_round > 0 {
+                self.confirmation_held = true;
+            }
         }
         Ok(())
     }
@@ -1786,6 +1820,70 @@ mod tests {
             net.delivered - rounds_before
         );
         assert!(net.errors.is_empty(), "{:?}", net.errors);
+    }
+
+    #[test]
+    fn a_live_device_holds_the_round_confirming_received_changes_not_its_own() {
+        let s = stores(2);
+        put(&s[0], "r", "v", "1");
+        let mut office = Session::new(s[1].clone(), Role::Initiator).hold_received_confirmations();
+        let mut relay = Session::new(s[0].clone(), Role::Responder);
+        office.start().unwrap();
+        exchange(&mut office, &mut relay, 50);
+        assert!(office.is_converged());
+        assert!(!office.confirmation_held(), "the first rounds are not held");
+        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        let office_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = office_notices.clone();
+        s[1].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+
+        // A change pushed by the relay is applied at once; its confirmation waits.
+        put(&s[0], "r", "v", "2");
+        relay.handle_local_change(&crate::mutex::lock(&notices).remove(0));
+        while let Some(f) = relay.poll_transmit() {
+            office.handle_frame(&f).unwrap();
+        }
+        assert_eq!(snapshot(&s[1]), snapshot(&s[0]));
+        // The office's store told of the applied change: the peer's own, not pushed back.
+        for change in std::mem::take(&mut *crate::mutex::lock(&office_notices)) {
+            office.handle_local_change(&change);
+        }
+        assert!(office.confirmation_held());
+        assert_eq!(office.poll_transmit(), None, "no round while held");
+        office.release_confirmation();
+        let summary = office
+            .poll_transmit()
+            .expect("the confirmation round, once released");
+        assert!(matches!(
+            Message::decode(&summary),
+            Ok(Message::Summary { .. })
+        ));
+        relay.handle_frame(&summary).unwrap();
+        exchange(&mut office, &mut relay, 50);
+        assert!(office.is_converged());
+
+        // Received again, then the office's own change: that one is confirmed at once.
+        put(&s[0], "r", "v", "3");
+        relay.handle_local_change(&crate::mutex::lock(&notices).remove(0));
+        while let Some(f) = relay.poll_transmit() {
+            office.handle_frame(&f).unwrap();
+        }
+        crate::mutex::lock(&office_notices).clear();
+        assert!(office.confirmation_held());
+        put(&s[1], "own", "v", "1");
+        let own = crate::mutex::lock(&office_notices).remove(0);
+        office.handle_local_change(&own);
+        assert!(!office.confirmation_held());
+        let kinds: Vec<_> = std::iter::from_fn(|| office.poll_transmit())
+            .map(|f| match Message::decode(&f).unwrap() {
+                Message::Docs { .. } => "docs",
+                Message::Summary { .. } => "summary",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["docs", "summary"]);
     }
 
     #[test]

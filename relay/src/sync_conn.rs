@@ -54,6 +54,12 @@ pub const MAX_CONNECTION_MEMORY: usize = MAX_FRAME_SIZE
 /// Live changes buffered per subscriber before it counts as lagging: it then misses notices and
 /// a reconciliation round picks up what they carried (`Session::handle_missed_changes`).
 pub const LIVE_CHANNEL_CAPACITY: usize = 4096;
+/// How long a live initiator holds the confirmation round that changes from its peer call for
+/// (`Session::hold_received_confirmations`): longer than a relay takes to push one change to
+/// hundreds of devices, so their rounds come after it, and short enough that « à jour » still
+/// follows a received change at once to the eye. Rounds confirming this side's own changes
+/// are not held.
+pub const LIVE_CONFIRM_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why a sync connection ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -170,10 +176,20 @@ pub async fn drive_metered(
 
     let (converge, mut live) = match mode {
         Mode::UntilConverged => (true, None),
-        Mode::Live(rx) => (false, Some(rx)),
+        Mode::Live(rx) => {
+            session = session.hold_received_confirmations();
+            (false, Some(rx))
+        }
     };
     let mut pending: Option<Vec<u8>> = None;
+    // When the held confirmation round may start (live mode, see `LIVE_CONFIRM_DELAY`).
+    let mut confirm_at: Option<tokio::time::Instant> = None;
     let result = loop {
+        match (session.confirmation_held(), confirm_at) {
+            (true, None) => confirm_at = Some(tokio::time::Instant::now() + LIVE_CONFIRM_DELAY),
+            (false, Some(_)) => confirm_at = None,
+            _ => {}
+        }
         if pending.is_none() {
             // Moving this worker off the runtime costs more than encoding a queued frame: only
             // building a frame from the store does so.
@@ -228,6 +244,10 @@ pub async fn drive_metered(
                 Some(Err(e)) if !converge && closed_when_done(&e) => break Ok(()),
                 Some(Err(e)) => break Err(e.into()),
             },
+            () = sleep_until(confirm_at), if confirm_at.is_some() => {
+                session.release_confirmation();
+                confirm_at = None;
+            }
             // Queuing a live change touches no store: inline, not under `block_in_place`.
             change = recv_live(&mut live), if live.is_some() && !backlogged => match change {
                 Ok(change) => {
@@ -251,6 +271,14 @@ pub async fn drive_metered(
         }
     }
     result.map(|()| session.stats().clone())
+}
+
+/// Sleeps until `at` (never, for `None`: the branch is disabled then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A frame read ahead, with the room it takes in the read-ahead budget (freed once handled).
