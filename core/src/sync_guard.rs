@@ -46,15 +46,15 @@ pub const BLOOM_PROBES: u64 = 7;
 pub const MAX_HAVES: u64 = 8;
 
 /// First bytes of every Automerge storage chunk.
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub(crate) const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// First byte of a version 1 and a version 2 sync message.
 const SYNC_V1: u8 = 0x42;
 const SYNC_V2: u8 = 0x43;
 /// Bytes of a change hash.
 const HASH_BYTES: u64 = 32;
 /// Chunk types, from automerge's `storage/chunk.rs`.
-const CHUNK_DOCUMENT: u8 = 0;
-const CHUNK_CHANGE: u8 = 1;
+pub(crate) const CHUNK_DOCUMENT: u8 = 0;
+pub(crate) const CHUNK_CHANGE: u8 = 1;
 const CHUNK_COMPRESSED_CHANGE: u8 = 2;
 const CHUNK_BUNDLE: u8 = 3;
 /// Bit of a column specification saying the column data is deflated (`columns/column_specification.rs`).

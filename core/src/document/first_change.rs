@@ -25,13 +25,11 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use hexane::{Codec, EncoderApi, Leb128};
 use sha2::{Digest, Sha256};
 
+use crate::sync_guard::{CHUNK_CHANGE, CHUNK_DOCUMENT, CHUNK_MAGIC};
+
 mod tree;
 pub use tree::Tree;
 
-/// Automerge's chunk magic bytes, and the chunk types written here.
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-const CHUNK_DOCUMENT: u8 = 0;
-const CHUNK_CHANGE: u8 = 1;
 /// Operation actions.
 const MAKE_MAP: u64 = 0;
 const SET: u64 = 1;
@@ -312,8 +310,8 @@ impl<'a> Ops<'a> {
         body.extend_from_slice(&data);
         uleb(&mut body, 0); // the head's index among the changes
         let checksum = hash(CHUNK_DOCUMENT, &body);
-        let mut chunk = Vec::with_capacity(MAGIC.len() + 4 + 6 + body.len());
-        chunk.extend_from_slice(&MAGIC);
+        let mut chunk = Vec::with_capacity(CHUNK_MAGIC.len() + 4 + 6 + body.len());
+        chunk.extend_from_slice(&CHUNK_MAGIC);
         chunk.extend_from_slice(&checksum[..4]);
         chunk.push(CHUNK_DOCUMENT);
         uleb(&mut chunk, body.len() as u64);
