@@ -293,9 +293,9 @@ pub fn create(
     Ok(())
 }
 
-/// The change [`create`] commits, by `actor`, encoded directly rather than built in an
-/// Automerge document (`first_change`: an import's new documents), with the resource as a
-/// document holding that change reads back.
+/// The saved document [`create`] then `save` would make, by `actor`, written directly rather
+/// than built in Automerge (`first_change`: an import's new documents), with the resource as
+/// that document reads back.
 pub fn create_encoded(
     r: &Resource,
     office: &str,

@@ -300,7 +300,7 @@ impl DocStore {
 
     /// Writes a new document made whole by this replica (`document::create_encoded`, an
     /// import's new resources): `make` is given the actor its change must be authored by and
-    /// returns the change's bytes and the document's card, which are stored as they are.
+    /// returns the saved document and its card, which are stored as they are.
     /// `None`, with nothing written, if the store already holds the document.
     pub fn create<E: From<StoreError>>(
         &self,
