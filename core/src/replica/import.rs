@@ -48,21 +48,30 @@ pub struct ImportReport {
 
 /// The document id of each resource of an import: its `ref`'s, or for a line without one, an id
 /// derived from the content of the whole batch and the line's position, so the same file
-/// imported again (after a crash, or by mistake) lands on the same documents.
+/// imported again (after a crash, or by mistake) lands on the same documents. The batch is
+/// hashed only when some line lacks a ref: it is a pass over every resource on one thread.
 pub fn import_ids(resources: &[Resource]) -> Vec<DocumentId> {
-    let mut batch = Sha256::new();
-    for r in resources {
-        batch.update(content_hash(r));
-    }
-    let batch = hex::encode(&batch.finalize()[..16]);
+    let batch = std::cell::OnceCell::new();
     resources
         .iter()
         .enumerate()
         .map(|(line, r)| match &r.ref_ {
             Some(reference) => ref_id(reference),
-            None => DocumentId::derived(&format!("atelier/import/{batch}/{line}")),
+            None => {
+                let batch = batch.get_or_init(|| batch_hash(resources));
+                DocumentId::derived(&format!("atelier/import/{batch}/{line}"))
+            }
         })
         .collect()
+}
+
+/// What names an import's lines without a ref: a hash of every resource's content, in order.
+fn batch_hash(resources: &[Resource]) -> String {
+    let mut batch = Sha256::new();
+    for r in resources {
+        batch.update(content_hash(r));
+    }
+    hex::encode(&batch.finalize()[..16])
 }
 
 impl Replica {
@@ -428,6 +437,26 @@ mod tests {
         fn flush(&self) -> Result<(), StoreError> {
             self.inner.flush()
         }
+    }
+
+    #[test]
+    fn lines_without_a_ref_are_named_by_their_batch_and_position_lines_with_one_by_it() {
+        let mut resources = unnamed(3);
+        resources[1].ref_ = Some("caue-63-001".into());
+        let ids = import_ids(&resources);
+        assert_eq!(ids[1], ref_id("caue-63-001"));
+        let batch = batch_hash(&resources);
+        assert_eq!(
+            ids[2],
+            DocumentId::derived(&format!("atelier/import/{batch}/2"))
+        );
+        // Another file names its lines without a ref differently, not the others.
+        let mut other = resources.clone();
+        other[0].title.push('!');
+        let other_ids = import_ids(&other);
+        assert_eq!(other_ids[1], ids[1]);
+        assert_ne!(other_ids[2], ids[2]);
+        assert_eq!(import_ids(&resources), ids, "the same file, the same ids");
     }
 
     #[test]
