@@ -434,7 +434,8 @@ pub(crate) fn hex_json(bytes: &[u8]) -> Vec<u8> {
 /// compare the FORMAT.md JSON, which `to_json` writes in a fixed key order.
 pub fn content_hash(r: &Resource) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    let json = serde_json::to_vec(&r.to_json()).unwrap_or_default();
+    let mut json = Vec::with_capacity(4096);
+    r.write_json(&mut json);
     Sha256::digest(&json).to_vec()
 }
 

@@ -12,6 +12,8 @@ use crate::ids::OfficeId;
 use crate::media::{self, Media, MAX_MEDIA_PER_RESOURCE};
 use crate::vocab;
 
+mod write_json;
+
 /// Longest `summary` FORMAT.md allows, in characters: it is the teaser shown on list cards.
 pub const MAX_SUMMARY_CHARS: usize = 300;
 /// Earliest and latest accepted `year`: the observatoire holds buildings from any era, but a
