@@ -1979,25 +1979,13 @@ mod tests {
         let mut relay = Session::new(s[1].clone(), Role::Responder);
         office.start().unwrap();
         let (mut wanted, mut sent) = (Vec::new(), Vec::new());
-        for _ in 0..20 {
-            let mut moved = false;
-            while let Some(f) = office.poll_transmit() {
-                match Message::decode(&f).unwrap() {
-                    Message::Want { ids } => wanted.extend(ids),
-                    Message::Docs { docs, .. } => sent.extend(docs.iter().map(|d| d.id)),
-                    _ => {}
-                }
-                relay.handle_frame(&f).unwrap();
-                moved = true;
+        exchange_watching(&mut office, &mut relay, 20, |f| {
+            match Message::decode(f).unwrap() {
+                Message::Want { ids } => wanted.extend(ids),
+                Message::Docs { docs, .. } => sent.extend(docs.iter().map(|d| d.id)),
+                _ => {}
             }
-            while let Some(f) = relay.poll_transmit() {
-                office.handle_frame(&f).unwrap();
-                moved = true;
-            }
-            if !moved {
-                break;
-            }
-        }
+        });
         assert!(office.is_converged());
         assert_eq!(snapshot(&s[1]), snapshot(&s[0]));
         // Bucket by bucket, ids would come in the order of their second byte.
@@ -2009,9 +1997,20 @@ mod tests {
     /// Runs a client and a responder against each other until neither has a frame to send;
     /// returns the number of exchanges, at most `limit`.
     fn exchange(client: &mut Session, server: &mut Session, limit: usize) -> usize {
+        exchange_watching(client, server, limit, |_| {})
+    }
+
+    /// [`exchange`], showing `watch` every frame the client sends.
+    fn exchange_watching(
+        client: &mut Session,
+        server: &mut Session,
+        limit: usize,
+        mut watch: impl FnMut(&[u8]),
+    ) -> usize {
         for turn in 0..limit {
             let mut moved = false;
             while let Some(f) = client.poll_transmit() {
+                watch(&f);
                 server.handle_frame(&f).unwrap();
                 moved = true;
             }
