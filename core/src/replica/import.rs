@@ -242,9 +242,7 @@ impl Replica {
             true => par::threads_for(ids.len(), IMPORT_THREADS, IMPORT_MIN_PER_THREAD),
             false => 1,
         };
-        // Written in the order of their ids, which is the store's key order: each thread's
-        // inserts land next to the previous ones instead of all over the B-tree (see
-        // `sorted_by_id`).
+        // In id order, the store's key order (see `sorted_by_id`).
         let work = sorted_by_id(ids, resources, distinct);
         let mut done = 0;
         let results = par::map(
