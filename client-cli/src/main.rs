@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+atelier_core::binary_allocator!();
+
 fn main() -> ExitCode {
     // Before any thread starts (see `atelier_core::malloc`).
-    atelier_core::malloc::limit_arenas();
+    atelier_core::malloc::configure();
     let cli = match atelier_cli::Cli::from_env() {
         Ok(cli) => cli,
         Err(e) => return atelier_cli::usage_exit(e),

@@ -1,5 +1,17 @@
-//! The C allocator's settings: fewer glibc arenas (every binary, first thing), and trimming.
+//! The allocators: mimalloc for every binary and its options (`binary_allocator!`), glibc's
+//! arenas for the C code (`configure`, every binary's first call), and handing free memory back
+//! (`trim`).
 //!
+//! Every binary allocates through mimalloc 3 rather than glibc. Measured with `atelier-bench`
+//! (2 cores, release builds, alternating runs): the fresh pull of 100,000 resources went from
+//! 31.7 to 23.9 s and its process's CPU from 52.9 to 42.2 s, with its peak RSS after the first
+//! search from 513 to 463 MB; an import of 10,000 from 3,189–3,427 to 3,794–3,951 resources/s.
+//! Left to its defaults, mimalloc kept twice glibc's memory (a 10,000 pull: 330 against 170 MB)
+//! because it commits its arenas eagerly and hands freed pages back only after a delay;
+//! [`binary_allocator!`](crate::binary_allocator) turns both off ([`ARENA_EAGER_COMMIT`],
+//! [`PURGE_DELAY_MS`]): 191 MB, and no slower.
+//!
+//! glibc's own heap still serves the C code linked in (zstd, ring), so its arenas stay limited:
 //! glibc gives a thread that finds the heap busy an arena of its own, up to eight per core, and
 //! memory freed in an arena mostly stays with the process. The sync's apply threads, the search
 //! index's writer threads and tokio's workers each allocate and free hundreds of MB in a fresh
@@ -10,15 +22,97 @@
 
 use std::ffi::OsStr;
 
+/// The allocator of every binary, which [`binary_allocator!`](crate::binary_allocator) declares.
+pub use mimalloc::MiMalloc as Allocator;
+
+/// mimalloc's `arena_eager_commit`: 0 commits an arena's memory as it is used, not all at once.
+pub const ARENA_EAGER_COMMIT: i64 = 0;
+/// mimalloc's `purge_delay`: freed pages go back to the system at once (its default waits 10 ms,
+/// and ten times that for arenas, by which time a pull has freed and reallocated them elsewhere).
+pub const PURGE_DELAY_MS: i64 = 0;
+
+/// mimalloc's option numbers (`mi_option_t`, mimalloc 3's `mimalloc.h`; the Rust bindings name
+/// only some of them).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Declares a binary's global allocator ([`Allocator`]) and sets its options
+/// ([`ARENA_EAGER_COMMIT`], [`PURGE_DELAY_MS`]) before its first allocation: from `main` would be
+/// too late, the first arena would already be made with mimalloc's defaults (a 10,000 pull then
+/// peaked at 250 MB instead of 191). On Linux the options are set by a constructor that runs
+/// before mimalloc's own (ELF init priority 101; mimalloc's has none). Put it in every binary's
+/// `main.rs`, outside any function.
+#[macro_export]
+macro_rules! binary_allocator {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::malloc::Allocator = $crate::malloc::Allocator;
+
+        #[cfg(target_os = "linux")]
+        #[used]
+        #[allow(unsafe_code)]
+        // SAFETY: an `.init_array` entry is called once at load, before `main`, with no
+        // arguments, as `extern "C" fn()`; the function it names allocates nothing and cannot
+        // panic (see `set_allocator_options`).
+        #[unsafe(link_section = ".init_array.00101")]
+        static SET_ALLOCATOR_OPTIONS: extern "C" fn() = $crate::malloc::set_allocator_options;
+    };
+}
+
+/// Sets mimalloc's options, each unless the operator set it (`MIMALLOC_ARENA_EAGER_COMMIT`,
+/// `MIMALLOC_PURGE_DELAY`). Called before anything is allocated ([`binary_allocator!`]
+/// (crate::binary_allocator)), so it allocates nothing: the environment is read through
+/// `getenv` with static names.
+pub extern "C" fn set_allocator_options() {
+    let options = [
+        (
+            MI_OPTION_ARENA_EAGER_COMMIT,
+            c"MIMALLOC_ARENA_EAGER_COMMIT",
+            ARENA_EAGER_COMMIT,
+        ),
+        (
+            MI_OPTION_PURGE_DELAY,
+            c"MIMALLOC_PURGE_DELAY",
+            PURGE_DELAY_MS,
+        ),
+    ];
+    for (option, env, value) in options {
+        if !env_is_set(env) {
+            set_mimalloc_option(option, value);
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn env_is_set(name: &std::ffi::CStr) -> bool {
+    // SAFETY: `name` is a NUL-terminated string; `getenv` only reads the environment, which
+    // nothing changes this early (no thread runs yet), and the pointer it returns is not kept.
+    !unsafe { libc::getenv(name.as_ptr()) }.is_null()
+}
+
+#[allow(unsafe_code)]
+fn set_mimalloc_option(option: libmimalloc_sys::mi_option_t, value: i64) {
+    let value = std::ffi::c_long::try_from(value).unwrap_or(std::ffi::c_long::MAX);
+    // SAFETY: `mi_option_set` takes two integers and stores the value in mimalloc's option
+    // table (an out-of-range option number is ignored); no pointer is involved.
+    unsafe { libmimalloc_sys::mi_option_set(option, value) }
+}
+
+/// The C library's allocator settings, for every binary, first thing in `main` (before any
+/// thread starts): glibc's arenas ([`limit_arenas`]).
+pub fn configure() {
+    limit_arenas();
+}
+
 /// Arenas per core: one lets each core's thread allocate without waiting for the other's.
 pub const ARENAS_PER_CORE: usize = 1;
 /// Arenas at least, whatever the core count.
 pub const MIN_ARENAS: usize = 2;
 
 /// Limits glibc's arenas to [`ARENAS_PER_CORE`] per core (at least [`MIN_ARENAS`]), unless
-/// `MALLOC_ARENA_MAX` is set (the operator's choice wins). Call it first in `main`, before any
+/// `MALLOC_ARENA_MAX` is set (the operator's choice wins). Called first in `main`, before any
 /// thread starts: arenas made before it are kept. Elsewhere than glibc it does nothing.
-pub fn limit_arenas() {
+fn limit_arenas() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(arenas) = arena_limit(cores, std::env::var_os("MALLOC_ARENA_MAX").as_deref()) else {
         return;
@@ -49,13 +143,21 @@ fn set_arena_max(arenas: usize) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn set_arena_max(_arenas: usize) {}
 
-/// Hands the heap's free pages back to the system (glibc's `malloc_trim`), before work that will
-/// allocate much on top of what an earlier step freed: building the search index of a fresh
-/// pull, whose peak added ~80 MB to what the pull's freed memory still held. Elsewhere than glibc
-/// it does nothing.
+/// Hands the heaps' free pages back to the system (mimalloc's `mi_collect`, glibc's
+/// `malloc_trim` where glibc is the C library), before work that will allocate much on top of
+/// what an earlier step freed: building the search index of a fresh pull, whose peak added
+/// ~80 MB to what the pull's freed memory still held.
 pub fn trim() {
+    collect_mimalloc();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     trim_glibc();
+}
+
+#[allow(unsafe_code)]
+fn collect_mimalloc() {
+    // SAFETY: `mi_collect` takes a flag and frees what this thread's heap no longer uses, under
+    // mimalloc's own locks; with another global allocator it finds an empty heap.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

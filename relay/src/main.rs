@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use atelier_relay::cli::{self, Cli};
 use clap::Parser;
 
+atelier_core::binary_allocator!();
+
 fn main() -> ExitCode {
     // Before tokio starts its threads (see `atelier_core::malloc`).
-    atelier_core::malloc::limit_arenas();
+    atelier_core::malloc::configure();
     start()
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests.
 
 mod access_live;
+mod allocator;
 mod blobs_s3;
 mod cli;
 mod cli_media;

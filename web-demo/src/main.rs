@@ -43,9 +43,11 @@ struct Args {
     version: Option<bool>,
 }
 
+atelier_core::binary_allocator!();
+
 fn main() -> std::process::ExitCode {
     // Before tokio starts its threads (see `atelier_core::malloc`).
-    atelier_core::malloc::limit_arenas();
+    atelier_core::malloc::configure();
     start()
 }
 

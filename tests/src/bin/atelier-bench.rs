@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+atelier_core::binary_allocator!();
+
 fn main() -> ExitCode {
     // As the binaries it measures: its child processes stand for `atelier sync`.
-    atelier_core::malloc::limit_arenas();
+    atelier_core::malloc::configure();
     let cli = atelier_tests::bench::Cli::parse();
     match atelier_tests::bench::run(cli) {
         Ok(code) => code,

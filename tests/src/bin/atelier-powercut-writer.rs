@@ -21,7 +21,11 @@ const MAX_WRITES: u64 = 2_000;
 /// 512 KiB segment), so the test covers the blob files too.
 const LARGE_DESCRIPTION_BYTES: usize = 200 * 1024;
 
+atelier_core::binary_allocator!();
+
 fn main() -> ExitCode {
+    // As the binaries it stands for (see `atelier_core::malloc`).
+    atelier_core::malloc::configure();
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
