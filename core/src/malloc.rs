@@ -2,14 +2,16 @@
 //! arenas for the C code (`configure`, every binary's first call), and handing free memory back
 //! (`trim`).
 //!
-//! Every binary allocates through mimalloc 3 rather than glibc. Measured with `atelier-bench`
-//! (2 cores, release builds, alternating runs): the fresh pull of 100,000 resources went from
-//! 31.7 to 23.9 s and its process's CPU from 52.9 to 42.2 s, with its peak RSS after the first
-//! search from 513 to 463 MB; an import of 10,000 from 3,189–3,427 to 3,794–3,951 resources/s.
-//! Left to its defaults, mimalloc kept twice glibc's memory (a 10,000 pull: 330 against 170 MB)
-//! because it commits its arenas eagerly and hands freed pages back only after a delay;
-//! [`binary_allocator!`](crate::binary_allocator) turns both off ([`ARENA_EAGER_COMMIT`],
-//! [`PURGE_DELAY_MS`]): 191 MB, and no slower.
+//! Every binary allocates through mimalloc 3 rather than glibc: in a fresh pull of 100,000
+//! resources the apply threads, the index writers and tokio's workers all allocate and free
+//! at a high rate, and glibc's arenas (two, see below) made them wait on each other. Measured
+//! with `atelier-bench sync` (2 cores, release builds, same hour): the pull went from 31.7 to
+//! 21.9 s and its process's CPU from 52.9 to 38.1 s; its peak RSS after the first search from
+//! 513 to 475 MB. Left to its defaults, mimalloc kept much more memory (a 10,000 pull: 330
+//! against glibc's 186–194 MB), because it commits its arenas eagerly, so the pages it purges
+//! stay resident; [`binary_allocator!`](crate::binary_allocator) turns that off
+//! ([`ARENA_EAGER_COMMIT`]): 202 MB. Purging at once as well (`purge_delay` 0 instead of 10 ms)
+//! saved another 14 MB but cost an import a sixth of its speed, in `madvise` calls.
 //!
 //! glibc's own heap still serves the C code linked in (zstd, ring), so its arenas stay limited:
 //! glibc gives a thread that finds the heap busy an arena of its own, up to eight per core, and
@@ -25,21 +27,18 @@ use std::ffi::OsStr;
 /// The allocator of every binary, which [`binary_allocator!`](crate::binary_allocator) declares.
 pub use mimalloc::MiMalloc as Allocator;
 
-/// mimalloc's `arena_eager_commit`: 0 commits an arena's memory as it is used, not all at once.
+/// mimalloc's `arena_eager_commit`: 0 commits an arena's memory as it is used, not all at once
+/// (its default on Linux), so that the pages it purges leave the process's resident memory.
 pub const ARENA_EAGER_COMMIT: i64 = 0;
-/// mimalloc's `purge_delay`: freed pages go back to the system at once (its default waits 10 ms,
-/// and ten times that for arenas, by which time a pull has freed and reallocated them elsewhere).
-pub const PURGE_DELAY_MS: i64 = 0;
 
-/// mimalloc's option numbers (`mi_option_t`, mimalloc 3's `mimalloc.h`; the Rust bindings name
-/// only some of them).
+/// mimalloc's option number for `arena_eager_commit` (`mi_option_t` in mimalloc 3's
+/// `mimalloc.h`; the Rust bindings do not name it).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Declares a binary's global allocator ([`Allocator`]) and sets its options
-/// ([`ARENA_EAGER_COMMIT`], [`PURGE_DELAY_MS`]) before its first allocation: from `main` would be
-/// too late, the first arena would already be made with mimalloc's defaults (a 10,000 pull then
-/// peaked at 250 MB instead of 191). On Linux the options are set by a constructor that runs
+/// Declares a binary's global allocator ([`Allocator`]) and sets its option
+/// ([`ARENA_EAGER_COMMIT`]) before its first allocation: from `main` would be too late, the
+/// first arena would already be made with mimalloc's default (a 10,000 pull then peaked at
+/// 250 MB instead of 190). On Linux the options are set by a constructor that runs
 /// before mimalloc's own (ELF init priority 101; mimalloc's has none). Put it in every binary's
 /// `main.rs`, outside any function.
 #[macro_export]
@@ -59,27 +58,13 @@ macro_rules! binary_allocator {
     };
 }
 
-/// Sets mimalloc's options, each unless the operator set it (`MIMALLOC_ARENA_EAGER_COMMIT`,
-/// `MIMALLOC_PURGE_DELAY`). Called before anything is allocated ([`binary_allocator!`]
+/// Sets mimalloc's option ([`ARENA_EAGER_COMMIT`]) unless the operator set it
+/// (`MIMALLOC_ARENA_EAGER_COMMIT`). Called before anything is allocated ([`binary_allocator!`]
 /// (crate::binary_allocator)), so it allocates nothing: the environment is read through
-/// `getenv` with static names.
+/// `getenv` with a static name.
 pub extern "C" fn set_allocator_options() {
-    let options = [
-        (
-            MI_OPTION_ARENA_EAGER_COMMIT,
-            c"MIMALLOC_ARENA_EAGER_COMMIT",
-            ARENA_EAGER_COMMIT,
-        ),
-        (
-            MI_OPTION_PURGE_DELAY,
-            c"MIMALLOC_PURGE_DELAY",
-            PURGE_DELAY_MS,
-        ),
-    ];
-    for (option, env, value) in options {
-        if !env_is_set(env) {
-            set_mimalloc_option(option, value);
-        }
+    if !env_is_set(c"MIMALLOC_ARENA_EAGER_COMMIT") {
+        set_mimalloc_option(MI_OPTION_ARENA_EAGER_COMMIT, ARENA_EAGER_COMMIT);
     }
 }
 
