@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use atelier_core::replica::Replica;
 use atelier_core::store::DocStore;
 use atelier_relay::access::AccessStore;
-use atelier_relay::agent::{AgentHooks, SyncAgent, Target};
+use atelier_relay::agent::{plain_session, AgentHooks, SyncAgent, Target};
 use atelier_relay::config::RelayConfig;
 use atelier_relay::identity::Identity;
 use atelier_relay::relay::{self, RelayHandle};
@@ -102,15 +102,25 @@ pub async fn start(
     for (replica, identity) in replicas.into_iter().zip(identities) {
         let office = replica.office().to_string();
         let live = LiveChanges::attach(replica.store());
-        let settled = replica.clone();
+        let (settled, received) = (replica.clone(), replica.clone());
         // The web app starts after its agent: a blob that arrives before it has no page to tell.
         let page: Arc<std::sync::OnceLock<atelier_web::AppState>> = Default::default();
         let arrived = page.clone();
-        let mut hooks = AgentHooks::default().on_settled(move |s| {
-            if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
-                tracing::warn!(error = %e, "recording what the relay holds");
-            }
-        });
+        let mut hooks = AgentHooks::default()
+            .session(move |read_only| {
+                let replica = received.clone();
+                // What the relay pushes is on it: the page does not count it as to send.
+                plain_session(received.store(), read_only).on_peer_change(move |change| {
+                    if let Err(e) = replica.mark_synced_from_relay(change) {
+                        tracing::warn!(error = %e, "recording what the relay holds");
+                    }
+                })
+            })
+            .on_settled(move |s| {
+                if let Err(e) = settled.record_synced_except(&s.stats.unpublished_ids) {
+                    tracing::warn!(error = %e, "recording what the relay holds");
+                }
+            });
         if media {
             hooks = hooks.media(replica.clone()).on_blob(move |hash| {
                 if let Some(state) = arrived.get() {

@@ -84,6 +84,8 @@ pub type Observer = Box<dyn Fn(&DocumentId) + Send + Sync>;
 pub struct DocChange {
     pub id: DocumentId,
     pub heads: HeadsHash,
+    /// The heads hash before this change (`None`: the document is new here).
+    pub previous: Option<HeadsHash>,
     /// The changes since the previous state (loads with `load_incremental`).
     pub changes: Vec<u8>,
 }
@@ -415,11 +417,17 @@ impl DocStore {
         self.indexer.index(id, card, &mut batch)?;
         self.kv.apply(batch)?;
         self.update_digest(id, old, Some(card.heads));
-        self.notify(id, card.heads, changes);
+        self.notify(id, old, card.heads, changes);
         Ok(())
     }
 
-    fn notify(&self, id: &DocumentId, heads: HeadsHash, changes: impl FnOnce() -> Vec<u8>) {
+    fn notify(
+        &self,
+        id: &DocumentId,
+        previous: Option<HeadsHash>,
+        heads: HeadsHash,
+        changes: impl FnOnce() -> Vec<u8>,
+    ) {
         for o in lock(&self.observers).iter() {
             o(id);
         }
@@ -428,6 +436,7 @@ impl DocStore {
             let change = DocChange {
                 id: *id,
                 heads,
+                previous,
                 changes: changes(),
             };
             for o in change_observers.iter() {

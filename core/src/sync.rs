@@ -202,6 +202,9 @@ type Tried = (Option<[u8; 32]>, Option<[u8; 32]>);
 
 /// Tells which office owns a document (from the replica's listing index), for the summary.
 pub type OfficeLookup = Box<dyn Fn(&DocumentId) -> Option<String> + Send>;
+/// Hears of each change of the store that applied what the peer sent (see
+/// [`Session::on_peer_change`]).
+pub type PeerChangeHook = Box<dyn Fn(&DocChange) + Send>;
 
 /// The sync state of one connection.
 pub struct Session {
@@ -218,6 +221,7 @@ pub struct Session {
     /// ends there, since the heads can never match and each side would keep answering.
     refused: BTreeSet<DocumentId>,
     office_of: Option<OfficeLookup>,
+    on_peer_change: Option<PeerChangeHook>,
     /// What the peer may store (a relay's quotas); `None` admits everything.
     gate: Option<Arc<dyn ChangeGate>>,
     round: u32,
@@ -286,6 +290,7 @@ impl Session {
             pulled: BTreeMap::new(),
             refused: BTreeSet::new(),
             office_of: None,
+            on_peer_change: None,
             gate: None,
             round: 0,
             awaiting_entries: false,
@@ -338,6 +343,16 @@ impl Session {
     /// Lets the held confirmation round start (at the next [`Session::poll_transmit`]).
     pub fn release_confirmation(&mut self) {
         self.confirmation_held = false;
+    }
+
+    /// Live mode: calls `f` with each change notice that is the store applying what the peer
+    /// sent (recognised by its heads, as echoes are). Such a change holds nothing the peer
+    /// lacks beyond what the document held before it: a device records at once that its relay
+    /// holds the document (`Replica::mark_synced_from_relay`), instead of counting it as
+    /// changed here until its held confirmation round settles.
+    pub fn on_peer_change(mut self, f: impl Fn(&DocChange) + Send + 'static) -> Self {
+        self.on_peer_change = Some(Box::new(f));
+        self
     }
 
     /// A session whose peer may read but not write: its changes are ignored.
@@ -490,7 +505,13 @@ impl Session {
 
     /// Pushes a local change to the peer at once (live mode).
     pub fn handle_local_change(&mut self, change: &DocChange) {
-        if !self.publish || self.from_peer.get(&change.id) == Some(&change.heads) {
+        if self.from_peer.get(&change.id) == Some(&change.heads) {
+            if let Some(f) = &self.on_peer_change {
+                f(change);
+            }
+            return;
+        }
+        if !self.publish {
             return;
         }
         self.stats.docs_sent += 1;
@@ -1891,6 +1912,44 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["docs", "summary"]);
+    }
+
+    #[test]
+    fn a_live_session_tells_which_store_changes_applied_what_the_peer_sent() {
+        let s = stores(2);
+        put(&s[0], "r", "v", "1");
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = heard.clone();
+        let mut office = Session::new(s[1].clone(), Role::Initiator)
+            .on_peer_change(move |c| crate::mutex::lock(&told).push((c.id, c.heads)));
+        let mut relay = Session::new(s[0].clone(), Role::Responder);
+        office.start().unwrap();
+        exchange(&mut office, &mut relay, 50);
+        let relay_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = relay_notices.clone();
+        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        let office_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = office_notices.clone();
+        s[1].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+
+        // The relay pushes a change: the office's store tells of it, and the session knows it
+        // for the peer's.
+        put(&s[0], "r", "v", "2");
+        relay.handle_local_change(&crate::mutex::lock(&relay_notices).remove(0));
+        while let Some(f) = relay.poll_transmit() {
+            office.handle_frame(&f).unwrap();
+        }
+        let applied = std::mem::take(&mut *crate::mutex::lock(&office_notices));
+        assert_eq!(applied.len(), 1);
+        office.handle_local_change(&applied[0]);
+        let r = DocumentId::derived("r");
+        assert_eq!(*crate::mutex::lock(&heard), [(r, applied[0].heads)]);
+
+        // The office's own change is not the peer's.
+        put(&s[1], "r", "v", "3");
+        let own = crate::mutex::lock(&office_notices).remove(0);
+        office.handle_local_change(&own);
+        assert_eq!(crate::mutex::lock(&heard).len(), 1);
     }
 
     #[test]

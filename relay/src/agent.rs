@@ -399,7 +399,7 @@ pub async fn converge(
 
 /// The default session: an initiator over `store`, pulling only when the server lets this
 /// device only read (it would ignore what we offer).
-fn plain_session(store: &Arc<DocStore>, read_only: bool) -> Session {
+pub fn plain_session(store: &Arc<DocStore>, read_only: bool) -> Session {
     let session = Session::new(store.clone(), Role::Initiator);
     if read_only {
         session.pull_only()

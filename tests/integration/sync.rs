@@ -339,6 +339,8 @@ async fn samod_client_edits_a_resource_that_the_office_then_receives() {
 struct Watcher {
     child: std::process::Child,
     lines: mpsc::UnboundedReceiver<Value>,
+    /// Every event read so far, in order.
+    seen: Vec<Value>,
 }
 
 impl Watcher {
@@ -363,7 +365,11 @@ impl Watcher {
                 }
             }
         });
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// The next event named `event`, skipping others.
@@ -371,6 +377,7 @@ impl Watcher {
         timeout(WAIT, async {
             loop {
                 let line = self.lines.recv().await.expect("atelier sync --watch ended");
+                self.seen.push(line.clone());
                 if line["event"] == event {
                     return line;
                 }
@@ -505,6 +512,12 @@ async fn cli_joins_syncs_watches_through_a_relay_restart_and_stops_cleanly() {
         .unwrap();
     assert!(sent.success());
     watcher.next("stopped").await;
+    // What the other commands wrote through the watcher was not reported as received.
+    let received: Vec<_> = (watcher.seen.iter())
+        .filter(|e| e["event"] == "changed")
+        .map(|e| e["title"].clone())
+        .collect();
+    assert_eq!(received, ["Halle de Brioude", "Gare de Neussargues"]);
     let status = tokio::task::spawn_blocking(move || watcher.child.wait().unwrap())
         .await
         .unwrap();

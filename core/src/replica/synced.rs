@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::DocumentId;
 use crate::mutex::lock;
 use crate::store::keys::{self, synced_key, META_SYNCED_DIGESTS, META_SYNC_RECORD};
-use crate::store::Batch;
+use crate::store::{Batch, DocChange};
 use crate::sync::Refusal;
 
 use super::{Replica, ReplicaError};
@@ -209,6 +209,22 @@ impl Replica {
         Ok(())
     }
 
+    /// Records that the relay holds a document a live session just changed with what the relay
+    /// sent ([`Session::on_peer_change`](crate::sync::Session::on_peer_change)), if the record
+    /// says it held the document's previous state: it then holds all of the new one (its own
+    /// changes on top of the previous state). Without this a device would count the document
+    /// as changed here until its held confirmation round settles. Returns whether it recorded.
+    pub fn mark_synced_from_relay(&self, change: &DocChange) -> Result<bool, ReplicaError> {
+        let recorded = self.kv.get(&synced_key(&change.id))?;
+        if recorded.as_deref() != change.previous.as_ref().map(|h| &h.0[..]) {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        batch.put(synced_key(&change.id), change.heads.0.to_vec());
+        self.kv.apply(batch)?;
+        Ok(true)
+    }
+
     /// Documents holding something the relay did not have at the last sync, in id order. Before
     /// any sync, that is every document.
     pub fn unsynced(&self) -> Result<Vec<(DocumentId, Unsynced)>, ReplicaError> {
@@ -380,6 +396,83 @@ mod tests {
         // Another relay holds nothing of ours.
         r.forget_synced().unwrap();
         assert_eq!(r.unsynced().unwrap().len(), r.store().len().unwrap());
+    }
+
+    #[test]
+    fn a_change_from_the_relay_is_on_it_only_when_the_state_before_it_was() {
+        let r = Replica::in_memory("caue-63".parse().unwrap());
+        let relay = Replica::in_memory("caue-15".parse().unwrap());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let a = r
+            .create(
+                &resource(json!({"kind":"outil","title":"A","office":"caue-63"})),
+                &mut rng,
+                0,
+            )
+            .unwrap();
+        r.record_synced().unwrap();
+        let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        r.store()
+            .observe_changes(Box::new(move |c| lock(&seen).push(c.clone())));
+        // The relay's copy of `a` as recorded; then each call is an edit made on the relay.
+        relay
+            .store()
+            .apply_bytes(&a, &r.store().saved(&a).unwrap().unwrap())
+            .unwrap();
+        let from_relay = |edit: &str, at: i64| {
+            relay
+                .edit(
+                    &a,
+                    &[Edit::Append {
+                        field: "description".into(),
+                        text: edit.into(),
+                    }],
+                    at,
+                )
+                .unwrap();
+            r.store()
+                .apply_bytes(&a, &relay.store().saved(&a).unwrap().unwrap())
+                .unwrap();
+            lock(&notices).pop().unwrap()
+        };
+
+        // On the relay before, on it after: nothing left to send.
+        let change = from_relay("Relais.", 1);
+        assert_eq!(r.unsynced().unwrap(), [(a, Unsynced::Changed)]);
+        assert!(r.mark_synced_from_relay(&change).unwrap());
+        assert_eq!(r.unsynced().unwrap(), []);
+
+        // A local edit not on the relay yet stays unsent, whatever arrives on top of it.
+        r.edit(
+            &a,
+            &[Edit::Append {
+                field: "description".into(),
+                text: "Ici.".into(),
+            }],
+            2,
+        )
+        .unwrap();
+        lock(&notices).clear();
+        let change = from_relay("Encore.", 3);
+        assert!(!r.mark_synced_from_relay(&change).unwrap());
+        assert_eq!(r.unsynced().unwrap(), [(a, Unsynced::Changed)]);
+
+        // A document new here, which the record never listed, is on the relay that sent it.
+        let b = relay
+            .create(
+                &resource(json!({"kind":"outil","title":"B","office":"caue-15"})),
+                &mut rng,
+                4,
+            )
+            .unwrap();
+        r.store()
+            .apply_bytes(&b, &relay.store().saved(&b).unwrap().unwrap())
+            .unwrap();
+        let change = lock(&notices).pop().unwrap();
+        assert_eq!(change.previous, None);
+        assert!(r.mark_synced_from_relay(&change).unwrap());
+        assert!(!r.unsynced().unwrap().iter().any(|(id, _)| *id == b));
     }
 
     #[test]

@@ -103,30 +103,41 @@ enum Event {
 }
 
 /// The watch's part in the sync loop: each connection starts with a sync until converged (so
-/// the summary and the relay record are exact), recorded and reported, then goes live; every
-/// change received live is reported and counted as on the relay.
+/// the summary and the relay record are exact), recorded and reported, then goes live: every
+/// change received live is reported and, from a relay, counted as on it at once; changes
+/// written here (by the other commands, through the local API) are counted as on the relay
+/// once the round confirming them settles.
 fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Event>) -> AgentHooks {
-    let for_session = replica.clone();
+    let (for_session, session_target, session_tx) = (replica.clone(), target.clone(), tx.clone());
     let (settled, settled_target, settled_tx) = (replica.clone(), target.clone(), tx.clone());
-    let (changed, changed_target, changed_tx) = (replica.clone(), target.clone(), tx.clone());
     let (down, down_target) = (replica.clone(), target.clone());
     AgentHooks::default()
-        .session(move |read_only| super::session(&for_session, read_only))
+        .session(move |read_only| {
+            let (replica, target, tx) = (
+                for_session.clone(),
+                session_target.clone(),
+                session_tx.clone(),
+            );
+            super::session(&for_session, read_only).on_peer_change(move |change| {
+                if let Err(e) = received(&replica, &target, change, &tx) {
+                    tracing::warn!(error = %e, "recording a change received live");
+                }
+            })
+        })
         .converge_first()
         .media(replica.clone())
         .on_settled(move |s| {
-            if !s.first {
-                return;
-            }
+            // Every settled round leaves the relay holding what this replica holds, local
+            // changes included; only a connection's first is reported.
             if let Err(e) = record(&settled, &settled_target, s.stats) {
                 tracing::warn!(error = %e, "recording the sync");
+            }
+            if !s.first {
+                return;
             }
             watch_state(&settled, true, None);
             let report = Report::new(&settled_target, s.elapsed, s.stats.clone());
             let _ = settled_tx.send(Event::Synced(Box::new(report)));
-        })
-        .on_change(move |change| {
-            on_change(&changed, &changed_target, change, &changed_tx).map_err(|e| e.to_string())
         })
         .on_link_down(move |e, wait| {
             let failure = net::from_link_error(e, &down_target);
@@ -140,16 +151,16 @@ fn hooks(replica: &Arc<Replica>, target: &Target, tx: mpsc::UnboundedSender<Even
         })
 }
 
-/// A document changed while live. This process holds the replica, so nothing else writes to
-/// it: every change came from the relay, which stored it before sending it.
-fn on_change(
+/// A change the live session applied from the relay or peer: reported, and from a relay
+/// counted as on it (see `Replica::mark_synced_from_relay`).
+fn received(
     replica: &Replica,
     target: &Target,
     change: &DocChange,
     tx: &mpsc::UnboundedSender<Event>,
 ) -> anyhow::Result<()> {
     if target.is_relay {
-        replica.mark_synced(&[change.id])?;
+        replica.mark_synced_from_relay(change)?;
     }
     if let Some(entry) = replica.listing(&change.id)? {
         let _ = tx.send(Event::Received {
