@@ -1427,6 +1427,14 @@ mod tests {
         }
     }
 
+    /// Every change notice `store` gives from now on, in order.
+    fn notices_of(store: &DocStore) -> Arc<std::sync::Mutex<Vec<DocChange>>> {
+        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = notices.clone();
+        store.observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        notices
+    }
+
     fn put(store: &DocStore, name: &str, key: &str, value: &str) {
         store
             .update(&DocumentId::derived(name), |doc, _| {
@@ -1860,12 +1868,8 @@ mod tests {
         exchange(&mut office, &mut relay, 50);
         assert!(office.is_converged());
         assert!(!office.confirmation_held(), "the first rounds are not held");
-        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = notices.clone();
-        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
-        let office_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = office_notices.clone();
-        s[1].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        let notices = notices_of(&s[0]);
+        let office_notices = notices_of(&s[1]);
 
         // A change pushed by the relay is applied at once; its confirmation waits.
         put(&s[0], "r", "v", "2");
@@ -1925,12 +1929,8 @@ mod tests {
         let mut relay = Session::new(s[0].clone(), Role::Responder);
         office.start().unwrap();
         exchange(&mut office, &mut relay, 50);
-        let relay_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = relay_notices.clone();
-        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
-        let office_notices = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = office_notices.clone();
-        s[1].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        let relay_notices = notices_of(&s[0]);
+        let office_notices = notices_of(&s[1]);
 
         // The relay pushes a change: the office's store tells of it, and the session knows it
         // for the peer's.
@@ -1975,9 +1975,7 @@ mod tests {
         office.start().unwrap();
         exchange(&mut office, &mut relay, 50);
         assert!(office.is_converged());
-        let notices = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = notices.clone();
-        s[0].observe_changes(Box::new(move |c| crate::mutex::lock(&seen).push(c.clone())));
+        let notices = notices_of(&s[0]);
 
         // A change the office receives and confirms: its summary is now on its way.
         put(&s[0], "r", "v", "2");

@@ -198,7 +198,16 @@ fn index_during_every<T>(
     open: impl FnOnce() -> Result<IndexedSearch, IndexedSearchError> + Send,
     work: impl FnOnce() -> T,
 ) -> (T, Result<IndexedDuring, IndexedSearchError>) {
-    let written = Arc::new(Written::new(every));
+    index_during_counted(replica, Arc::new(Written::new(every)), open, work)
+}
+
+/// [`index_during_every`], counting writes in `written` (which a test watches).
+fn index_during_counted<T>(
+    replica: &Replica,
+    written: Arc<Written>,
+    open: impl FnOnce() -> Result<IndexedSearch, IndexedSearchError> + Send,
+    work: impl FnOnce() -> T,
+) -> (T, Result<IndexedDuring, IndexedSearchError>) {
     let heard = Arc::downgrade(&written);
     replica.store().observe(Box::new(move |_| {
         // After `work`, the observer stays registered and does nothing.
@@ -284,6 +293,8 @@ struct Written {
 struct WrittenState {
     since_refresh: usize,
     done: bool,
+    /// The indexing thread is waiting for the next slice.
+    waiting: bool,
 }
 
 impl Written {
@@ -312,13 +323,31 @@ impl Written {
     fn wait_for_a_slice(&self) -> bool {
         let mut state = crate::mutex::lock(&self.state);
         while state.since_refresh < self.every && !state.done {
+            state.waiting = true;
             state = self
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        state.waiting = false;
         state.since_refresh = 0;
         !state.done
+    }
+
+    /// Whether the indexing thread waits for a slice that has not begun: a write now is
+    /// left for it (or for after the work) rather than caught by a refresh under way.
+    #[cfg(test)]
+    fn idle(&self) -> bool {
+        let state = crate::mutex::lock(&self.state);
+        state.waiting && state.since_refresh == 0
+    }
+
+    /// Whether the indexing thread waits for a slice that is not complete yet (some writes may
+    /// count toward it).
+    #[cfg(test)]
+    fn waiting_for_more(&self) -> bool {
+        let state = crate::mutex::lock(&self.state);
+        state.waiting && state.since_refresh < self.every
     }
 }
 
@@ -450,7 +479,8 @@ mod tests {
             r.create(&Resource::from_json(&v).unwrap(), &mut rng, 0)
                 .unwrap();
         };
-        let (written, indexed) = index_during_every(&r, 4, open, || {
+        let counted = Arc::new(Written::new(4));
+        let (written, indexed) = index_during_counted(&r, counted.clone(), open, || {
             (0..4).for_each(&mut write);
             // A slice is written: the thread takes it while the work goes on.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -460,6 +490,38 @@ mod tests {
                     "the slice was not indexed during the work"
                 );
                 std::thread::yield_now();
+            }
+            // Writes made while it indexed count toward a next slice. Documents that are not
+            // resources (nothing to index) fill that slice, until the thread waits on an empty
+            // one: the next resource is then surely left for after the work.
+            let mut filler = 0;
+            while !counted.idle() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the thread never waited"
+                );
+                r.store()
+                    .update(&DocumentId::derived("filler"), |doc, _| {
+                        automerge::transaction::Transactable::put(
+                            doc,
+                            automerge::ROOT,
+                            "n",
+                            filler,
+                        )?;
+                        doc.commit();
+                        Ok::<_, crate::store::StoreError>(())
+                    })
+                    .unwrap();
+                filler += 1;
+                // One write each: when one completes the slice, the thread takes it (finding
+                // nothing to index) and waits again on an empty one.
+                while !counted.waiting_for_more() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the thread never waited"
+                    );
+                    std::thread::yield_now();
+                }
             }
             // Less than a slice: left for after the work.
             write(4);
