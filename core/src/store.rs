@@ -343,7 +343,7 @@ impl DocStore {
     /// New documents with their cards (an import's, encoded here; a fresh pull's, received
     /// with their cards), written in one atomic batch: one sled batch per document cost as
     /// much as the rest of the write (see [`CREATE_BATCH_DOCS`]). Those the store still lacks
-    /// are written; the result says which, in order. Every document's size is checked before
+    /// are written (a document named twice, once); the result says which, in order. Every document's size is checked before
     /// anything is written. The documents' lock stripes are held, in order, for the write.
     pub fn create_all(&self, docs: &[(DocumentId, &[u8], &Card)]) -> Result<Vec<bool>, StoreError> {
         for (id, bytes, _) in docs {
@@ -363,8 +363,10 @@ impl DocStore {
         let _guards: Vec<_> = stripes.iter().map(|s| lock(&self.stripes[*s])).collect();
         let mut batch = Batch::default();
         let mut created = Vec::with_capacity(docs.len());
+        let mut named = std::collections::HashSet::new();
         for (id, bytes, card) in docs {
-            let absent = !self.contains(id)?;
+            // A document named twice is written once: the second is the caller's to apply.
+            let absent = named.insert(*id) && !self.contains(id)?;
             if absent {
                 batch.put(chunk_key(id, 0), bytes.to_vec());
                 batch.put(heads_key(id), card.heads.0.to_vec());
