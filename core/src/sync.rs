@@ -1266,17 +1266,21 @@ impl Session {
     }
 }
 
+/// A received document: its id, its bytes and the card the responder sent with it.
+type Received = (DocumentId, Vec<u8>, Option<Card>);
+
 /// Checks received documents (their chunks, then the gate if any: `Ok(None)` is a refusal) and
 /// applies them, on up to `MAX_APPLY_THREADS` threads: loading an
 /// Automerge document costs about half a millisecond per kilobyte of text, and a fresh replica
-/// receives thousands. A document's bytes always go to the same thread, in order. Results come
+/// receives thousands. A document's bytes always go to the same thread, in order; new
+/// documents with a fitting card are written `CREATE_BATCH_DOCS` to a batch. Results come
 /// back in input order.
 fn apply_all(
     store: &DocStore,
     gate: Option<&dyn ChangeGate>,
-    docs: &[(DocumentId, Vec<u8>, Option<Card>)],
+    docs: &[Received],
 ) -> Vec<Result<Option<crate::store::Written>, SyncError>> {
-    let apply = |(id, bytes, card): &(DocumentId, Vec<u8>, Option<Card>)| {
+    let apply = |(id, bytes, card): &Received| {
         crate::sync_guard::check_chunk(bytes).map_err(|e| SyncError::bad_document(id, e))?;
         let loaded = match gate.map(|g| g.admit(id, &[bytes])) {
             Some(Err(_)) => return Ok(None),
@@ -1291,8 +1295,7 @@ fn apply_all(
     // New documents with their cards (a fresh pull) are written many to a batch
     // (`DocStore::create_all`); the rest, and any of those the store holds by then, one by one,
     // in the order they came.
-    let create_all = |group: &mut Vec<(usize, &(DocumentId, Vec<u8>, Option<Card>), &Card)>,
-                      out: &mut Vec<_>| {
+    let create_all = |group: &mut Vec<(usize, &Received, &Card)>, out: &mut Vec<_>| {
         let batch: Vec<_> = (group.iter())
             .map(|(_, (id, bytes, _), card)| (*id, &bytes[..], *card))
             .collect();
@@ -1310,7 +1313,7 @@ fn apply_all(
             out.push((i, written));
         }
     };
-    let apply_some = |mine: Vec<(usize, &(DocumentId, Vec<u8>, Option<Card>))>| {
+    let apply_some = |mine: Vec<(usize, &Received)>| {
         let mut out = Vec::with_capacity(mine.len());
         let mut group = Vec::new();
         for (i, doc) in mine {
