@@ -254,8 +254,9 @@ impl Replica {
             threads,
             |items| self.upsert_chunk(items, now_ms),
             |result| {
-                if let Ok(r) = result {
-                    done += r.len();
+                // Every resource counted, a chunk's at once.
+                for _ in result.iter().flatten() {
+                    done += 1;
                     progress(done);
                 }
                 // The first failure stops the import.
