@@ -369,8 +369,7 @@ impl DocStore {
             let absent = named.insert(*id) && !self.contains(id)?;
             if absent {
                 batch.put(chunk_key(id, 0), bytes.to_vec());
-                batch.put(heads_key(id), card.heads.0.to_vec());
-                self.indexer.index(id, card, &mut batch)?;
+                self.stage(id, card, &mut batch)?;
             }
             created.push(absent);
         }
@@ -380,8 +379,7 @@ impl DocStore {
         self.kv.apply(batch)?;
         for ((id, bytes, card), created) in docs.iter().zip(&created) {
             if *created {
-                self.update_digest(id, None, Some(card.heads));
-                self.notify(id, None, card.heads, || bytes.to_vec());
+                self.committed(id, None, card, || bytes.to_vec());
             }
         }
         Ok(created)
@@ -472,12 +470,28 @@ impl DocStore {
         card: &Card,
         changes: impl FnOnce() -> Vec<u8>,
     ) -> Result<(), StoreError> {
-        batch.put(heads_key(id), card.heads.0.to_vec());
-        self.indexer.index(id, card, &mut batch)?;
+        self.stage(id, card, &mut batch)?;
         self.kv.apply(batch)?;
+        self.committed(id, old, card, changes);
+        Ok(())
+    }
+
+    /// Adds a document's heads hash and the index entries of its card to the batch writing it.
+    fn stage(&self, id: &DocumentId, card: &Card, batch: &mut Batch) -> Result<(), StoreError> {
+        batch.put(heads_key(id), card.heads.0.to_vec());
+        self.indexer.index(id, card, batch)
+    }
+
+    /// After the batch writing a document is applied: the digests and observers learn of it.
+    fn committed(
+        &self,
+        id: &DocumentId,
+        old: Option<HeadsHash>,
+        card: &Card,
+        changes: impl FnOnce() -> Vec<u8>,
+    ) {
         self.update_digest(id, old, Some(card.heads));
         self.notify(id, old, card.heads, changes);
-        Ok(())
     }
 
     fn notify(
